@@ -1,0 +1,1 @@
+"""Reframe Pipeline: S3 upload -> sidecar -> reframe provider -> variants + manifest."""

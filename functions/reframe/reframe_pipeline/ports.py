@@ -1,0 +1,106 @@
+"""The two ports the pipeline talks to: object storage and a reframe provider. Adapters implement them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .resolutions import Size
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    etag: str
+    size: int
+    content_type: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class Storage(Protocol):
+    """One bucket."""
+
+    bucket: str
+
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    def read(self, key: str, first_bytes: int | None = None) -> bytes: ...
+
+    def write(self, key: str, body: bytes, content_type: str, metadata: dict[str, str]) -> None: ...
+
+    def presign_get(self, key: str, expires_s: int) -> str: ...
+
+    def list(self, prefix: str) -> list[ObjectInfo]: ...
+
+    def delete(self, keys: list[str]) -> None: ...
+
+
+class Deadline:
+    """Time left in this invocation; backed by the Lambda context when there is one."""
+
+    def __init__(self, remaining_ms: Callable[[], int] | None = None, *, budget_ms: int = 900_000) -> None:
+        if remaining_ms is None:
+            end = time.monotonic() + budget_ms / 1000
+            remaining_ms = lambda: int((end - time.monotonic()) * 1000)  # noqa: E731
+        self.remaining_ms = remaining_ms
+
+    @classmethod
+    def from_context(cls, context: Any) -> Deadline:
+        getter = getattr(context, "get_remaining_time_in_millis", None)
+        return cls(getter) if callable(getter) else cls()
+
+
+class SourceImage:
+    """The image sent to the provider: a presigned URL for remote providers, bytes loaded on demand
+    (once) for providers that need them, so a URL-only provider never downloads the source."""
+
+    def __init__(self, url: str, loader: Callable[[], bytes]) -> None:
+        self.url = url
+        self._loader = loader
+        self._data: bytes | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> bytes:
+        with self._lock:
+            if self._data is None:
+                self._data = self._loader()
+            return self._data
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """What the provider is asked for besides the image (style references already resolved to URLs)."""
+
+    rendering_speed: str = "DEFAULT"
+    seed: int | None = None
+    style_codes: tuple[str, ...] = ()
+    style_reference_urls: tuple[str, ...] = ()
+    color_palette: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ReframeRequest:
+    source: SourceImage
+    resolution: Size
+    params: GenerationParams
+    deadline: Deadline
+
+
+@dataclass(frozen=True)
+class ReframeResult:
+    """Verified image bytes: they decode and have exactly the requested resolution."""
+
+    body: bytes
+    content_type: str
+    attempts: int = 1
+    seed: int | None = None
+    provider_meta: dict[str, str] = field(default_factory=dict)
+
+
+class ReframeProvider(Protocol):
+    name: str
+
+    def reframe(self, request: ReframeRequest) -> ReframeResult: ...

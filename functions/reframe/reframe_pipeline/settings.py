@@ -1,0 +1,102 @@
+"""Deployment settings, read from the environment and validated once (design section 5)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from .pricing import DEFAULT_PRICES, PriceTable
+
+DEFAULT_SEGMIND_URL = "https://api.segmind.com/v1/ideogram-3-reframe"
+DEFAULT_IDEOGRAM_URL = "https://api.ideogram.ai/v1/ideogram-v3/reframe"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong: raised at cold start so the deployment fails loudly."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    input_prefix: str = "uploads/"
+    output_prefix: str = "reframed/"
+    reframe_provider: Literal["segmind", "ideogram", "local"] = "segmind"
+    segmind_api_url: str = DEFAULT_SEGMIND_URL
+    segmind_api_key: SecretStr | None = None
+    segmind_api_key_secret: str | None = None
+    ideogram_api_url: str = DEFAULT_IDEOGRAM_URL
+    ideogram_api_key: SecretStr | None = None
+    ideogram_api_key_secret: str | None = None
+    default_sidecar: str | None = None
+    max_parallel_calls: int = Field(8, ge=1, le=64)
+    idempotency_table: str | None = None
+    # Presigned URLs handed to the provider: short-lived (at most 15 minutes).
+    presign_expiry_s: int = Field(900, ge=60, le=900)
+    connect_timeout_s: float = Field(5.0, gt=0, le=60)
+    read_timeout_s: float = Field(90.0, gt=0, le=900)
+    max_attempts: int = Field(4, ge=1, le=10)
+    backoff_base_s: float = Field(1.0, ge=0, le=60)
+    backoff_max_s: float = Field(20.0, ge=0, le=300)
+    # Time kept back after the last provider call for the upload and the manifest.
+    upload_reserve_ms: int = Field(5000, ge=0)
+    # Expected duration of one provider call; no call starts unless this much time is left.
+    call_budget_ms: int = Field(30000, ge=0)
+    max_targets_per_object: int = Field(20, ge=1, le=200)
+    max_sidecar_bytes: int = Field(65536, ge=256, le=1048576)
+    price_table: PriceTable = Field(default_factory=lambda: DEFAULT_PRICES)
+
+    @field_validator("input_prefix", "output_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        value = value.lstrip("/")
+        if value and not value.endswith("/"):
+            value += "/"
+        return value
+
+    @field_validator("default_sidecar")
+    @classmethod
+    def _json_document(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"DEFAULT_SIDECAR is not JSON: {exc}") from exc
+        return value
+
+    @field_validator("price_table", mode="before")
+    @classmethod
+    def _prices(cls, value: Any) -> Any:
+        # PRICE_TABLE overrides the defaults per provider and speed, e.g. {"segmind": {"TURBO": 0.04}}.
+        if isinstance(value, str):
+            value = json.loads(value)
+        merged = {provider: dict(speeds) for provider, speeds in DEFAULT_PRICES.items()}
+        for provider, speeds in (value or {}).items():
+            merged.setdefault(provider, {}).update(speeds)
+        return merged
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        raw = {name: environ[name.upper()] for name in cls.model_fields if name.upper() in environ}
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+            )
+            raise SettingsError(f"invalid settings: {problems}") from None
+
+    def is_output(self, key: str) -> bool:
+        return key.startswith(self.output_prefix)
+
+
+@lru_cache(maxsize=1)
+def current() -> Settings:
+    """The settings of this process, validated once."""
+    return Settings.from_env()

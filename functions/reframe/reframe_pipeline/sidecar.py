@@ -1,0 +1,190 @@
+"""The sidecar, format version 1 (design section 3): a pydantic model that rejects anything unknown."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import PermanentError
+from .presets import PRESETS
+from .resolutions import RESOLUTION_NAMES, parse_aspect, parse_size
+
+RenderingSpeed = Literal["TURBO", "DEFAULT", "QUALITY"]
+PaletteName = Literal["EMBER", "FRESH", "JUNGLE", "MAGIC", "MELON", "MOSAIC", "PASTEL", "ULTRAMARINE"]
+# Segmind's seed range; Ideogram's is wider, so this one suits both.
+Seed = Annotated[int, Field(ge=100, le=999999, strict=True)]
+StyleCode = Annotated[str, Field(min_length=1, max_length=64)]
+
+_BLOCKED_HOST_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain")
+
+
+class InvalidSidecarError(PermanentError):
+    code = "invalid_sidecar"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PaletteMember(_Strict):
+    color_hex: str = Field(pattern=r"^#[0-9A-Fa-f]{6}$")
+    color_weight: float = Field(0.5, ge=0.05, le=1.0)
+
+
+class ColorPalette(_Strict):
+    name: PaletteName | None = None
+    members: list[PaletteMember] | None = Field(None, min_length=1, max_length=16)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ColorPalette:
+        if (self.name is None) == (self.members is None):
+            raise ValueError("give exactly one of 'name' (a preset) or 'members' (custom colours)")
+        return self
+
+    def as_api(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+def check_reference(ref: str) -> str:
+    """A style reference is a key in the same bucket or an https URL to a public host; nothing else."""
+    if "://" not in ref:
+        if ref.startswith("/") or ".." in ref.split("/") or not ref.strip():
+            raise ValueError(f"{ref!r} is not a usable object key")
+        return ref
+    parts = urlsplit(ref)
+    if parts.scheme != "https":
+        raise ValueError(f"only https URLs are allowed, got scheme {parts.scheme!r}")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise ValueError(f"{ref!r} has no host")
+    if host == "localhost" or host.endswith(_BLOCKED_HOST_SUFFIXES) or "." not in host.strip("[]"):
+        raise ValueError(f"host {host!r} is not a public host")
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return ref
+    if not address.is_global:
+        raise ValueError(f"address {address} is private, loopback, link-local or reserved")
+    return ref
+
+
+Reference = Annotated[str, Field(min_length=1, max_length=2048)]
+
+
+class Overrides(_Strict):
+    """Fields that may stand at the top level and be overridden per target."""
+
+    rendering_speed: RenderingSpeed | None = None
+    seed: Seed | None = None
+    style_codes: list[StyleCode] | None = Field(None, max_length=10)
+    style_reference_images: list[Reference] | None = Field(None, max_length=5)
+    color_palette: ColorPalette | None = None
+
+    @field_validator("style_reference_images")
+    @classmethod
+    def _references(cls, refs: list[str] | None) -> list[str] | None:
+        return None if refs is None else [check_reference(ref) for ref in refs]
+
+    @model_validator(mode="after")
+    def _codes_or_references(self) -> Overrides:
+        if self.style_codes and self.style_reference_images:
+            raise ValueError("style_codes cannot be combined with style_reference_images")
+        return self
+
+
+class Target(Overrides):
+    resolution: str | None = None
+    aspect_ratio: str | None = None
+    size: str | None = None
+    preset: str | None = None
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution(cls, value: str | None) -> str | None:
+        if value is not None and value not in RESOLUTION_NAMES:
+            raise ValueError(f"{value!r} is not one of the 69 allowed resolutions (see the README)")
+        return value
+
+    @field_validator("aspect_ratio")
+    @classmethod
+    def _aspect(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_aspect(value)
+        return value
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None:
+            size = parse_size(value)
+            if not (16 <= size.width <= 4096 and 16 <= size.height <= 4096):
+                raise ValueError(f"each side of 'size' must be 16..4096 pixels, got {value!r}")
+        return value
+
+    @field_validator("preset")
+    @classmethod
+    def _preset(cls, value: str | None) -> str | None:
+        if value is not None and value not in PRESETS:
+            raise ValueError(f"unknown preset {value!r}; known: {', '.join(sorted(PRESETS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Target:
+        kinds = [k for k in ("resolution", "aspect_ratio", "size", "preset") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                "each target needs exactly one of 'resolution', 'aspect_ratio', 'size' or 'preset'"
+                + (f" (got {', '.join(kinds)})" if kinds else "")
+            )
+        return self
+
+
+class OutputOptions(_Strict):
+    format: Literal["original", "png", "jpeg", "webp", "avif"] = "original"
+    quality: int = Field(90, ge=1, le=100, strict=True)
+
+
+class Sidecar(Overrides):
+    version: Literal[1]
+    targets: list[Target] = Field(min_length=1)
+    output: OutputOptions = OutputOptions()
+    # When a target disappears from the config, delete its old variant on the next run.
+    prune: bool = False
+
+
+def describe(exc: ValidationError) -> str:
+    """One line naming each field and its problem: ``targets[1].resolution: '1x1' is not ...``."""
+    parts = []
+    for err in exc.errors():
+        path = ""
+        for item in err["loc"]:
+            path += f"[{item}]" if isinstance(item, int) else (f".{item}" if path else str(item))
+        message = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{path or 'sidecar'}: {message}")
+    return "; ".join(parts)
+
+
+def parse_sidecar(raw: bytes, *, max_bytes: int, max_targets: int) -> Sidecar:
+    """Parse and validate sidecar bytes; every problem becomes an InvalidSidecarError naming the field."""
+    if len(raw) > max_bytes:
+        raise InvalidSidecarError(f"sidecar is {len(raw)} bytes, over the limit of {max_bytes}")
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidSidecarError(f"sidecar is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidSidecarError("sidecar must be a JSON object")
+    try:
+        sidecar = Sidecar.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidSidecarError(describe(exc)) from None
+    if len(sidecar.targets) > max_targets:
+        raise InvalidSidecarError(
+            f"targets: {len(sidecar.targets)} targets, over the limit of {max_targets} (MAX_TARGETS_PER_OBJECT)"
+        )
+    return sidecar
