@@ -37,9 +37,17 @@ class AccountError(ReframeError):
 class ProviderError(ReframeError):
     """Mixin-free marker for errors raised by a provider client (status is the HTTP status if any)."""
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message, code=code)
         self.status = status
+        self.retry_after = retry_after  # seconds the provider asked us to wait, if it said
 
 
 class ProviderTransientError(ProviderError, TransientError):

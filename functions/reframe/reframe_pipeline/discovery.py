@@ -1,0 +1,41 @@
+"""Where an image's configuration comes from (design section 3): first found wins, no merging."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .events import FOLDER_SIDECAR, SIDECAR_SUFFIX
+from .ports import Storage
+
+
+@dataclass(frozen=True)
+class FoundConfig:
+    origin: Literal["object", "folder", "default"]
+    key: str | None
+    raw: bytes
+
+
+def candidate_keys(image_key: str, input_prefix: str) -> list[tuple[Literal["object", "folder"], str]]:
+    """The object's own sidecar, then each folder's ``_reframe.json`` from nearest to the input root."""
+    found: list[tuple[Literal["object", "folder"], str]] = [("object", image_key + SIDECAR_SUFFIX)]
+    folders = image_key[len(input_prefix) :].split("/")[:-1]
+    for depth in range(len(folders), -1, -1):
+        folder = "/".join(folders[:depth])
+        found.append(("folder", input_prefix + (f"{folder}/" if folder else "") + FOLDER_SIDECAR))
+    return found
+
+
+def find_config(
+    storage: Storage, image_key: str, input_prefix: str, default: str | None, max_bytes: int
+) -> FoundConfig | None:
+    for origin, key in candidate_keys(image_key, input_prefix):
+        try:
+            # One byte over the limit is enough to tell that a sidecar is too large.
+            raw = storage.read(key, first_bytes=max_bytes + 1)
+        except FileNotFoundError:
+            continue
+        return FoundConfig(origin, key, raw)
+    if default is not None:
+        return FoundConfig("default", None, default.encode())
+    return None

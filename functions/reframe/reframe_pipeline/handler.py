@@ -1,0 +1,93 @@
+"""The Lambda entry point: parse the event, hand each object to the pipeline, report failures."""
+
+from __future__ import annotations
+
+import contextvars
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from .errors import PermanentError
+from .events import ObjectEvent, is_sqs_batch, parse_notification, parse_sqs_body
+from .observability import count, logger, metrics, tracer
+from .pipeline import Outcome, Pipeline
+from .ports import Deadline
+from .providers import build_provider
+from .settings import current
+from .storage import S3Storage, s3_client
+
+MAX_RECORDS_IN_PARALLEL = 10  # an SQS batch holds at most 10 messages
+
+
+@cache
+def pipeline() -> Pipeline:
+    """Built once per container: settings, provider client, S3 client and thread pool are reused."""
+    settings = current()
+    client = s3_client(settings.max_parallel_calls + MAX_RECORDS_IN_PARALLEL)
+    return Pipeline(settings, build_provider(settings), lambda bucket: S3Storage(bucket, client))
+
+
+def _summary(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "bucket": outcome.event.bucket,
+        "key": outcome.event.key,
+        "action": outcome.action,
+        "detail": outcome.detail,
+        "variants": [r.model_dump(include={"name", "key", "status", "error"}) for r in outcome.records],
+    }
+
+
+def _handle_events(events: list[ObjectEvent], deadline: Deadline) -> list[dict[str, Any]]:
+    return [_summary(pipeline().handle(event, deadline)) for event in events]
+
+
+def _handle_message(body: str, deadline: Deadline) -> list[dict[str, Any]]:
+    try:
+        events = parse_sqs_body(body)
+    except PermanentError as exc:
+        # Retrying cannot fix a malformed message: say so loudly and let it go.
+        logger.error("malformed message dropped", extra={"error": exc.message})
+        count("MalformedEvents")
+        return []
+    return _handle_events(events, deadline)
+
+
+def _sqs_batch(event: dict[str, Any], context: Any, deadline: Deadline) -> dict[str, Any]:
+    records = event["Records"]
+    # BatchProcessor walks the records one by one; starting them all first lets them run in parallel
+    # while it still decides, per record, what goes back to the queue.
+    with ThreadPoolExecutor(min(len(records), MAX_RECORDS_IN_PARALLEL), thread_name_prefix="record") as pool:
+        started: dict[str, Future[list[dict[str, Any]]]] = {
+            r["messageId"]: pool.submit(contextvars.copy_context().run, _handle_message, r["body"], deadline)
+            for r in records
+        }
+
+        def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
+            return started[record.message_id].result()
+
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        return dict(process_partial_response(event, record_handler, processor, context))
+
+
+def _dispatch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    deadline = Deadline.from_context(context)
+    if is_sqs_batch(event):
+        return _sqs_batch(event, context, deadline)
+    # A direct S3 notification or an EventBridge event: a failure raises, so Lambda retries it.
+    return {"results": _handle_events(parse_notification(event), deadline)}
+
+
+@cache
+def _traced() -> Any:
+    active = tracer()
+    return active.capture_lambda_handler(_dispatch, capture_response=False) if active else _dispatch
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    result: dict[str, Any] = _traced()(event, context)
+    return result

@@ -1,0 +1,71 @@
+"""The manifest written beside the variants (design section 4)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from .errors import AccountError, ReframeError, TransientError
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class VariantRecord(BaseModel):
+    name: str
+    key: str | None = None
+    status: Literal["created", "existing", "failed"]
+    width: int | None = None
+    height: int | None = None
+    resolution: str | None = None
+    provider: str | None = None
+    seed: int | None = None
+    rendering_speed: str | None = None
+    cost_usd: float = 0.0
+    latency_ms: int | None = None
+    attempts: int = 0
+    error: ErrorInfo | None = None
+    # Failed for a reason that may pass (transient, account, deadline): the record goes back to SQS.
+    retryable: bool = Field(False, exclude=True)
+
+    @classmethod
+    def failure(cls, name: str, exc: Exception, **fields: object) -> VariantRecord:
+        if isinstance(exc, ReframeError):
+            error = ErrorInfo(code=exc.code, message=exc.message)
+        else:
+            error = ErrorInfo(code="internal", message=f"{type(exc).__name__}: {exc}")
+        retryable = isinstance(exc, TransientError | AccountError) or not isinstance(exc, ReframeError)
+        return cls(name=name, status="failed", error=error, retryable=retryable, **fields)
+
+
+class SourceInfo(BaseModel):
+    bucket: str
+    key: str
+    etag: str
+    prepared: dict[str, list[str]] | None = None
+
+
+class ConfigInfo(BaseModel):
+    from_: Literal["object", "folder", "default"] = Field(alias="from")
+    key: str | None = None
+
+    model_config = {"populate_by_name": True}
+
+
+class Manifest(BaseModel):
+    source: SourceInfo
+    config: ConfigInfo
+    variants: list[VariantRecord]
+    error: ErrorInfo | None = None
+    generated_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True, indent=2).encode()
+
+    @property
+    def needs_retry(self) -> bool:
+        return any(v.retryable for v in self.variants)

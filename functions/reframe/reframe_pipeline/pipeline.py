@@ -1,0 +1,287 @@
+"""Orchestration for one object event: classify, find the config, plan, fan out, write the manifest."""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .discovery import FoundConfig, find_config
+from .errors import PermanentError, TransientError
+from .events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
+from .imaging import sniff
+from .manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
+from .observability import count, logger
+from .planning import PlannedVariant, plan
+from .ports import Deadline, ObjectInfo, ReframeProvider, SourceImage, Storage
+from .settings import Settings
+from .sidecar import InvalidSidecarError, parse_sidecar
+from .variants import META_PARAMS, META_SOURCE_ETAG, OUTPUT_EXTENSIONS, VariantJob, VariantProducer
+
+HEADER_BYTES = 64 * 1024  # enough to tell the format and read the header of any image we take
+
+
+class RetryLaterError(TransientError):
+    """Some variants could not be produced for a reason that may pass: the record goes back to SQS."""
+
+    code = "retry_later"
+
+
+class UnsupportedImageError(PermanentError):
+    code = "unsupported_image"
+
+
+@dataclass
+class Outcome:
+    event: ObjectEvent
+    action: Literal["processed", "ignored", "removed", "missing", "unconfigured", "invalid"]
+    manifest: Manifest | None = None
+    detail: str = ""
+    records: list[VariantRecord] = field(default_factory=list)
+
+
+def output_dir(key: str, settings: Settings) -> str:
+    return f"{settings.output_prefix}{key[len(settings.input_prefix) :]}/"
+
+
+def _correlation_id(event: ObjectEvent) -> str:
+    """Short and stable per object, so every line about one upload can be found with one filter."""
+    return hashlib.sha1(f"{event.bucket}/{event.key}".encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def _unsafe_key(key: str) -> str | None:
+    segments = key.split("/")
+    if any(segment in ("", ".", "..") for segment in segments):
+        return "the key has empty, '.' or '..' path segments"
+    return None
+
+
+class Pipeline:
+    def __init__(
+        self, settings: Settings, provider: ReframeProvider, storage_for: Callable[[str], Storage]
+    ) -> None:
+        self.settings = settings
+        self.provider = provider
+        self.storage_for = storage_for
+        self.producer = VariantProducer(
+            provider,
+            settings.price_table,
+            settings.presign_expiry_s,
+            min_remaining_ms=settings.call_budget_ms + settings.upload_reserve_ms,
+        )
+        # One pool per process: MAX_PARALLEL_CALLS is the number of provider calls in flight.
+        self._calls = ThreadPoolExecutor(settings.max_parallel_calls, thread_name_prefix="reframe-call")
+
+    # -- entry point ---------------------------------------------------------------------------
+    def handle(self, event: ObjectEvent, deadline: Deadline) -> Outcome:
+        s = self.settings
+        logger.thread_safe_append_keys(
+            bucket=event.bucket,
+            key=event.key,
+            correlation_id=_correlation_id(event),
+        )
+        kind = classify(event.key, s.input_prefix, s.output_prefix)
+        if kind in (KeyKind.OUTPUT, KeyKind.OUTSIDE_INPUT):
+            logger.debug("ignored: not an input of this pipeline", extra={"kind": kind.value})
+            return Outcome(event, "ignored", detail=kind.value)
+        if (problem := _unsafe_key(event.key)) is not None:
+            logger.warning("ignored: unsafe key", extra={"reason": problem})
+            count("SourcesRejected")
+            return Outcome(event, "invalid", detail=problem)
+        if kind is KeyKind.FOLDER_SIDECAR:
+            logger.info("folder default changed: it applies to new uploads; run a backfill to re-plan")
+            return Outcome(event, "ignored", detail="folder sidecar")
+        storage = self.storage_for(event.bucket)
+        image_key = event.key.removesuffix(SIDECAR_SUFFIX) if kind is KeyKind.OBJECT_SIDECAR else event.key
+        if event.action == "removed":
+            if kind is not KeyKind.IMAGE:
+                return Outcome(event, "ignored", detail="sidecar removed; variants kept")
+            return self.remove_outputs(storage, event)
+        return self.process(storage, event, image_key, deadline)
+
+    # -- removal -------------------------------------------------------------------------------
+    def remove_outputs(self, storage: Storage, event: ObjectEvent) -> Outcome:
+        if storage.head(event.key) is not None:  # re-uploaded since the delete: keep the outputs
+            return Outcome(event, "ignored", detail="source exists again")
+        keys = [item.key for item in storage.list_objects(output_dir(event.key, self.settings))]
+        storage.delete(keys)
+        logger.info("source removed: deleted its outputs", extra={"deleted": len(keys)})
+        count("OutputsDeleted", len(keys))
+        return Outcome(event, "removed", detail=f"{len(keys)} objects deleted")
+
+    # -- processing ----------------------------------------------------------------------------
+    def process(self, storage: Storage, event: ObjectEvent, key: str, deadline: Deadline) -> Outcome:
+        s = self.settings
+        info = storage.head(key)
+        if info is None:
+            logger.info("skipped: the source no longer exists", extra={"source_key": key})
+            count("SourcesMissing")
+            return Outcome(event, "missing", detail=f"{key} does not exist")
+        found = find_config(storage, key, s.input_prefix, s.default_sidecar, s.max_sidecar_bytes)
+        if found is None:
+            logger.info("skipped: no sidecar, no folder default, no DEFAULT_SIDECAR")
+            count("SourcesUnconfigured")
+            return Outcome(event, "unconfigured")
+        source_info = SourceInfo(bucket=storage.bucket, key=key, etag=info.etag)
+        out_dir = output_dir(key, s)
+        try:
+            variants = self._plan(found)
+            self._check_image(storage, info)
+        except PermanentError as exc:
+            return self._reject(storage, event, out_dir, found, source_info, exc)
+
+        source = SourceImage(
+            url=storage.presign_get(key, s.presign_expiry_s), loader=lambda: storage.read(key)
+        )
+        existing = self._existing(storage, out_dir, info, variants)
+        records = self._produce_all(storage, info, source, out_dir, variants, existing, deadline)
+        manifest = Manifest(source=source_info, config=_config_info(found), variants=records)
+        storage.write(f"{out_dir}manifest.json", manifest.to_json(), "application/json", {})
+        self._remove_stale(storage, out_dir, records)
+        summary = {
+            status: sum(r.status == status for r in records) for status in ("created", "existing", "failed")
+        }
+        logger.info("source done", extra={"source_etag": info.etag, **summary})
+        outcome = Outcome(event, "processed", manifest=manifest, records=records)
+        if manifest.needs_retry:
+            failed = [r.name for r in records if r.retryable]
+            raise RetryLaterError(f"{len(failed)} variant(s) to retry: {', '.join(failed)}")
+        return outcome
+
+    def _plan(self, found: FoundConfig) -> list[PlannedVariant]:
+        s = self.settings
+        sidecar = parse_sidecar(
+            found.raw, max_bytes=s.max_sidecar_bytes, max_targets=s.max_targets_per_object
+        )
+        return plan(sidecar, provider=self.provider.name)
+
+    def _check_image(self, storage: Storage, info: ObjectInfo) -> None:
+        if info.size == 0:
+            raise UnsupportedImageError("the object is empty (0 bytes)")
+        head = storage.read(info.key, first_bytes=HEADER_BYTES)
+        if sniff(head[:32]) is None:
+            raise UnsupportedImageError(
+                "not a supported image (JPEG, PNG, WebP, HEIC/HEIF, AVIF, TIFF, BMP or GIF by its content)"
+            )
+
+    def _reject(
+        self,
+        storage: Storage,
+        event: ObjectEvent,
+        out_dir: str,
+        found: FoundConfig,
+        source_info: SourceInfo,
+        exc: PermanentError,
+    ) -> Outcome:
+        """A permanent problem with the config or the source: a failed manifest, no call, no retry."""
+        error = ErrorInfo(code=exc.code, message=exc.message)
+        names = _raw_target_names(found.raw) if isinstance(exc, InvalidSidecarError) else []
+        records = [VariantRecord(name=name, status="failed", error=error) for name in names or ["*"]]
+        manifest = Manifest(source=source_info, config=_config_info(found), variants=records, error=error)
+        storage.write(f"{out_dir}manifest.json", manifest.to_json(), "application/json", {})
+        logger.warning("source rejected", extra={"error_code": exc.code, "error": exc.message})
+        count("InvalidSidecars" if isinstance(exc, InvalidSidecarError) else "SourcesRejected")
+        count("VariantsFailed", len(records))
+        return Outcome(event, "invalid", manifest=manifest, detail=exc.message, records=records)
+
+    def _existing(
+        self, storage: Storage, out_dir: str, info: ObjectInfo, variants: list[PlannedVariant]
+    ) -> dict[str, ObjectInfo]:
+        """Variants already written for this source version with these parameters (nothing to pay)."""
+        present = {item.key for item in storage.list_objects(out_dir)}
+        found: dict[str, ObjectInfo] = {}
+        for v in variants:
+            for ext in OUTPUT_EXTENSIONS:
+                candidate = f"{out_dir}{v.name}.{ext}"
+                if candidate not in present:
+                    continue
+                head = storage.head(candidate)
+                if (
+                    head
+                    and head.metadata.get(META_SOURCE_ETAG) == info.etag
+                    and (head.metadata.get(META_PARAMS) == v.param_hash)
+                ):
+                    found[v.name] = head
+        return found
+
+    def _produce_all(
+        self,
+        storage: Storage,
+        info: ObjectInfo,
+        source: SourceImage,
+        out_dir: str,
+        variants: list[PlannedVariant],
+        existing: dict[str, ObjectInfo],
+        deadline: Deadline,
+    ) -> list[VariantRecord]:
+        records: dict[str, VariantRecord] = {}
+        futures = {}
+        for v in variants:
+            if v.name in existing:
+                count("VariantsExisting")
+                records[v.name] = VariantRecord(
+                    name=v.name,
+                    key=existing[v.name].key,
+                    status="existing",
+                    width=v.final_size.width,
+                    height=v.final_size.height,
+                    resolution=str(v.resolution),
+                    provider=self.provider.name,
+                    seed=v.seed,
+                    rendering_speed=v.rendering_speed,
+                )
+                continue
+            job = VariantJob(storage, info.key, info.etag, source, out_dir, v, deadline)
+            context = contextvars.copy_context()  # carries the source's log keys into the thread
+            futures[v.name] = self._calls.submit(context.run, self._produce_in_context, job)
+        for name, future in futures.items():
+            records[name] = future.result()
+        return [records[v.name] for v in variants]
+
+    def _produce_in_context(self, job: VariantJob) -> VariantRecord:
+        logger.thread_safe_append_keys(target=job.variant.name, param_hash=job.variant.param_hash)
+        return self.producer.produce(job)
+
+    def _remove_stale(self, storage: Storage, out_dir: str, records: list[VariantRecord]) -> None:
+        """A variant rewritten with another extension leaves its old file: remove it."""
+        current = {r.key for r in records if r.key}
+        names = {r.name for r in records}
+        stale = [
+            item.key
+            for item in storage.list_objects(out_dir)
+            if item.key not in current and item.key.rsplit("/", 1)[-1].rsplit(".", 1)[0] in names
+        ]
+        if stale:
+            storage.delete(stale)
+
+
+_TARGET_KINDS = ("resolution", "size", "preset", "aspect_ratio")
+
+
+def _config_info(found: FoundConfig) -> ConfigInfo:
+    return ConfigInfo(from_=found.origin, key=found.key)
+
+
+def _raw_target_names(raw: bytes) -> list[str]:
+    """Best-effort target names from an invalid sidecar, so its manifest lists each target as failed."""
+    import json
+
+    try:
+        targets = json.loads(raw).get("targets")
+    except (ValueError, AttributeError):
+        return []
+    if not isinstance(targets, list):
+        return []
+    names = []
+    for index, target in enumerate(targets):
+        label = None
+        if isinstance(target, dict):
+            label = target.get("name") or next(
+                (target[k] for k in _TARGET_KINDS if isinstance(target.get(k), str)),
+                None,
+            )
+        names.append(str(label) if label else f"target-{index}")
+    return names

@@ -1,0 +1,93 @@
+"""From a validated sidecar to the list of variants to produce, each with its parameter hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .presets import PRESETS
+from .resolutions import Size, nearest_resolution, parse_aspect, parse_size
+from .sidecar import InvalidSidecarError, OutputOptions, Sidecar, Target
+
+_OVERRIDABLE = ("rendering_speed", "seed", "style_codes", "style_reference_images", "color_palette")
+
+
+@dataclass(frozen=True)
+class PlannedVariant:
+    name: str
+    resolution: Size  # what the provider is asked for
+    final_size: Size  # what is written (differs for exact sizes: resized and centre-cropped)
+    rendering_speed: str
+    seed: int | None
+    style_codes: tuple[str, ...]
+    style_references: tuple[str, ...]  # object keys or https URLs, as written in the sidecar
+    color_palette: dict[str, Any] | None
+    output: OutputOptions
+    param_hash: str
+
+    @property
+    def needs_crop(self) -> bool:
+        return self.final_size != self.resolution
+
+
+def _geometry(target: Target) -> tuple[Size, Size]:
+    if target.resolution is not None:
+        size = parse_size(target.resolution)
+        return size, size
+    if target.aspect_ratio is not None:
+        size = nearest_resolution(parse_aspect(target.aspect_ratio))
+        return size, size
+    exact = PRESETS[target.preset].size if target.preset is not None else parse_size(target.size or "")
+    return nearest_resolution(exact.aspect), exact
+
+
+def _hash(provider: str, fields: dict[str, Any]) -> str:
+    # The provider is part of the identity: switching provider is a deliberate request for new pixels.
+    canonical = json.dumps({"provider": provider, **fields}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def plan(sidecar: Sidecar, *, provider: str, default_speed: str = "DEFAULT") -> list[PlannedVariant]:
+    variants: list[PlannedVariant] = []
+    seen: set[str] = set()
+    for index, target in enumerate(sidecar.targets):
+        resolution, final = _geometry(target)
+
+        def pick(field: str, target: Target = target) -> Any:
+            value = getattr(target, field)
+            return getattr(sidecar, field) if value is None else value
+
+        name = target.name or target.preset or str(final)
+        if name in seen:
+            raise InvalidSidecarError(
+                f"targets[{index}].name: {name!r} is produced twice; give one of them a 'name'"
+            )
+        seen.add(name)
+        palette = pick("color_palette")
+        fields = {
+            "resolution": str(resolution),
+            "final_size": str(final),
+            "rendering_speed": pick("rendering_speed") or default_speed,
+            "seed": pick("seed"),
+            "style_codes": list(pick("style_codes") or ()),
+            "style_references": list(pick("style_reference_images") or ()),
+            "color_palette": palette.as_api() if palette else None,
+            "output": sidecar.output.model_dump(),
+        }
+        variants.append(
+            PlannedVariant(
+                name=name,
+                resolution=resolution,
+                final_size=final,
+                rendering_speed=fields["rendering_speed"],
+                seed=fields["seed"],
+                style_codes=tuple(fields["style_codes"]),
+                style_references=tuple(fields["style_references"]),
+                color_palette=fields["color_palette"],
+                output=sidecar.output,
+                param_hash=_hash(provider, fields),
+            )
+        )
+    return variants

@@ -1,0 +1,96 @@
+"""The S3 adapter of the storage port."""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from .ports import ObjectInfo
+
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+@lru_cache(maxsize=4)
+def s3_client(pool_size: int = 16) -> Any:
+    """One client per process (thread-safe); AWS_ENDPOINT_URL points it at a local stand-in."""
+    config = Config(
+        signature_version="s3v4",
+        max_pool_connections=pool_size,
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=5,
+        read_timeout=30,
+        s3={"addressing_style": "path"} if _custom_endpoint() else {},
+    )
+    return boto3.client("s3", config=config)
+
+
+def _custom_endpoint() -> bool:
+    return bool(os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"))
+
+
+class S3Storage:
+    def __init__(self, bucket: str, client: Any) -> None:
+        self.bucket = bucket
+        self._client = client
+        self._lock = threading.Lock()
+        self.bytes_read = 0  # reported as a metric; shows the source is not downloaded needlessly
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            response = self._client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                return None
+            raise
+        return ObjectInfo(
+            key=key,
+            etag=response["ETag"].strip('"'),
+            size=response["ContentLength"],
+            content_type=response.get("ContentType", ""),
+            metadata=response.get("Metadata", {}),
+        )
+
+    def read(self, key: str, first_bytes: int | None = None) -> bytes:
+        options = {"Range": f"bytes=0-{first_bytes - 1}"} if first_bytes else {}
+        try:
+            body: bytes = self._client.get_object(Bucket=self.bucket, Key=key, **options)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                raise FileNotFoundError(f"s3://{self.bucket}/{key} does not exist") from None
+            raise
+        with self._lock:
+            self.bytes_read += len(body)
+        return body
+
+    def write(self, key: str, body: bytes, content_type: str, metadata: dict[str, str]) -> None:
+        self._client.put_object(
+            Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata
+        )
+
+    def presign_get(self, key: str, expires_s: int) -> str:
+        url: str = self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
+        )
+        return url
+
+    def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        found: list[ObjectInfo] = []
+        for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            found.extend(
+                ObjectInfo(key=item["Key"], etag=item["ETag"].strip('"'), size=item["Size"])
+                for item in page.get("Contents", [])
+            )
+        return found
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            self._client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True}
+            )
