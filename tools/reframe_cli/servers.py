@@ -61,6 +61,8 @@ class ServerProcess:
     log_path: Path
     access_key: str = "test"
     secret_key: str = field(default="test", repr=False)
+    # Files the server leaves behind even on a clean exit; removed once it has ended.
+    leftovers: tuple[Path, ...] = ()
 
     @property
     def pid(self) -> int:
@@ -68,14 +70,15 @@ class ServerProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the process group, SIGKILL it after ``timeout`` seconds. Safe to call twice."""
-        if self.popen.poll() is not None:
-            return
-        _signal_group(self.pid, signal.SIGTERM)
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            _signal_group(self.pid, signal.SIGKILL)
-            self.popen.wait(timeout)
+        if self.popen.poll() is None:
+            _signal_group(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.pid, signal.SIGKILL)
+                self.popen.wait(timeout)
+        for path in self.leftovers:
+            path.unlink(missing_ok=True)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -162,6 +165,11 @@ def start_weed(
         ]
         server = _spawn("weed", argv, f"http://{HOST}:{s3}", log_path or data_dir / "weed.log")
         server.access_key, server.secret_key = access_key, secret_key
+        # Its gRPC socket files go to /tmp whatever TMPDIR says.
+        server.leftovers = tuple(
+            Path(f"/tmp/seaweedfs-{name}-grpc-{port + _WEED_GRPC_OFFSET}.sock")  # noqa: S108 - its path
+            for name, port in ports.items()
+        )
         return server
 
     return _start(launch, _weed_ready, timeout)
