@@ -141,10 +141,10 @@ class Pipeline:
         manifest = Manifest(source=source_info, config=_config_info(found), variants=records)
         storage.write(f"{out_dir}manifest.json", manifest.to_json(), "application/json", {})
         self._remove_stale(storage, out_dir, records)
-        summary = {
-            status: sum(r.status == status for r in records) for status in ("created", "existing", "failed")
+        counts = {
+            f"variants_{k}": sum(r.status == k for r in records) for k in ("created", "existing", "failed")
         }
-        logger.info("source done", extra={"source_etag": info.etag, **summary})
+        logger.info("source done", extra={"source_etag": info.etag, **counts})
         outcome = Outcome(event, "processed", manifest=manifest, records=records)
         if manifest.needs_retry:
             failed = [r.name for r in records if r.retryable]
