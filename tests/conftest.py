@@ -1,0 +1,66 @@
+"""Shared fixtures: local stand-in servers, one set per pytest(-xdist) worker, on free ports.
+
+Each server fixture stops its process when the session ends, whether tests passed or not.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import requests
+from reframe_cli import servers
+from reframe_cli.servers import ServerProcess
+
+EMULATOR_API_KEY = "test-key-123"
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """moto in server mode (S3, SQS, DynamoDB, ...); checks no credentials."""
+    with servers.start_moto(log_path=tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def weed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """SeaweedFS S3 with generated credentials (server.access_key / server.secret_key)."""
+    access_key, secret_key = servers.generate_credentials()
+    with servers.start_weed(tmp_path_factory.mktemp("weed"), access_key, secret_key) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The provider emulator, expecting EMULATOR_API_KEY."""
+    log_path = tmp_path_factory.mktemp("emulator") / "emulator.log"
+    with servers.start_emulator(EMULATOR_API_KEY, log_path=log_path) as server:
+        yield server
+
+
+@pytest.fixture
+def moto_reset(moto_server: ServerProcess) -> ServerProcess:
+    """The moto server, emptied of everything earlier tests created."""
+    requests.post(f"{moto_server.url}/moto-api/reset", timeout=10).raise_for_status()
+    return moto_server
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, moto_server: ServerProcess) -> str:
+    """Point the standard AWS settings at moto and return its endpoint URL."""
+    # Settings from the developer's shell would win over or mix with ours.
+    for name in list(os.environ):
+        if name.startswith("AWS_ENDPOINT_URL_"):
+            monkeypatch.delenv(name)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", servers.REGION)
+    # What Lambda sets, and what code written for Lambda reads.
+    monkeypatch.setenv("AWS_REGION", servers.REGION)
+    return moto_server.url
