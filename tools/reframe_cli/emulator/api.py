@@ -1,0 +1,201 @@
+"""What the emulated APIs accept and do: request validation, fetching and checking sources, rendering."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+import requests
+from PIL import Image
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Json, ValidationError, model_validator
+from reframe_pipeline.imaging import PROVIDER_FORMATS, ImageCheckError, sniff, verify
+from reframe_pipeline.local_engine import extend_canvas
+from reframe_pipeline.resolutions import RESOLUTION_NAMES, Size, parse_size
+from reframe_pipeline.sidecar import ColorPalette, RenderingSpeed, Seed, StyleCode, describe
+
+from .state import EmulatorConfig, EmulatorState
+
+MAX_FETCH_BYTES = 64 * 1024 * 1024
+# Credits charged per generation, the middle of Segmind's published price range for DEFAULT.
+CREDITS = {"TURBO": 0.037, "DEFAULT": 0.075, "QUALITY": 0.113}
+
+
+class ApiError(Exception):
+    """An answer other than success, with the status the API would send."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http or https URL")
+    return value
+
+
+def _check_resolution(value: str) -> str:
+    if value not in RESOLUTION_NAMES:
+        raise ValueError(f"{value!r} is not one of the 69 allowed resolutions")
+    return value
+
+
+Url = Annotated[str, Field(max_length=4096), AfterValidator(_check_url)]
+Resolution = Annotated[str, AfterValidator(_check_resolution)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SegmindRequest(_Strict):
+    """The JSON body of ``POST /v1/ideogram-3-reframe``."""
+
+    image: Url
+    resolution: Resolution = "1024x1024"
+    rendering_speed: RenderingSpeed = "DEFAULT"
+    seed: Seed | None = None
+    style_codes: list[StyleCode] | None = None
+    style_reference_images: list[Url] | None = None
+    color_palette: ColorPalette | None = None
+
+
+class IdeogramRequest(_Strict):
+    """The text fields of ``POST /v1/ideogram-v3/reframe`` (form values arrive as strings)."""
+
+    resolution: Resolution
+    seed: int | None = Field(None, ge=0, le=2_147_483_647)
+    rendering_speed: Literal["FLASH", "TURBO", "DEFAULT", "QUALITY"] = "DEFAULT"
+    num_images: int = Field(1, ge=1, le=8)
+    style_codes: list[StyleCode] | None = None
+    color_palette: Json[ColorPalette] | None = None
+    has_style_references: bool = False
+
+    @model_validator(mode="after")
+    def _codes_or_references(self) -> IdeogramRequest:
+        if self.style_codes and self.has_style_references:
+            raise ValueError("style_codes cannot be combined with style_reference_images")
+        return self
+
+
+def parse_segmind(body: bytes) -> SegmindRequest:
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ApiError(400, "body: not valid JSON") from None
+    if not isinstance(document, dict):
+        raise ApiError(400, "body: must be a JSON object")
+    try:
+        return SegmindRequest.model_validate(document)
+    except ValidationError as exc:
+        raise ApiError(400, describe(exc)) from None
+
+
+@dataclass(frozen=True)
+class IdeogramForm:
+    request: IdeogramRequest
+    image: bytes
+    style_references: list[bytes]
+
+
+def parse_ideogram(content_type: str, body: bytes) -> IdeogramForm:
+    """Read multipart/form-data: the ``image`` file, optional ``style_reference_images`` files, fields."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise ApiError(400, "body: must be multipart/form-data")
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+    )
+    fields: dict[str, list[str]] = {}
+    files: dict[str, list[bytes]] = {}
+    for part in message.iter_parts() if message.is_multipart() else []:
+        assert isinstance(part, Message)
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if not isinstance(name, str) or not isinstance(payload, bytes):
+            raise ApiError(400, "body: a form part has no name")
+        if part.get_filename() is not None:
+            files.setdefault(name, []).append(payload)
+        else:
+            fields.setdefault(name, []).append(payload.decode("utf-8", "replace"))
+    if unknown_files := set(files) - {"image", "style_reference_images"}:
+        raise ApiError(400, f"{sorted(unknown_files)[0]}: unexpected file field")
+    if len(files.get("image", [])) != 1:
+        raise ApiError(400, "image: exactly one image file is required")
+    document: dict[str, object] = {}
+    for name, values in fields.items():
+        if name == "style_codes":
+            document[name] = values
+        elif len(values) > 1:
+            raise ApiError(400, f"{name}: given more than once")
+        else:
+            document[name] = values[0]
+    references = files.get("style_reference_images", [])
+    document["has_style_references"] = bool(references)
+    try:
+        request = IdeogramRequest.model_validate(document)
+    except ValidationError as exc:
+        raise ApiError(400, describe(exc)) from None
+    return IdeogramForm(request, files["image"][0], references)
+
+
+def fetch(url: str, field: str, config: EmulatorConfig) -> bytes:
+    """GET an image URL as the provider would; any failure is the caller's bad parameter (400)."""
+    with requests.Session() as session:
+        session.trust_env = False  # never route through a proxy from the environment
+        try:
+            with session.get(url, timeout=config.fetch_timeout_s, stream=True) as response:
+                if response.status_code != 200:
+                    raise ApiError(400, f"{field}: fetching the URL answered HTTP {response.status_code}")
+                body = bytearray()
+                for chunk in response.iter_content(1 << 16):
+                    body += chunk
+                    if len(body) > MAX_FETCH_BYTES:
+                        raise ApiError(400, f"{field}: the URL serves more than {MAX_FETCH_BYTES} bytes")
+                return bytes(body)
+        except requests.RequestException as exc:
+            raise ApiError(400, f"{field}: the URL could not be fetched ({type(exc).__name__})") from None
+
+
+def check_image(body: bytes, field: str) -> Image.Image:
+    """A whole JPEG, PNG or WebP image, decoded; anything else is a 400 naming the field."""
+    fmt = sniff(body[:32])
+    if fmt not in PROVIDER_FORMATS:
+        raise ApiError(400, f"{field}: not a JPEG, PNG or WebP image ({fmt or 'unknown bytes'})")
+    try:
+        verify(body)
+    except ImageCheckError as exc:
+        raise ApiError(400, f"{field}: {exc}") from None
+    image = Image.open(io.BytesIO(body))
+    image.load()
+    return image
+
+
+def check_source(body: bytes, state: EmulatorState) -> Image.Image:
+    """The image to reframe: recorded in the stats, then held to the strict options."""
+    config = state.config
+    image = check_image(body, "image")
+    width, height = image.size
+    state.saw_source(len(body), width * height)
+    if config.max_source_bytes is not None and len(body) > config.max_source_bytes:
+        raise ApiError(400, f"image: {len(body)} bytes, over the limit of {config.max_source_bytes}")
+    if config.max_source_pixels is not None and width * height > config.max_source_pixels:
+        raise ApiError(400, f"image: {width}x{height} pixels, over the limit of {config.max_source_pixels}")
+    if config.square_only and width != height:
+        raise ApiError(400, f"image: {width}x{height} is not square; only square sources are accepted")
+    return image
+
+
+def render(source: Image.Image, resolution: str) -> Image.Image:
+    return extend_canvas(source, parse_size(resolution))
+
+
+def resolution_of(image: Image.Image) -> str:
+    return str(Size(*image.size))

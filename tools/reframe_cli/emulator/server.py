@@ -1,0 +1,366 @@
+"""The HTTP side: routing, the two reframe endpoints, fault injection, admin endpoints and the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hmac
+import ipaddress
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from PIL import Image
+from pydantic import BaseModel, ValidationError
+from reframe_pipeline.imaging import encode
+from reframe_pipeline.sidecar import describe
+
+from . import api
+from .api import ApiError
+from .state import STATUS_FAULTS, Call, ConfigUpdate, EmulatorConfig, EmulatorState, FaultsUpdate, slow_ms
+
+SEGMIND_PATH = "/v1/ideogram-3-reframe"
+IDEOGRAM_PATH = "/v1/ideogram-v3/reframe"
+RESULTS_PATH = "/_emulator/results/"
+MAX_BODY_BYTES = 64 * 1024 * 1024
+_FAULT_MESSAGES = {
+    400: "bad request",
+    401: "invalid API key",
+    403: "forbidden",
+    404: "model not found",
+    406: "insufficient credits",
+    429: "rate limit exceeded",
+    500: "internal server error",
+    502: "bad gateway",
+    503: "service unavailable",
+    504: "gateway timeout",
+}
+
+
+@dataclass
+class Reply:
+    status: int  # 0: close the connection without answering
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    billed: int = 0
+
+
+def json_reply(status: int, document: Any, **headers: str) -> Reply:
+    return Reply(status, json.dumps(document).encode(), headers=headers)
+
+
+def error_reply(status: int, message: str, **headers: str) -> Reply:
+    return json_reply(status, {"error": message}, **headers)
+
+
+def status_fault(kind: str) -> Reply:
+    """The answer of a fault that replaces the whole call."""
+    if kind == "reset":
+        return Reply(0)
+    if kind == "html-500":
+        page = b"<html><head><title>500 Internal Server Error</title></head><body>Server Error</body></html>"
+        return Reply(500, page, "text/html; charset=utf-8")
+    status = int(kind[:3])
+    if kind == "429":
+        return error_reply(429, "rate limit exceeded", **{"Retry-After": "1"})
+    if kind == "429-date":
+        return error_reply(
+            429, "rate limit exceeded", **{"Retry-After": formatdate(time.time() + 2, usegmt=True)}
+        )
+    return error_reply(status, f"{_FAULT_MESSAGES[status]} (injected)")
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], state: EmulatorState) -> None:
+        super().__init__(address, Handler)
+        self.state = state
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        host = str(host)
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class _EmulatorServer6(EmulatorServer):
+    address_family = socket.AF_INET6
+
+
+def make_server(host: str, port: int, config: EmulatorConfig) -> EmulatorServer:
+    """A bound, not yet serving, emulator; only loopback addresses are accepted."""
+    try:
+        address = ipaddress.ip_address("127.0.0.1" if host == "localhost" else host.strip("[]"))
+    except ValueError:
+        raise ValueError(
+            f"{host!r} is not an IP address; the emulator binds loopback addresses only"
+        ) from None
+    if not address.is_loopback:
+        raise ValueError(f"{host} is not a loopback address; the emulator binds loopback addresses only")
+    server_class = _EmulatorServer6 if address.version == 6 else EmulatorServer
+    return server_class((str(address), port), EmulatorState(config))
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as clients with a session expect
+    server: EmulatorServer
+
+    @property
+    def state(self) -> EmulatorState:
+        return self.server.state
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: benchmarks send thousands of calls; the stats endpoint tells what happened."""
+
+    # Routing
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/_emulator/health":
+            self._send(json_reply(200, {"status": "ok"}))
+        elif path == "/_emulator/stats":
+            self._send(json_reply(200, self.state.stats()))
+        elif path == "/_emulator/config":
+            self._send(json_reply(200, self.state.config.public()))
+        elif path == "/_emulator/faults":
+            self._send(json_reply(200, self.state.faults()))
+        elif path.startswith(RESULTS_PATH):
+            result = self.state.get_result(path.removeprefix(RESULTS_PATH))
+            if result is None:
+                self._send(error_reply(404, "no such result, or it has expired"))
+            else:
+                self._send(Reply(200, result[1], result[0]))
+        else:
+            self._send(error_reply(404, f"no route for GET {path}"))
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0]
+        try:
+            body = self._read_body()
+        except ApiError as exc:
+            self.close_connection = True  # the body was not read: the stream is out of step
+            self._send(error_reply(exc.status, exc.message))
+            return
+        if path == SEGMIND_PATH:
+            self._api_call("segmind", "x-api-key", body, self._segmind)
+        elif path == IDEOGRAM_PATH:
+            self._api_call("ideogram", "Api-Key", body, self._ideogram)
+        elif path == "/_emulator/reset":
+            self.state.reset()
+            self._send(json_reply(200, {"status": "reset"}))
+        elif path == "/_emulator/config":
+            update = self._admin_body(ConfigUpdate, body)
+            if update is not None:
+                self._send(json_reply(200, self.state.configure(update).public()))
+        elif path == "/_emulator/faults":
+            faults = self._admin_body(FaultsUpdate, body)
+            if faults is not None:
+                self._send(json_reply(200, self.state.set_faults(faults)))
+        else:
+            self._send(error_reply(404, f"no route for POST {path}"))
+
+    def _admin_body[M: BaseModel](self, model: type[M], body: bytes) -> M | None:
+        try:
+            return model.model_validate_json(body or b"{}")
+        except ValidationError as exc:
+            self._send(error_reply(400, describe(exc)))
+            return None
+
+    # The reframe endpoints
+
+    def _api_call(
+        self, endpoint: str, key_header: str, body: bytes, work: Callable[[bytes, Call], Reply]
+    ) -> None:
+        started = time.monotonic()
+        call = Call(endpoint=endpoint)
+        reply = self._authorised_call(key_header, body, call, work)
+        call.status = reply.status
+        call.duration_ms = round((time.monotonic() - started) * 1000, 1)
+        # Recorded before answering, so a client reading the stats after its answer sees its call.
+        self.state.record(call, reply.billed)
+        self._send(reply, request_id=call.request_id)
+
+    def _authorised_call(
+        self, key_header: str, body: bytes, call: Call, work: Callable[[bytes, Call], Reply]
+    ) -> Reply:
+        given = self.headers.get(key_header, "")
+        if not hmac.compare_digest(given.encode(), self.state.config.api_key.encode()):
+            return error_reply(401, f"missing or invalid {key_header} header")
+        if not self.state.admit():
+            return error_reply(429, "too many requests in flight")
+        try:
+            call.fault = self.state.next_fault()
+            if call.fault in STATUS_FAULTS or call.fault in ("reset", "html-500"):
+                return status_fault(call.fault)
+            time.sleep(slow_ms(call.fault) / 1000)
+            return work(body, call)
+        except ApiError as exc:
+            return error_reply(exc.status, exc.message)
+        finally:
+            self.state.release()
+
+    def _generate(self, source: Image.Image, call: Call) -> Image.Image:
+        """The model's work: reframe, then take the time the real service takes."""
+        assert call.resolution is not None
+        image = api.render(source, call.resolution)
+        time.sleep(self.state.config.latency_ms / 1000)
+        return image
+
+    def _segmind(self, body: bytes, call: Call) -> Reply:
+        request = api.parse_segmind(body)
+        call.resolution, call.rendering_speed = request.resolution, request.rendering_speed
+        call.seed = request.seed if request.seed is not None else _random_seed(100, 999_999)
+        config = self.state.config
+        source = api.check_source(api.fetch(request.image, "image", config), self.state)
+        call.source_size = source.size
+        for index, url in enumerate(request.style_reference_images or []):
+            field_name = f"style_reference_images[{index}]"
+            api.check_image(api.fetch(url, field_name, config), field_name)
+        image = self._generate(source, call)
+        if call.fault == "unsafe":
+            return error_reply(422, "the image did not pass the safety check")
+        if call.fault in ("garbage", "truncated"):
+            return _broken_png(image, call.fault)
+        fmt = config.response_format
+        encoded = encode(image, "jpeg" if fmt == "jpeg" else "png")
+        credits = api.CREDITS[request.rendering_speed]
+        headers = {
+            "x-credits-consumed": str(credits),
+            "x-remaining-credits": str(self.state.spend(credits)),
+        }
+        if fmt in ("png", "jpeg"):
+            return Reply(200, encoded, f"image/{fmt}", headers, billed=1)
+        if fmt == "json-base64":
+            document = {"image": base64.b64encode(encoded).decode()}
+        else:
+            document = {"image": self._result_url(self.state.put_result(encoded, "image/png", "png"))}
+        return Reply(200, json.dumps(document).encode(), headers=headers, billed=1)
+
+    def _ideogram(self, body: bytes, call: Call) -> Reply:
+        form = api.parse_ideogram(self.headers.get("Content-Type", ""), body)
+        request = form.request
+        call.resolution, call.rendering_speed = request.resolution, request.rendering_speed
+        call.seed = request.seed if request.seed is not None else _random_seed(0, 2_147_483_647)
+        source = api.check_source(form.image, self.state)
+        call.source_size = source.size
+        for index, reference in enumerate(form.style_references):
+            api.check_image(reference, f"style_reference_images[{index}]")
+        image = self._generate(source, call)
+        safe = call.fault != "unsafe"
+        if call.fault in ("garbage", "truncated"):
+            broken = _broken_png(image, call.fault)
+            result, content_type, ext = broken.body, broken.content_type, "png"
+        elif self.state.config.response_format == "jpeg":
+            result, content_type, ext = encode(image, "jpeg"), "image/jpeg", "jpg"
+        else:
+            result, content_type, ext = encode(image, "png"), "image/png", "png"
+        data = []
+        for index in range(request.num_images):
+            item: dict[str, Any] = {
+                "resolution": request.resolution,
+                "seed": (call.seed + index) % 2_147_483_648,
+                "is_image_safe": safe,
+                "prompt": f"Reframed to {request.resolution}",
+            }
+            if safe:
+                item["url"] = self._result_url(self.state.put_result(result, content_type, ext))
+            data.append(item)
+        billed = request.num_images if call.fault is None or call.fault.startswith("slow:") else 0
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        return Reply(200, json.dumps({"created": created, "data": data}).encode(), billed=billed)
+
+    def _result_url(self, name: str) -> str:
+        return f"{self.server.url}{RESULTS_PATH}{name}"
+
+    # Transport
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            raise ApiError(413, f"body: {length} bytes, over the limit of {MAX_BODY_BYTES}")
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send(self, reply: Reply, request_id: str | None = None) -> None:
+        if reply.status == 0:
+            # Abort with a TCP reset: the client sees the connection drop, not an answer.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(reply.body)))
+            if request_id:
+                self.send_header("x-request-id", request_id)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (its timeout): nothing to do
+
+
+def _random_seed(low: int, high: int) -> int:
+    return low + int.from_bytes(os.urandom(4)) % (high - low + 1)
+
+
+def _broken_png(image: Image.Image, kind: str) -> Reply:
+    """A 200 labelled image/png whose bytes are not a whole image."""
+    if kind == "garbage":
+        return Reply(200, b"\x00" + os.urandom(4095), "image/png")
+    png = encode(image, "png")
+    return Reply(200, png[: len(png) // 2], "image/png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m reframe_cli.emulator",
+        description="A Segmind-compatible (and Ideogram-compatible) reframe server for tests and benchmarks.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
+    parser.add_argument("--api-key", required=True, help="the key clients must send")
+    parser.add_argument("--latency-ms", type=int, default=0, help="added latency per generation")
+    parser.add_argument("--max-in-flight", type=int, default=None, help="answer 429 above this many calls")
+    parser.add_argument("--square-only", action="store_true", help="reject non-square sources (400)")
+    parser.add_argument("--max-source-bytes", type=int, default=None, help="reject larger sources (400)")
+    parser.add_argument("--max-source-pixels", type=int, default=None, help="reject larger sources (400)")
+    args = parser.parse_args(argv)
+    config = EmulatorConfig(
+        api_key=args.api_key,
+        latency_ms=args.latency_ms,
+        max_in_flight=args.max_in_flight,
+        square_only=args.square_only,
+        max_source_bytes=args.max_source_bytes,
+        max_source_pixels=args.max_source_pixels,
+    )
+    try:
+        server = make_server(args.host, args.port, config)
+    except (ValueError, OSError) as exc:
+        print(f"emulator: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    # Served from a thread: shutdown() must not be called from the thread running serve_forever().
+    serving = threading.Thread(target=server.serve_forever, name="emulator", daemon=True)
+    serving.start()
+    print(f"emulator listening on {server.url}", flush=True)
+    stop.wait()
+    server.shutdown()
+    server.server_close()
+    return 0

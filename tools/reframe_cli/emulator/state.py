@@ -1,0 +1,236 @@
+"""The emulator's mutable state: runtime configuration, injected faults, statistics and stored results."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+ResponseFormat = Literal["png", "jpeg", "json-base64", "json-url"]
+
+# Answers that replace the whole exchange; the others ("slow:<ms>", "garbage", "truncated", "unsafe")
+# let the call run and then change its answer.
+STATUS_FAULTS = frozenset(
+    {"429", "429-no-retry-after", "429-date", "500", "502", "503", "504", "400", "401", "403", "404", "406"}
+)
+FAULT_KINDS = STATUS_FAULTS | {"ok", "garbage", "truncated", "html-500", "reset", "unsafe"}
+_SLOW = re.compile(r"slow:(\d{1,7})")
+_MAX_CALLS_KEPT = 10_000
+STARTING_CREDITS = 1000.0
+
+
+def check_fault(kind: str) -> str:
+    if kind in FAULT_KINDS or _SLOW.fullmatch(kind):
+        return kind
+    raise ValueError(f"unknown fault {kind!r}; known: {', '.join(sorted(FAULT_KINDS))}, slow:<ms>")
+
+
+def slow_ms(fault: str | None) -> int:
+    """The delay of a ``slow:<ms>`` fault, else 0."""
+    match = _SLOW.fullmatch(fault or "")
+    return int(match[1]) if match else 0
+
+
+FaultKind = Annotated[str, AfterValidator(check_fault)]
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    api_key: str
+    latency_ms: int = 0
+    max_in_flight: int | None = None  # None: no limit
+    square_only: bool = False
+    max_source_bytes: int | None = None
+    max_source_pixels: int | None = None
+    response_format: ResponseFormat = "png"
+    result_ttl_s: float = 60.0
+    fetch_timeout_s: float = 10.0
+
+    def public(self) -> dict[str, Any]:
+        """Everything but the key, for the admin endpoints."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "api_key"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ConfigUpdate(_Strict):
+    """Body of ``POST /_emulator/config``: any subset of the runtime settings."""
+
+    # Only the fields given are applied; null lifts a limit.
+    latency_ms: int = Field(0, ge=0, le=600_000)
+    max_in_flight: int | None = Field(None, ge=1)
+    square_only: bool = False
+    max_source_bytes: int | None = Field(None, ge=1)
+    max_source_pixels: int | None = Field(None, ge=1)
+    response_format: ResponseFormat = "png"
+    result_ttl_s: float = Field(60.0, gt=0, le=86_400)
+
+
+class RandomFaults(_Strict):
+    rate: float = Field(ge=0, le=1)
+    seed: int = 0
+    kinds: list[FaultKind] = Field(default_factory=lambda: ["429", "500", "503"], min_length=1)
+
+
+class FaultsUpdate(_Strict):
+    """Body of ``POST /_emulator/faults``: a script replaces the pending one; ``random: null`` stops it."""
+
+    script: list[FaultKind] | None = None
+    random: RandomFaults | None = None
+
+
+@dataclass
+class Call:
+    """One API call as the stats report it."""
+
+    endpoint: str
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    resolution: str | None = None
+    seed: int | None = None
+    rendering_speed: str | None = None
+    status: int = 0  # 0: the connection was closed without an answer
+    source_size: tuple[int, int] | None = None
+    duration_ms: float = 0.0
+    fault: str | None = None
+
+
+class EmulatorState:
+    """Thread-safe: every handler thread goes through these methods."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self._lock = threading.Lock()
+        self.config = config
+        self._results: dict[str, tuple[float, str, bytes]] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._script: deque[str] = deque()
+            self._random: RandomFaults | None = None
+            self._rng = random.Random(0)  # noqa: S311 - reproducible on purpose, not secret
+            self._in_flight = 0
+            self._counts = {
+                "requests": 0,
+                "billed": 0,
+                "rejected_429": 0,
+                "faults_injected": 0,
+                "max_in_flight_seen": 0,
+                "largest_source_bytes": 0,
+                "largest_source_pixels": 0,
+                "results_served": 0,
+            }
+            self._by_status: dict[str, int] = {}
+            self._calls: deque[Call] = deque(maxlen=_MAX_CALLS_KEPT)
+            self._credits = STARTING_CREDITS
+            self._results.clear()
+
+    def configure(self, update: ConfigUpdate) -> EmulatorConfig:
+        with self._lock:
+            self.config = dataclasses.replace(self.config, **update.model_dump(exclude_unset=True))
+            return self.config
+
+    def set_faults(self, update: FaultsUpdate) -> dict[str, Any]:
+        with self._lock:
+            if "script" in update.model_fields_set:
+                self._script = deque(update.script or [])
+            if "random" in update.model_fields_set:
+                self._random = update.random
+                self._rng = random.Random(update.random.seed if update.random else 0)  # noqa: S311
+            return self._faults_locked()
+
+    def faults(self) -> dict[str, Any]:
+        with self._lock:
+            return self._faults_locked()
+
+    def _faults_locked(self) -> dict[str, Any]:
+        return {"script": list(self._script), "random": self._random.model_dump() if self._random else None}
+
+    def next_fault(self) -> str | None:
+        """The fault for the call starting now: the script first, then the random draw; None if none."""
+        with self._lock:
+            if self._script:
+                kind: str | None = self._script.popleft()
+            elif self._random and self._rng.random() < self._random.rate:
+                kind = self._rng.choice(self._random.kinds)
+            else:
+                kind = None
+            if kind == "ok":
+                kind = None
+            if kind is not None:
+                self._counts["faults_injected"] += 1
+            return kind
+
+    def admit(self) -> bool:
+        """Take an in-flight slot, or count a rejection when the limit is reached."""
+        with self._lock:
+            limit = self.config.max_in_flight
+            if limit is not None and self._in_flight >= limit:
+                self._counts["rejected_429"] += 1
+                return False
+            self._in_flight += 1
+            self._counts["max_in_flight_seen"] = max(self._counts["max_in_flight_seen"], self._in_flight)
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def saw_source(self, nbytes: int, pixels: int) -> None:
+        with self._lock:
+            self._counts["largest_source_bytes"] = max(self._counts["largest_source_bytes"], nbytes)
+            self._counts["largest_source_pixels"] = max(self._counts["largest_source_pixels"], pixels)
+
+    def spend(self, credits: float) -> float:
+        """Charge a generation; returns the credits left."""
+        with self._lock:
+            self._credits = round(self._credits - credits, 6)
+            return self._credits
+
+    def record(self, call: Call, billed: int) -> None:
+        with self._lock:
+            self._counts["requests"] += 1
+            self._counts["billed"] += billed
+            key = str(call.status)
+            self._by_status[key] = self._by_status.get(key, 0) + 1
+            self._calls.append(call)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                **self._counts,
+                "in_flight": self._in_flight,
+                "by_status": dict(self._by_status),
+                "remaining_credits": self._credits,
+                "calls": [
+                    {**dataclasses.asdict(c), "source_size": list(c.source_size) if c.source_size else None}
+                    for c in self._calls
+                ],
+            }
+
+    def put_result(self, body: bytes, content_type: str, ext: str) -> str:
+        """Keep a result for ``result_ttl_s``; returns its file name under ``/_emulator/results/``."""
+        now = time.monotonic()
+        name = f"{uuid.uuid4().hex}.{ext}"
+        with self._lock:
+            for key in [k for k, (expires, _, _) in self._results.items() if expires <= now]:
+                del self._results[key]
+            self._results[name] = (now + self.config.result_ttl_s, content_type, body)
+        return name
+
+    def get_result(self, name: str) -> tuple[str, bytes] | None:
+        with self._lock:
+            entry = self._results.get(name)
+            if entry is None or entry[0] <= time.monotonic():
+                return None
+            self._counts["results_served"] += 1
+            return entry[1], entry[2]
