@@ -112,11 +112,12 @@ def free_port() -> int:
 
 def start_moto(*, log_path: Path | None = None, timeout: float = 30.0) -> ServerProcess:
     """moto in server mode; it checks no credentials, any will do."""
+    log = log_path or _temp_log("moto")
 
     def launch() -> ServerProcess:
         port = free_port()
         argv = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
-        return _spawn("moto", argv, f"http://{HOST}:{port}", log_path or _temp_log("moto"))
+        return _spawn("moto", argv, f"http://{HOST}:{port}", log)
 
     return _start(launch, lambda server: _http_ok(f"{server.url}/moto-api/"), timeout)
 
@@ -138,6 +139,7 @@ def start_weed(
         "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
         "actions": ["Admin", "Read", "List", "Tagging", "Write"],
     }
+    log = log_path or data_dir / "weed.log"
     # Owner-only: the file holds the secret key.
     with os.fdopen(os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
         json.dump({"identities": [identity]}, out)
@@ -163,7 +165,7 @@ def start_weed(
             *(f"-{name}.port={port}" for name, port in ports.items()),
             *(f"-{name}.port.grpc={port + _WEED_GRPC_OFFSET}" for name, port in ports.items()),
         ]
-        server = _spawn("weed", argv, f"http://{HOST}:{s3}", log_path or data_dir / "weed.log")
+        server = _spawn("weed", argv, f"http://{HOST}:{s3}", log)
         server.access_key, server.secret_key = access_key, secret_key
         # Its gRPC socket files go to /tmp whatever TMPDIR says.
         server.leftovers = tuple(
@@ -179,6 +181,7 @@ def start_emulator(
     api_key: str, *extra_args: str, log_path: Path | None = None, timeout: float = 30.0
 ) -> ServerProcess:
     """The provider emulator (``reframe_cli.emulator``) expecting ``api_key``."""
+    log = log_path or _temp_log("emulator")
 
     def launch() -> ServerProcess:
         port = free_port()
@@ -189,7 +192,7 @@ def start_emulator(
             *("--host", HOST, "--port", str(port), "--api-key", api_key),
             *extra_args,
         ]
-        return _spawn("emulator", argv, f"http://{HOST}:{port}", log_path or _temp_log("emulator"))
+        return _spawn("emulator", argv, f"http://{HOST}:{port}", log)
 
     return _start(launch, lambda server: _http_ok(f"{server.url}/_emulator/health"), timeout)
 
