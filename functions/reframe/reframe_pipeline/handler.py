@@ -41,6 +41,7 @@ def _summary(outcome: Outcome) -> dict[str, Any]:
 
 
 def _handle_events(events: list[ObjectEvent], deadline: Deadline) -> list[dict[str, Any]]:
+    count("ObjectEvents", len(events))
     return [_summary(pipeline().handle(event, deadline)) for event in events]
 
 

@@ -1,0 +1,130 @@
+"""Fixtures for running the real handler against moto's server and the emulator over HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+import pytest
+import requests
+from PIL import Image
+
+from reframe_cli import servers
+from reframe_cli.lambda_context import LocalContext
+from reframe_cli.servers import ServerProcess
+from reframe_pipeline import handler, settings
+
+from ..conftest import EMULATOR_API_KEY
+
+IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images"
+BUCKET = "reframe-test"
+
+
+@dataclass
+class Stack:
+    """The bucket, the emulator, and the handler configured to use them."""
+
+    s3: Any
+    emulator: ServerProcess
+    monkeypatch: pytest.MonkeyPatch
+
+    def put(self, key: str, body: bytes | dict[str, Any]) -> None:
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+
+    def put_image(self, key: str, name: str = "rocket.jpg") -> None:
+        self.put(key, (IMAGES / name).read_bytes())
+
+    def configure(self, **env: str) -> None:
+        for name, value in env.items():
+            self.monkeypatch.setenv(name, value)
+        # The handler builds its settings and clients once per process, as in Lambda: rebuild them.
+        settings.current.cache_clear()
+        handler.pipeline.cache_clear()
+
+    def invoke(self, event: dict[str, Any], timeout_s: float = 120) -> dict[str, Any]:
+        result: dict[str, Any] = handler.lambda_handler(event, LocalContext(timeout_s=timeout_s))
+        return result
+
+    def read_json(self, key: str) -> dict[str, Any]:
+        return json.loads(self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+    def image(self, key: str) -> Image.Image:
+        return Image.open(io.BytesIO(self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()))
+
+    def keys(self, prefix: str = "") -> list[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+    def stats(self) -> dict[str, Any]:
+        response = requests.get(f"{self.emulator.url}/_emulator/stats", timeout=10)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def faults(self, *script: str) -> None:
+        requests.post(f"{self.emulator.url}/_emulator/faults", json={"script": list(script)}, timeout=10)
+
+    def emulator_config(self, **options: Any) -> None:
+        response = requests.post(f"{self.emulator.url}/_emulator/config", json=options, timeout=10)
+        response.raise_for_status()
+
+
+def s3_event(key: str, name: str = "ObjectCreated:Put", bucket: str = BUCKET) -> dict[str, Any]:
+    """An S3 notification as AWS sends it: the key URL-encoded."""
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": servers.REGION,
+                "eventName": name,
+                "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe="/")}},
+            }
+        ]
+    }
+
+
+def sqs_event(*bodies: dict[str, Any] | str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{index}",
+                "receiptHandle": f"r-{index}",
+                "body": body if isinstance(body, str) else json.dumps(body),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:reframe",
+                "awsRegion": servers.REGION,
+            }
+            for index, body in enumerate(bodies)
+        ]
+    }
+
+
+@pytest.fixture
+def stack(
+    aws_env: str, moto_reset: ServerProcess, emulator: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> Stack:
+    requests.post(f"{emulator.url}/_emulator/reset", timeout=10).raise_for_status()
+    s3 = servers.client("s3", aws_env)
+    s3.create_bucket(Bucket=BUCKET)
+    result = Stack(s3=s3, emulator=emulator, monkeypatch=monkeypatch)
+    result.configure(
+        REFRAME_PROVIDER="segmind",
+        SEGMIND_API_URL=f"{emulator.url}/v1/ideogram-3-reframe",
+        SEGMIND_API_KEY=EMULATOR_API_KEY,
+        BACKOFF_BASE_S="0.05",
+        BACKOFF_MAX_S="0.2",
+        POWERTOOLS_METRICS_NAMESPACE="ReframeTest",
+    )
+    return result
+
+
+StackFactory = Callable[..., Stack]
