@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops, ImageStat
+
 from reframe_pipeline.local_engine import extend_canvas, fitted_box, pad_to_square
 from reframe_pipeline.resolutions import RESOLUTIONS, Size
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import requests
 from PIL import Image
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Json, ValidationError, model_validator
+
 from reframe_pipeline.imaging import PROVIDER_FORMATS, ImageCheckError, sniff, verify
 from reframe_pipeline.local_engine import extend_canvas
 from reframe_pipeline.resolutions import RESOLUTION_NAMES, Size, parse_size

@@ -1,0 +1,583 @@
+"""The reframe API emulator as a child process: validation, answers, faults, limits, stats.
+
+Source images come from a loopback file server in a thread; nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+
+from reframe_cli import servers
+from reframe_cli.emulator import EmulatorConfig, main, make_server
+from reframe_cli.servers import ServerProcess
+from reframe_pipeline.imaging import ImageCheckError, sniff, verify
+
+from ..conftest import EMULATOR_API_KEY
+
+IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images"
+SEGMIND = "/v1/ideogram-3-reframe"
+IDEOGRAM = "/v1/ideogram-v3/reframe"
+DEFAULTS: dict[str, Any] = {
+    "latency_ms": 0,
+    "max_in_flight": None,
+    "square_only": False,
+    "max_source_bytes": None,
+    "max_source_pixels": None,
+    "response_format": "png",
+    "result_ttl_s": 60.0,
+}
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a loopback server holding the sample images, a text file and a GIF."""
+    root = tmp_path_factory.mktemp("sources")
+    for path in IMAGES.iterdir():
+        shutil.copy(path, root / path.name)
+    (root / "notes.txt").write_text("not an image\n")
+    Image.new("RGB", (64, 64), "red").save(root / "red.gif")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        session.trust_env = False  # loopback only, whatever proxy the environment names
+        yield session
+
+
+@pytest.fixture
+def emu(emulator: ServerProcess, http: requests.Session) -> Iterator[str]:
+    """The shared emulator's URL, with default settings, no faults and zeroed stats."""
+    http.post(f"{emulator.url}/_emulator/config", json=DEFAULTS, timeout=10).raise_for_status()
+    http.post(f"{emulator.url}/_emulator/reset", timeout=10).raise_for_status()
+    yield emulator.url
+    http.post(f"{emulator.url}/_emulator/config", json=DEFAULTS, timeout=10).raise_for_status()
+    http.post(f"{emulator.url}/_emulator/reset", timeout=10).raise_for_status()
+
+
+def segmind(
+    http: requests.Session, base: str, body: dict[str, Any], key: str = EMULATOR_API_KEY
+) -> requests.Response:
+    return http.post(f"{base}{SEGMIND}", json=body, headers={"x-api-key": key}, timeout=30)
+
+
+def ideogram(
+    http: requests.Session,
+    base: str,
+    fields: dict[str, str],
+    image: bytes | None = None,
+    key: str = EMULATOR_API_KEY,
+) -> requests.Response:
+    upload = image if image is not None else (IMAGES / "astronaut.png").read_bytes()
+    return http.post(
+        f"{base}{IDEOGRAM}",
+        data=fields,
+        files={"image": ("source.png", upload, "application/octet-stream")},
+        headers={"Api-Key": key},
+        timeout=30,
+    )
+
+
+def configure(http: requests.Session, base: str, **settings: Any) -> None:
+    http.post(f"{base}/_emulator/config", json=settings, timeout=10).raise_for_status()
+
+
+def set_faults(http: requests.Session, base: str, **faults: Any) -> None:
+    http.post(f"{base}/_emulator/faults", json=faults, timeout=10).raise_for_status()
+
+
+def stats(http: requests.Session, base: str) -> dict[str, Any]:
+    result: dict[str, Any] = http.get(f"{base}/_emulator/stats", timeout=10).json()
+    return result
+
+
+def image_size(body: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(body)) as image:
+        return image.size
+
+
+# Authentication and validation
+
+
+@pytest.mark.parametrize("key", ["", "wrong-key"])
+def test_bad_key_is_401(http: requests.Session, emu: str, files: str, key: str) -> None:
+    response = segmind(http, emu, {"image": f"{files}/coffee.png"}, key=key)
+    assert response.status_code == 401
+    assert "x-api-key" in response.json()["error"]
+    assert ideogram(http, emu, {"resolution": "1024x1024"}, key=key).status_code == 401
+    assert stats(http, emu)["billed"] == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"image": None}, "image"),
+        ({"image": "ftp://127.0.0.1/a.png"}, "image"),
+        ({"image": 42}, "image"),
+        ({"resolution": "1000x1000"}, "resolution"),
+        ({"resolution": 1024}, "resolution"),
+        ({"rendering_speed": "FAST"}, "rendering_speed"),
+        ({"seed": 99}, "seed"),
+        ({"seed": 1_000_000}, "seed"),
+        ({"seed": "500"}, "seed"),
+        ({"seed": True}, "seed"),
+        ({"style_codes": "AAAA0000"}, "style_codes"),
+        ({"style_codes": [7]}, "style_codes[0]"),
+        ({"style_reference_images": ["brand.png"]}, "style_reference_images[0]"),
+        ({"color_palette": {"name": "NEON"}}, "color_palette.name"),
+        ({"color_palette": {"name": "EMBER", "members": [{"color_hex": "#112233"}]}}, "color_palette"),
+        ({"color_palette": {"members": [{"color_hex": "red"}]}}, "color_palette.members[0].color_hex"),
+        (
+            {"color_palette": {"members": [{"color_hex": "#112233", "color_weight": 0.01}]}},
+            "color_palette.members[0].color_weight",
+        ),
+        ({"prompt": "a cat"}, "prompt"),
+    ],
+)
+def test_bad_parameter_is_400_naming_it(
+    http: requests.Session, emu: str, files: str, change: dict[str, Any], field: str
+) -> None:
+    body: dict[str, Any] = {"image": f"{files}/coffee.png", "resolution": "1536x640"}
+    body.update(change)
+    body = {k: v for k, v in body.items() if v is not None}
+    response = segmind(http, emu, body)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(f"{field}:")
+
+
+@pytest.mark.parametrize(
+    ("source", "field", "reason"),
+    [
+        ("/missing.png", "image", "HTTP 404"),
+        ("/notes.txt", "image", "not a JPEG, PNG or WebP"),
+        ("/red.gif", "image", "gif"),
+    ],
+)
+def test_unusable_source_is_400(
+    http: requests.Session, emu: str, files: str, source: str, field: str, reason: str
+) -> None:
+    response = segmind(http, emu, {"image": files + source})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error.startswith(f"{field}:")
+    assert reason in error
+
+
+def test_unreachable_source_is_400(http: requests.Session, emu: str) -> None:
+    response = segmind(http, emu, {"image": f"http://127.0.0.1:{servers.free_port()}/a.png"})
+    assert response.status_code == 400
+    assert "could not be fetched" in response.json()["error"]
+
+
+def test_style_reference_must_be_an_image(http: requests.Session, emu: str, files: str) -> None:
+    body = {"image": f"{files}/coffee.png", "style_reference_images": [f"{files}/notes.txt"]}
+    response = segmind(http, emu, body)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("style_reference_images[0]:")
+
+
+def test_body_must_be_json(http: requests.Session, emu: str) -> None:
+    response = http.post(f"{emu}{SEGMIND}", data=b"image=x", headers={"x-api-key": EMULATOR_API_KEY})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("body:")
+
+
+# Successful answers
+
+
+@pytest.mark.parametrize("resolution", ["1536x640", "512x1536", "1024x1024", "1152x864"])
+def test_answer_has_the_requested_resolution(
+    http: requests.Session, emu: str, files: str, resolution: str
+) -> None:
+    body = {
+        "image": f"{files}/coffee.png",
+        "resolution": resolution,
+        "rendering_speed": "TURBO",
+        "seed": 4242,
+        "style_codes": ["AAAA0000"],
+        "color_palette": {"members": [{"color_hex": "#112233", "color_weight": 0.5}]},
+    }
+    response = segmind(http, emu, body)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == "image/png"
+    assert verify(response.content) == ("png", tuple(int(n) for n in resolution.split("x")))
+    assert response.headers["x-request-id"]
+    assert float(response.headers["x-credits-consumed"]) == pytest.approx(0.037)
+    assert float(response.headers["x-remaining-credits"]) > 0
+    call = stats(http, emu)["calls"][-1]
+    assert call["endpoint"] == "segmind"
+    assert call["resolution"] == resolution
+    assert call["seed"] == 4242
+    assert call["rendering_speed"] == "TURBO"
+    assert call["status"] == 200
+    assert call["source_size"] == [600, 400]
+    assert call["duration_ms"] > 0
+
+
+def test_defaults_and_style_references(http: requests.Session, emu: str, files: str) -> None:
+    body = {"image": f"{files}/rocket.jpg", "style_reference_images": [f"{files}/chelsea.png"]}
+    response = segmind(http, emu, body)
+    assert response.status_code == 200, response.text
+    assert image_size(response.content) == (1024, 1024)
+    call = stats(http, emu)["calls"][-1]
+    assert call["rendering_speed"] == "DEFAULT"
+    assert 100 <= call["seed"] <= 999_999
+
+
+def test_response_formats(http: requests.Session, emu: str, files: str) -> None:
+    body = {"image": f"{files}/coffee.png", "resolution": "1344x768"}
+    configure(http, emu, response_format="jpeg")
+    response = segmind(http, emu, body)
+    assert response.headers["Content-Type"] == "image/jpeg"
+    assert verify(response.content) == ("jpeg", (1344, 768))
+
+    configure(http, emu, response_format="json-base64")
+    response = segmind(http, emu, body)
+    assert response.headers["Content-Type"] == "application/json"
+    assert verify(base64.b64decode(response.json()["image"])) == ("png", (1344, 768))
+
+    configure(http, emu, response_format="json-url")
+    url = segmind(http, emu, body).json()["image"]
+    assert url.startswith(f"{emu}/_emulator/results/")
+    assert verify(http.get(url, timeout=10).content) == ("png", (1344, 768))
+    assert stats(http, emu)["billed"] == 3
+
+
+# Faults
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        ("400", 400),
+        ("401", 401),
+        ("403", 403),
+        ("404", 404),
+        ("406", 406),
+        ("500", 500),
+        ("502", 502),
+        ("503", 503),
+        ("504", 504),
+        ("429-no-retry-after", 429),
+    ],
+)
+def test_status_faults(http: requests.Session, emu: str, files: str, kind: str, status: int) -> None:
+    set_faults(http, emu, script=[kind])
+    response = segmind(http, emu, {"image": f"{files}/coffee.png"})
+    assert response.status_code == status
+    assert "error" in response.json()
+    assert "Retry-After" not in response.headers
+    assert stats(http, emu)["billed"] == 0
+
+
+def test_429_retry_after_forms(http: requests.Session, emu: str, files: str) -> None:
+    set_faults(http, emu, script=["429", "429-date"])
+    seconds = segmind(http, emu, {"image": f"{files}/coffee.png"})
+    assert seconds.status_code == 429
+    assert seconds.headers["Retry-After"] == "1"
+    dated = segmind(http, emu, {"image": f"{files}/coffee.png"})
+    assert dated.status_code == 429
+    assert parsedate_to_datetime(dated.headers["Retry-After"]).timestamp() > time.time() - 5
+
+
+def test_html_500(http: requests.Session, emu: str, files: str) -> None:
+    set_faults(http, emu, script=["html-500"])
+    response = segmind(http, emu, {"image": f"{files}/coffee.png"})
+    assert response.status_code == 500
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert response.text.startswith("<html>")
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated"])
+def test_broken_bodies(http: requests.Session, emu: str, files: str, kind: str) -> None:
+    set_faults(http, emu, script=[kind])
+    response = segmind(http, emu, {"image": f"{files}/coffee.png"})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "image/png"
+    if kind == "garbage":
+        assert sniff(response.content[:32]) is None
+    with pytest.raises(ImageCheckError):
+        verify(response.content)
+    assert stats(http, emu)["billed"] == 0
+
+
+def test_reset_drops_the_connection(http: requests.Session, emu: str, files: str) -> None:
+    set_faults(http, emu, script=["reset"])
+    with pytest.raises(requests.ConnectionError):
+        segmind(http, emu, {"image": f"{files}/coffee.png"})
+    assert segmind(http, emu, {"image": f"{files}/coffee.png"}).status_code == 200
+    assert stats(http, emu)["by_status"] == {"0": 1, "200": 1}
+
+
+def test_slow_answers_normally_after_the_delay(http: requests.Session, emu: str, files: str) -> None:
+    set_faults(http, emu, script=["slow:300"])
+    response = segmind(http, emu, {"image": f"{files}/coffee.png"})
+    assert response.status_code == 200
+    call = stats(http, emu)["calls"][-1]
+    assert call["fault"] == "slow:300"
+    assert call["duration_ms"] >= 300
+
+
+def test_unsafe_on_segmind_is_422(http: requests.Session, emu: str, files: str) -> None:
+    set_faults(http, emu, script=["unsafe"])
+    assert segmind(http, emu, {"image": f"{files}/coffee.png"}).status_code == 422
+    assert stats(http, emu)["billed"] == 0
+
+
+def test_script_is_consumed_in_order(http: requests.Session, emu: str, files: str) -> None:
+    # An invalid body answers 400 at once unless a fault answers first: fast, and it shows the order.
+    set_faults(http, emu, script=["503", "ok", "429", "502"])
+    bad = {"image": f"{files}/coffee.png", "resolution": "1x1"}
+    statuses = [segmind(http, emu, bad).status_code for _ in range(5)]
+    assert statuses == [503, 400, 429, 502, 400]
+    assert http.get(f"{emu}/_emulator/faults", timeout=10).json() == {"script": [], "random": None}
+    assert stats(http, emu)["faults_injected"] == 3
+
+
+def test_random_faults_are_deterministic_by_seed(http: requests.Session, emu: str, files: str) -> None:
+    bad = {"image": f"{files}/coffee.png", "resolution": "1x1"}
+    runs = []
+    for _ in range(2):
+        http.post(f"{emu}/_emulator/reset", timeout=10).raise_for_status()
+        set_faults(http, emu, random={"rate": 0.3, "seed": 7, "kinds": ["500", "504"]})
+        runs.append([segmind(http, emu, bad).status_code for _ in range(40)])
+    assert runs[0] == runs[1]
+    failed = sum(status != 400 for status in runs[0])
+    assert 4 <= failed <= 20
+    assert set(runs[0]) <= {400, 500, 504}
+
+
+def test_unknown_fault_kind_is_refused(http: requests.Session, emu: str) -> None:
+    response = http.post(f"{emu}/_emulator/faults", json={"script": ["ok", "teapot"]}, timeout=10)
+    assert response.status_code == 400
+    assert "script[1]" in response.json()["error"]
+
+
+# Concurrency
+
+
+def test_max_in_flight_answers_429(http: requests.Session, emu: str, files: str) -> None:
+    configure(http, emu, max_in_flight=2, latency_ms=1500)
+    start = threading.Barrier(5)
+    statuses: list[int] = []
+
+    def one_call() -> None:
+        with requests.Session() as session:
+            session.trust_env = False
+            start.wait()
+            statuses.append(segmind(session, emu, {"image": f"{files}/coffee.png"}).status_code)
+
+    threads = [threading.Thread(target=one_call) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(statuses) == [200, 200, 429, 429, 429]
+    numbers = stats(http, emu)
+    assert numbers["rejected_429"] == 3
+    assert numbers["max_in_flight_seen"] == 2
+    assert numbers["billed"] == 2
+    assert numbers["in_flight"] == 0
+
+
+# Ideogram's own API
+
+
+def test_ideogram_multipart_and_result_urls(http: requests.Session, emu: str) -> None:
+    fields = {
+        "resolution": "1344x768",
+        "num_images": "2",
+        "seed": "2000000000",
+        "rendering_speed": "QUALITY",
+        "color_palette": '{"name": "PASTEL"}',
+    }
+    response = ideogram(http, emu, fields)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["created"]
+    assert [item["seed"] for item in answer["data"]] == [2_000_000_000, 2_000_000_001]
+    for item in answer["data"]:
+        assert item["is_image_safe"] is True
+        assert item["resolution"] == "1344x768"
+        assert isinstance(item["prompt"], str)
+        result = http.get(item["url"], timeout=10)
+        assert result.headers["Content-Type"] == "image/png"
+        assert verify(result.content) == ("png", (1344, 768))
+    numbers = stats(http, emu)
+    assert numbers["billed"] == 2
+    assert numbers["results_served"] == 2
+    assert numbers["calls"][-1]["endpoint"] == "ideogram"
+    assert numbers["calls"][-1]["source_size"] == [512, 512]
+
+
+def test_ideogram_result_expires(http: requests.Session, emu: str) -> None:
+    configure(http, emu, result_ttl_s=0.2)
+    url = ideogram(http, emu, {"resolution": "1024x1024"}).json()["data"][0]["url"]
+    deadline = time.monotonic() + 10
+    while http.get(url, timeout=10).status_code == 200:
+        assert time.monotonic() < deadline, "the result never expired"
+        time.sleep(0.05)
+    assert http.get(url, timeout=10).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({}, "resolution"),
+        ({"resolution": "1x1"}, "resolution"),
+        ({"resolution": "1024x1024", "seed": "-1"}, "seed"),
+        ({"resolution": "1024x1024", "seed": "2147483648"}, "seed"),
+        ({"resolution": "1024x1024", "num_images": "9"}, "num_images"),
+        ({"resolution": "1024x1024", "rendering_speed": "FAST"}, "rendering_speed"),
+        ({"resolution": "1024x1024", "color_palette": "{nope"}, "color_palette"),
+        ({"resolution": "1024x1024", "magic_prompt": "ON"}, "magic_prompt"),
+    ],
+)
+def test_ideogram_bad_fields(http: requests.Session, emu: str, fields: dict[str, str], field: str) -> None:
+    response = ideogram(http, emu, fields)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(f"{field}:")
+
+
+def test_ideogram_takes_only_jpeg_png_webp(http: requests.Session, emu: str) -> None:
+    gif = io.BytesIO()
+    Image.new("RGB", (32, 32), "blue").save(gif, "GIF")
+    response = ideogram(http, emu, {"resolution": "1024x1024"}, image=gif.getvalue())
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("image:")
+
+
+def test_ideogram_unsafe(http: requests.Session, emu: str) -> None:
+    set_faults(http, emu, script=["unsafe"])
+    response = ideogram(http, emu, {"resolution": "1024x1024"})
+    assert response.status_code == 200
+    (item,) = response.json()["data"]
+    assert item["is_image_safe"] is False
+    assert "url" not in item
+    assert stats(http, emu)["billed"] == 0
+
+
+# Strict options
+
+
+def test_runtime_limits_and_largest_source(http: requests.Session, emu: str, files: str) -> None:
+    configure(http, emu, max_source_bytes=500_000)
+    too_big = segmind(http, emu, {"image": f"{files}/astronaut.png"})
+    assert too_big.status_code == 400
+    assert "over the limit of 500000" in too_big.json()["error"]
+    configure(http, emu, max_source_bytes=None, max_source_pixels=200_000)
+    assert segmind(http, emu, {"image": f"{files}/coffee.png"}).status_code == 400
+    assert segmind(http, emu, {"image": f"{files}/chelsea.png"}).status_code == 200
+    numbers = stats(http, emu)
+    assert numbers["largest_source_bytes"] == (IMAGES / "astronaut.png").stat().st_size
+    assert numbers["largest_source_pixels"] == 512 * 512
+    assert numbers["billed"] == 1
+
+
+@pytest.fixture(scope="module")
+def strict_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """An emulator started with the strict command-line options."""
+    log = tmp_path_factory.mktemp("strict") / "emulator.log"
+    args = ("--square-only", "--max-source-pixels", "300000", "--max-source-bytes", "800000")
+    server = servers.start_emulator(EMULATOR_API_KEY, *args, log_path=log)
+    yield server
+    server.stop()
+
+
+def test_strict_command_line_options(
+    http: requests.Session, strict_emulator: ServerProcess, files: str
+) -> None:
+    base = strict_emulator.url
+    square = segmind(http, base, {"image": f"{files}/astronaut.png"})
+    assert square.status_code == 200
+    wide = segmind(http, base, {"image": f"{files}/coffee.png"})
+    assert wide.status_code == 400
+    assert "600x400 is not square" in wide.json()["error"]
+    fields = {"resolution": "1024x1024"}
+    assert ideogram(http, base, fields, image=(IMAGES / "coffee.png").read_bytes()).status_code == 400
+    assert ideogram(http, base, fields).status_code == 200
+    config = http.get(f"{base}/_emulator/config", timeout=10).json()
+    assert config["square_only"] is True
+    assert config["max_source_pixels"] == 300_000
+    assert "api_key" not in config
+
+
+def test_sigterm_exits_cleanly(http: requests.Session, tmp_path: Path) -> None:
+    server = servers.start_emulator(EMULATOR_API_KEY, log_path=tmp_path / "emulator.log")
+    try:
+        assert http.get(f"{server.url}/_emulator/health", timeout=10).json() == {"status": "ok"}
+    finally:
+        server.stop()
+    assert server.popen.returncode == 0
+    assert f"emulator listening on {server.url}" in server.log_path.read_text()
+
+
+# Stats, reset, admin validation
+
+
+def test_stats_and_reset(http: requests.Session, emu: str, files: str) -> None:
+    segmind(http, emu, {"image": f"{files}/coffee.png", "resolution": "1536x640"})
+    segmind(http, emu, {"image": f"{files}/coffee.png", "resolution": "9x9"})
+    set_faults(http, emu, script=["500", "500"])
+    segmind(http, emu, {"image": f"{files}/coffee.png"})
+    numbers = stats(http, emu)
+    assert numbers["requests"] == 3
+    assert numbers["billed"] == 1
+    assert numbers["by_status"] == {"200": 1, "400": 1, "500": 1}
+    assert [call["status"] for call in numbers["calls"]] == [200, 400, 500]
+    assert numbers["calls"][2]["fault"] == "500"
+    assert http.post(f"{emu}/_emulator/reset", timeout=10).status_code == 200
+    numbers = stats(http, emu)
+    assert numbers["requests"] == numbers["billed"] == numbers["largest_source_bytes"] == 0
+    assert numbers["calls"] == []
+    assert numbers["by_status"] == {}
+    assert http.get(f"{emu}/_emulator/faults", timeout=10).json()["script"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"response_format": "gif"}, "response_format"),
+        ({"latency_ms": -1}, "latency_ms"),
+        ({"max_in_flight": "2"}, "max_in_flight"),
+        ({"api_key": "x"}, "api_key"),
+    ],
+)
+def test_config_is_validated(http: requests.Session, emu: str, body: dict[str, Any], field: str) -> None:
+    response = http.post(f"{emu}/_emulator/config", json=body, timeout=10)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(f"{field}:")
+
+
+def test_loopback_only() -> None:
+    config = EmulatorConfig(api_key="k")
+    for host in ("0.0.0.0", "192.168.1.10", "example.com", "::"):
+        with pytest.raises(ValueError, match="loopback"):
+            make_server(host, 0, config)
+    assert main(["--host", "0.0.0.0", "--port", "0", "--api-key", "k"]) == 2
