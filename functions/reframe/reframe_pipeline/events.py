@@ -86,9 +86,7 @@ def _from_eventbridge(event: dict[str, Any]) -> ObjectEvent | None:
     if action is None:
         return None
     # Treated like S3 notification keys: URL-decoded.
-    return ObjectEvent(
-        bucket=bucket, key=unquote_plus(raw_key), action=action, etag=detail["object"].get("etag")
-    )
+    return ObjectEvent(bucket=bucket, key=unquote_plus(raw_key), action=action, etag=detail["object"].get("etag"))
 
 
 def parse_notification(document: Any) -> list[ObjectEvent]:

@@ -78,9 +78,7 @@ def verify(body: bytes, expected: Size | None = None) -> tuple[str, Size]:
 
 def fit_exact(image: Image.Image, size: Size) -> Image.Image:
     """Resize to cover ``size`` and centre-crop to exactly those pixels."""
-    return ImageOps.fit(
-        image, (size.width, size.height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5)
-    )
+    return ImageOps.fit(image, (size.width, size.height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
 
 
 def encode(image: Image.Image, fmt: str, quality: int = 90, icc_profile: bytes | None = None) -> bytes:

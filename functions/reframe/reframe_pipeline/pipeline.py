@@ -8,30 +8,38 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import quote
 
 from .discovery import FoundConfig, find_config
 from .errors import PermanentError, TransientError
 from .events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
-from .imaging import sniff
+from .idempotency import VariantGuard, build_guard
 from .manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
 from .observability import count, logger
 from .planning import PlannedVariant, plan
 from .ports import Deadline, ObjectInfo, ReframeProvider, SourceImage, Storage
+from .preparation import HeaderIncompleteError, UnsupportedImageError, prepare, probe, reasons_to_prepare
 from .settings import Settings
 from .sidecar import InvalidSidecarError, parse_sidecar
-from .variants import META_PARAMS, META_SOURCE_ETAG, OUTPUT_EXTENSIONS, VariantJob, VariantProducer
+from .variants import (
+    META_PARAMS,
+    META_SOURCE_ETAG,
+    META_SOURCE_KEY,
+    OUTPUT_EXTENSIONS,
+    VariantJob,
+    VariantProducer,
+)
 
-HEADER_BYTES = 64 * 1024  # enough to tell the format and read the header of any image we take
+# Enough for the header of nearly every image; a huge EXIF/ICC block makes us read up to the next step.
+HEADER_READS = (64 * 1024, 1024 * 1024)
+PREPARED_NAME = "_prepared.png"
+MANIFEST_NAME = "manifest.json"
 
 
 class RetryLaterError(TransientError):
     """Some variants could not be produced for a reason that may pass: the record goes back to SQS."""
 
     code = "retry_later"
-
-
-class UnsupportedImageError(PermanentError):
-    code = "unsupported_image"
 
 
 @dataclass
@@ -61,11 +69,16 @@ def _unsafe_key(key: str) -> str | None:
 
 class Pipeline:
     def __init__(
-        self, settings: Settings, provider: ReframeProvider, storage_for: Callable[[str], Storage]
+        self,
+        settings: Settings,
+        provider: ReframeProvider,
+        storage_for: Callable[[str], Storage],
+        guard: VariantGuard | None = None,
     ) -> None:
         self.settings = settings
         self.provider = provider
         self.storage_for = storage_for
+        self.guard = guard or build_guard(settings.idempotency_table)
         self.producer = VariantProducer(
             provider,
             settings.price_table,
@@ -128,22 +141,21 @@ class Pipeline:
         source_info = SourceInfo(bucket=storage.bucket, key=key, etag=info.etag)
         out_dir = output_dir(key, s)
         try:
-            variants = self._plan(found)
-            self._check_image(storage, info)
+            variants, prune = self._plan(found)
+            send_key, reasons = self._source_to_send(storage, info, out_dir)
         except PermanentError as exc:
             return self._reject(storage, event, out_dir, found, source_info, exc)
-
+        if reasons:
+            source_info.prepared = {"reasons": reasons}
         source = SourceImage(
-            url=storage.presign_get(key, s.presign_expiry_s), loader=lambda: storage.read(key)
+            url=storage.presign_get(send_key, s.presign_expiry_s), loader=lambda: storage.read(send_key)
         )
         existing = self._existing(storage, out_dir, info, variants)
         records = self._produce_all(storage, info, source, out_dir, variants, existing, deadline)
         manifest = Manifest(source=source_info, config=_config_info(found), variants=records)
-        storage.write(f"{out_dir}manifest.json", manifest.to_json(), "application/json", {})
-        self._remove_stale(storage, out_dir, records)
-        counts = {
-            f"variants_{k}": sum(r.status == k for r in records) for k in ("created", "existing", "failed")
-        }
+        storage.write(out_dir + MANIFEST_NAME, manifest.to_json(), "application/json", {})
+        self._remove_stale(storage, out_dir, records, prepared=bool(reasons), prune=prune)
+        counts = {f"variants_{k}": sum(r.status == k for r in records) for k in ("created", "existing", "failed")}
         logger.info("source done", extra={"source_etag": info.etag, **counts})
         outcome = Outcome(event, "processed", manifest=manifest, records=records)
         if manifest.needs_retry:
@@ -151,21 +163,40 @@ class Pipeline:
             raise RetryLaterError(f"{len(failed)} variant(s) to retry: {', '.join(failed)}")
         return outcome
 
-    def _plan(self, found: FoundConfig) -> list[PlannedVariant]:
+    def _plan(self, found: FoundConfig) -> tuple[list[PlannedVariant], bool]:
         s = self.settings
-        sidecar = parse_sidecar(
-            found.raw, max_bytes=s.max_sidecar_bytes, max_targets=s.max_targets_per_object
-        )
-        return plan(sidecar, provider=self.provider.name)
+        sidecar = parse_sidecar(found.raw, max_bytes=s.max_sidecar_bytes, max_targets=s.max_targets_per_object)
+        return plan(sidecar, provider=self.provider.name), sidecar.prune
 
-    def _check_image(self, storage: Storage, info: ObjectInfo) -> None:
+    def _source_to_send(self, storage: Storage, info: ObjectInfo, out_dir: str) -> tuple[str, list[str]]:
+        """The key to hand to the provider: the original (fast path: only its header is read), or
+        a prepared copy, made once per source version."""
         if info.size == 0:
             raise UnsupportedImageError("the object is empty (0 bytes)")
-        head = storage.read(info.key, first_bytes=HEADER_BYTES)
-        if sniff(head[:32]) is None:
-            raise UnsupportedImageError(
-                "not a supported image (JPEG, PNG, WebP, HEIC/HEIF, AVIF, TIFF, BMP or GIF by its content)"
+        for limit in (*HEADER_READS, None):
+            head = storage.read(info.key, first_bytes=limit)
+            try:
+                facts = probe(head, complete=limit is None or len(head) < limit)
+                break
+            except HeaderIncompleteError:
+                continue
+        limits = self.settings.source_limits
+        reasons = reasons_to_prepare(facts, info.size, limits)
+        if not reasons:
+            return info.key, []
+        prepared_key = out_dir + PREPARED_NAME
+        made = storage.head(prepared_key)
+        if made is None or made.metadata.get(META_SOURCE_ETAG) != info.etag:
+            body = prepare(storage.read(info.key), limits)
+            storage.write(
+                prepared_key,
+                body,
+                "image/png",
+                {META_SOURCE_KEY: quote(info.key), META_SOURCE_ETAG: info.etag},
             )
+            logger.info("source prepared", extra={"reasons": reasons, "prepared_bytes": len(body)})
+            count("SourcesPrepared")
+        return prepared_key, reasons
 
     def _reject(
         self,
@@ -181,7 +212,7 @@ class Pipeline:
         names = _raw_target_names(found.raw) if isinstance(exc, InvalidSidecarError) else []
         records = [VariantRecord(name=name, status="failed", error=error) for name in names or ["*"]]
         manifest = Manifest(source=source_info, config=_config_info(found), variants=records, error=error)
-        storage.write(f"{out_dir}manifest.json", manifest.to_json(), "application/json", {})
+        storage.write(out_dir + MANIFEST_NAME, manifest.to_json(), "application/json", {})
         logger.warning("source rejected", extra={"error_code": exc.code, "error": exc.message})
         count("InvalidSidecars" if isinstance(exc, InvalidSidecarError) else "SourcesRejected")
         count("VariantsFailed", len(records))
@@ -234,7 +265,7 @@ class Pipeline:
                     rendering_speed=v.rendering_speed,
                 )
                 continue
-            job = VariantJob(storage, info.key, info.etag, source, out_dir, v, deadline)
+            job = VariantJob(storage, info, source, out_dir, v, deadline)
             context = contextvars.copy_context()  # carries the source's log keys into the thread
             futures[v.name] = self._calls.submit(context.run, self._produce_in_context, job)
         for name, future in futures.items():
@@ -243,19 +274,36 @@ class Pipeline:
 
     def _produce_in_context(self, job: VariantJob) -> VariantRecord:
         logger.thread_safe_append_keys(target=job.variant.name, param_hash=job.variant.param_hash)
-        return self.producer.produce(job)
+        identity = {
+            "bucket": job.storage.bucket,
+            "key": job.origin.key,
+            "version": job.origin.version,
+            "etag": job.origin.etag,
+            "variant": job.variant.name,
+            "params": job.variant.param_hash,
+        }
+        return self.guard.run(identity, job.deadline, lambda: self.producer.produce(job))
 
-    def _remove_stale(self, storage: Storage, out_dir: str, records: list[VariantRecord]) -> None:
-        """A variant rewritten with another extension leaves its old file: remove it."""
-        current = {r.key for r in records if r.key}
+    def _remove_stale(
+        self, storage: Storage, out_dir: str, records: list[VariantRecord], prepared: bool, prune: bool
+    ) -> None:
+        """Remove what this run made obsolete: a variant rewritten with another extension, a prepared
+        copy no longer needed, and (with ``prune``) variants of targets gone from the config."""
+        keep = {r.key for r in records if r.key} | {out_dir + MANIFEST_NAME}
+        if prepared:
+            keep.add(out_dir + PREPARED_NAME)
         names = {r.name for r in records}
-        stale = [
-            item.key
-            for item in storage.list_objects(out_dir)
-            if item.key not in current and item.key.rsplit("/", 1)[-1].rsplit(".", 1)[0] in names
-        ]
+
+        def obsolete(key: str) -> bool:
+            name = key[len(out_dir) :]
+            if key in keep or "/" in name:  # a nested folder belongs to another source
+                return False
+            return prune or name == PREPARED_NAME or name.rsplit(".", 1)[0] in names
+
+        stale = [item.key for item in storage.list_objects(out_dir) if obsolete(item.key)]
         if stale:
             storage.delete(stale)
+            logger.info("removed obsolete outputs", extra={"removed": stale})
 
 
 _TARGET_KINDS = ("resolution", "size", "preset", "aspect_ratio")

@@ -61,9 +61,7 @@ def plan(sidecar: Sidecar, *, provider: str, default_speed: str = "DEFAULT") -> 
 
         name = target.name or target.preset or str(final)
         if name in seen:
-            raise InvalidSidecarError(
-                f"targets[{index}].name: {name!r} is produced twice; give one of them a 'name'"
-            )
+            raise InvalidSidecarError(f"targets[{index}].name: {name!r} is produced twice; give one of them a 'name'")
         seen.add(name)
         palette = pick("color_palette")
         fields = {

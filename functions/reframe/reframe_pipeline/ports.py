@@ -18,6 +18,8 @@ class ObjectInfo:
     size: int
     content_type: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    # Which upload this is: the S3 version id, or the last-modified time where versioning is off.
+    version: str = ""
 
 
 class Storage(Protocol):

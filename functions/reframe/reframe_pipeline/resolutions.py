@@ -32,9 +32,7 @@ class Size(NamedTuple):
         return self.width / self.height
 
 
-RESOLUTIONS: tuple[Size, ...] = tuple(
-    Size(int(w), int(h)) for w, h in (item.split("x") for item in _CATALOGUE.split())
-)
+RESOLUTIONS: tuple[Size, ...] = tuple(Size(int(w), int(h)) for w, h in (item.split("x") for item in _CATALOGUE.split()))
 RESOLUTION_NAMES: frozenset[str] = frozenset(str(size) for size in RESOLUTIONS)
 
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from .preparation import Limits
 from .pricing import DEFAULT_PRICES, PriceTable
 
 DEFAULT_SEGMIND_URL = "https://api.segmind.com/v1/ideogram-3-reframe"
@@ -47,6 +48,12 @@ class Settings(BaseModel):
     # Expected duration of one provider call; no call starts unless this much time is left.
     call_budget_ms: int = Field(30000, ge=0)
     max_targets_per_object: int = Field(20, ge=1, le=200)
+    # Source limits (facts page, section 5): over bytes/pixels the source is downscaled first;
+    # over MAX_DECODE_PIXELS it is refused before decoding (decompression bombs).
+    max_source_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_source_pixels: int = Field(4096 * 4096, ge=64 * 64)
+    max_decode_pixels: int = Field(120_000_000, ge=64 * 64)
+    square_source: Literal["off", "pad"] = "off"
     max_sidecar_bytes: int = Field(65536, ge=256, le=1048576)
     price_table: PriceTable = Field(default_factory=lambda: DEFAULT_PRICES)
 
@@ -92,8 +99,14 @@ class Settings(BaseModel):
             )
             raise SettingsError(f"invalid settings: {problems}") from None
 
-    def is_output(self, key: str) -> bool:
-        return key.startswith(self.output_prefix)
+    @property
+    def source_limits(self) -> Limits:
+        return Limits(
+            max_bytes=self.max_source_bytes,
+            max_pixels=self.max_source_pixels,
+            max_decode_pixels=self.max_decode_pixels,
+            square=self.square_source == "pad",
+        )
 
 
 @lru_cache(maxsize=1)

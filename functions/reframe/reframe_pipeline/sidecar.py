@@ -185,7 +185,6 @@ def parse_sidecar(raw: bytes, *, max_bytes: int, max_targets: int) -> Sidecar:
         raise InvalidSidecarError(describe(exc)) from None
     if len(sidecar.targets) > max_targets:
         raise InvalidSidecarError(
-            f"targets: {len(sidecar.targets)} targets, over the limit of {max_targets}"
-            " (setting MAX_TARGETS_PER_OBJECT)"
+            f"targets: {len(sidecar.targets)} targets, over the limit of {max_targets} (setting MAX_TARGETS_PER_OBJECT)"
         )
     return sidecar

@@ -34,6 +34,13 @@ def _custom_endpoint() -> bool:
     return bool(os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3"))
 
 
+def _version(response: dict[str, Any]) -> str:
+    version_id = response.get("VersionId")
+    if version_id and version_id != "null":
+        return str(version_id)
+    return str(response["LastModified"].isoformat())
+
+
 class S3Storage:
     def __init__(self, bucket: str, client: Any) -> None:
         self.bucket = bucket
@@ -54,6 +61,7 @@ class S3Storage:
             size=response["ContentLength"],
             content_type=response.get("ContentType", ""),
             metadata=response.get("Metadata", {}),
+            version=_version(response),
         )
 
     def read(self, key: str, first_bytes: int | None = None) -> bytes:
@@ -69,9 +77,7 @@ class S3Storage:
         return body
 
     def write(self, key: str, body: bytes, content_type: str, metadata: dict[str, str]) -> None:
-        self._client.put_object(
-            Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata
-        )
+        self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata)
 
     def presign_get(self, key: str, expires_s: int) -> str:
         url: str = self._client.generate_presigned_url(

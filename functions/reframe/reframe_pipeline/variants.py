@@ -14,7 +14,15 @@ from .imaging import FORMATS, ImageCheckError, encode, fit_exact, sniff, verify
 from .manifest import VariantRecord
 from .observability import count, logger
 from .planning import PlannedVariant
-from .ports import Deadline, GenerationParams, ReframeProvider, ReframeRequest, SourceImage, Storage
+from .ports import (
+    Deadline,
+    GenerationParams,
+    ObjectInfo,
+    ReframeProvider,
+    ReframeRequest,
+    SourceImage,
+    Storage,
+)
 from .pricing import PriceTable, estimate
 
 META_SOURCE_KEY = "source-key"
@@ -26,8 +34,7 @@ OUTPUT_EXTENSIONS = tuple(sorted({spec.ext for spec in FORMATS.values()} | {"jpe
 @dataclass(frozen=True)
 class VariantJob:
     storage: Storage
-    source_key: str
-    source_etag: str
+    origin: ObjectInfo  # the uploaded object (the source sent may be a prepared copy of it)
     source: SourceImage
     out_dir: str
     variant: PlannedVariant
@@ -103,15 +110,13 @@ class VariantProducer:
                 body,
                 FORMATS[fmt].mime,
                 {
-                    META_SOURCE_KEY: quote(job.source_key),  # S3 metadata is ASCII only
-                    META_SOURCE_ETAG: job.source_etag,
+                    META_SOURCE_KEY: quote(job.origin.key),  # S3 metadata is ASCII only
+                    META_SOURCE_ETAG: job.origin.etag,
                     META_PARAMS: v.param_hash,
                 },
             )
         except Exception as exc:
-            record = VariantRecord.failure(
-                v.name, exc, **base, latency_ms=int((time.monotonic() - started) * 1000)
-            )
+            record = VariantRecord.failure(v.name, exc, **base, latency_ms=int((time.monotonic() - started) * 1000))
             log = logger.error if record.retryable else logger.warning
             log(
                 "variant failed",

@@ -108,9 +108,7 @@ def decode_image_response(
     except ValueError:
         raise ProviderTransientError("provider answered malformed JSON", code="bad_body") from None
     candidates = (
-        [document.get(k) for k in ("image", "output", "url", "image_url")]
-        if isinstance(document, dict)
-        else []
+        [document.get(k) for k in ("image", "output", "url", "image_url")] if isinstance(document, dict) else []
     )
     for candidate in candidates:
         value = candidate[0] if isinstance(candidate, list) and candidate else candidate
@@ -119,9 +117,7 @@ def decode_image_response(
         if value.startswith(("http://", "https://")):
             fetched = session.get(value, timeout=timeout)
             if fetched.status_code != 200:
-                raise ProviderTransientError(
-                    f"result URL answered HTTP {fetched.status_code}", code="result_fetch"
-                )
+                raise ProviderTransientError(f"result URL answered HTTP {fetched.status_code}", code="result_fetch")
             return checked_image(fetched.content, expected)
         try:
             raw = base64.b64decode(value.split(",", 1)[-1], validate=True)

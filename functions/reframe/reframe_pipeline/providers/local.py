@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image, ImageOps
+from PIL import Image, UnidentifiedImageError
 
 from ..imaging import encode
 from ..local_engine import extend_canvas
 from ..ports import ReframeRequest, ReframeResult
+from ..preparation import UnsupportedImageError
 
 
 class LocalProvider:
     name = "local"
 
     def reframe(self, request: ReframeRequest) -> ReframeResult:
-        with Image.open(io.BytesIO(request.source.load())) as source:
-            upright = ImageOps.exif_transpose(source)
-            result = extend_canvas(upright, request.resolution)
+        # The source arrives prepared (upright, a provider format) like for any provider.
+        try:
+            with Image.open(io.BytesIO(request.source.load())) as source:
+                source.load()
+                result = extend_canvas(source, request.resolution)
+        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            raise UnsupportedImageError(f"the source image does not decode: {exc}") from None
         return ReframeResult(body=encode(result, "png"), content_type="image/png", seed=request.params.seed)

@@ -80,9 +80,7 @@ class SegmindProvider:
             if response.status_code != 200:
                 raise classify(response, key)
             data, content_type = decode_image_response(response, request.resolution, self._session, timeout)
-            return ReframeResult(
-                body=data, content_type=content_type, seed=request.params.seed, provider_meta=meta
-            )
+            return ReframeResult(body=data, content_type=content_type, seed=request.params.seed, provider_meta=meta)
 
         return call_with_retries(
             send,

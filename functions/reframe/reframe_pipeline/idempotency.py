@@ -1,0 +1,100 @@
+"""Never pay twice for a variant: a per-variant lock and result record in DynamoDB (Powertools
+Idempotency), keyed on the object's identity and the variant's parameters, never on the message."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+from .errors import TransientError
+from .manifest import VariantRecord
+from .observability import count, logger
+from .ports import Deadline
+
+# Completed records outlive any SQS redelivery (at most 14 days of retention).
+RECORD_TTL_S = 15 * 24 * 3600
+
+
+class VariantInProgressError(TransientError):
+    """Another invocation is producing this variant right now: come back later, do not call twice."""
+
+    code = "in_progress"
+
+
+class _FailedVariantError(Exception):
+    """Carries a failed record out of the guarded function, so Powertools releases the lock."""
+
+    def __init__(self, record: VariantRecord) -> None:
+        super().__init__(record.error.message if record.error else "failed")
+        self.record = record
+
+
+class VariantGuard(Protocol):
+    def run(
+        self, identity: dict[str, str], deadline: Deadline, produce: Callable[[], VariantRecord]
+    ) -> VariantRecord: ...
+
+
+class NoGuard:
+    """Local use without a table: the existing-variant check in S3 is the only protection."""
+
+    def run(self, identity: dict[str, str], deadline: Deadline, produce: Callable[[], VariantRecord]) -> VariantRecord:
+        return produce()
+
+
+class _DeadlineContext:
+    """What Powertools reads from a Lambda context: the in-progress lock expires with the invocation."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.get_remaining_time_in_millis = deadline.remaining_ms
+
+
+class DynamoDBGuard:
+    def __init__(self, table: str) -> None:
+        self._store = DynamoDBPersistenceLayer(table_name=table)
+
+    def run(self, identity: dict[str, str], deadline: Deadline, produce: Callable[[], VariantRecord]) -> VariantRecord:
+        config = IdempotencyConfig(
+            expires_after_seconds=RECORD_TTL_S,
+            raise_on_no_idempotency_key=True,
+            lambda_context=_DeadlineContext(deadline),  # type: ignore[arg-type]
+        )
+        produced: list[VariantRecord] = []
+
+        @idempotent_function(data_keyword_argument="identity", persistence_store=self._store, config=config)
+        def reframe_variant(identity: dict[str, str]) -> dict[str, Any]:
+            record = produce()
+            produced.append(record)
+            if record.status == "failed":
+                raise _FailedVariantError(record)
+            return record.model_dump(mode="json")
+
+        try:
+            stored = reframe_variant(identity=identity)
+        except _FailedVariantError as failed:
+            return failed.record
+        except IdempotencyAlreadyInProgressError:
+            count("VariantsInProgressElsewhere")
+            logger.info("variant is being produced by another invocation; will come back")
+            return VariantRecord.failure(
+                identity["variant"], VariantInProgressError("another invocation is producing this variant")
+            )
+        if produced:
+            return produced[0]
+        # Produced and paid for earlier (the S3 check missed it, e.g. a concurrent duplicate finished
+        # between our listing and our call): report it without paying again.
+        count("VariantsExisting")
+        return VariantRecord.model_validate(
+            {**stored, "status": "existing", "cost_usd": 0.0, "latency_ms": None, "attempts": 0}
+        )
+
+
+def build_guard(table: str | None) -> VariantGuard:
+    return DynamoDBGuard(table) if table else NoGuard()
