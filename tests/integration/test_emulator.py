@@ -81,9 +81,7 @@ def emu(emulator: ServerProcess, http: requests.Session) -> Iterator[str]:
     http.post(f"{emulator.url}/_emulator/reset", timeout=10).raise_for_status()
 
 
-def segmind(
-    http: requests.Session, base: str, body: dict[str, Any], key: str = EMULATOR_API_KEY
-) -> requests.Response:
+def segmind(http: requests.Session, base: str, body: dict[str, Any], key: str = EMULATOR_API_KEY) -> requests.Response:
     return http.post(f"{base}{SEGMIND}", json=body, headers={"x-api-key": key}, timeout=30)
 
 
@@ -212,9 +210,7 @@ def test_body_must_be_json(http: requests.Session, emu: str) -> None:
 
 
 @pytest.mark.parametrize("resolution", ["1536x640", "512x1536", "1024x1024", "1152x864"])
-def test_answer_has_the_requested_resolution(
-    http: requests.Session, emu: str, files: str, resolution: str
-) -> None:
+def test_answer_has_the_requested_resolution(http: requests.Session, emu: str, files: str, resolution: str) -> None:
     body = {
         "image": f"{files}/coffee.png",
         "resolution": resolution,
@@ -473,6 +469,24 @@ def test_ideogram_takes_only_jpeg_png_webp(http: requests.Session, emu: str) -> 
     assert response.json()["error"].startswith("image:")
 
 
+def test_ideogram_style_references(http: requests.Session, emu: str) -> None:
+    reference = ("style.jpg", (IMAGES / "rocket.jpg").read_bytes(), "image/jpeg")
+    source = ("source.png", (IMAGES / "chelsea.png").read_bytes(), "image/png")
+    multipart = {"image": source, "style_reference_images": reference}
+    headers = {"Api-Key": EMULATOR_API_KEY}
+    url = f"{emu}{IDEOGRAM}"
+    response = http.post(url, data={"resolution": "1024x1024"}, files=multipart, headers=headers)
+    assert response.status_code == 200, response.text
+    both = {"resolution": "1024x1024", "style_codes": "AAAA0000"}
+    response = http.post(url, data=both, files=multipart, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("style_codes:")
+    multipart["style_reference_images"] = ("style.txt", b"not an image", "text/plain")
+    response = http.post(url, data={"resolution": "1024x1024"}, files=multipart, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("style_reference_images[0]:")
+
+
 def test_ideogram_unsafe(http: requests.Session, emu: str) -> None:
     set_faults(http, emu, script=["unsafe"])
     response = ideogram(http, emu, {"resolution": "1024x1024"})
@@ -510,9 +524,7 @@ def strict_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
     server.stop()
 
 
-def test_strict_command_line_options(
-    http: requests.Session, strict_emulator: ServerProcess, files: str
-) -> None:
+def test_strict_command_line_options(http: requests.Session, strict_emulator: ServerProcess, files: str) -> None:
     base = strict_emulator.url
     square = segmind(http, base, {"image": f"{files}/astronaut.png"})
     assert square.status_code == 200

@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 
 import requests
 from PIL import Image
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Json, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Json, ValidationError
 
 from reframe_pipeline.imaging import PROVIDER_FORMATS, ImageCheckError, sniff, verify
 from reframe_pipeline.local_engine import extend_canvas
-from reframe_pipeline.resolutions import RESOLUTION_NAMES, Size, parse_size
+from reframe_pipeline.resolutions import RESOLUTION_NAMES, parse_size
 from reframe_pipeline.sidecar import ColorPalette, RenderingSpeed, Seed, StyleCode, describe
 
 from .state import EmulatorConfig, EmulatorState
@@ -78,13 +78,6 @@ class IdeogramRequest(_Strict):
     num_images: int = Field(1, ge=1, le=8)
     style_codes: list[StyleCode] | None = None
     color_palette: Json[ColorPalette] | None = None
-    has_style_references: bool = False
-
-    @model_validator(mode="after")
-    def _codes_or_references(self) -> IdeogramRequest:
-        if self.style_codes and self.has_style_references:
-            raise ValueError("style_codes cannot be combined with style_reference_images")
-        return self
 
 
 def parse_segmind(body: bytes) -> SegmindRequest:
@@ -111,9 +104,7 @@ def parse_ideogram(content_type: str, body: bytes) -> IdeogramForm:
     """Read multipart/form-data: the ``image`` file, optional ``style_reference_images`` files, fields."""
     if not content_type.lower().startswith("multipart/form-data"):
         raise ApiError(400, "body: must be multipart/form-data")
-    message = BytesParser(policy=HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
-    )
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
     fields: dict[str, list[str]] = {}
     files: dict[str, list[bytes]] = {}
     for part in message.iter_parts() if message.is_multipart() else []:
@@ -138,12 +129,13 @@ def parse_ideogram(content_type: str, body: bytes) -> IdeogramForm:
             raise ApiError(400, f"{name}: given more than once")
         else:
             document[name] = values[0]
-    references = files.get("style_reference_images", [])
-    document["has_style_references"] = bool(references)
     try:
         request = IdeogramRequest.model_validate(document)
     except ValidationError as exc:
         raise ApiError(400, describe(exc)) from None
+    references = files.get("style_reference_images", [])
+    if request.style_codes and references:
+        raise ApiError(400, "style_codes: cannot be combined with style_reference_images")
     return IdeogramForm(request, files["image"][0], references)
 
 
@@ -196,7 +188,3 @@ def check_source(body: bytes, state: EmulatorState) -> Image.Image:
 
 def render(source: Image.Image, resolution: str) -> Image.Image:
     return extend_canvas(source, parse_size(resolution))
-
-
-def resolution_of(image: Image.Image) -> str:
-    return str(Size(*image.size))

@@ -1,4 +1,16 @@
-"""The HTTP side: routing, the two reframe endpoints, fault injection, admin endpoints and the CLI."""
+"""The HTTP side: routing, the two reframe endpoints, fault injection, admin endpoints and the CLI.
+
+Reframe endpoints (each call runs: key check, in-flight limit, next fault, validation, work):
+- ``POST /v1/ideogram-3-reframe``: Segmind; ``x-api-key``; JSON body; answers the image bytes
+  (or JSON ``{"image": base64}`` / ``{"image": url}`` as ``response_format`` says).
+- ``POST /v1/ideogram-v3/reframe``: Ideogram; ``Api-Key``; multipart form; answers
+  ``{"created", "data": [{"url", "resolution", "seed", "is_image_safe", "prompt"}]}``.
+Errors are JSON ``{"error": "<field>: <reason>"}``.
+
+Admin endpoints (JSON, no key): ``GET /_emulator/health``, ``GET /_emulator/stats``,
+``GET|POST /_emulator/config``, ``GET|POST /_emulator/faults``, ``POST /_emulator/reset``, and
+``GET /_emulator/results/<name>`` serving Ideogram-style result URLs until they expire.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +27,7 @@ import struct
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +43,7 @@ from reframe_pipeline.sidecar import describe
 
 from . import api
 from .api import ApiError
-from .state import STATUS_FAULTS, Call, ConfigUpdate, EmulatorConfig, EmulatorState, FaultsUpdate, slow_ms
+from .state import WHOLE_CALL_FAULTS, Call, ConfigUpdate, EmulatorConfig, EmulatorState, FaultsUpdate, slow_ms
 
 SEGMIND_PATH = "/v1/ideogram-3-reframe"
 IDEOGRAM_PATH = "/v1/ideogram-v3/reframe"
@@ -78,9 +91,7 @@ def status_fault(kind: str) -> Reply:
     if kind == "429":
         return error_reply(429, "rate limit exceeded", **{"Retry-After": "1"})
     if kind == "429-date":
-        return error_reply(
-            429, "rate limit exceeded", **{"Retry-After": formatdate(time.time() + 2, usegmt=True)}
-        )
+        return error_reply(429, "rate limit exceeded", **{"Retry-After": formatdate(time.time() + 2, usegmt=True)})
     return error_reply(status, f"{_FAULT_MESSAGES[status]} (injected)")
 
 
@@ -107,9 +118,7 @@ def make_server(host: str, port: int, config: EmulatorConfig) -> EmulatorServer:
     try:
         address = ipaddress.ip_address("127.0.0.1" if host == "localhost" else host.strip("[]"))
     except ValueError:
-        raise ValueError(
-            f"{host!r} is not an IP address; the emulator binds loopback addresses only"
-        ) from None
+        raise ValueError(f"{host!r} is not an IP address; the emulator binds loopback addresses only") from None
     if not address.is_loopback:
         raise ValueError(f"{host} is not a loopback address; the emulator binds loopback addresses only")
     server_class = _EmulatorServer6 if address.version == 6 else EmulatorServer
@@ -184,9 +193,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # The reframe endpoints
 
-    def _api_call(
-        self, endpoint: str, key_header: str, body: bytes, work: Callable[[bytes, Call], Reply]
-    ) -> None:
+    def _api_call(self, endpoint: str, key_header: str, body: bytes, work: Callable[[bytes, Call], Reply]) -> None:
         started = time.monotonic()
         call = Call(endpoint=endpoint)
         reply = self._authorised_call(key_header, body, call, work)
@@ -196,9 +203,7 @@ class Handler(BaseHTTPRequestHandler):
         self.state.record(call, reply.billed)
         self._send(reply, request_id=call.request_id)
 
-    def _authorised_call(
-        self, key_header: str, body: bytes, call: Call, work: Callable[[bytes, Call], Reply]
-    ) -> Reply:
+    def _authorised_call(self, key_header: str, body: bytes, call: Call, work: Callable[[bytes, Call], Reply]) -> Reply:
         given = self.headers.get(key_header, "")
         if not hmac.compare_digest(given.encode(), self.state.config.api_key.encode()):
             return error_reply(401, f"missing or invalid {key_header} header")
@@ -206,12 +211,15 @@ class Handler(BaseHTTPRequestHandler):
             return error_reply(429, "too many requests in flight")
         try:
             call.fault = self.state.next_fault()
-            if call.fault in STATUS_FAULTS or call.fault in ("reset", "html-500"):
+            if call.fault in WHOLE_CALL_FAULTS:
                 return status_fault(call.fault)
             time.sleep(slow_ms(call.fault) / 1000)
             return work(body, call)
         except ApiError as exc:
             return error_reply(exc.status, exc.message)
+        except Exception as exc:
+            traceback.print_exc()  # an emulator bug: answered and counted like a provider failure
+            return error_reply(500, f"emulator error: {type(exc).__name__}: {exc}")
         finally:
             self.state.release()
 
@@ -291,7 +299,10 @@ class Handler(BaseHTTPRequestHandler):
     # Transport
 
     def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise ApiError(400, "body: the Content-Length header is not a number") from None
         if length > MAX_BODY_BYTES:
             raise ApiError(413, f"body: {length} bytes, over the limit of {MAX_BODY_BYTES}")
         return self.rfile.read(length) if length > 0 else b""

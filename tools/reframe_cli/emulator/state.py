@@ -16,12 +16,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 ResponseFormat = Literal["png", "jpeg", "json-base64", "json-url"]
 
-# Answers that replace the whole exchange; the others ("slow:<ms>", "garbage", "truncated", "unsafe")
+# Faults that replace the whole exchange; the others ("slow:<ms>", "garbage", "truncated", "unsafe")
 # let the call run and then change its answer.
-STATUS_FAULTS = frozenset(
+WHOLE_CALL_FAULTS = frozenset(
     {"429", "429-no-retry-after", "429-date", "500", "502", "503", "504", "400", "401", "403", "404", "406"}
+    | {"html-500", "reset"}
 )
-FAULT_KINDS = STATUS_FAULTS | {"ok", "garbage", "truncated", "html-500", "reset", "unsafe"}
+FAULT_KINDS = WHOLE_CALL_FAULTS | {"ok", "garbage", "truncated", "unsafe"}
 _SLOW = re.compile(r"slow:(\d{1,7})")
 _MAX_CALLS_KEPT = 10_000
 STARTING_CREDITS = 1000.0
