@@ -38,9 +38,7 @@ STACK = "reframe-pipeline"
 # built artifacts here, the test build targets the host instead: the template parameter
 # (Architecture=...) and the layer makefile's ARCH (environment) are set together, exactly as a
 # developer switching the deployment to x86_64 would do.
-HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[
-    platform.machine().lower()
-]
+HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine().lower()]
 # Wheels for HOST_ARCH downloaded by `make iac-install`, so the layer builds without an index.
 WHEELHOUSE = ROOT / ".venv-iac" / f"wheelhouse-{HOST_ARCH}"
 
@@ -69,7 +67,13 @@ def tool_env(**extra: str) -> dict[str, str]:
 
 def run_tool(args: list[str | os.PathLike[str]], timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(a) for a in args], cwd=ROOT, env=tool_env(**env), capture_output=True, text=True, timeout=timeout
+        [str(a) for a in args],
+        check=False,
+        cwd=ROOT,
+        env=tool_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -188,9 +192,7 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail(f"{executable} is missing: run `make install` (moto[server] is a dev dependency)", pytrace=False)
     port = _free_port()
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
-    proc = subprocess.Popen(
-        [str(executable), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
-    )
+    proc = subprocess.Popen([str(executable), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20

@@ -1,0 +1,386 @@
+"""The wiring of the stack, checked on the template after the SAM transform (aws-sam-translator):
+what neither linter looks at (rule names, runtime names, least privilege, timeouts)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any
+
+import pytest
+
+from .conftest import ACCOUNT, REGION, ROOT, STACK
+
+LAMBDA_PYTHON_RUNTIMES = {"python3.12", "python3.13"}
+PSEUDO = {
+    "AWS::AccountId": ACCOUNT,
+    "AWS::Region": REGION,
+    "AWS::StackName": STACK,
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+
+
+class Evaluator:
+    """Evaluates the intrinsic functions of a transformed template for given parameter values
+    (defaults unless overridden). References to resources become "<LogicalId>" / "<LogicalId.Attr>"."""
+
+    def __init__(self, template: dict[str, Any], **overrides: str) -> None:
+        self.template = template
+        self.values: dict[str, Any] = dict(PSEUDO)
+        for name, spec in template.get("Parameters", {}).items():
+            self.values[name] = str(spec.get("Default", ""))
+        self.values.update(overrides)
+        self.conditions: dict[str, bool] = {}
+        for name, expr in template.get("Conditions", {}).items():
+            self.conditions[name] = bool(self(expr))
+
+    def _ref(self, name: str) -> str | None:
+        if name == "AWS::NoValue":
+            return None
+        return str(self.values[name]) if name in self.values else f"<{name}>"
+
+    def _getatt(self, target: str | list[str]) -> str:
+        return f"<{target if isinstance(target, str) else '.'.join(target)}>"
+
+    def __call__(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [self(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        if len(node) != 1:
+            return {k: self(v) for k, v in node.items()}
+        ((fn, arg),) = node.items()
+        if fn == "Ref":
+            return self._ref(arg)
+        if fn == "Fn::GetAtt":
+            return self._getatt(arg)
+        if fn == "Fn::Sub":
+            text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self(arg[1]))
+
+            def repl(m: re.Match[str]) -> str:
+                name = m.group(1)
+                if name in extra:
+                    return str(extra[name])
+                return self._getatt(name) if "." in name and name not in self.values else self._ref(name)
+
+            return re.sub(r"\$\{([^}!]+)\}", repl, text)
+        if fn == "Fn::If":
+            cond, yes, no = arg
+            return self(yes if self.conditions[cond] else no)
+        if fn == "Fn::Equals":
+            a, b = self(arg)
+            return a == b
+        if fn == "Fn::Not":
+            return not self(arg[0])
+        if fn == "Fn::And":
+            return all(self(arg))
+        if fn == "Fn::Or":
+            return any(self(arg))
+        if fn == "Condition":
+            return self.conditions[arg]
+        if fn == "Fn::Join":
+            sep, parts = arg
+            return sep.join(str(p) for p in self(parts))
+        if fn == "Fn::FindInMap":
+            m, k1, k2 = self(arg)
+            return self.template["Mappings"][m][str(k1)][k2]
+        return {fn: self(arg)}
+
+
+def resources_of(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == type_}
+
+
+def only(template: dict[str, Any], type_: str) -> tuple[str, dict[str, Any]]:
+    found = resources_of(template, type_)
+    assert len(found) == 1, f"expected one {type_}, found {sorted(found)}"
+    return next(iter(found.items()))
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.fixture(scope="module")
+def ev(transformed: dict[str, Any]) -> Evaluator:
+    return Evaluator(transformed)
+
+
+@pytest.fixture(scope="module")
+def bucket_name(ev: Evaluator, transformed: dict[str, Any]) -> str:
+    return str(ev(transformed["Resources"]["Bucket"]["Properties"]["BucketName"]))
+
+
+# ----------------------------------------------------------------------------- events
+
+
+def test_notifications_go_to_the_queue_filtered_on_the_input_prefix(transformed: dict[str, Any]) -> None:
+    bucket = transformed["Resources"]["Bucket"]["Properties"]
+    configs = bucket["NotificationConfiguration"]["QueueConfigurations"]
+    assert {c["Event"] for c in configs} == {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}
+    for config in configs:
+        assert config["Queue"] == {"Fn::GetAtt": ["UploadQueue", "Arn"]}
+        rules = config["Filter"]["S3Key"]["Rules"]
+        # S3 knows "prefix" and "suffix"; no linter catches another spelling.
+        assert rules == [{"Name": "prefix", "Value": {"Ref": "InputPrefix"}}]
+    assert transformed["Parameters"]["InputPrefix"]["Default"] == "uploads/"
+    assert transformed["Parameters"]["OutputPrefix"]["Default"] == "reframed/"
+    assert transformed["Parameters"]["StylePrefix"]["Default"] == "styles/"
+
+
+def test_prefix_parameters_are_constrained(transformed: dict[str, Any]) -> None:
+    for name in ("InputPrefix", "OutputPrefix", "StylePrefix"):
+        pattern = transformed["Parameters"][name]["AllowedPattern"]
+        assert re.fullmatch(pattern, "uploads/a b/")
+        for bad in ("", "uploads", "/uploads/", "up*/"):
+            assert not re.fullmatch(pattern, bad), (name, bad)
+    assertion = transformed["Rules"]["PrefixesDiffer"]["Assertions"][0]["Assert"]
+    assert assertion == {"Fn::Not": [{"Fn::Equals": [{"Ref": "InputPrefix"}, {"Ref": "OutputPrefix"}]}]}
+
+
+def test_queue_policy_admits_only_this_bucket(ev: Evaluator, transformed: dict[str, Any], bucket_name: str) -> None:
+    _, policy = only(transformed, "AWS::SQS::QueuePolicy")
+    (statement,) = ev(policy["Properties"]["PolicyDocument"]["Statement"])
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == "<UploadQueue.Arn>"
+    assert statement["Condition"]["ArnLike"]["aws:SourceArn"] == f"arn:aws:s3:::{bucket_name}"
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT
+    # The bucket waits for the policy: S3 tests its access to the queue when the notification is set.
+    assert "UploadQueuePolicy" in as_list(transformed["Resources"]["Bucket"].get("DependsOn", []))
+
+
+def test_event_source_mapping(transformed: dict[str, Any]) -> None:
+    _, esm = only(transformed, "AWS::Lambda::EventSourceMapping")
+    props = esm["Properties"]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": ["UploadQueue", "Arn"]}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "MaxConcurrency"}
+    max_concurrency = transformed["Parameters"]["MaxConcurrency"]
+    assert max_concurrency["MinValue"] >= 2  # SQS event sources accept 2..1000
+    assert max_concurrency["MaxValue"] <= 1000
+    assert 2 <= int(max_concurrency["Default"]) <= 1000
+    assert 1 <= props["BatchSize"] <= 10
+    assert 0 < props["MaximumBatchingWindowInSeconds"] <= 30
+
+
+def test_dead_letter_queue(transformed: dict[str, Any]) -> None:
+    queue = transformed["Resources"]["UploadQueue"]["Properties"]
+    dlq = transformed["Resources"]["DeadLetterQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert 3 <= int(queue["RedrivePolicy"]["maxReceiveCount"]) <= 10
+    assert int(dlq["MessageRetentionPeriod"]) == 14 * 24 * 3600
+    assert int(dlq["MessageRetentionPeriod"]) > int(queue["MessageRetentionPeriod"])
+    assert queue["SqsManagedSseEnabled"] is True
+    assert dlq["SqsManagedSseEnabled"] is True
+
+
+def test_visibility_timeout_covers_six_function_timeouts(transformed: dict[str, Any]) -> None:
+    _, function = only(transformed, "AWS::Lambda::Function")
+    assert function["Properties"]["Timeout"] == {"Ref": "Timeout"}
+    timeout = transformed["Parameters"]["Timeout"]
+    allowed = [int(v) for v in timeout["AllowedValues"]]
+    assert int(timeout["Default"]) in allowed
+    _, esm = only(transformed, "AWS::Lambda::EventSourceMapping")
+    window = int(esm["Properties"]["MaximumBatchingWindowInSeconds"])
+    for seconds in allowed:
+        ev = Evaluator(transformed, Timeout=str(seconds))
+        visibility = int(ev(transformed["Resources"]["UploadQueue"]["Properties"]["VisibilityTimeout"]))
+        assert visibility >= 6 * seconds + window, (seconds, visibility)
+        assert visibility <= 43200  # SQS maximum
+
+
+# ----------------------------------------------------------------------------- function
+
+
+def test_function_runtime_handler_and_layer(transformed: dict[str, Any]) -> None:
+    _, function = only(transformed, "AWS::Lambda::Function")
+    props = function["Properties"]
+    # Neither linter catches a runtime name Lambda does not have.
+    assert props["Runtime"] in LAMBDA_PYTHON_RUNTIMES
+    assert props["Handler"] == "reframe_pipeline.handler.lambda_handler"
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["Architectures"] == [{"Ref": "Architecture"}]
+    arch = transformed["Parameters"]["Architecture"]
+    assert arch["Default"] == "arm64" and set(arch["AllowedValues"]) == {"arm64", "x86_64"}
+    ((layer_id, layer),) = resources_of(transformed, "AWS::Lambda::LayerVersion").items()
+    assert props["Layers"] == [{"Ref": layer_id}]
+    assert props["Runtime"] in layer["Properties"]["CompatibleRuntimes"]
+    assert layer["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
+    # The handler module is where the template says, and defines the handler.
+    source = ROOT / "functions" / "reframe" / "reframe_pipeline" / "handler.py"
+    tree = ast.parse(source.read_text())
+    assert "lambda_handler" in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+
+def test_function_builds_with_makefiles(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    assert resources["ReframeFunction"]["Metadata"]["BuildMethod"] == "makefile"
+    assert resources["DependenciesLayer"]["Metadata"]["BuildMethod"] == "makefile"
+    function_makefile = (ROOT / "functions" / "reframe" / "Makefile").read_text()
+    layer_makefile = (ROOT / "layers" / "deps" / "Makefile").read_text()
+    assert re.search(r"^build-ReframeFunction:", function_makefile, re.M)
+    assert re.search(r"^build-DependenciesLayer:", layer_makefile, re.M)
+    requirements = (ROOT / "layers" / "deps" / "requirements.txt").read_text().lower()
+    assert "boto3" not in re.sub(r"#.*", "", requirements)
+
+
+def test_function_environment(ev: Evaluator, transformed: dict[str, Any]) -> None:
+    _, function = only(transformed, "AWS::Lambda::Function")
+    env = ev(function["Properties"]["Environment"]["Variables"])
+    assert env["INPUT_PREFIX"] == "uploads/"
+    assert env["OUTPUT_PREFIX"] == "reframed/"
+    assert env["REFRAME_PROVIDER"] == "segmind"
+    assert env["SEGMIND_API_KEY_SECRET"] == "<ApiKeySecret>"  # created by the stack by default
+    assert env["MAX_PARALLEL_CALLS"] == "8"
+    assert env["MAX_TARGETS_PER_OBJECT"] == "20"
+    assert env["IDEMPOTENCY_TABLE"] == "<IdempotencyTable>"
+    assert env["DEFAULT_RENDERING_SPEED"] == "DEFAULT"
+    assert env["DEFAULT_SIDECAR"] == ""
+    assert env["POWERTOOLS_SERVICE_NAME"] == "reframe"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "ReframePipeline"
+    assert env["LOG_LEVEL"] == "INFO"
+    assert "SEGMIND_API_KEY" not in env  # the key itself never sits in the environment
+    existing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:reframe-key-AbCdEf"
+    ev2 = Evaluator(transformed, ApiKeySecretArn=existing)
+    assert ev2(function["Properties"]["Environment"]["Variables"])["SEGMIND_API_KEY_SECRET"] == existing
+    assert not ev2.conditions["CreateApiKeySecret"]
+    assert transformed["Resources"]["ApiKeySecret"]["Condition"] == "CreateApiKeySecret"
+
+
+# ----------------------------------------------------------------------------- IAM
+
+
+def _role_statements(ev: Evaluator, transformed: dict[str, Any]) -> list[dict[str, Any]]:
+    _, function = only(transformed, "AWS::Lambda::Function")
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    role = transformed["Resources"][role_id]["Properties"]
+    # Managed policies would bring Resource "*" grants (SAM's SQS poller and basic execution roles).
+    assert not role.get("ManagedPolicyArns"), role.get("ManagedPolicyArns")
+    statements = []
+    for policy in role["Policies"]:
+        statements += ev(policy["PolicyDocument"]["Statement"])
+    return statements
+
+
+def test_no_wildcard_actions_and_no_wildcard_resources_but_xray(ev: Evaluator, transformed: dict[str, Any]) -> None:
+    for statement in _role_statements(ev, transformed):
+        assert statement["Effect"] == "Allow"
+        assert "NotAction" not in statement and "NotResource" not in statement
+        actions = as_list(statement["Action"])
+        for action in actions:
+            assert "*" not in action, statement
+        if "*" in as_list(statement["Resource"]):
+            # X-Ray has no resource-level permissions: the one allowed exception.
+            assert all(a.startswith("xray:") for a in actions), statement
+
+
+def _grants(statements: list[dict[str, Any]]) -> dict[str, set[str]]:
+    grants: dict[str, set[str]] = {}
+    for statement in statements:
+        for action in as_list(statement["Action"]):
+            grants.setdefault(action, set()).update(as_list(statement["Resource"]))
+    return grants
+
+
+def test_s3_permissions_follow_the_prefixes(ev: Evaluator, transformed: dict[str, Any], bucket_name: str) -> None:
+    statements = _role_statements(ev, transformed)
+    grants = _grants(statements)
+    bucket = f"arn:aws:s3:::{bucket_name}"
+    assert grants["s3:GetObject"] == {f"{bucket}/uploads/*", f"{bucket}/styles/*", f"{bucket}/reframed/*"}
+    assert grants["s3:PutObject"] == {f"{bucket}/reframed/*"}
+    assert grants["s3:DeleteObject"] == {f"{bucket}/reframed/*"}
+    assert grants["s3:ListBucket"] == {bucket}
+    (listing,) = [s for s in statements if "s3:ListBucket" in as_list(s["Action"])]
+    assert sorted(listing["Condition"]["StringLike"]["s3:prefix"]) == ["reframed/*", "uploads/*"]
+    assert {a for a in grants if a.startswith("s3:")} == {
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:ListBucket",
+    }
+    # The ARNs in the policy name the bucket the template creates (built with !Sub, no cycle).
+    assert ev(transformed["Resources"]["Bucket"]["Properties"]["BucketName"]) == f"{STACK}-{ACCOUNT}-{REGION}"
+
+
+def test_other_permissions_are_scoped(ev: Evaluator, transformed: dict[str, Any]) -> None:
+    grants = _grants(_role_statements(ev, transformed))
+    assert grants["secretsmanager:GetSecretValue"] == {"<ApiKeySecret>"}
+    dynamodb = {a for a in grants if a.startswith("dynamodb:")}
+    assert dynamodb == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    assert all(grants[a] == {"<IdempotencyTable.Arn>"} for a in dynamodb)
+    sqs = {a for a in grants if a.startswith("sqs:")}
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} <= sqs
+    assert all(grants[a] == {"<UploadQueue.Arn>"} for a in sqs)
+    assert grants["logs:PutLogEvents"] == {"<FunctionLogGroup.Arn>"}
+    assert "xray:PutTraceSegments" in grants
+    services = {a.split(":")[0] for a in grants}
+    assert services == {"s3", "secretsmanager", "dynamodb", "sqs", "logs", "xray"}
+
+
+# ----------------------------------------------------------------------------- data, alarms, outputs
+
+
+def test_bucket_is_private_encrypted_and_tls_only(ev: Evaluator, transformed: dict[str, Any]) -> None:
+    props = transformed["Resources"]["Bucket"]["Properties"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert len(props["PublicAccessBlockConfiguration"]) == 4
+    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert sse["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    _, policy = only(transformed, "AWS::S3::BucketPolicy")
+    (deny,) = ev(policy["Properties"]["PolicyDocument"]["Statement"])
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert ev(props["VersioningConfiguration"]) is None
+    assert Evaluator(transformed, EnableVersioning="true")(props["VersioningConfiguration"]) == {"Status": "Enabled"}
+
+
+def test_idempotency_table(transformed: dict[str, Any]) -> None:
+    _, table = only(transformed, "AWS::DynamoDB::Table")
+    props = table["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_alarms(ev: Evaluator, transformed: dict[str, Any]) -> None:
+    alarms = {
+        (a["Properties"]["Namespace"], a["Properties"]["MetricName"]): a["Properties"]
+        for a in resources_of(transformed, "AWS::CloudWatch::Alarm").values()
+    }
+    for key in [
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/Lambda", "Errors"),
+        ("ReframePipeline", "VariantsFailed"),
+        ("ReframePipeline", "AccountErrors"),
+    ]:
+        alarm = alarms[key]
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and float(alarm["Threshold"]) == 0, key
+        assert alarm["TreatMissingData"] == "notBreaching"
+    assert ev(alarms["AWS/SQS", "ApproximateNumberOfMessagesVisible"]["Dimensions"]) == [
+        {"Name": "QueueName", "Value": "<DeadLetterQueue.QueueName>"}
+    ]
+    for metric in ("VariantsFailed", "AccountErrors"):  # EMF metrics, as Powertools emits them
+        assert alarms["ReframePipeline", metric]["Dimensions"] == [{"Name": "service", "Value": "reframe"}]
+    # Alarm mails only when an address is given.
+    assert transformed["Resources"]["AlarmTopic"]["Condition"] == "HasAlarmEmail"
+    some = alarms["AWS/Lambda", "Errors"]
+    assert ev(some["AlarmActions"]) is None
+    assert Evaluator(transformed, AlarmEmail="ops@example.com")(some["AlarmActions"]) == ["<AlarmTopic>"]
+
+
+def test_outputs(transformed: dict[str, Any]) -> None:
+    assert {"BucketName", "UploadPrefix", "QueueUrl", "DeadLetterQueueUrl", "FunctionName"} <= set(
+        transformed["Outputs"]
+    )
+
+
+def test_every_checkov_skip_is_explained(template: dict[str, Any]) -> None:
+    for logical_id, resource in template["Resources"].items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical_id, skip)
+            assert len(skip.get("comment", "")) > 20, (logical_id, skip)
