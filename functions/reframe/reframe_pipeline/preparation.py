@@ -26,6 +26,9 @@ def _heif_support() -> None:
 
 
 ORIENTATION_TAG = 0x0112
+# Our own limit (MAX_DECODE_PIXELS) is checked on the header before anything user-supplied is
+# decoded (probe, then prepare); Pillow's global guard would answer first with another limit.
+Image.MAX_IMAGE_PIXELS = None
 
 
 class UnsupportedImageError(PermanentError):
@@ -64,7 +67,7 @@ def probe(head: bytes, complete: bool) -> SourceFacts:
     try:
         with Image.open(io.BytesIO(head)) as image:  # reads the header only, decodes no pixels
             size = Size(*image.size)
-            orientation = int(image.getexif().get(ORIENTATION_TAG, 1) or 1)
+            orientation = _orientation(image, fmt)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         if not complete:
             raise HeaderIncompleteError from exc
@@ -74,13 +77,22 @@ def probe(head: bytes, complete: bool) -> SourceFacts:
     return SourceFacts(fmt, size, orientation)
 
 
+def _orientation(image: Image.Image, fmt: str) -> int:
+    if fmt == "png":
+        # Pillow's getexif() on a PNG decodes every pixel looking for a trailing eXIf chunk;
+        # only an eXIf chunk before the pixel data (already in .info) is read here.
+        exif = Image.Exif()
+        raw = image.info.get("exif")
+        if isinstance(raw, bytes):
+            exif.load(raw)
+    else:
+        exif = image.getexif()
+    return int(exif.get(ORIENTATION_TAG, 1) or 1)
+
+
 def reasons_to_prepare(facts: SourceFacts, object_bytes: int, limits: Limits) -> list[str]:
     pixels = facts.size.width * facts.size.height
-    if pixels > limits.max_decode_pixels:
-        raise UnsupportedImageError(
-            f"the image claims {facts.size} ({pixels / 1e6:.0f} megapixels), over the limit of "
-            f"{limits.max_decode_pixels / 1e6:.0f}: refused without decoding (decompression bomb guard)"
-        )
+    _check_pixels(facts.size, limits)
     reasons = []
     if facts.orientation not in (0, 1):
         reasons.append("exif-orientation")
@@ -95,17 +107,26 @@ def reasons_to_prepare(facts: SourceFacts, object_bytes: int, limits: Limits) ->
     return reasons
 
 
+def _check_pixels(size: Size, limits: Limits) -> None:
+    pixels = size.width * size.height
+    if pixels > limits.max_decode_pixels:
+        raise UnsupportedImageError(
+            f"the image claims {size} ({pixels / 1e6:.0f} megapixels), over the limit of "
+            f"{limits.max_decode_pixels / 1e6:.0f}: refused without decoding (decompression bomb guard)"
+        )
+
+
 def prepare(data: bytes, limits: Limits) -> bytes:
     """Upright, RGB(A), within the pixel and byte limits, square if asked: a PNG."""
-    Image.MAX_IMAGE_PIXELS = limits.max_decode_pixels
     if sniff(data[:32]) == "heic":
         _heif_support()
     try:
         with Image.open(io.BytesIO(data)) as opened:
             opened.seek(0)  # an animated GIF or multi-page TIFF: its first frame
+            _check_pixels(Size(*opened.size), limits)
             image = ImageOps.exif_transpose(opened)
             image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UnsupportedImageError(f"the image does not decode: {exc}") from None
     icc = image.info.get("icc_profile")
     image = image.convert("RGBA" if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info else "RGB")
