@@ -24,7 +24,6 @@ ONE = {"version": 1, "targets": [{"resolution": "1024x1024"}]}
 
 def gradient(size: tuple[int, int]) -> Image.Image:
     """Asymmetric on purpose: red grows left to right, blue top to bottom."""
-    w, h = size
     red = Image.linear_gradient("L").rotate(90).resize(size)
     blue = Image.linear_gradient("L").resize(size)
     return Image.merge("RGB", (red.transpose(Image.Transpose.FLIP_LEFT_RIGHT), Image.new("L", size, 40), blue))

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from reframe_pipeline.events import (
     KeyKind,
     MalformedEventError,

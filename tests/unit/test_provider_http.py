@@ -5,6 +5,7 @@ import json
 import pytest
 import requests
 from PIL import Image
+
 from reframe_pipeline.errors import (
     DeadlineError,
     ProviderAccountError,

@@ -1,6 +1,7 @@
 import math
 
 import pytest
+
 from reframe_pipeline.resolutions import RESOLUTIONS, Size, nearest_resolution, parse_aspect, parse_size
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
+
 from reframe_cli import servers
 
 

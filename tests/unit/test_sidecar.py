@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from reframe_pipeline.planning import plan
 from reframe_pipeline.sidecar import InvalidSidecarError, parse_sidecar
 
