@@ -1,0 +1,143 @@
+"""``reframe demo``: the sample images go through the local stack (S3 -> SQS -> poller -> handler);
+the variants, manifests, a contact sheet and the handler's logs land in one folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from PIL import Image
+
+from reframe_pipeline.events import MANIFEST_NAME
+from reframe_pipeline.pipeline import output_dir
+from reframe_pipeline.settings import Settings
+
+from .contact_sheet import Tile, contact_sheet
+from .localstack import LocalStack, wait_until
+from .logs import handler_output_to
+from .poller import BatchReport
+from .samples import IMAGES, UPLOADS, sidecar_seed
+
+DEFAULT_OUTPUT = Path("demo-output")
+DEFAULT_TIMEOUT_S = 45.0
+DEFAULT_POLLERS = 2
+_DONE = ("created", "existing")
+
+
+def run(output: Path, out: TextIO, *, pollers: int = DEFAULT_POLLERS, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
+    """Run the demo; 0 when every variant was produced. ``out`` is the terminal: the handler's own
+    output goes to ``output/logs.jsonl``."""
+    clock = time.monotonic()
+    settings = Settings.from_env()
+    sources = {settings.input_prefix + key: IMAGES / name for name, key in UPLOADS.items()}
+    manifest_keys = {key: output_dir(key, settings) + MANIFEST_NAME for key in sources}
+    output.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(output / settings.output_prefix, ignore_errors=True)  # results of an earlier run
+
+    def report_errors(report: BatchReport) -> None:
+        if report.error is not None:
+            print(f"  batch failed, will be retried: {report.error!r}", file=out, flush=True)
+
+    with (
+        (output / "logs.jsonl").open("w") as log,
+        handler_output_to(log),
+        LocalStack.start(output, seed=sidecar_seed(settings.input_prefix)) as stack,
+    ):
+        stack.start_pollers(pollers, on_batch=report_errors)
+        provider = Settings.from_env().reframe_provider  # the stack's default applies now
+        print(f"moto (S3 + SQS) at {stack.url}, bucket {stack.wiring.bucket}, provider {provider}", file=out)
+        print(f"uploading {len(sources)} images with their sidecars...", file=out, flush=True)
+        for key, path in sources.items():
+            stack.s3.put_object(Bucket=stack.wiring.bucket, Key=key, Body=path.read_bytes())
+
+        def finished() -> bool:
+            present = _keys(stack, settings.output_prefix)
+            return all(key in present for key in manifest_keys.values()) and stack.pending() == 0
+
+        complete = wait_until(finished, timeout_s)
+        manifests = {key: _download_results(stack, manifest, output) for key, manifest in manifest_keys.items()}
+        dead = stack.dead_letters()
+
+    sheet = output / "contact-sheet.png"
+    contact_sheet(_rows(sources, manifests, output, settings.input_prefix)).save(sheet)
+    print(_table(manifests, settings.input_prefix), file=out)
+    ok = complete and dead == 0 and all(_statuses(m) <= set(_DONE) for m in manifests.values() if m)
+    if not complete:
+        print(f"timed out after {timeout_s:.0f} s waiting for the manifests", file=out)
+    if dead:
+        print(f"{dead} event(s) went to the dead-letter queue", file=out)
+    print(f"contact sheet: {sheet}\nhandler logs and metrics: {output / 'logs.jsonl'}", file=out)
+    print(f"{'done' if ok else 'finished with problems'} in {time.monotonic() - clock:.1f} s", file=out)
+    return 0 if ok else 1
+
+
+def _keys(stack: LocalStack, prefix: str) -> set[str]:
+    pages = stack.s3.get_paginator("list_objects_v2").paginate(Bucket=stack.wiring.bucket, Prefix=prefix)
+    return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+
+def _download_results(stack: LocalStack, manifest_key: str, output: Path) -> dict[str, Any] | None:
+    """The manifest and its variants, saved under ``output`` at their bucket keys."""
+    if manifest_key not in _keys(stack, manifest_key):
+        return None
+    bucket = stack.wiring.bucket
+    keys = [manifest_key]
+    manifest: dict[str, Any] = json.loads(stack.s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+    keys += [v["key"] for v in manifest["variants"] if v["key"] and v["status"] in _DONE]
+    for key in keys:
+        target = output / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        stack.s3.download_file(bucket, key, str(target))
+    return manifest
+
+
+def _statuses(manifest: dict[str, Any]) -> set[str]:
+    return {v["status"] for v in manifest["variants"]}
+
+
+def _size(variant: dict[str, Any]) -> str:
+    return f"{variant['width']}x{variant['height']}" if variant.get("width") else "-"
+
+
+def _rows(
+    sources: dict[str, Path], manifests: dict[str, dict[str, Any] | None], output: Path, input_prefix: str
+) -> list[list[Tile]]:
+    rows = []
+    for key, path in sources.items():
+        manifest = manifests[key]
+        with_config = f"config: {manifest['config']['from']}" if manifest else "no manifest"
+        row = [Tile(path, (key.removeprefix(input_prefix), _image_size(path), with_config))]
+        for v in manifest["variants"] if manifest else []:
+            image = output / v["key"] if v["key"] and v["status"] in _DONE else None
+            row.append(Tile(image, (v["name"], _size(v), v["status"])))
+        rows.append(row)
+    return rows
+
+
+def _image_size(path: Path) -> str:
+    with Image.open(path) as image:
+        return f"{image.width}x{image.height}"
+
+
+def _table(manifests: dict[str, dict[str, Any] | None], input_prefix: str) -> str:
+    lines = [("source", "target", "size", "status", "time ms")]
+    for key, manifest in manifests.items():
+        source = key.removeprefix(input_prefix)
+        if manifest is None:
+            lines.append((source, "-", "-", "no manifest", "-"))
+            continue
+        for v in manifest["variants"]:
+            status = v["status"] + (f" ({v['error']['code']})" if v.get("error") else "")
+            latency = str(v["latency_ms"]) if v.get("latency_ms") is not None else "-"
+            lines.append((source, v["name"], _size(v), status, latency))
+    widths = [max(len(line[column]) for line in lines) for column in range(len(lines[0]))]
+    return "\n".join(
+        "  ".join(
+            cell.rjust(w) if column == 4 else cell.ljust(w)
+            for column, (cell, w) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for line in lines
+    )

@@ -1,0 +1,144 @@
+"""``reframe serve``: the local stack kept running; uploads are processed as they come, one progress
+line per source, until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import tempfile
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from botocore.exceptions import ClientError
+
+from reframe_pipeline.errors import PermanentError
+from reframe_pipeline.events import MANIFEST_NAME, SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify, parse_sqs_body
+from reframe_pipeline.pipeline import output_dir
+from reframe_pipeline.settings import Settings
+
+from .localstack import DEFAULT_BUCKET, LocalStack
+from .logs import handler_output_to
+from .poller import BatchReport
+from .samples import sidecar_seed
+from .servers import REGION
+
+DEFAULT_POLLERS = 2
+# A manifest older than its batch (minus the manifest's one-second resolution) is from an earlier run.
+_CLOCK_SLACK_S = 1.0
+
+
+class Progress:
+    """Turns each handled batch into one line per source."""
+
+    def __init__(self, stack: LocalStack, settings: Settings, out: TextIO) -> None:
+        self._stack = stack
+        self._settings = settings
+        self._out = out
+        self._lock = threading.Lock()  # pollers report from their own threads
+
+    def __call__(self, report: BatchReport) -> None:
+        lines = [f"poller: {report.error!r}"] if report.error and not report.messages else []
+        for message in report.messages:
+            try:
+                events = parse_sqs_body(message["Body"])
+            except PermanentError:
+                continue  # the handler logged it and dropped the message
+            for event in events:
+                line = self._describe(event, message, report)
+                if line:
+                    lines.append(line)
+        with self._lock:
+            for line in lines:
+                print(line, file=self._out, flush=True)
+
+    def _describe(self, event: ObjectEvent, message: dict[str, Any], report: BatchReport) -> str | None:
+        s = self._settings
+        kind = classify(event.key, s.input_prefix, s.output_prefix)
+        if kind in (KeyKind.OUTPUT, KeyKind.OUTSIDE_INPUT):
+            return None
+        took = f"({report.elapsed_s:.1f} s)"
+        if message["MessageId"] in report.failed:
+            receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
+            return (
+                f"{event.key} → not done, back in the queue in {self._stack.wiring.retry_delay_s} s"
+                f" (receive {receives}; see the logs) {took}"
+            )
+        if kind is KeyKind.FOLDER_SIDECAR:
+            return f"{event.key} → folder default {event.action}: it applies to the next uploads"
+        if event.action == "removed":
+            return f"{event.key} → removed{', its outputs deleted' if kind is KeyKind.IMAGE else ''} {took}"
+        image = event.key.removesuffix(SIDECAR_SUFFIX)
+        manifest = self._manifest(image)
+        if manifest is None or _older_than(manifest, report.started - _CLOCK_SLACK_S):
+            return f"{image} → left alone: no sidecar or folder default, or not there (see the logs) {took}"
+        if manifest.get("error"):
+            return f"{image} → rejected: {manifest['error']['message']} {took}"
+        counts = {status: 0 for status in ("created", "existing", "failed")}
+        for variant in manifest["variants"]:
+            counts[variant["status"]] += 1
+        return f"{image} → " + ", ".join(f"{n} {status}" for status, n in counts.items()) + f" {took}"
+
+    def _manifest(self, image_key: str) -> dict[str, Any] | None:
+        key = output_dir(image_key, self._settings) + MANIFEST_NAME
+        try:
+            body = self._stack.s3.get_object(Bucket=self._stack.wiring.bucket, Key=key)["Body"].read()
+        except ClientError:
+            return None
+        document: dict[str, Any] = json.loads(body)
+        return document
+
+
+def _older_than(manifest: dict[str, Any], timestamp: float) -> bool:
+    return datetime.fromisoformat(manifest["generated_at"]).timestamp() < timestamp
+
+
+def instructions(stack: LocalStack, settings: Settings, logs: Path, pollers: int) -> str:
+    url, bucket, inp, out = stack.url, stack.wiring.bucket, settings.input_prefix, settings.output_prefix
+    sidecar = json.dumps({"version": 1, "targets": [{"preset": "linkedin-banner"}, {"size": "1200x628"}]})
+    return f"""\
+Reframe local stack running (Ctrl-C to stop)
+  moto (S3 + SQS): {url} (pid {stack.moto.pid}); bucket {bucket}; provider {settings.reframe_provider}
+  events: s3://{bucket}/{inp}* -> queue {stack.wiring.queue_url.rsplit("/", 1)[-1]} -> {pollers} poller(s)
+  handler logs and metrics: {logs}
+
+In another shell (moto takes any credentials):
+  export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION={REGION}
+
+Upload an image ({inp}_reframe.json, a folder default, already asks for 16:9 and an Instagram story):
+  aws s3 cp photo.jpg s3://{bucket}/{inp}photo.jpg
+  python -c "import boto3; boto3.client('s3').upload_file('photo.jpg', '{bucket}', '{inp}photo.jpg')"
+
+Give one image its own targets with a sidecar (uploaded after the image, it re-plans it):
+  echo '{sidecar}' > photo.jpg.reframe.json
+  aws s3 cp photo.jpg.reframe.json s3://{bucket}/{inp}photo.jpg.reframe.json
+
+Results (variants and manifest.json):
+  aws s3 ls --recursive s3://{bucket}/{out}
+"""
+
+
+def run(out: TextIO, *, pollers: int = DEFAULT_POLLERS, bucket: str = DEFAULT_BUCKET) -> int:
+    """Serve until SIGINT/SIGTERM; the handler's own output goes to a logs.jsonl file."""
+    settings = Settings.from_env()
+    state = Path(tempfile.mkdtemp(prefix="reframe-serve-"))
+    logs = state / "logs.jsonl"
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with (
+            logs.open("w") as log,
+            handler_output_to(log),
+            LocalStack.start(state, bucket=bucket, seed=sidecar_seed(settings.input_prefix)) as stack,
+        ):
+            settings = Settings.from_env()  # with the stack's default provider
+            stack.start_pollers(pollers, on_batch=Progress(stack, settings, out))
+            print(instructions(stack, settings, logs, pollers), file=out, flush=True)
+            stop.wait()
+            print("stopping: finishing the batches in progress...", file=out, flush=True)
+        print(f"stopped: pollers joined, moto (pid {stack.moto.pid}) ended", file=out, flush=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
