@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from PIL import Image
 
 from reframe_cli import servers
 from reframe_cli.lambda_context import LocalContext
+from reframe_cli.logs import handler_output_to
 from reframe_cli.servers import ServerProcess
 from reframe_pipeline import handler, settings
 
@@ -135,4 +136,9 @@ def stack(aws_env: str, moto_reset: ServerProcess, emulator: ServerProcess, monk
     return result
 
 
-StackFactory = Callable[..., Stack]
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    """Everything the handler logs (JSON lines) and prints (EMF metrics) during the test."""
+    stream = io.StringIO()
+    with handler_output_to(stream):
+        yield stream

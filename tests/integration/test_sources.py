@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import struct
-import zlib
-
 import pillow_heif
 from PIL import Image, ImageChops, ImageStat
 
@@ -18,21 +14,9 @@ from reframe_pipeline.settings import Settings
 from reframe_pipeline.storage import S3Storage
 
 from .conftest import BUCKET, Stack, s3_event
+from .images import encoded, gradient, png_header_only
 
 ONE = {"version": 1, "targets": [{"resolution": "1024x1024"}]}
-
-
-def gradient(size: tuple[int, int]) -> Image.Image:
-    """Asymmetric on purpose: red grows left to right, blue top to bottom."""
-    red = Image.linear_gradient("L").rotate(90).resize(size)
-    blue = Image.linear_gradient("L").resize(size)
-    return Image.merge("RGB", (red.transpose(Image.Transpose.FLIP_LEFT_RIGHT), Image.new("L", size, 40), blue))
-
-
-def encoded(image: Image.Image, fmt: str, **options) -> bytes:
-    out = io.BytesIO()
-    image.save(out, fmt, **options)
-    return out.getvalue()
 
 
 def centre(image: Image.Image, box: tuple[int, int]) -> Image.Image:
@@ -95,17 +79,6 @@ def test_heic_upload_end_to_end(stack: Stack):
     assert manifest["source"]["prepared"] == {"reasons": ["format-heic"]}
     assert manifest["variants"][0]["status"] == "created"
     assert stack.image("reframed/iphone.heic/1312x736.png").size == (1312, 736)
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims a size: decoding it would need width x height x 3 bytes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 1024)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def test_decompression_bomb_is_refused_without_decoding(stack: Stack):

@@ -98,7 +98,7 @@ class Pipeline:
         )
         kind = classify(event.key, s.input_prefix, s.output_prefix)
         if kind in (KeyKind.OUTPUT, KeyKind.OUTSIDE_INPUT):
-            logger.debug("ignored: not an input of this pipeline", extra={"kind": kind.value})
+            logger.info("ignored: not an input of this pipeline", extra={"kind": kind.value})
             return Outcome(event, "ignored", detail=kind.value)
         if (problem := _unsafe_key(event.key)) is not None:
             logger.warning("ignored: unsafe key", extra={"reason": problem})
@@ -132,7 +132,7 @@ class Pipeline:
         if info is None:
             logger.info("skipped: the source no longer exists", extra={"source_key": key})
             count("SourcesMissing")
-            return Outcome(event, "missing", detail=f"{key} does not exist")
+            return Outcome(event, "missing", detail=f"{key}: the source no longer exists")
         found = find_config(storage, key, s.input_prefix, s.default_sidecar, s.max_sidecar_bytes)
         if found is None:
             logger.info("skipped: no sidecar, no folder default, no DEFAULT_SIDECAR")

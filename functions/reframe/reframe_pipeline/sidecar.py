@@ -61,11 +61,11 @@ def check_reference(ref: str) -> str:
     host = (parts.hostname or "").lower()
     if not host:
         raise ValueError(f"{ref!r} has no host")
-    if host == "localhost" or host.endswith(_BLOCKED_HOST_SUFFIXES) or "." not in host.strip("[]"):
-        raise ValueError(f"host {host!r} is not a public host")
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
+        if host == "localhost" or host.endswith(_BLOCKED_HOST_SUFFIXES) or "." not in host:
+            raise ValueError(f"host {host!r} is not a public host") from None
         return ref
     if not address.is_global:
         raise ValueError(f"address {address} is private, loopback, link-local or reserved")

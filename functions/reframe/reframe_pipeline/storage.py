@@ -69,8 +69,11 @@ class S3Storage:
         try:
             body: bytes = self._client.get_object(Bucket=self.bucket, Key=key, **options)["Body"].read()
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in _MISSING:
                 raise FileNotFoundError(f"s3://{self.bucket}/{key} does not exist") from None
+            if code == "InvalidRange":  # a range of an empty object
+                return b""
             raise
         with self._lock:
             self.bytes_read += len(body)
