@@ -6,7 +6,7 @@
 #
 #   make iac-install   the .venv-iac tools plus a wheelhouse for offline layer builds in tests
 #   make iac-check     cfn-lint, sam validate --lint, checkov on template.yaml
-#   make sam-build     sam build into .aws-sam (ARCH=arm64 by default, ARCH=x86_64 to switch)
+#   make sam-build     sam build into .aws-sam (arm64; LAMBDA_ARCH=x86_64 to switch)
 #   make iac-test      the tests in tests/iac (linters, wiring, built artifact run on moto)
 
 IAC_PYTHON ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 python3; do \
@@ -17,13 +17,13 @@ IAC_STAMP := $(IAC_VENV)/.installed
 IAC_TOOLS := aws-sam-cli checkov cfn-lint
 # Lambda architecture for sam-build: the template's Architecture parameter and the layer
 # makefile's ARCH (environment) must agree, so both are set from this one variable.
-ARCH ?= arm64
+LAMBDA_ARCH ?= arm64
 # Wheels for the build machine's architecture, so tests can build a layer that imports here
 # without reaching a package index (see tests/iac/conftest.py).
 IAC_HOST_ARCH := $(shell uname -m | sed -e 's/^aarch64$$/arm64/' -e 's/^amd64$$/x86_64/')
 IAC_WHEELHOUSE := $(IAC_VENV)/wheelhouse-$(IAC_HOST_ARCH)
 IAC_PLATFORM_ARCH := $(if $(filter arm64,$(IAC_HOST_ARCH)),aarch64,x86_64)
-IAC_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
+IAC_ENV := SAM_CLI_TELEMETRY=0 CKV_SKIP_PACKAGE_UPDATE_CHECK=true AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
 
 .PHONY: iac-install iac-check sam-build iac-test
 
@@ -44,11 +44,11 @@ iac-install: $(IAC_STAMP)
 iac-check: $(IAC_STAMP)
 	$(IAC_BIN)/cfn-lint template.yaml
 	$(IAC_ENV) $(IAC_BIN)/sam validate --lint --template template.yaml
-	$(IAC_BIN)/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
+	$(IAC_ENV) $(IAC_BIN)/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
 sam-build: $(IAC_STAMP)
-	ARCH=$(ARCH) PYTHON=$(CURDIR)/$(IAC_BIN)/python $(IAC_ENV) $(IAC_BIN)/sam build --template template.yaml --build-dir .aws-sam/build \
-		--parameter-overrides Architecture=$(ARCH)
+	ARCH=$(LAMBDA_ARCH) PYTHON=$(CURDIR)/$(IAC_BIN)/python $(IAC_ENV) $(IAC_BIN)/sam build --template template.yaml --build-dir .aws-sam/build \
+		--parameter-overrides Architecture=$(LAMBDA_ARCH)
 
 iac-test: $(IAC_STAMP)
 	$(BIN)/python -m pytest tests/iac -q --durations=10

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import fcntl
+import json
 import os
 import platform
 import shutil
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,11 +54,24 @@ def iac_tool(name: str) -> Path:
     return path
 
 
+def _sam_app_dir() -> str:
+    """A SAM CLI settings directory whose last version check is recent: `sam` then does not ask
+    PyPI whether it is out of date (it does so weekly, after a command)."""
+    path = Path(tempfile.gettempdir()) / f"reframe-iac-sam-app-{os.getuid()}"
+    path.mkdir(exist_ok=True)
+    settings = {"lastVersionCheck": time.time(), "telemetryEnabled": False}
+    (path / "metadata.json").write_text(json.dumps(settings))
+    return str(path)
+
+
 def tool_env(**extra: str) -> dict[str, str]:
-    """Environment for the SAM/lint tools: offline-friendly, no telemetry, a region, no AWS profile."""
+    """Environment for the SAM/lint tools: offline (no telemetry, no update checks, no downloads),
+    a region, no AWS profile or credentials."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         SAM_CLI_TELEMETRY="0",
+        __SAM_CLI_APP_DIR=_sam_app_dir(),
+        CKV_SKIP_PACKAGE_UPDATE_CHECK="true",
         AWS_DEFAULT_REGION=REGION,
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
