@@ -1,0 +1,112 @@
+"""Never pay twice, stop before the deadline, and never leak the key."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from reframe_cli import servers
+from reframe_pipeline.observability import logger
+
+from ..conftest import EMULATOR_API_KEY
+from .conftest import Stack, s3_event, sqs_event
+
+SOURCE = "uploads/dup/photo.jpg"
+OUT = "reframed/dup/photo.jpg/"
+THREE = {"version": 1, "targets": [{"resolution": "1024x1024"}, {"aspect_ratio": "16:9"}, {"size": "300x200"}]}
+TABLE = "reframe-idempotency"
+
+
+def invoke_in_subprocess(event_file: Path) -> dict:
+    """A separate process, like a second Lambda instance handling the duplicate."""
+    result = subprocess.run(
+        [sys.executable, "-m", "reframe_cli.cli", "invoke", "--event", str(event_file)],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def test_concurrent_duplicates_pay_once_per_variant(stack: Stack, aws_env: str, tmp_path: Path):
+    dynamodb = servers.client("dynamodb", aws_env)
+    dynamodb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    stack.configure(IDEMPOTENCY_TABLE=TABLE)
+    stack.emulator_config(latency_ms=1500)  # long enough for the two invocations to overlap
+    stack.put_image(SOURCE)
+    stack.put(SOURCE + ".reframe.json", THREE)
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(sqs_event(s3_event(SOURCE))))
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(invoke_in_subprocess, [event_file, event_file]))
+
+    assert stack.stats()["billed"] == 3
+    # A duplicate that found a variant in progress elsewhere hands its message back to SQS.
+    retried = [r for r in results if r["batchItemFailures"]]
+    assert len(retried) <= 1
+    redelivered = stack.invoke(sqs_event(s3_event(SOURCE)))
+    assert redelivered == {"batchItemFailures": []}
+    manifest = stack.read_json(OUT + "manifest.json")
+    assert [v["status"] for v in manifest["variants"]] == ["existing"] * 3
+    assert stack.stats()["billed"] == 3
+    assert dynamodb.scan(TableName=TABLE)["Count"] == 3
+
+
+def test_time_budget_stops_new_calls_and_keeps_finished_variants(stack: Stack):
+    stack.configure(CALL_BUDGET_MS="1500", UPLOAD_RESERVE_MS="0", MAX_PARALLEL_CALLS="1")
+    stack.emulator_config(latency_ms=1000)
+    stack.put_image(SOURCE)
+    stack.put(SOURCE + ".reframe.json", THREE)
+
+    result = stack.invoke(sqs_event(s3_event(SOURCE)), timeout_s=3.5)
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    first = stack.read_json(OUT + "manifest.json")["variants"]
+    created = [v["name"] for v in first if v["status"] == "created"]
+    deferred = [v for v in first if v["status"] == "failed"]
+    assert created and deferred
+    assert {v["error"]["code"] for v in deferred} == {"deadline"}
+    billed_before = stack.stats()["billed"]
+    assert billed_before == len(created)
+
+    assert stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}
+    second = {v["name"]: v["status"] for v in stack.read_json(OUT + "manifest.json")["variants"]}
+    assert all(second[name] == "existing" for name in created)
+    assert set(second.values()) <= {"existing", "created"}
+    assert stack.stats()["billed"] == 3  # nothing paid twice
+
+
+def test_the_key_appears_nowhere(stack: Stack, logs: io.StringIO, capsys: pytest.CaptureFixture[str]):
+    logger.setLevel("DEBUG")
+    try:
+        stack.put_image(SOURCE)
+        stack.put(SOURCE + ".reframe.json", THREE)
+        stack.faults("429", "500", "401", "400", "406", "garbage")
+        results = [stack.invoke(sqs_event(s3_event(SOURCE))) for _ in range(3)]
+        stack.configure(SEGMIND_API_KEY="sk-wrong-SECRET-999")
+        results.append(stack.invoke(sqs_event(s3_event(SOURCE + ".reframe.json"))))
+    finally:
+        logger.setLevel("INFO")
+    manifest = stack.s3.get_object(Bucket="reframe-test", Key=OUT + "manifest.json")["Body"].read().decode()
+    printed = capsys.readouterr()
+    everything = logs.getvalue() + printed.out + printed.err + manifest + json.dumps(results)
+
+    assert "provider call failed, retrying" in everything  # the logs were captured
+    assert "AccountErrors" in everything  # ...and the EMF metrics
+    assert EMULATOR_API_KEY not in everything
+    assert "sk-wrong-SECRET-999" not in everything
