@@ -28,9 +28,7 @@ def test_s3_event_fans_out_one_call_per_target(stack: Stack):
     result = stack.invoke(s3_event(SOURCE))
 
     assert [v["status"] for v in result["results"][0]["variants"]] == ["created"] * 3
-    assert stack.keys(OUT) == sorted(
-        OUT + name for name in ("1536x640.png", "736x1312.png", "og.png", "manifest.json")
-    )
+    assert stack.keys(OUT) == sorted(OUT + name for name in ("1536x640.png", "736x1312.png", "og.png", "manifest.json"))
     assert stack.image(OUT + "1536x640.png").size == (1536, 640)
     assert stack.image(OUT + "736x1312.png").size == (736, 1312)
     assert stack.image(OUT + "og.png").size == (1200, 628)  # reframed to 1344x704, then cropped
@@ -98,9 +96,7 @@ def test_direct_eventbridge_event(stack: Stack):
 
 
 def test_invalid_sidecar_fails_in_the_manifest_without_a_call(stack: Stack):
-    upload(
-        stack, {"version": 1, "targets": [{"resolution": "1000x1000"}, {"size": "64x64", "name": "thumb"}]}
-    )
+    upload(stack, {"version": 1, "targets": [{"resolution": "1000x1000"}, {"size": "64x64", "name": "thumb"}]})
     result = stack.invoke(sqs_event(s3_event(SOURCE)))
 
     assert result == {"batchItemFailures": []}  # not retried: retrying cannot fix it

@@ -11,6 +11,7 @@ import botocore.auth
 import pytest
 import requests
 from botocore.exceptions import ClientError
+
 from reframe_cli import servers
 from reframe_cli.servers import ServerProcess
 

@@ -21,13 +21,10 @@ from .logs import handler_output_to
 from .poller import BatchReport
 from .samples import IMAGES, UPLOADS, sidecar_seed
 
-DEFAULT_OUTPUT = Path("demo-output")
-DEFAULT_TIMEOUT_S = 45.0
-DEFAULT_POLLERS = 2
 _DONE = ("created", "existing")
 
 
-def run(output: Path, out: TextIO, *, pollers: int = DEFAULT_POLLERS, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
+def run(output: Path, out: TextIO, *, pollers: int, timeout_s: float) -> int:
     """Run the demo; 0 when every variant was produced. ``out`` is the terminal: the handler's own
     output goes to ``output/logs.jsonl``."""
     clock = time.monotonic()
@@ -48,7 +45,10 @@ def run(output: Path, out: TextIO, *, pollers: int = DEFAULT_POLLERS, timeout_s:
     ):
         stack.start_pollers(pollers, on_batch=report_errors)
         provider = Settings.from_env().reframe_provider  # the stack's default applies now
-        print(f"moto (S3 + SQS) at {stack.url}, bucket {stack.wiring.bucket}, provider {provider}", file=out)
+        print(
+            f"moto (S3 + SQS) at {stack.url} (pid {stack.moto.pid}), bucket {stack.wiring.bucket}, provider {provider}",
+            file=out,
+        )
         print(f"uploading {len(sources)} images with their sidecars...", file=out, flush=True)
         for key, path in sources.items():
             stack.s3.put_object(Bucket=stack.wiring.bucket, Key=key, Body=path.read_bytes())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +115,9 @@ def point_handler_at(endpoint_url: str) -> None:
         AWS_REGION=servers.REGION,
     )
     os.environ.setdefault("REFRAME_PROVIDER", "local")
+    # Powertools warns on stderr after an invocation that added no metric (a test event, a key it
+    # ignores). In Lambda that line lands in the function's log; here it would clutter the terminal.
+    warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
     from reframe_pipeline import handler, settings, storage
 
     settings.current.cache_clear()

@@ -18,13 +18,12 @@ from reframe_pipeline.events import MANIFEST_NAME, SIDECAR_SUFFIX, KeyKind, Obje
 from reframe_pipeline.pipeline import output_dir
 from reframe_pipeline.settings import Settings
 
-from .localstack import DEFAULT_BUCKET, LocalStack
+from .localstack import LocalStack
 from .logs import handler_output_to
 from .poller import BatchReport
 from .samples import sidecar_seed
 from .servers import REGION
 
-DEFAULT_POLLERS = 2
 # A manifest older than its batch (minus the manifest's one-second resolution) is from an earlier run.
 _CLOCK_SLACK_S = 1.0
 
@@ -70,15 +69,16 @@ class Progress:
         if event.action == "removed":
             return f"{event.key} → removed{', its outputs deleted' if kind is KeyKind.IMAGE else ''} {took}"
         image = event.key.removesuffix(SIDECAR_SUFFIX)
+        source = f"{image} (sidecar {event.action})" if kind is KeyKind.OBJECT_SIDECAR else image
         manifest = self._manifest(image)
         if manifest is None or _older_than(manifest, report.started - _CLOCK_SLACK_S):
-            return f"{image} → left alone: no sidecar or folder default, or not there (see the logs) {took}"
+            return f"{source} → left alone: no sidecar or folder default, or no image (see the logs) {took}"
         if manifest.get("error"):
-            return f"{image} → rejected: {manifest['error']['message']} {took}"
+            return f"{source} → rejected: {manifest['error']['message']} {took}"
         counts = {status: 0 for status in ("created", "existing", "failed")}
         for variant in manifest["variants"]:
             counts[variant["status"]] += 1
-        return f"{image} → " + ", ".join(f"{n} {status}" for status, n in counts.items()) + f" {took}"
+        return f"{source} → " + ", ".join(f"{n} {status}" for status, n in counts.items()) + f" {took}"
 
     def _manifest(self, image_key: str) -> dict[str, Any] | None:
         key = output_dir(image_key, self._settings) + MANIFEST_NAME
@@ -119,7 +119,7 @@ Results (variants and manifest.json):
 """
 
 
-def run(out: TextIO, *, pollers: int = DEFAULT_POLLERS, bucket: str = DEFAULT_BUCKET) -> int:
+def run(out: TextIO, *, pollers: int, bucket: str) -> int:
     """Serve until SIGINT/SIGTERM; the handler's own output goes to a logs.jsonl file."""
     settings = Settings.from_env()
     state = Path(tempfile.mkdtemp(prefix="reframe-serve-"))

@@ -38,9 +38,7 @@ _START_ATTEMPTS = 3
 _POLL_INTERVAL = 0.05
 _PROBE_TIMEOUT = 2.0
 # One try per poll: the polling loop is the retry.
-_PROBE_CONFIG = Config(
-    retries={"total_max_attempts": 1}, connect_timeout=_PROBE_TIMEOUT, read_timeout=_PROBE_TIMEOUT
-)
+_PROBE_CONFIG = Config(retries={"total_max_attempts": 1}, connect_timeout=_PROBE_TIMEOUT, read_timeout=_PROBE_TIMEOUT)
 
 
 class ServerStartError(RuntimeError):
@@ -272,8 +270,7 @@ def _wait_ready(server: ServerProcess, ready: Callable[[ServerProcess], bool], t
         code = server.popen.poll()
         if code is not None:
             raise ServerExitedError(
-                f"{server.name} exited with code {code} during start-up; log {server.log_path}:\n"
-                f"{server.log_tail()}"
+                f"{server.name} exited with code {code} during start-up; log {server.log_path}:\n{server.log_tail()}"
             )
         if ready(server):
             return

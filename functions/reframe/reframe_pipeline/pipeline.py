@@ -141,7 +141,7 @@ class Pipeline:
         source_info = SourceInfo(bucket=storage.bucket, key=key, etag=info.etag)
         out_dir = output_dir(key, s)
         try:
-            variants, prune = self._plan(found)
+            variants, prune = self.plan_config(found)
             send_key, reasons = self._source_to_send(storage, info, out_dir)
         except PermanentError as exc:
             return self._reject(storage, event, out_dir, found, source_info, exc)
@@ -150,7 +150,7 @@ class Pipeline:
         source = SourceImage(
             url=storage.presign_get(send_key, s.presign_expiry_s), loader=lambda: storage.read(send_key)
         )
-        existing = self._existing(storage, out_dir, info, variants)
+        existing = self.existing_variants(storage, out_dir, info, variants)
         records = self._produce_all(storage, info, source, out_dir, variants, existing, deadline)
         manifest = Manifest(source=source_info, config=_config_info(found), variants=records)
         storage.write(out_dir + MANIFEST_NAME, manifest.to_json(), "application/json", {})
@@ -163,7 +163,7 @@ class Pipeline:
             raise RetryLaterError(f"{len(failed)} variant(s) to retry: {', '.join(failed)}")
         return outcome
 
-    def _plan(self, found: FoundConfig) -> tuple[list[PlannedVariant], bool]:
+    def plan_config(self, found: FoundConfig) -> tuple[list[PlannedVariant], bool]:
         s = self.settings
         sidecar = parse_sidecar(found.raw, max_bytes=s.max_sidecar_bytes, max_targets=s.max_targets_per_object)
         return plan(sidecar, provider=self.provider.name), sidecar.prune
@@ -218,7 +218,7 @@ class Pipeline:
         count("VariantsFailed", len(records))
         return Outcome(event, "invalid", manifest=manifest, detail=exc.message, records=records)
 
-    def _existing(
+    def existing_variants(
         self, storage: Storage, out_dir: str, info: ObjectInfo, variants: list[PlannedVariant]
     ) -> dict[str, ObjectInfo]:
         """Variants already written for this source version with these parameters (nothing to pay)."""
