@@ -1,0 +1,127 @@
+"""`reframe demo` end to end and offline: the sample images go S3 -> SQS -> poller -> handler."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from reframe_cli.samples import SIDECARS, UPLOADS
+from reframe_pipeline.planning import plan
+from reframe_pipeline.settings import Settings
+from reframe_pipeline.sidecar import parse_sidecar
+
+# Which example sidecar configures each upload (the nearest one; see examples/sidecars/README.md).
+CONFIGS = {
+    "astronaut.png": "astronaut.png.reframe.json",
+    "rocket.jpg": "rocket.jpg.reframe.json",
+    "gallery/chelsea.png": "gallery/_reframe.json",
+    "gallery/coffee.png": "gallery/_reframe.json",
+}
+
+
+def expected_sizes(source: str) -> dict[str, tuple[int, int]]:
+    sidecar = parse_sidecar((SIDECARS / CONFIGS[source]).read_bytes(), max_bytes=65536, max_targets=20)
+    return {v.name: tuple(v.final_size) for v in plan(sidecar, provider="local")}
+
+
+def clean_env() -> dict[str, str]:
+    """This machine's environment without any setting that would change what the demo does."""
+    settings = {name.upper() for name in Settings.model_fields}
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name not in settings and not name.startswith(("AWS_", "POWERTOOLS_"))
+    }
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    output = tmp_path_factory.mktemp("demo") / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "reframe_cli.cli", "demo", "--output", str(output)],
+        env=clean_env(),
+        check=False,  # the assertion below shows the output
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return output, result.stdout
+
+
+def test_uploads_cover_every_target_kind() -> None:
+    assert set(CONFIGS) == set(UPLOADS.values())
+    targets = [
+        target for name in set(CONFIGS.values()) for target in json.loads((SIDECARS / name).read_text())["targets"]
+    ]
+    for kind in ("resolution", "aspect_ratio", "size", "preset"):
+        assert any(kind in target for target in targets), kind
+    presets = {target.get("preset") for target in targets}
+    assert {"instagram-story", "linkedin-banner"} <= presets
+
+
+@pytest.mark.slow
+def test_every_variant_is_created_with_its_exact_size(demo: tuple[Path, str]) -> None:
+    output, _ = demo
+    for source in CONFIGS:
+        manifest = json.loads((output / "reframed" / source / "manifest.json").read_text())
+        assert manifest["source"]["key"] == f"uploads/{source}"
+        assert manifest["config"]["from"] == ("folder" if source.startswith("gallery/") else "object")
+        sizes = expected_sizes(source)
+        assert [v["name"] for v in manifest["variants"]] == list(sizes)
+        for variant in manifest["variants"]:
+            assert variant["status"] == "created", variant
+            assert variant["provider"] == "local"
+            path = output / variant["key"]
+            assert path.parent == output / "reframed" / source
+            with Image.open(path) as image:
+                assert image.size == sizes[variant["name"]], path
+                assert (variant["width"], variant["height"]) == image.size
+    # The presets and exact sizes, spelled out.
+    assert expected_sizes("astronaut.png")["instagram-story"] == (1080, 1920)
+    assert expected_sizes("rocket.jpg")["linkedin-banner"] == (1584, 396)
+    assert expected_sizes("rocket.jpg")["og"] == (1200, 628)
+    with Image.open(output / "reframed/rocket.jpg/og.jpg") as image:
+        assert image.format == "JPEG"  # the sidecar's output format
+
+
+@pytest.mark.slow
+def test_contact_sheet_and_table(demo: tuple[Path, str]) -> None:
+    output, stdout = demo
+    with Image.open(output / "contact-sheet.png") as sheet:
+        assert sheet.format == "PNG"
+        sheet.verify()
+        width, height = sheet.size
+    # Four rows of 200-pixel thumbnails with labels; the widest row holds a 4:1 banner.
+    assert 4 * 200 < height < 4 * 400
+    assert 1000 < width < 4000
+    table = [line.split() for line in stdout.splitlines()]
+    rows = [line for line in table if len(line) == 5 and line[3] == "created"]
+    assert len(rows) == sum(len(expected_sizes(source)) for source in CONFIGS)
+    assert ["rocket.jpg", "linkedin-banner", "1584x396", "created"] in [row[:4] for row in rows]
+    assert re.search(r"^done in \d+\.\d s$", stdout, re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_logs_are_json_with_correlation_keys_and_moto_is_gone(demo: tuple[Path, str]) -> None:
+    output, stdout = demo
+    lines = [json.loads(line) for line in (output / "logs.jsonl").read_text().splitlines()]
+    logs = [line for line in lines if "level" in line]
+    metrics = [line for line in lines if "_aws" in line]
+    assert logs and metrics
+    done = [line for line in logs if line["message"] == "source done"]
+    assert {line["key"] for line in done} == {f"uploads/{source}" for source in CONFIGS}
+    for line in done:
+        assert line["bucket"] == "reframe-local"
+        assert re.fullmatch(r"[0-9a-f]{16}", line["correlation_id"])
+        assert line["function_request_id"]
+    pid = int(re.search(r"\(pid (\d+)\)", stdout).group(1))  # type: ignore[union-attr]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

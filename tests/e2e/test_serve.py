@@ -1,0 +1,119 @@
+"""`reframe serve` as a user runs it: follow the printed instructions, upload, see variants, Ctrl-C."""
+
+from __future__ import annotations
+
+import io
+import os
+import queue
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+from reframe_cli import servers
+from reframe_cli.samples import IMAGES
+
+from .test_demo import clean_env
+
+START_TIMEOUT_S = 60.0
+WORK_TIMEOUT_S = 60.0
+
+
+class Output:
+    """The lines a child process prints, read on a thread so that waiting for one has a deadline."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        assert process.stdout is not None
+        self._reader = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: io.TextIOBase) -> None:
+        for line in stream:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, pattern: str, timeout_s: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r}; got:\n" + "\n".join(self.lines)) from None
+            if line is None:
+                raise AssertionError(f"output ended before {pattern!r}; got:\n" + "\n".join(self.lines))
+            self.lines.append(line)
+            if match := re.search(pattern, line):
+                return match
+
+
+@pytest.fixture
+def serve() -> Iterator[tuple[subprocess.Popen[str], Output]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reframe_cli.cli", "serve", "--pollers", "2"],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield process, Output(process)
+    finally:
+        if process.poll() is None:  # the test failed before stopping it
+            process.send_signal(signal.SIGINT)
+            process.wait(30)
+
+
+def test_upload_is_reframed_then_sigint_stops_everything(
+    serve: tuple[subprocess.Popen[str], Output], tmp_path: Path
+) -> None:
+    process, output = serve
+    export = output.wait_for(r"^\s*export (AWS_ENDPOINT_URL=.*)$", START_TIMEOUT_S).group(1)
+    env = dict(pair.split("=", 1) for pair in shlex.split(export))
+    one_liner = output.wait_for(r'^\s*(python -c ".*upload_file.*")$', 5).group(1)
+    moto_pid = int(re.search(r"\(pid (\d+)\)", "\n".join(output.lines)).group(1))  # type: ignore[union-attr]
+    endpoint = env["AWS_ENDPOINT_URL"]
+
+    # The printed boto3 one-liner, run as printed, with the printed settings.
+    (tmp_path / "photo.jpg").write_bytes((IMAGES / "rocket.jpg").read_bytes())
+    subprocess.run(
+        [sys.executable, *shlex.split(one_liner)[1:]],
+        env={**clean_env(), **env},
+        cwd=tmp_path,
+        check=True,
+        timeout=60,
+    )
+
+    s3 = servers.client("s3", endpoint)
+    expected = {"reframed/photo.jpg/1312x736.png": (1312, 736), "reframed/photo.jpg/instagram-story.png": (1080, 1920)}
+
+    def present() -> set[str]:
+        listing = s3.list_objects_v2(Bucket="reframe-local", Prefix="reframed/photo.jpg/")
+        return {item["Key"] for item in listing.get("Contents", [])}
+
+    deadline = time.monotonic() + WORK_TIMEOUT_S
+    while not {*expected, "reframed/photo.jpg/manifest.json"} <= present():
+        assert time.monotonic() < deadline, f"variants missing; serve printed:\n{os.linesep.join(output.lines)}"
+        time.sleep(0.1)
+    for key, size in expected.items():
+        body = s3.get_object(Bucket="reframe-local", Key=key)["Body"].read()
+        assert Image.open(io.BytesIO(body)).size == size
+    output.wait_for(r"^uploads/photo\.jpg → 2 created, 0 existing, 0 failed \(\d+\.\d s\)$", WORK_TIMEOUT_S)
+
+    process.send_signal(signal.SIGINT)
+    assert process.wait(30) == 0
+    output.wait_for(r"^stopped: pollers joined, moto \(pid \d+\) ended$", 5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(moto_pid, 0)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(endpoint, timeout=5)
