@@ -110,3 +110,30 @@ def test_the_key_appears_nowhere(stack: Stack, logs: io.StringIO, capsys: pytest
     assert "AccountErrors" in everything  # ...and the EMF metrics
     assert EMULATOR_API_KEY not in everything
     assert "sk-wrong-SECRET-999" not in everything
+
+
+def test_daily_budget_refuses_work_over_it(stack: Stack, aws_env: str, logs: io.StringIO):
+    dynamodb = servers.client("dynamodb", aws_env)
+    dynamodb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    # Segmind DEFAULT is estimated at $0.075: two variants fit in $0.16, the third does not.
+    stack.configure(IDEMPOTENCY_TABLE=TABLE, DAILY_BUDGET_USD="0.16", MAX_PARALLEL_CALLS="1")
+    stack.faults("ok", "500")  # a failed attempt gives its reservation back before the retry
+    stack.put_image(SOURCE)
+    stack.put(SOURCE + ".reframe.json", THREE)
+
+    result = stack.invoke(sqs_event(s3_event(SOURCE)))
+
+    variants = stack.read_json(OUT + "manifest.json")["variants"]
+    assert [v["status"] for v in variants] == ["created", "created", "failed"]
+    assert variants[2]["error"]["code"] == "budget_exceeded"
+    assert "DAILY_BUDGET_USD" in variants[2]["error"]["message"]
+    assert result == {"batchItemFailures": []}  # refused, recorded, not retried in a loop
+    assert stack.stats()["billed"] == 2
+    budget = [item for item in dynamodb.scan(TableName=TABLE)["Items"] if item["id"]["S"].startswith("budget#")]
+    assert [item["spent_usd"]["N"] for item in budget] == ["0.150"]
+    assert "variant failed" in logs.getvalue()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import quote
 
+from .budget import build_budget
 from .discovery import FoundConfig, find_config
 from .errors import PermanentError, TransientError
 from .events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
@@ -84,6 +85,7 @@ class Pipeline:
             settings.price_table,
             settings.presign_expiry_s,
             min_remaining_ms=settings.call_budget_ms + settings.upload_reserve_ms,
+            budget=build_budget(settings),
         )
         # One pool per process: MAX_PARALLEL_CALLS is the number of provider calls in flight.
         self._calls = ThreadPoolExecutor(settings.max_parallel_calls, thread_name_prefix="reframe-call")

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from .preparation import Limits
 from .pricing import DEFAULT_PRICES, PriceTable
@@ -54,6 +54,8 @@ class Settings(BaseModel):
     max_source_pixels: int = Field(4096 * 4096, ge=64 * 64)
     max_decode_pixels: int = Field(120_000_000, ge=64 * 64)
     square_source: Literal["off", "pad"] = "off"
+    # Estimated spend per UTC day, counted in IDEMPOTENCY_TABLE; none by default.
+    daily_budget_usd: float | None = Field(None, gt=0)
     max_sidecar_bytes: int = Field(65536, ge=256, le=1048576)
     price_table: PriceTable = Field(default_factory=lambda: DEFAULT_PRICES)
 
@@ -98,6 +100,12 @@ class Settings(BaseModel):
                 f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
             )
             raise SettingsError(f"invalid settings: {problems}") from None
+
+    @model_validator(mode="after")
+    def _budget_needs_table(self) -> Settings:
+        if self.daily_budget_usd is not None and not self.idempotency_table:
+            raise ValueError("DAILY_BUDGET_USD is counted in the idempotency table: set IDEMPOTENCY_TABLE too")
+        return self
 
     @property
     def source_limits(self) -> Limits:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from PIL import Image
 
+from .budget import Budget, BudgetExceededError, Unlimited
 from .errors import AccountError, DeadlineError, PermanentError
 from .imaging import FORMATS, ImageCheckError, encode, fit_exact, sniff, verify
 from .manifest import VariantRecord
@@ -20,6 +22,7 @@ from .ports import (
     ObjectInfo,
     ReframeProvider,
     ReframeRequest,
+    ReframeResult,
     SourceImage,
     Storage,
 )
@@ -56,9 +59,15 @@ def finish_image(body: bytes, variant: PlannedVariant) -> tuple[bytes, str]:
 
 class VariantProducer:
     def __init__(
-        self, provider: ReframeProvider, prices: PriceTable, presign_expiry_s: int, min_remaining_ms: int
+        self,
+        provider: ReframeProvider,
+        prices: PriceTable,
+        presign_expiry_s: int,
+        min_remaining_ms: int,
+        budget: Budget | None = None,
     ) -> None:
         self.provider = provider
+        self.budget = budget or Unlimited()
         self.prices = prices
         self.presign_expiry_s = presign_expiry_s
         self.min_remaining_ms = min_remaining_ms
@@ -77,6 +86,32 @@ class VariantProducer:
             color_palette=v.color_palette,
         )
 
+    def _call(self, job: VariantJob, cost: float) -> ReframeResult:
+        """The paid part: reserve the estimated cost, call, give the reservation back on failure."""
+        self.budget.reserve(cost)
+        try:
+            request = ReframeRequest(job.source, job.variant.resolution, self._params(job), job.deadline)
+            return self.provider.reframe(request)
+        except Exception:
+            self.budget.refund(cost)
+            raise
+
+    def _write(self, job: VariantJob, result: ReframeResult) -> tuple[str, int]:
+        v = job.variant
+        body, fmt = finish_image(result.body, v)
+        try:
+            verify(body, v.final_size)
+        except ImageCheckError as exc:  # our own output: a bug, not the user's input
+            raise PermanentError(f"output check failed: {exc}", code="output_check") from None
+        key = f"{job.out_dir}{v.name}.{FORMATS[fmt].ext}"
+        metadata = {
+            META_SOURCE_KEY: quote(job.origin.key),  # S3 metadata is ASCII only
+            META_SOURCE_ETAG: job.origin.etag,
+            META_PARAMS: v.param_hash,
+        }
+        job.storage.write(key, body, FORMATS[fmt].mime, metadata)
+        return key, len(body)
+
     def produce(self, job: VariantJob) -> VariantRecord:
         """Call the provider and write the checked result; never raises (failures become records)."""
         v = job.variant
@@ -91,47 +126,18 @@ class VariantProducer:
             return VariantRecord.failure(
                 v.name, DeadlineError("not started: too little time left in this invocation"), **base
             )
+        cost = estimate(self.prices, self.provider.name, v.rendering_speed)
         started = time.monotonic()
         try:
-            request = ReframeRequest(job.source, v.resolution, self._params(job), job.deadline)
-            result = self.provider.reframe(request)
+            result = self._call(job, cost)
             latency_ms = int((time.monotonic() - started) * 1000)
-            cost = estimate(self.prices, self.provider.name, v.rendering_speed)
             count("ProviderLatency", latency_ms, "Milliseconds")
             count("EstimatedCostUSD", cost, "None")
-            body, fmt = finish_image(result.body, v)
-            try:
-                verify(body, v.final_size)
-            except ImageCheckError as exc:  # our own output: a bug, not the user's input
-                raise PermanentError(f"output check failed: {exc}", code="output_check") from None
-            key = f"{job.out_dir}{v.name}.{FORMATS[fmt].ext}"
-            job.storage.write(
-                key,
-                body,
-                FORMATS[fmt].mime,
-                {
-                    META_SOURCE_KEY: quote(job.origin.key),  # S3 metadata is ASCII only
-                    META_SOURCE_ETAG: job.origin.etag,
-                    META_PARAMS: v.param_hash,
-                },
-            )
+            key, size = self._write(job, result)
         except Exception as exc:
-            record = VariantRecord.failure(v.name, exc, **base, latency_ms=int((time.monotonic() - started) * 1000))
-            log = logger.error if record.retryable else logger.warning
-            log(
-                "variant failed",
-                extra={
-                    "error_code": record.error.code if record.error else None,
-                    "error": str(exc),
-                    "retryable": record.retryable,
-                },
-            )
-            count("VariantsFailed")
-            if isinstance(exc, AccountError):
-                count("AccountErrors")
-            return record
+            return self._failed(v, exc, base, started)
         count("VariantsCreated")
-        count("BytesWritten", len(body), "Bytes")
+        count("BytesWritten", size, "Bytes")
         logger.info(
             "variant created",
             extra={
@@ -153,3 +159,22 @@ class VariantProducer:
             attempts=result.attempts,
             **base,
         )
+
+    @staticmethod
+    def _failed(v: PlannedVariant, exc: Exception, base: dict[str, Any], started: float) -> VariantRecord:
+        record = VariantRecord.failure(v.name, exc, **base, latency_ms=int((time.monotonic() - started) * 1000))
+        log = logger.error if record.retryable else logger.warning
+        log(
+            "variant failed",
+            extra={
+                "error_code": record.error.code if record.error else None,
+                "error": str(exc),
+                "retryable": record.retryable,
+            },
+        )
+        count("VariantsFailed")
+        if isinstance(exc, AccountError):
+            count("AccountErrors")
+        if isinstance(exc, BudgetExceededError):
+            count("BudgetRefusals")
+        return record

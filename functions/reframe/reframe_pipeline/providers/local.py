@@ -20,7 +20,9 @@ class LocalProvider:
         try:
             with Image.open(io.BytesIO(request.source.load())) as source:
                 source.load()
+                profile = source.info.get("icc_profile")  # the pixels keep the source's colour space
                 result = extend_canvas(source, request.resolution)
         except (UnidentifiedImageError, OSError, SyntaxError) as exc:
             raise UnsupportedImageError(f"the source image does not decode: {exc}") from None
-        return ReframeResult(body=encode(result, "png"), content_type="image/png", seed=request.params.seed)
+        body = encode(result, "png", icc_profile=profile)
+        return ReframeResult(body=body, content_type="image/png", seed=request.params.seed)
