@@ -8,7 +8,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install demo serve test unit lint typecheck bench clean
+.PHONY: install demo serve test unit lint bench clean
+
+include iac.mk
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.12+ is required"; exit 1; }
@@ -30,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint iac-install
 	$(BIN)/python -m pytest -n 2 --durations=10
 
 unit: $(STAMP)
@@ -40,4 +42,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .aws-sam demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(IAC_VENV) .aws-sam demo-output .pytest_cache .mypy_cache .ruff_cache
