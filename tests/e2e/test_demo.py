@@ -14,8 +14,9 @@ from PIL import Image
 
 from reframe_cli.samples import SIDECARS, UPLOADS
 from reframe_pipeline.planning import plan
-from reframe_pipeline.settings import Settings
 from reframe_pipeline.sidecar import parse_sidecar
+
+from .conftest import clean_env
 
 # Which example sidecar configures each upload (the nearest one; see examples/sidecars/README.md).
 CONFIGS = {
@@ -29,16 +30,6 @@ CONFIGS = {
 def expected_sizes(source: str) -> dict[str, tuple[int, int]]:
     sidecar = parse_sidecar((SIDECARS / CONFIGS[source]).read_bytes(), max_bytes=65536, max_targets=20)
     return {v.name: tuple(v.final_size) for v in plan(sidecar, provider="local")}
-
-
-def clean_env() -> dict[str, str]:
-    """This machine's environment without any setting that would change what the demo does."""
-    settings = {name.upper() for name in Settings.model_fields}
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if name not in settings and not name.startswith(("AWS_", "POWERTOOLS_"))
-    }
 
 
 @pytest.fixture(scope="module")

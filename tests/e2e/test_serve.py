@@ -22,7 +22,7 @@ from PIL import Image
 from reframe_cli import servers
 from reframe_cli.samples import IMAGES
 
-from .test_demo import clean_env
+from .conftest import clean_env
 
 START_TIMEOUT_S = 60.0
 WORK_TIMEOUT_S = 60.0
@@ -58,10 +58,10 @@ class Output:
 
 
 @pytest.fixture
-def serve() -> Iterator[tuple[subprocess.Popen[str], Output]]:
+def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Output]]:
     process = subprocess.Popen(
         [sys.executable, "-m", "reframe_cli.cli", "serve", "--pollers", "2"],
-        env=clean_env(),
+        env={**clean_env(), "TMPDIR": str(tmp_path)},  # where it keeps its logs
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -112,7 +112,7 @@ def test_upload_is_reframed_then_sigint_stops_everything(
 
     process.send_signal(signal.SIGINT)
     assert process.wait(30) == 0
-    output.wait_for(r"^stopped: pollers joined, moto \(pid \d+\) ended$", 5)
+    output.wait_for(r"^stopped: pollers joined, moto \(pid \d+\) ended", 5)
     with pytest.raises(ProcessLookupError):
         os.kill(moto_pid, 0)
     with pytest.raises(requests.ConnectionError):

@@ -19,10 +19,13 @@ from .poller import OnBatch, Poller
 from .servers import ServerProcess
 
 DEFAULT_BUCKET = "reframe-local"
-# Locally a failed record comes back quickly (the deployed queue uses the function timeout).
+# The queue's visibility timeout. Deployed it is 6x the function timeout + 30 s; locally a failed
+# record comes back after this short delay (the poller hides in-flight messages longer, see Poller).
 RETRY_DELAY_S = 10
-MAX_RECEIVES = 3  # then the message goes to the DLQ, as the template's redrive policy says
-CONTEXT_TIMEOUT_S = 120.0
+# Receives before the DLQ: fewer than the template's 5, so that a broken upload is dead-lettered
+# within the demo's time limit.
+MAX_RECEIVES = 3
+CONTEXT_TIMEOUT_S = 120.0  # the handler's deadline (LocalContext), as a function timeout
 _POLL_INTERVAL_S = 0.1
 
 

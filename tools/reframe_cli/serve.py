@@ -122,7 +122,7 @@ Results (variants and manifest.json):
 def run(out: TextIO, *, pollers: int, bucket: str) -> int:
     """Serve until SIGINT/SIGTERM; the handler's own output goes to a logs.jsonl file."""
     settings = Settings.from_env()
-    state = Path(tempfile.mkdtemp(prefix="reframe-serve-"))
+    state = Path(tempfile.mkdtemp(prefix="reframe-serve-"))  # kept after exit, for its logs
     logs = state / "logs.jsonl"
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -137,7 +137,7 @@ def run(out: TextIO, *, pollers: int, bucket: str) -> int:
             print(instructions(stack, settings, logs, pollers), file=out, flush=True)
             stop.wait()
             print("stopping: finishing the batches in progress...", file=out, flush=True)
-        print(f"stopped: pollers joined, moto (pid {stack.moto.pid}) ended", file=out, flush=True)
+        print(f"stopped: pollers joined, moto (pid {stack.moto.pid}) ended; logs kept in {state}", file=out, flush=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
