@@ -35,6 +35,38 @@ def _serve(args: argparse.Namespace) -> int:
     return serve.run(sys.stdout, pollers=args.pollers, bucket=args.bucket)
 
 
+def _presets(args: argparse.Namespace) -> int:
+    from . import presets_cmd
+
+    return presets_cmd.run(sys.stdout, as_markdown=args.markdown)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from . import schema
+
+    return schema.run(sys.stdout)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from . import validate
+
+    return validate.run(Path(args.file), sys.stdout, sys.stderr)
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from . import backfill
+
+    return backfill.run(
+        args.url,
+        sys.stdout,
+        sys.stderr,
+        dry_run=args.dry_run,
+        queue_url=args.queue,
+        provider=args.provider,
+        verbose=args.verbose,
+    )
+
+
 def _emulator(args: argparse.Namespace, rest: list[str]) -> int:
     from .emulator import main as emulator_main
 
@@ -63,6 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="keep the local stack running: uploads are reframed as they come")
     serve.add_argument("--pollers", type=_positive, default=2, help="concurrent SQS pollers (default: 2)")
     serve.add_argument("--bucket", default="reframe-local", help="the local bucket (default: reframe-local)")
+    presets = commands.add_parser("presets", help="the named output sizes and the resolution each is reframed at")
+    presets.add_argument("--markdown", action="store_true", help="print docs/presets.md instead of a plain table")
+    commands.add_parser("schema", help="print the sidecar's JSON Schema (schemas/sidecar.schema.json)")
+    validate = commands.add_parser("validate", help="check a sidecar offline: its targets and estimated cost")
+    validate.add_argument("file", help="a sidecar file (IMAGE.reframe.json or _reframe.json)")
+    backfill = commands.add_parser("backfill", help="produce the variants missing for images already in a bucket")
+    backfill.add_argument("url", help="s3://BUCKET/PREFIX (PREFIX defaults to INPUT_PREFIX)")
+    backfill.add_argument("--dry-run", action="store_true", help="only count and estimate: no writes, no calls")
+    backfill.add_argument("--queue", help="send the work to the deployed pipeline's SQS queue instead of running here")
+    backfill.add_argument(
+        "--provider", choices=["segmind", "ideogram", "local"], help="instead of REFRAME_PROVIDER (plan and local run)"
+    )
+    backfill.add_argument("--verbose", action="store_true", help="the handler's logs on stderr (local run)")
     commands.add_parser(
         "emulator",
         help="a Segmind-compatible reframe server for tests (options: reframe emulator --help)",
@@ -79,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         "invoke": lambda: _invoke(args),
         "demo": lambda: _demo(args),
         "serve": lambda: _serve(args),
+        "presets": lambda: _presets(args),
+        "schema": lambda: _schema(args),
+        "validate": lambda: _validate(args),
+        "backfill": lambda: _backfill(args),
         "emulator": lambda: _emulator(args, rest),
     }
     if rest and args.command != "emulator":

@@ -1,0 +1,220 @@
+"""``reframe backfill s3://BUCKET/PREFIX``: produce the variants missing for images already in the bucket
+(uploaded before the pipeline, or before their sidecar or folder default changed).
+
+The survey uses the pipeline's own discovery, planning and existing-variant check, so "missing" means
+exactly what the handler would pay for. The work is done either by the deployed pipeline (one S3-shaped
+message per image on its queue) or by the real handler in this process. Either way an interrupted
+backfill can simply be run again: finished variants are found and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
+from urllib.parse import quote_plus, urlsplit
+
+import boto3
+
+from reframe_pipeline.discovery import find_config
+from reframe_pipeline.events import KeyKind, classify
+from reframe_pipeline.pipeline import Pipeline, output_dir
+from reframe_pipeline.planning import PlannedVariant
+from reframe_pipeline.ports import ObjectInfo
+from reframe_pipeline.sidecar import InvalidSidecarError
+
+from .estimates import cost_table
+from .lambda_context import LocalContext
+from .logs import handler_output_to
+
+SQS_BATCH = 10  # send_message_batch takes at most 10 entries
+# Lambda's own maximum; the pipeline starts no provider call it could not finish before this deadline.
+CONTEXT_TIMEOUT_S = 900.0
+_SHOWN = 10  # invalid configs and failures listed by key; the rest are counted
+_BAR_WIDTH = 30
+
+
+@dataclass(frozen=True)
+class ImageWork:
+    info: ObjectInfo
+    planned: list[PlannedVariant]
+    missing: list[PlannedVariant]
+
+
+@dataclass
+class Survey:
+    bucket: str
+    prefix: str
+    images: int = 0
+    unconfigured: int = 0
+    invalid: dict[str, str] = field(default_factory=dict)  # image key -> the sidecar's problem
+    configured: list[ImageWork] = field(default_factory=list)
+
+    @property
+    def todo(self) -> list[ImageWork]:
+        return [work for work in self.configured if work.missing]
+
+    def report(self, pipeline: Pipeline) -> str:
+        planned = sum(len(work.planned) for work in self.configured)
+        missing = [v for work in self.configured for v in work.missing]
+        counts = [
+            ("images found", self.images),
+            ("  unconfigured", self.unconfigured),
+            ("  invalid config", len(self.invalid)),
+            ("  configured", len(self.configured)),
+            ("variants planned", planned),
+            ("  already present", planned - len(missing)),
+            ("  missing", len(missing)),
+            ("images needing work", len(self.todo)),
+        ]
+        lines = [f"s3://{self.bucket}/{self.prefix} (provider {pipeline.provider.name})"]
+        lines += [f"{label:<22}{value:>8}" for label, value in counts]
+        lines += [f"invalid: {key}: {message}" for key, message in list(self.invalid.items())[:_SHOWN]]
+        if len(self.invalid) > _SHOWN:
+            lines.append(f"invalid: ... and {len(self.invalid) - _SHOWN} more")
+        speeds = Counter(v.rendering_speed for v in missing)
+        table = cost_table(pipeline.settings.price_table, speeds, configured=pipeline.provider.name)
+        lines += ["", "estimated cost of the missing variants (USD):", table]
+        return "\n".join(lines) + "\n"
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise ValueError(f"expected s3://BUCKET/PREFIX, got {url!r}")
+    return parts.netloc, parts.path.lstrip("/")
+
+
+def survey(pipeline: Pipeline, bucket: str, prefix: str) -> Survey:
+    """Every image under ``prefix``, its planned variants and the ones not yet produced. Reads only."""
+    s = pipeline.settings
+    storage = pipeline.storage_for(bucket)
+    result = Survey(bucket, prefix)
+    for info in storage.list_objects(prefix):
+        if classify(info.key, s.input_prefix, s.output_prefix) is not KeyKind.IMAGE:
+            continue
+        result.images += 1
+        found = find_config(storage, info.key, s.input_prefix, s.default_sidecar, s.max_sidecar_bytes)
+        if found is None:
+            result.unconfigured += 1
+            continue
+        try:
+            planned, _prune = pipeline.plan_config(found)
+        except InvalidSidecarError as exc:
+            result.invalid[info.key] = exc.message
+            continue
+        existing = pipeline.existing_variants(storage, output_dir(info.key, s), info, planned)
+        missing = [v for v in planned if v.name not in existing]
+        result.configured.append(ImageWork(info, planned, missing))
+    return result
+
+
+def notification(bucket: str, info: ObjectInfo) -> dict[str, Any]:
+    """An S3 ObjectCreated notification for one object, key URL-encoded as S3 sends it."""
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventTime": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "reframe-backfill",
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {"key": quote_plus(info.key, safe="/"), "size": info.size, "eTag": info.etag},
+        },
+    }
+    return {"Records": [record]}
+
+
+def send_to_queue(sqs: Any, queue_url: str, bucket: str, todo: list[ImageWork]) -> list[str]:
+    """One message per image; returns the keys whose message SQS refused."""
+    refused: list[str] = []
+    for start in range(0, len(todo), SQS_BATCH):
+        chunk = todo[start : start + SQS_BATCH]
+        entries = [
+            {"Id": str(index), "MessageBody": json.dumps(notification(bucket, work.info))}
+            for index, work in enumerate(chunk)
+        ]
+        response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        refused += [chunk[int(failed["Id"])].info.key for failed in response.get("Failed", [])]
+    return refused
+
+
+def _progress(stream: TextIO, done: int, total: int, label: str = "") -> None:
+    filled = _BAR_WIDTH * done // total if total else _BAR_WIDTH
+    stream.write(f"\r[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {done}/{total} {label[-50:]:<50}")
+    stream.flush()
+
+
+def process_locally(bucket: str, todo: list[ImageWork], err: TextIO, verbose: bool) -> tuple[Counter[str], list[str]]:
+    """The real handler, in this process, one image at a time (its variants in parallel). Returns the
+    variants by status and a line per failure."""
+    from reframe_pipeline.handler import lambda_handler
+
+    statuses: Counter[str] = Counter()
+    failures: list[str] = []
+    with open(os.devnull, "w") as devnull, handler_output_to(err if verbose else devnull):
+        for done, work in enumerate(todo):
+            _progress(err, done, len(todo), work.info.key)
+            try:
+                result = lambda_handler(notification(bucket, work.info), LocalContext(timeout_s=CONTEXT_TIMEOUT_S))
+            # One image's failure (the handler raises for variants worth retrying) must not stop the rest.
+            except Exception as exc:
+                failures.append(f"{work.info.key}: {exc}")
+                continue
+            for summary in result["results"]:
+                for variant in summary["variants"]:
+                    statuses[variant["status"]] += 1
+                    if variant["status"] == "failed":
+                        failures.append(f"{summary['key']}: {variant['name']}: {variant['error']['message']}")
+        _progress(err, len(todo), len(todo))
+        err.write("\n")
+    return statuses, failures
+
+
+def _use_provider(name: str) -> None:
+    """The handler reads its settings from the environment once per process: set, then rebuild."""
+    from reframe_pipeline import handler, settings
+
+    os.environ["REFRAME_PROVIDER"] = name
+    settings.current.cache_clear()
+    handler.pipeline.cache_clear()
+
+
+def run(
+    url: str,
+    out: TextIO,
+    err: TextIO,
+    *,
+    dry_run: bool = False,
+    queue_url: str | None = None,
+    provider: str | None = None,
+    verbose: bool = False,
+) -> int:
+    bucket, prefix = parse_s3_url(url)
+    if provider:
+        _use_provider(provider)
+    from reframe_pipeline.handler import pipeline
+
+    active = pipeline()
+    found = survey(active, bucket, prefix or active.settings.input_prefix)
+    out.write(found.report(active))
+    todo = found.todo
+    if dry_run or not todo:
+        return 0
+    if queue_url:
+        refused = send_to_queue(boto3.client("sqs"), queue_url, bucket, todo)
+        out.write(f"\nqueued {len(todo) - len(refused)} image(s) on {queue_url}\n")
+        for key in refused:
+            err.write(f"refused by SQS: {key}\n")
+        return 1 if refused else 0
+    statuses, failures = process_locally(bucket, todo, err, verbose)
+    out.write(f"\nprocessed {len(todo)} image(s): " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) + "\n")
+    for line in failures[:_SHOWN]:
+        err.write(f"failed: {line}\n")
+    if len(failures) > _SHOWN:
+        err.write(f"failed: ... and {len(failures) - _SHOWN} more\n")
+    return 1 if failures else 0

@@ -1,0 +1,79 @@
+"""``reframe validate FILE``: what the pipeline would make of a sidecar, offline.
+
+The same parsing, limits and planning as the deployed handler (settings from the environment), so an
+error here is the message the image's manifest would carry.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import TextIO
+
+from reframe_pipeline.planning import PlannedVariant, plan
+from reframe_pipeline.pricing import estimate
+from reframe_pipeline.providers import build_provider
+from reframe_pipeline.settings import Settings
+from reframe_pipeline.sidecar import InvalidSidecarError, Target, parse_sidecar
+
+from .estimates import cost_table, usd
+from .tables import text_table
+
+_KINDS = ("resolution", "aspect_ratio", "size", "preset")
+
+
+def _requested(target: Target) -> tuple[str, str]:
+    """The target's kind and what it asks for, as written."""
+    kind = next(kind for kind in _KINDS if getattr(target, kind) is not None)
+    return kind, str(getattr(target, kind))
+
+
+def run(path: Path, out: TextIO, err: TextIO) -> int:
+    settings = Settings.from_env()
+    # Built only for its name: the pipeline hashes and prices variants under the provider it runs.
+    provider = build_provider(settings).name
+    try:
+        sidecar = parse_sidecar(
+            path.read_bytes(), max_bytes=settings.max_sidecar_bytes, max_targets=settings.max_targets_per_object
+        )
+        variants = plan(sidecar, provider=provider)
+    except InvalidSidecarError as exc:
+        err.write(f"{path}: invalid sidecar: {exc.message}\n")
+        return 1
+    except OSError as exc:
+        err.write(f"{path}: cannot read: {exc.strerror or exc}\n")
+        return 1
+    out.write(f"{path}: {len(variants)} target(s), provider {provider}\n\n")
+    out.write(_targets_table(sidecar.targets, variants, settings, provider) + "\n\n")
+    options = sidecar.output
+    quality = f", quality {options.quality}" if options.format in ("jpeg", "webp", "avif") else ""
+    out.write(f"output: {options.format}{quality}{', prune' if sidecar.prune else ''}\n\n")
+    out.write("estimated cost per upload (USD):\n")
+    speeds = Counter(v.rendering_speed for v in variants)
+    out.write(cost_table(settings.price_table, speeds, configured=provider) + "\n")
+    return 0
+
+
+def _targets_table(targets: list[Target], variants: list[PlannedVariant], settings: Settings, provider: str) -> str:
+    headers = ["name", "kind", "requested", "API resolution", "final size", "speed", "seed", f"{provider} USD"]
+    rows = []
+    total = 0.0
+    # plan() keeps the targets' order, one variant per target.
+    for target, variant in zip(targets, variants, strict=True):
+        cost = estimate(settings.price_table, provider, variant.rendering_speed)
+        total += cost
+        kind, requested = _requested(target)
+        rows.append(
+            [
+                variant.name,
+                kind,
+                requested,
+                str(variant.resolution),
+                str(variant.final_size),
+                variant.rendering_speed,
+                "-" if variant.seed is None else str(variant.seed),
+                usd(cost),
+            ]
+        )
+    rows.append(["total", "", "", "", "", "", "", usd(total)])
+    return text_table(headers, rows, right=frozenset({7}))
