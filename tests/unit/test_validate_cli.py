@@ -1,0 +1,107 @@
+import json
+
+import pytest
+
+from reframe_cli.cli import main
+
+DESIGN_EXAMPLE = {
+    "version": 1,
+    "targets": [
+        {"resolution": "1536x640"},
+        {"aspect_ratio": "9:16"},
+        {"size": "1200x628", "name": "og"},
+        {"resolution": "1024x1024", "rendering_speed": "QUALITY", "seed": 4343},
+        {"preset": "linkedin-banner"},
+    ],
+    "rendering_speed": "DEFAULT",
+    "seed": 4242,
+    "output": {"format": "jpeg", "quality": 80},
+}
+
+
+@pytest.fixture(autouse=True)
+def settings_env(monkeypatch):
+    """Only what each test sets: a developer's shell must not change the figures."""
+    for name in ("REFRAME_PROVIDER", "PRICE_TABLE", "MAX_TARGETS_PER_OBJECT", "MAX_SIDECAR_BYTES"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def write(tmp_path, document):
+    path = tmp_path / "photo.jpg.reframe.json"
+    path.write_text(document if isinstance(document, str) else json.dumps(document))
+    return str(path)
+
+
+def rows(out):
+    return {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+
+
+def test_a_good_file_prints_each_target_and_the_total(tmp_path, capsys):
+    assert main(["validate", write(tmp_path, DESIGN_EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    table = rows(out)
+    assert "5 target(s), provider segmind" in out
+    assert table["1536x640"] == [
+        "1536x640",
+        "resolution",
+        "1536x640",
+        "1536x640",
+        "1536x640",
+        "DEFAULT",
+        "4242",
+        "0.075",
+    ]
+    assert table["736x1312"][1:5] == ["aspect_ratio", "9:16", "736x1312", "736x1312"]
+    assert table["og"][1:5] == ["size", "1200x628", "1344x704", "1200x628"]
+    assert table["1024x1024"][5:] == ["QUALITY", "4343", "0.113"]
+    assert table["linkedin-banner"][1:5] == ["preset", "linkedin-banner", "1536x512", "1584x396"]
+    assert table["total"] == ["total", "0.413"]  # 4 x 0.075 + 0.113
+    assert "output: jpeg, quality 80" in out
+    # Per provider and speed, the one in use marked.
+    assert table["segmind"] == ["segmind", "*", "0.000", "0.300", "0.113", "0.413"]
+    assert table["ideogram"][-1] == "0.330"
+    assert table["local"][-1] == "0.000"
+
+
+def test_costs_follow_the_provider_and_the_price_table(tmp_path, capsys, settings_env):
+    settings_env.setenv("REFRAME_PROVIDER", "local")
+    settings_env.setenv("PRICE_TABLE", json.dumps({"segmind": {"DEFAULT": 0.5}}))
+    assert main(["validate", write(tmp_path, DESIGN_EXAMPLE)]) == 0
+    table = rows(capsys.readouterr().out)
+    assert table["total"] == ["total", "0.000"]
+    assert table["local"][:2] == ["local", "*"]
+    assert table["segmind"][-1] == "2.113"  # 4 x 0.5 + 0.113
+
+
+@pytest.mark.parametrize(
+    ("document", "fragment"),
+    [
+        ({"version": 1, "targets": [{"resolution": "1x1"}]}, "targets[0].resolution: '1x1' is not one of the 69"),
+        ({"version": 1, "targets": [{"size": "1200x628"}], "colour": 1}, "colour: Extra inputs are not permitted"),
+        ({"version": 2, "targets": [{"size": "1200x628"}]}, "version:"),
+        (
+            {"version": 1, "targets": [{"preset": "instagram-post"}, {"size": "1080x1080", "name": "instagram-post"}]},
+            "targets[1].name: 'instagram-post' is produced twice",
+        ),
+        ("{not json", "not valid JSON"),
+    ],
+)
+def test_a_bad_file_names_the_field_and_exits_1(tmp_path, capsys, document, fragment):
+    path = write(tmp_path, document)
+    assert main(["validate", path]) == 1
+    captured = capsys.readouterr()
+    assert fragment in captured.err
+    assert captured.err.startswith(f"{path}: invalid sidecar: ")
+    assert captured.out == ""
+
+
+def test_the_deployment_limits_apply(tmp_path, capsys, settings_env):
+    settings_env.setenv("MAX_TARGETS_PER_OBJECT", "2")
+    assert main(["validate", write(tmp_path, DESIGN_EXAMPLE)]) == 1
+    assert "targets: 5 targets, over the limit of 2" in capsys.readouterr().err
+
+
+def test_a_missing_file_exits_1(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "nope.json")]) == 1
+    assert "cannot read" in capsys.readouterr().err
