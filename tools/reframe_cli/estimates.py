@@ -28,4 +28,4 @@ def cost_table(prices: PriceTable, speeds: Counter[str], configured: str) -> str
         label = f"{provider} *" if provider == configured else provider
         rows.append([label, *(usd(cost) for cost in costs), usd(sum(costs))])
     table = text_table(headers, rows, right=frozenset(range(1, len(headers))))
-    return f"{table}\n* the provider in use (REFRAME_PROVIDER)"
+    return f"{table}\n* the provider in use"
