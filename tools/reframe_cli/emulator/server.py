@@ -240,6 +240,7 @@ class Handler(BaseHTTPRequestHandler):
         for index, url in enumerate(request.style_reference_images or []):
             field_name = f"style_reference_images[{index}]"
             api.check_image(api.fetch(url, field_name, config), field_name)
+            call.style_references += 1
         image = self._generate(source, call)
         if call.fault == "unsafe":
             return error_reply(422, "the image did not pass the safety check")
@@ -269,6 +270,7 @@ class Handler(BaseHTTPRequestHandler):
         call.source_size = source.size
         for index, reference in enumerate(form.style_references):
             api.check_image(reference, f"style_reference_images[{index}]")
+            call.style_references += 1
         image = self._generate(source, call)
         safe = call.fault != "unsafe"
         if call.fault in ("garbage", "truncated"):

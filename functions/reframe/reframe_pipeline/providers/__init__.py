@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypedDict
+
+import requests
+from pydantic import SecretStr
 
 from ..errors import AccountError
 from ..ports import ReframeProvider
@@ -10,10 +14,10 @@ from ..settings import Settings
 from .http import RetryPolicy, pooled_session
 
 
-def _key_source(direct: str | None, secret_name: str | None, provider: str) -> Callable[[], str]:
+def _key_source(direct: SecretStr | None, secret_name: str | None, provider: str) -> Callable[[], str]:
     def key() -> str:
         if direct:
-            return direct
+            return direct.get_secret_value()
         if secret_name:
             from aws_lambda_powertools.utilities.parameters import get_secret
 
@@ -27,26 +31,49 @@ def _key_source(direct: str | None, secret_name: str | None, provider: str) -> C
     return key
 
 
+class _Transport(TypedDict):
+    """What every remote provider takes besides its URL and key."""
+
+    session: requests.Session
+    policy: RetryPolicy
+    min_remaining_ms: int
+
+
+def _transport(settings: Settings) -> _Transport:
+    return {
+        "session": pooled_session(settings.max_parallel_calls),
+        "policy": RetryPolicy(
+            max_attempts=settings.max_attempts,
+            base_s=settings.backoff_base_s,
+            max_s=settings.backoff_max_s,
+            connect_timeout_s=settings.connect_timeout_s,
+            read_timeout_s=settings.read_timeout_s,
+        ),
+        "min_remaining_ms": settings.call_budget_ms + settings.upload_reserve_ms,
+    }
+
+
 def build_provider(settings: Settings) -> ReframeProvider:
     if settings.reframe_provider == "local":
         from .local import LocalProvider
 
         return LocalProvider()
-    policy = RetryPolicy(
-        max_attempts=settings.max_attempts,
-        base_s=settings.backoff_base_s,
-        max_s=settings.backoff_max_s,
-        connect_timeout_s=settings.connect_timeout_s,
-        read_timeout_s=settings.read_timeout_s,
-    )
-    session = pooled_session(settings.max_parallel_calls)
+    if settings.reframe_provider == "ideogram":
+        from ..storage import s3_client
+        from .ideogram import IdeogramProvider
+
+        return IdeogramProvider(
+            url=settings.ideogram_api_url,
+            api_key=_key_source(settings.ideogram_api_key, settings.ideogram_api_key_secret, "ideogram"),
+            # Object-key style references arrive as presigned URLs of this endpoint (on AWS they may name the
+            # global S3 host instead, which then passes the public-address check like any public URL).
+            storage_endpoint=s3_client().meta.endpoint_url,
+            **_transport(settings),
+        )
     from .segmind import SegmindProvider
 
-    direct = settings.segmind_api_key.get_secret_value() if settings.segmind_api_key else None
     return SegmindProvider(
         url=settings.segmind_api_url,
-        api_key=_key_source(direct, settings.segmind_api_key_secret, "segmind"),
-        session=session,
-        policy=policy,
-        min_remaining_ms=settings.call_budget_ms + settings.upload_reserve_ms,
+        api_key=_key_source(settings.segmind_api_key, settings.segmind_api_key_secret, "segmind"),
+        **_transport(settings),
     )

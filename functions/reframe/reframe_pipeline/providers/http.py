@@ -95,6 +95,16 @@ def checked_image(body: bytes, expected: Size) -> tuple[bytes, str]:
     return body, FORMATS[fmt].mime
 
 
+def fetch_result(
+    url: str, expected: Size, session: requests.Session, timeout: tuple[float, float]
+) -> tuple[bytes, str]:
+    """Download a result the provider left at a URL; call at once, such URLs expire."""
+    fetched = session.get(url, timeout=timeout)
+    if fetched.status_code != 200:
+        raise ProviderTransientError(f"result URL answered HTTP {fetched.status_code}", code="result_fetch")
+    return checked_image(fetched.content, expected)
+
+
 def decode_image_response(
     response: requests.Response, expected: Size, session: requests.Session, timeout: tuple[float, float]
 ) -> tuple[bytes, str]:
@@ -115,10 +125,7 @@ def decode_image_response(
         if not isinstance(value, str):
             continue
         if value.startswith(("http://", "https://")):
-            fetched = session.get(value, timeout=timeout)
-            if fetched.status_code != 200:
-                raise ProviderTransientError(f"result URL answered HTTP {fetched.status_code}", code="result_fetch")
-            return checked_image(fetched.content, expected)
+            return fetch_result(value, expected, session, timeout)
         try:
             raw = base64.b64decode(value.split(",", 1)[-1], validate=True)
         except (binascii.Error, ValueError):

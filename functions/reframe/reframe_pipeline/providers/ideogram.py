@@ -1,0 +1,203 @@
+"""Ideogram's own Reframe API: the source and style references uploaded as files (multipart), a JSON answer
+whose image URL expires (fetched at once), and a per-image safety verdict."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from ..errors import PermanentError, ProviderRejectedError, ProviderTransientError
+from ..imaging import FORMATS, PROVIDER_FORMATS, sniff
+from ..observability import logger
+from ..ports import ReframeRequest, ReframeResult
+from ..sidecar import check_public_url
+from .http import TRANSIENT_STATUSES, RetryPolicy, call_with_retries, classify, fetch_result, media_headers
+
+# Ideogram's upload limit per file (the stricter of its two documented figures).
+MAX_REFERENCE_BYTES = 10 * 1024 * 1024
+MAX_REDIRECTS = 3
+
+FilePart = tuple[str, tuple[str, bytes, str]]
+
+
+def file_part(field: str, stem: str, data: bytes) -> FilePart:
+    """A form file named with the extension and type of its bytes (Ideogram takes JPEG, PNG and WebP)."""
+    fmt = sniff(data[:32])
+    if fmt not in PROVIDER_FORMATS:
+        raise PermanentError(f"{stem} is not a JPEG, PNG or WebP image ({fmt or 'unknown bytes'})", code="bad_image")
+    spec = FORMATS[fmt]
+    return field, (f"{stem}.{spec.ext}", data, spec.mime)
+
+
+class IdeogramProvider:
+    name = "ideogram"
+
+    def __init__(
+        self,
+        url: str,
+        api_key: Callable[[], str],
+        session: requests.Session,
+        policy: RetryPolicy,
+        min_remaining_ms: int,
+        storage_endpoint: str,
+    ) -> None:
+        self._url = url
+        self._api_key = api_key
+        self._session = session
+        self._policy = policy
+        self._min_remaining_ms = min_remaining_ms
+        self._storage = urlsplit(storage_endpoint)
+
+    @staticmethod
+    def fields(request: ReframeRequest) -> list[tuple[str, str]]:
+        """The text fields of the form; style_codes repeats, color_palette travels as a JSON string."""
+        params = request.params
+        fields = [
+            ("resolution", str(request.resolution)),
+            ("rendering_speed", params.rendering_speed),
+            ("num_images", "1"),
+        ]
+        if params.seed is not None:
+            fields.append(("seed", str(params.seed)))
+        fields += [("style_codes", code) for code in params.style_codes]
+        if params.color_palette is not None:
+            fields.append(("color_palette", json.dumps(params.color_palette)))
+        return fields
+
+    def files(self, request: ReframeRequest) -> list[FilePart]:
+        timeout = (self._policy.connect_timeout_s, self._policy.read_timeout_s)
+        parts = [file_part("image", "image", request.source.load())]
+        for index, url in enumerate(request.params.style_reference_urls):
+            parts.append(file_part("style_reference_images", f"style_reference_{index}", self._fetch(url, timeout)))
+        return parts
+
+    def _fetch(self, url: str, timeout: tuple[float, float]) -> bytes:
+        """A style reference's bytes.
+
+        Object keys reach us as presigned URLs of our own storage, trusted as they are: with a local S3
+        stand-in they point at a private address on purpose. The provider only sees URLs, so "ours" means
+        served by the S3 endpoint in use; a user's URL naming that endpoint gets no credentials and reads
+        only what is public there anyway. Any other URL came from a sidecar and may point anywhere: each hop
+        is resolved and must be public before it is requested, so redirects are followed by hand. A name
+        re-resolved to another address between check and request (DNS rebinding) is not caught."""
+        for _ in range(MAX_REDIRECTS + 1):
+            if not self._ours(url):
+                self._check_public(url)
+            with self._session.get(url, timeout=timeout, stream=True, allow_redirects=False) as response:
+                if response.is_redirect:
+                    url = urljoin(url, response.headers["Location"])
+                    continue
+                return self._reference_body(response)
+        raise PermanentError(f"style reference: more than {MAX_REDIRECTS} redirects", code="bad_style_reference")
+
+    def _ours(self, url: str) -> bool:
+        """Served by the S3 endpoint in use: its host, or a bucket subdomain of it (virtual-hosted URLs)."""
+        parts, storage = urlsplit(url), self._storage
+        host, storage_host = parts.hostname or "", storage.hostname or ""
+        try:
+            port = parts.port
+        except ValueError:  # a malformed port: not ours, and the public check refuses it
+            return False
+        return (
+            (parts.scheme, port) == (storage.scheme, storage.port)
+            and bool(storage_host)
+            and (host == storage_host or host.endswith("." + storage_host))
+        )
+
+    @staticmethod
+    def _check_public(url: str) -> None:
+        host = urlsplit(url).hostname
+        try:
+            check_public_url(url)
+        except ValueError as exc:
+            raise PermanentError(f"style reference refused: {exc}", code="bad_style_reference") from None
+        except OSError:
+            raise ProviderTransientError(f"style reference host {host!r} did not resolve", code="network") from None
+
+    @staticmethod
+    def _reference_body(response: requests.Response) -> bytes:
+        status = response.status_code
+        if status in TRANSIENT_STATUSES or status >= 500:
+            raise ProviderTransientError(f"style reference answered HTTP {status}", code="style_reference_fetch")
+        if status != 200:
+            raise PermanentError(f"style reference answered HTTP {status}", code="bad_style_reference")
+        body = bytearray()
+        for chunk in response.iter_content(1 << 16):
+            body += chunk
+            if len(body) > MAX_REFERENCE_BYTES:
+                raise PermanentError(f"style reference is over {MAX_REFERENCE_BYTES} bytes", code="bad_style_reference")
+        return bytes(body)
+
+    def reframe(self, request: ReframeRequest) -> ReframeResult:
+        params = request.params
+        if params.style_codes and params.style_reference_urls:
+            # Each sidecar level is checked, but a top-level value and a target's override can still meet here.
+            raise PermanentError(
+                "Ideogram cannot combine style_codes with style_reference_images", code="invalid_sidecar"
+            )
+        key = self._api_key()
+        timeout = (self._policy.connect_timeout_s, self._policy.read_timeout_s)
+        fields = self.fields(request)
+        # Built on the first attempt and kept: retries re-send without downloading the references again,
+        # while a failed download (not cached) is retried like a failed call.
+        files = functools.cache(lambda: self.files(request))
+
+        def send() -> ReframeResult:
+            parts = files()
+            started = time.monotonic()
+            response = self._session.post(
+                self._url,
+                data=fields,
+                files=parts,
+                headers={"Api-Key": key, "Accept": "application/json"},
+                timeout=timeout,
+            )
+            meta = media_headers(response)
+            logger.debug(
+                "provider answered",
+                extra={
+                    "status": response.status_code,
+                    "latency_ms": int((time.monotonic() - started) * 1000),
+                    **meta,
+                },
+            )
+            if response.status_code != 200:
+                raise classify(response, key)
+            url, seed = self._image_url(response)
+            # The URL expires: fetched now, on the same pooled session.
+            data, content_type = fetch_result(url, request.resolution, self._session, timeout)
+            return ReframeResult(body=data, content_type=content_type, seed=seed, provider_meta=meta)
+
+        return call_with_retries(
+            send,
+            policy=self._policy,
+            deadline=request.deadline,
+            min_remaining_ms=self._min_remaining_ms,
+            provider=self.name,
+        )
+
+    @staticmethod
+    def _image_url(response: requests.Response) -> tuple[str, int | None]:
+        """The result URL and seed of the one image asked for; an unsafe image is a verdict, not a glitch."""
+        try:
+            document = response.json()
+        except ValueError:
+            raise ProviderTransientError("provider answered malformed JSON", code="bad_body") from None
+        data = document.get("data") if isinstance(document, dict) else None
+        item = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+        if item.get("is_image_safe") is False:
+            raise ProviderRejectedError(
+                "Ideogram flagged the result as unsafe and withheld it", code="unsafe_image", status=200
+            )
+        url = item.get("url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise ProviderTransientError(
+                f"provider answered JSON without an image URL: {json.dumps(document)[:200]}", code="bad_body"
+            )
+        seed = item.get("seed")
+        return url, seed if isinstance(seed, int) else None
