@@ -289,18 +289,22 @@ class Pipeline:
     def _remove_stale(
         self, storage: Storage, out_dir: str, records: list[VariantRecord], prepared: bool, prune: bool
     ) -> None:
-        """Remove what this run made obsolete: a variant rewritten with another extension, a prepared
-        copy no longer needed, and (with ``prune``) variants of targets gone from the config."""
-        keep = {r.key for r in records if r.key} | {out_dir + MANIFEST_NAME}
-        if prepared:
-            keep.add(out_dir + PREPARED_NAME)
-        names = {r.name for r in records}
+        """Remove what this run made obsolete: a variant it rewrote under another extension, a prepared
+        copy no longer needed, and (with ``prune``) variants of targets gone from the config. A variant
+        that failed here is never touched: another invocation may have just written it."""
+        written = {r.name: r.key for r in records if r.key}
+        planned = {r.name for r in records}
 
         def obsolete(key: str) -> bool:
             name = key[len(out_dir) :]
-            if key in keep or "/" in name:  # a nested folder belongs to another source
+            if "/" in name or name == MANIFEST_NAME:  # a nested folder belongs to another source
                 return False
-            return prune or name == PREPARED_NAME or name.rsplit(".", 1)[0] in names
+            if name == PREPARED_NAME:
+                return not prepared
+            stem = name.rsplit(".", 1)[0]
+            if stem in written:
+                return key != written[stem]
+            return prune and stem not in planned
 
         stale = [item.key for item in storage.list_objects(out_dir) if obsolete(item.key)]
         if stale:
