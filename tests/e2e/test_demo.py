@@ -24,6 +24,7 @@ CONFIGS = {
     "rocket.jpg": "rocket.jpg.reframe.json",
     "gallery/chelsea.png": "gallery/_reframe.json",
     "gallery/coffee.png": "gallery/_reframe.json",
+    "phone/rocket-phone.jpg": "_reframe.json",
 }
 
 
@@ -64,7 +65,7 @@ def test_every_variant_is_created_with_its_exact_size(demo: tuple[Path, str]) ->
     for source in CONFIGS:
         manifest = json.loads((output / "reframed" / source / "manifest.json").read_text())
         assert manifest["source"]["key"] == f"uploads/{source}"
-        assert manifest["config"]["from"] == ("folder" if source.startswith("gallery/") else "object")
+        assert manifest["config"]["from"] == ("object" if CONFIGS[source].endswith(".reframe.json") else "folder")
         sizes = expected_sizes(source)
         assert [v["name"] for v in manifest["variants"]] == list(sizes)
         for variant in manifest["variants"]:
@@ -84,14 +85,24 @@ def test_every_variant_is_created_with_its_exact_size(demo: tuple[Path, str]) ->
 
 
 @pytest.mark.slow
+def test_the_phone_photo_is_prepared_upright(demo: tuple[Path, str]) -> None:
+    output, _ = demo
+    folder = output / "reframed/phone/rocket-phone.jpg"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["source"]["prepared"] == {"reasons": ["exif-orientation"]}
+    with Image.open(folder / "_prepared.png") as prepared:
+        assert prepared.size == (640, 427)  # stored 427x640 with orientation 6
+
+
+@pytest.mark.slow
 def test_contact_sheet_and_table(demo: tuple[Path, str]) -> None:
     output, stdout = demo
     with Image.open(output / "contact-sheet.png") as sheet:
         assert sheet.format == "PNG"
         sheet.verify()
         width, height = sheet.size
-    # Four rows of 200-pixel thumbnails with labels; the widest row holds a 4:1 banner.
-    assert 4 * 200 < height < 4 * 400
+    # A row of 200-pixel thumbnails with labels per source; the widest row holds a 4:1 banner.
+    assert len(CONFIGS) * 200 < height < len(CONFIGS) * 400
     assert 1000 < width < 4000
     table = [line.split() for line in stdout.splitlines()]
     rows = [line for line in table if len(line) == 5 and line[3] == "created"]

@@ -80,14 +80,13 @@ def _keys(stack: LocalStack, prefix: str) -> set[str]:
 
 
 def _download_results(stack: LocalStack, manifest_key: str, output: Path) -> dict[str, Any] | None:
-    """The manifest and its variants, saved under ``output`` at their bucket keys."""
+    """The source's output folder (manifest, variants, a prepared copy), saved under ``output``
+    at their bucket keys."""
     if manifest_key not in _keys(stack, manifest_key):
         return None
     bucket = stack.wiring.bucket
-    keys = [manifest_key]
     manifest: dict[str, Any] = json.loads(stack.s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
-    keys += [v["key"] for v in manifest["variants"] if v["key"] and v["status"] in _DONE]
-    for key in keys:
+    for key in sorted(_keys(stack, manifest_key.rsplit("/", 1)[0] + "/")):
         target = output / key
         target.parent.mkdir(parents=True, exist_ok=True)
         stack.s3.download_file(bucket, key, str(target))
@@ -109,6 +108,8 @@ def _rows(
     for key, path in sources.items():
         manifest = manifests[key]
         with_config = f"config: {manifest['config']['from']}" if manifest else "no manifest"
+        if manifest and manifest["source"].get("prepared"):
+            with_config += ", prepared: " + ", ".join(manifest["source"]["prepared"]["reasons"])
         row = [Tile(path, (key.removeprefix(input_prefix), _image_size(path), with_config))]
         for v in manifest["variants"] if manifest else []:
             image = output / v["key"] if v["key"] and v["status"] in _DONE else None

@@ -13,6 +13,8 @@ UPLOADS = {
     "rocket.jpg": "rocket.jpg",
     "chelsea.png": "gallery/chelsea.png",
     "coffee.png": "gallery/coffee.png",
+    # Stored sideways with EXIF orientation 6, as phones do: the pipeline prepares it upright.
+    "rocket-phone.jpg": "phone/rocket-phone.jpg",
 }
 
 
