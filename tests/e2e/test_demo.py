@@ -62,10 +62,10 @@ def test_uploads_cover_every_target_kind() -> None:
 @pytest.mark.slow
 def test_every_variant_is_created_with_its_exact_size(demo: tuple[Path, str]) -> None:
     output, _ = demo
-    for source in CONFIGS:
+    for source, config in CONFIGS.items():
         manifest = json.loads((output / "reframed" / source / "manifest.json").read_text())
         assert manifest["source"]["key"] == f"uploads/{source}"
-        assert manifest["config"]["from"] == ("object" if CONFIGS[source].endswith(".reframe.json") else "folder")
+        assert manifest["config"]["from"] == ("object" if config.endswith(".reframe.json") else "folder")
         sizes = expected_sizes(source)
         assert [v["name"] for v in manifest["variants"]] == list(sizes)
         for variant in manifest["variants"]:
