@@ -153,3 +153,9 @@ def test_presets_resolve_to_exact_pixels():
     assert variants[0].name == "linkedin-banner"
     assert str(variants[0].resolution) == "1536x512"  # 4:1 is wider than the widest allowed
     assert str(variants[0].final_size) == "1584x396"
+
+
+def test_a_schema_key_is_accepted_and_ignored():
+    with_schema = parse({"$schema": "./schemas/sidecar.schema.json", "version": 1, "targets": [{"size": "64x64"}]})
+    without = parse({"version": 1, "targets": [{"size": "64x64"}]})
+    assert plan(with_schema, provider="local") == plan(without, provider="local")

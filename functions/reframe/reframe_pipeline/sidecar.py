@@ -174,6 +174,8 @@ class OutputOptions(_Strict):
 
 
 class Sidecar(Overrides):
+    # Lets editors validate the file against schemas/sidecar.schema.json; not used otherwise.
+    schema_url: str | None = Field(None, alias="$schema", max_length=2048)
     version: Literal[1]
     targets: list[Target] = Field(min_length=1)
     output: OutputOptions = OutputOptions()
