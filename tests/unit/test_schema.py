@@ -32,7 +32,7 @@ def test_schema_describes_the_model():
     assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert document["$id"] == schema.SCHEMA_ID
     assert document["title"] and document["description"]
-    assert set(document["properties"]) == set(Sidecar.model_fields)
+    assert set(document["properties"]) == {field.alias or name for name, field in Sidecar.model_fields.items()}
     assert document["required"] == ["version", "targets"]
     assert document["additionalProperties"] is False
     assert set(document["$defs"]["Target"]["properties"]) >= {"resolution", "aspect_ratio", "size", "preset", "name"}
