@@ -31,6 +31,7 @@ EMULATOR_DEFAULTS = {
     "max_source_bytes": None,
     "max_source_pixels": None,
     "response_format": "png",
+    "result_ttl_s": 60.0,
 }
 
 

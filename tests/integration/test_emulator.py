@@ -27,19 +27,11 @@ from reframe_cli.servers import ServerProcess
 from reframe_pipeline.imaging import ImageCheckError, sniff, verify
 
 from ..conftest import EMULATOR_API_KEY
+from .conftest import EMULATOR_DEFAULTS as DEFAULTS
 
 IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images"
 SEGMIND = "/v1/ideogram-3-reframe"
 IDEOGRAM = "/v1/ideogram-v3/reframe"
-DEFAULTS: dict[str, Any] = {
-    "latency_ms": 0,
-    "max_in_flight": None,
-    "square_only": False,
-    "max_source_bytes": None,
-    "max_source_pixels": None,
-    "response_format": "png",
-    "result_ttl_s": 60.0,
-}
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

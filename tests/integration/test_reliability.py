@@ -9,6 +9,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,16 @@ SOURCE = "uploads/dup/photo.jpg"
 OUT = "reframed/dup/photo.jpg/"
 THREE = {"version": 1, "targets": [{"resolution": "1024x1024"}, {"aspect_ratio": "16:9"}, {"size": "300x200"}]}
 TABLE = "reframe-idempotency"
+
+
+def create_idempotency_table(dynamodb: Any) -> None:
+    """As template.yaml makes it: partition key ``id``."""
+    dynamodb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 def invoke_in_subprocess(event_file: Path) -> dict:
@@ -39,12 +50,7 @@ def invoke_in_subprocess(event_file: Path) -> dict:
 
 def test_concurrent_duplicates_pay_once_per_variant(stack: Stack, aws_env: str, tmp_path: Path):
     dynamodb = servers.client("dynamodb", aws_env)
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_idempotency_table(dynamodb)
     stack.configure(IDEMPOTENCY_TABLE=TABLE)
     stack.emulator_config(latency_ms=1500)  # long enough for the two invocations to overlap
     stack.put_image(SOURCE)
@@ -114,12 +120,7 @@ def test_the_key_appears_nowhere(stack: Stack, logs: io.StringIO, capsys: pytest
 
 def test_daily_budget_refuses_work_over_it(stack: Stack, aws_env: str, logs: io.StringIO):
     dynamodb = servers.client("dynamodb", aws_env)
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_idempotency_table(dynamodb)
     # Segmind DEFAULT is estimated at $0.075: two variants fit in $0.16, the third does not.
     stack.configure(IDEMPOTENCY_TABLE=TABLE, DAILY_BUDGET_USD="0.16", MAX_PARALLEL_CALLS="1")
     stack.faults("ok", "500")  # a failed attempt gives its reservation back before the retry

@@ -11,12 +11,11 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from . import servers
 from .poller import OnBatch, Poller
-from .servers import ServerProcess
+from .servers import ServerProcess, StopsOnExit
 
 DEFAULT_BUCKET = "reframe-local"
 # The queue's visibility timeout. Deployed it is 6x the function timeout + 30 s; locally a failed
@@ -128,7 +127,7 @@ def point_handler_at(endpoint_url: str) -> None:
     storage.s3_client.cache_clear()
 
 
-class LocalStack:
+class LocalStack(StopsOnExit):
     """moto, wired. Start with LocalStack.start(), then start_pollers(); stop() (or ``with``) ends it all."""
 
     def __init__(self, moto: ServerProcess, wiring: Wiring) -> None:
@@ -201,14 +200,3 @@ class LocalStack:
                 self.poller.stop()
         finally:
             self.moto.stop()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

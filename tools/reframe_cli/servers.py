@@ -49,8 +49,26 @@ class ServerExitedError(ServerStartError):
     """The server process exited during start-up (for instance its port was taken meanwhile)."""
 
 
+class StopsOnExit:
+    """``with thing:`` stops the thing on the way out, whatever happened inside."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 @dataclass
-class ServerProcess:
+class ServerProcess(StopsOnExit):
     """A running child server. Stop it with stop() or by using it as a context manager."""
 
     name: str
@@ -88,17 +106,6 @@ class ServerProcess:
     def client(self, service: str) -> Any:
         """A boto3 client for this server with its credentials."""
         return client(service, self.url, self.access_key, self.secret_key)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def free_port() -> int:
