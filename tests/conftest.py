@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+
 from reframe_cli import servers
 from reframe_cli.servers import ServerProcess
 

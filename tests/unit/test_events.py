@@ -58,9 +58,7 @@ def test_eventbridge_object_created():
 
 
 def test_s3_test_event_is_skipped():
-    assert (
-        parse_sqs_body(json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "bkt"})) == []
-    )
+    assert parse_sqs_body(json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "bkt"})) == []
 
 
 @pytest.mark.parametrize("body", ["not json", "[]", '{"Records": "x"}', '{"Records": [{"s3": {}}]}', "{}"])

@@ -159,6 +159,4 @@ def test_no_retry_past_the_deadline():
         raise ProviderTransientError("busy", retry_after=30)
 
     with pytest.raises(DeadlineError, match="not retrying"):
-        call_with_retries(
-            send, policy=FAST, deadline=Deadline(lambda: 20_000), min_remaining_ms=0, provider="p"
-        )
+        call_with_retries(send, policy=FAST, deadline=Deadline(lambda: 20_000), min_remaining_ms=0, provider="p")
