@@ -124,3 +124,41 @@ def test_presigned_url_expiry(
     if status == 403:
         assert error_code(response) == "AccessDenied"
         assert "expired" in response.text
+
+
+def test_the_pipeline_storage_adapter_signs_correctly(
+    weed_server: ServerProcess, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The function's own S3 client configuration (SigV4, path style, presigning) against a store
+    that checks every signature: what moto cannot prove."""
+    from reframe_pipeline import storage
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": weed_server.url,
+        "AWS_ACCESS_KEY_ID": weed_server.access_key,
+        "AWS_SECRET_ACCESS_KEY": weed_server.secret_key,
+        "AWS_DEFAULT_REGION": servers.REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    storage.s3_client.cache_clear()
+    try:
+        store = storage.S3Storage(bucket, storage.s3_client())
+        key = "uploads/a b/été+1.jpg"
+        store.write(key, b"\xff\xd8\xff" + b"x" * 5000, "image/jpeg", {"source-etag": "abc"})
+
+        info = store.head(key)
+        assert info is not None and info.size == 5003 and info.metadata == {"source-etag": "abc"}
+        assert store.read(key, first_bytes=10) == b"\xff\xd8\xff" + b"x" * 7
+        assert [item.key for item in store.list_objects("uploads/")] == [key]
+        assert store.head("uploads/missing.jpg") is None
+        with pytest.raises(FileNotFoundError):
+            store.read("uploads/missing.jpg.reframe.json", first_bytes=100)
+
+        url = store.presign_get(key, 900)
+        assert requests.get(url, timeout=10).content.startswith(b"\xff\xd8\xff")
+        assert requests.get(url.replace("X-Amz-Signature=", "X-Amz-Signature=0"), timeout=10).status_code == 403
+
+        store.delete([key])
+        assert store.head(key) is None
+    finally:
+        storage.s3_client.cache_clear()
