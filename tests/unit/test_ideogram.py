@@ -157,14 +157,6 @@ def test_unknown_host_is_the_users_error(monkeypatch):
         check_public_url("https://no-such-host.example.com/a.png")
 
 
-def test_style_codes_and_references_together_are_refused_before_any_call():
-    params = GenerationParams(style_codes=("AAAA",), style_reference_urls=(f"{STORAGE}/b/k.png",))
-    session = FakeSession()
-    with pytest.raises(PermanentError, match="cannot combine"):
-        provider(session).reframe(request(params))
-    assert session.requested == []
-
-
 @pytest.mark.parametrize(
     ("document", "error", "code"),
     [

@@ -159,3 +159,15 @@ def test_a_schema_key_is_accepted_and_ignored():
     with_schema = parse({"$schema": "./schemas/sidecar.schema.json", "version": 1, "targets": [{"size": "64x64"}]})
     without = parse({"version": 1, "targets": [{"size": "64x64"}]})
     assert plan(with_schema, provider="local") == plan(without, provider="local")
+
+
+def test_style_codes_and_references_cannot_meet_across_levels():
+    sidecar = parse(
+        {
+            "version": 1,
+            "style_codes": ["AB12CD34"],
+            "targets": [{"size": "64x64", "style_reference_images": ["s/a.png"]}],
+        }
+    )
+    with pytest.raises(InvalidSidecarError, match=r"targets\[0\]: style_codes cannot be combined"):
+        plan(sidecar, provider="ideogram")

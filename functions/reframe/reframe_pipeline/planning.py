@@ -63,6 +63,12 @@ def plan(sidecar: Sidecar, *, provider: str, default_speed: str = "DEFAULT") -> 
         if name in seen:
             raise InvalidSidecarError(f"targets[{index}].name: {name!r} is produced twice; give one of them a 'name'")
         seen.add(name)
+        if pick("style_codes") and pick("style_reference_images"):
+            # Each level is checked by the model; a top-level value and a target's override can still meet.
+            raise InvalidSidecarError(
+                f"targets[{index}]: style_codes cannot be combined with style_reference_images"
+                " (one of them comes from the top level)"
+            )
         palette = pick("color_palette")
         fields = {
             "resolution": str(resolution),

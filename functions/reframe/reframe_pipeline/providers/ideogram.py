@@ -134,12 +134,6 @@ class IdeogramProvider:
         return bytes(body)
 
     def reframe(self, request: ReframeRequest) -> ReframeResult:
-        params = request.params
-        if params.style_codes and params.style_reference_urls:
-            # Each sidecar level is checked, but a top-level value and a target's override can still meet here.
-            raise PermanentError(
-                "Ideogram cannot combine style_codes with style_reference_images", code="invalid_sidecar"
-            )
         key = self._api_key()
         timeout = (self._policy.connect_timeout_s, self._policy.read_timeout_s)
         fields = self.fields(request)
