@@ -5,10 +5,7 @@ from __future__ import annotations
 import contextvars
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
-from typing import Any
-
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from typing import TYPE_CHECKING, Any
 
 from .errors import PermanentError
 from .events import ObjectEvent, is_sqs_batch, parse_notification, parse_sqs_body
@@ -18,6 +15,9 @@ from .ports import Deadline
 from .providers import build_provider
 from .settings import current
 from .storage import S3Storage, s3_client
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 MAX_RECORDS_IN_PARALLEL = 10  # an SQS batch holds at most 10 messages
 
@@ -57,6 +57,10 @@ def _handle_message(body: str, deadline: Deadline) -> list[dict[str, Any]]:
 
 
 def _sqs_batch(event: dict[str, Any], context: Any, deadline: Deadline) -> dict[str, Any]:
+    # Imported on the first batch: Powertools' batch utility loads every event data class (~35 ms), a cost
+    # the cold start of a direct S3 or EventBridge invocation should not pay.
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
     records = event["Records"]
     # BatchProcessor walks the records one by one; starting them all first lets them run in parallel
     # while it still decides, per record, what goes back to the queue.

@@ -6,13 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-
 from .errors import TransientError
 from .manifest import VariantRecord
 from .observability import count, logger
@@ -57,10 +50,16 @@ class _DeadlineContext:
 
 
 class DynamoDBGuard:
+    # Powertools' idempotency utility is imported only here: without IDEMPOTENCY_TABLE no cold start pays for it.
     def __init__(self, table: str) -> None:
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
         self._store = DynamoDBPersistenceLayer(table_name=table)
 
     def run(self, identity: dict[str, str], deadline: Deadline, produce: Callable[[], VariantRecord]) -> VariantRecord:
+        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
         config = IdempotencyConfig(
             expires_after_seconds=RECORD_TTL_S,
             raise_on_no_idempotency_key=True,

@@ -20,7 +20,7 @@ from reframe_pipeline.local_engine import extend_canvas
 from reframe_pipeline.resolutions import RESOLUTION_NAMES, parse_size
 from reframe_pipeline.sidecar import ColorPalette, RenderingSpeed, Seed, StyleCode, describe
 
-from .state import EmulatorConfig, EmulatorState
+from .state import EmulatorConfig, EmulatorState, RenderMode
 
 MAX_FETCH_BYTES = 64 * 1024 * 1024
 # Credits charged per generation, the middle of Segmind's published price range for DEFAULT.
@@ -186,5 +186,8 @@ def check_source(body: bytes, state: EmulatorState) -> Image.Image:
     return image
 
 
-def render(source: Image.Image, resolution: str) -> Image.Image:
-    return extend_canvas(source, parse_size(resolution))
+def render(source: Image.Image, resolution: str, mode: RenderMode) -> Image.Image:
+    size = parse_size(resolution)
+    if mode == "fast":
+        return Image.new("RGB", size, (128, 128, 128))
+    return extend_canvas(source, size)

@@ -226,7 +226,7 @@ class Handler(BaseHTTPRequestHandler):
     def _generate(self, source: Image.Image, call: Call) -> Image.Image:
         """The model's work: reframe, then take the time the real service takes."""
         assert call.resolution is not None
-        image = api.render(source, call.resolution)
+        image = api.render(source, call.resolution, self.state.config.render)
         time.sleep(self.state.config.latency_ms / 1000)
         return image
 

@@ -15,6 +15,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 ResponseFormat = Literal["png", "jpeg", "json-base64", "json-url"]
+# "reframe": the local engine extends the source (plausible pictures); "fast": a flat image of the
+# requested size, so that on a small machine benchmarks measure the client, not the emulator's rendering.
+RenderMode = Literal["reframe", "fast"]
 
 # Faults that replace the whole exchange; the others ("slow:<ms>", "garbage", "truncated", "unsafe")
 # let the call run and then change its answer.
@@ -52,6 +55,7 @@ class EmulatorConfig:
     max_source_bytes: int | None = None
     max_source_pixels: int | None = None
     response_format: ResponseFormat = "png"
+    render: RenderMode = "reframe"
     result_ttl_s: float = 60.0
     fetch_timeout_s: float = 10.0
 
@@ -74,6 +78,7 @@ class ConfigUpdate(_Strict):
     max_source_bytes: int | None = Field(None, ge=1)
     max_source_pixels: int | None = Field(None, ge=1)
     response_format: ResponseFormat = "png"
+    render: RenderMode = "reframe"
     result_ttl_s: float = Field(60.0, gt=0, le=86_400)
 
 

@@ -12,6 +12,7 @@ from ..errors import AccountError
 from ..ports import ReframeProvider
 from ..settings import Settings
 from .http import RetryPolicy, pooled_session
+from .limiter import LIMITER
 
 
 def _key_source(direct: SecretStr | None, secret_name: str | None, provider: str) -> Callable[[], str]:
@@ -58,6 +59,7 @@ def build_provider(settings: Settings) -> ReframeProvider:
         from .local import LocalProvider
 
         return LocalProvider()
+    LIMITER.configure(settings.max_parallel_calls)
     if settings.reframe_provider == "ideogram":
         from ..storage import s3_client
         from .ideogram import IdeogramProvider

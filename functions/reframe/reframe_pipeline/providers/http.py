@@ -26,6 +26,7 @@ from ..imaging import FORMATS, ImageCheckError, verify
 from ..observability import count, logger
 from ..ports import Deadline, ReframeResult
 from ..resolutions import Size
+from .limiter import LIMITER, AimdLimiter
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 ACCOUNT_STATUSES = frozenset({401, 403, 404, 406})
@@ -143,20 +144,33 @@ def call_with_retries(
     deadline: Deadline,
     min_remaining_ms: int,
     provider: str,
+    limiter: AimdLimiter = LIMITER,
 ) -> ReframeResult:
     """Run ``send`` until it succeeds, fails for good, or retrying would overrun the deadline.
-    ``send`` raises ProviderError subclasses (transient ones carry the Retry-After in .retry_after)."""
+    ``send`` raises ProviderError subclasses (transient ones carry the Retry-After in .retry_after).
+    Each attempt holds a slot of ``limiter``, which 429s narrow and successes widen."""
     attempt = 0
     while True:
         attempt += 1
+        slot = limiter.acquire(timeout_s=max(0.0, (deadline.remaining_ms() - min_remaining_ms) / 1000))
+        if slot is None:
+            raise DeadlineError(f"no {provider} call slot came free before the deadline (calls throttled)")
         started = time.monotonic()
+        throttled = succeeded = False
         try:
             result = send()
+            succeeded = True
         except ProviderTransientError as exc:
             failure: ProviderTransientError = exc
+            throttled = exc.status == 429
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             failure = ProviderTransientError(f"{type(exc).__name__} talking to {provider}", code="network")
-        else:
+        finally:
+            lowered = limiter.release(slot, throttled=throttled, succeeded=succeeded)
+        if lowered is not None:
+            logger.warning("provider throttled: fewer calls in flight", extra={"concurrency_limit": lowered})
+            count("ProviderConcurrencyLimit", lowered)
+        if succeeded:
             return replace(result, attempts=attempt)
         elapsed_ms = int((time.monotonic() - started) * 1000)
         if attempt >= policy.max_attempts:

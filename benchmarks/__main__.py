@@ -1,0 +1,66 @@
+"""``python -m benchmarks [--smoke] [--output PATH]``: measure the six figures, print them, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import figures
+from .figures import FULL, SMOKE, Figure, Sizes
+from .report import render, verdict
+from .stack import point_handler, running
+
+REPORT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+def measure(sizes: Sizes, log_dir: Path) -> list[Figure]:
+    results = [figures.cold_start(sizes, figures.child_env()), figures.engine(sizes)]
+    with running(log_dir) as (moto, emulator):
+        bench = point_handler(moto, emulator)
+        figures.warm_up(bench, sizes)
+        results += [figures.fan_out(bench, sizes), figures.overhead(bench, sizes), figures.memory(bench, sizes)]
+        results.append(figures.throughput(emulator, sizes, log_dir))
+    return sorted(results, key=lambda figure: figure.number)
+
+
+def machine() -> str:
+    model = next(
+        (line.split(":", 1)[1].strip() for line in _lines("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor() or "unknown",
+    )
+    memory_kb = next((int(line.split()[1]) for line in _lines("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    return (
+        f"{os.cpu_count()} cores, {memory_kb / 1024**2:.0f} GiB, {model}, "
+        f"Python {platform.python_version()} on {platform.system()}"
+    )
+
+
+def _lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness, not the speed")
+    parser.add_argument("--output", type=Path, help=f"report to write (default {REPORT}; none with --smoke)")
+    args = parser.parse_args(argv)
+    sizes = SMOKE if args.smoke else FULL
+    with tempfile.TemporaryDirectory(prefix="reframe-bench-") as logs:
+        results = measure(sizes, Path(logs))
+    for figure in results:
+        print(f"{figure.number}. {figure.name}: {figure.measured} (goal {figure.goal}: {verdict(figure)})")
+    output = args.output or (None if args.smoke else REPORT)
+    if output is not None:
+        output.write_text(render(results, machine(), datetime.now(UTC), smoke=args.smoke))
+        print(f"written to {output}")
+    return 0
+
+
+raise SystemExit(main())

@@ -1,0 +1,266 @@
+"""The six figures. Each returns a Figure: what was measured, against which goal, and the details."""
+
+from __future__ import annotations
+
+import collections
+import io
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from reframe_cli.localstack import LocalStack, wait_until
+from reframe_cli.logs import handler_output_to
+from reframe_cli.samples import IMAGES
+from reframe_cli.servers import ServerProcess
+from reframe_pipeline.local_engine import extend_canvas
+from reframe_pipeline.resolutions import RESOLUTIONS, Size
+
+from .stack import Bench, configure_emulator, emulator_stats, invoke, jpeg, sidecar
+
+SAMPLE = IMAGES / "rocket.jpg"
+ENGINE_SAMPLE = IMAGES / "coffee.png"  # 600x400
+ISSUE3_SIZE = Size(1536, 640)
+CALL_LIMIT = 4  # figure 5: the emulator's max_in_flight
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    latency_s: float
+    fanout_targets: int
+    fanout_runs: int
+    overhead_runs: int
+    cold_runs: int
+    memory_sides: tuple[int, int]  # the large source first
+    memory_targets: int
+    sources: int
+    source_targets: int
+    pollers: int
+    engine_resolutions: int
+
+
+FULL = Sizes(1.0, 8, 3, 20, 10, (4096, 1024), 8, 40, 3, 3, len(RESOLUTIONS))
+SMOKE = Sizes(0.1, 2, 1, 2, 2, (256, 128), 2, 3, 1, 2, 3)
+
+
+@dataclass(frozen=True)
+class Figure:
+    number: int
+    name: str
+    measured: str
+    goal: str
+    met: bool | None  # None: no goal
+    details: str
+
+
+def _targets(count: int) -> list[str]:
+    """``count`` different resolutions spread over the catalogue."""
+    step = len(RESOLUTIONS) // count
+    return [str(size) for size in RESOLUTIONS[::step][:count]]
+
+
+def _timed_invocation(bench: Bench, key: str, targets: list[str]) -> float:
+    source = bench.upload(key, SAMPLE.read_bytes(), targets)
+    started = time.perf_counter()
+    invoke(source)
+    return time.perf_counter() - started
+
+
+def warm_up(bench: Bench, sizes: Sizes) -> None:
+    """One invocation first, as a warm container has made: clients built, connections open."""
+    configure_emulator(bench.emulator, latency_ms=0, render="fast")
+    _timed_invocation(bench, "uploads/warm/first.jpg", _targets(sizes.fanout_targets))
+
+
+def fan_out(bench: Bench, sizes: Sizes) -> Figure:
+    configure_emulator(bench.emulator, latency_ms=int(sizes.latency_s * 1000), render="fast")
+    targets = _targets(sizes.fanout_targets)
+    walls = [_timed_invocation(bench, f"uploads/fanout/{run}.jpg", targets) for run in range(sizes.fanout_runs)]
+    wall = statistics.median(walls)
+    ratio = wall / sizes.latency_s
+    return Figure(
+        1,
+        f"Fan-out: 1 source x {len(targets)} targets, wall / call latency",
+        f"{ratio:.2f} ({wall * 1000:.0f} ms)",
+        "<= 1.15",
+        ratio <= 1.15,
+        f"median of {len(walls)} invocations; call latency {sizes.latency_s * 1000:.0f} ms; "
+        f"a sequential pipeline scores {len(targets)}",
+    )
+
+
+def overhead(bench: Bench, sizes: Sizes) -> Figure:
+    configure_emulator(bench.emulator, latency_ms=int(sizes.latency_s * 1000), render="fast")
+    target = _targets(1)
+    walls = [_timed_invocation(bench, f"uploads/overhead/{run}.jpg", target) for run in range(sizes.overhead_runs)]
+    extra_ms = (statistics.median(walls) - sizes.latency_s) * 1000
+    served_ms = [call["duration_ms"] - sizes.latency_s * 1000 for call in emulator_stats(bench.emulator)["calls"]]
+    return Figure(
+        2,
+        "Overhead per variant: wall - call latency, 1 target",
+        f"{extra_ms:.0f} ms",
+        "<= 50 ms",
+        extra_ms <= 50,
+        f"median of {len(walls)}; min {(min(walls) - sizes.latency_s) * 1000:.0f} ms, "
+        f"max {(max(walls) - sizes.latency_s) * 1000:.0f} ms; of which the emulator's own work beyond the latency "
+        f"(fetching and checking the source, encoding its answer) {statistics.median(served_ms):.0f} ms",
+    )
+
+
+# Each prints the seconds its imports (and, for the pipeline, building the clients) took.
+_HANDLER = (
+    "import time; t = time.perf_counter(); from reframe_pipeline import handler; handler.pipeline(); "
+    "print(time.perf_counter() - t)"
+)
+_BASELINE = (
+    "import time; t = time.perf_counter(); import boto3; from aws_lambda_powertools import Logger, Metrics; "
+    "print(time.perf_counter() - t)"
+)
+
+
+def _child_seconds(code: str, env: dict[str, str]) -> float:
+    out = subprocess.run(  # noqa: S603 - our interpreter, our code
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True, cwd=ROOT
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _import_breakdown(env: dict[str, str]) -> list[tuple[str, float]]:
+    """Top-level packages by own import time (``-X importtime``) that the handler adds to the baseline."""
+    code = (
+        "import sys, boto3; from aws_lambda_powertools import Logger, Metrics; print('--', file=sys.stderr); "
+        "from reframe_pipeline import handler; handler.pipeline()"
+    )
+    run = subprocess.run(  # noqa: S603
+        [sys.executable, "-X", "importtime", "-c", code], env=env, check=True, capture_output=True, text=True, cwd=ROOT
+    )
+    own: collections.defaultdict[str, float] = collections.defaultdict(float)
+    for line in run.stderr.split("--\n", 1)[-1].splitlines():
+        if line.startswith("import time:") and "|" in line and "self [us]" not in line:
+            self_us, _cumulative, name = line.removeprefix("import time:").split("|")
+            own[name.strip().split(".")[0]] += int(self_us) / 1000
+    return sorted(own.items(), key=lambda item: -item[1])[:8]
+
+
+def cold_start(sizes: Sizes, env: dict[str, str]) -> Figure:
+    handler_s: list[float] = []
+    baseline_s: list[float] = []
+    for _ in range(sizes.cold_runs):  # interleaved: a busy moment hits both alike
+        baseline_s.append(_child_seconds(_BASELINE, env))
+        handler_s.append(_child_seconds(_HANDLER, env))
+    handler_ms, baseline_ms = statistics.median(handler_s) * 1000, statistics.median(baseline_s) * 1000
+    ratio = handler_ms / baseline_ms
+    added = ", ".join(f"{name} {ms:.0f}" for name, ms in _import_breakdown(env))
+    return Figure(
+        3,
+        "Cold start: import handler + build clients, / import boto3 + Logger/Metrics",
+        f"{ratio:.2f} ({handler_ms:.0f} ms vs {baseline_ms:.0f} ms)",
+        "<= 1.3",
+        ratio <= 1.3,
+        f"medians of {len(handler_s)} fresh processes each; import time the handler adds, own ms by package "
+        f"(-X importtime, inflated by its bookkeeping): {added}",
+    )
+
+
+def memory(bench: Bench, sizes: Sizes) -> Figure:
+    configure_emulator(bench.emulator, latency_ms=0, render="fast")
+    targets = _targets(sizes.memory_targets)
+    peaks: dict[int, float] = {}
+    for side in sizes.memory_sides:
+        source = bench.upload(f"uploads/memory/{side}.jpg", jpeg(side, side), targets)
+        run = subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "benchmarks.memory_child", source.key, source.etag, str(source.size)],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        peaks[side] = float(run.stdout.strip().splitlines()[-1])
+    large, small = sizes.memory_sides
+    seen = emulator_stats(bench.emulator)["largest_source_pixels"]
+    return Figure(
+        4,
+        f"Memory: peak RSS, {large}x{large} JPEG source, {len(targets)} targets",
+        f"{peaks[large]:.0f} MB ({small}x{small}: {peaks[small]:.0f} MB)",
+        "<= 250 MB, flat in source size",
+        peaks[large] <= 250 and abs(peaks[large] - peaks[small]) <= 0.1 * peaks[small],
+        f"fresh process per source, resource.getrusage; the emulator fetched sources of up to {seen} pixels "
+        "by URL; the function read only their headers",
+    )
+
+
+def throughput(emulator: ServerProcess, sizes: Sizes, log_dir: Path) -> Figure:
+    configure_emulator(emulator, latency_ms=int(sizes.latency_s * 1000), max_in_flight=CALL_LIMIT, render="fast")
+    targets = _targets(sizes.source_targets)
+    expected = sizes.sources * len(targets)
+    folder = "uploads/throughput/"
+    seed = {folder + "_reframe.json": sidecar(targets)}
+    # The pollers' handler logs and metrics are kept off the terminal.
+    with handler_output_to(io.StringIO()), LocalStack.start(log_dir, bucket="bench-throughput", seed=seed) as stack:
+        stack.start_pollers(sizes.pollers)
+        bucket = stack.wiring.bucket
+
+        def variants() -> int:
+            pages = stack.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="reframed/throughput/")
+            return sum(not item["Key"].endswith("manifest.json") for page in pages for item in page.get("Contents", []))
+
+        started = time.perf_counter()
+        for index in range(sizes.sources):
+            stack.s3.put_object(Bucket=bucket, Key=f"{folder}{index:03d}.jpg", Body=jpeg(320 + index, 200))
+        done = wait_until(lambda: variants() >= expected and stack.pending() == 0, timeout_s=expected * 5)
+        elapsed = time.perf_counter() - started
+        made, dead = variants(), stack.dead_letters()
+    stats = emulator_stats(emulator)
+    rate = stats["billed"] / elapsed
+    ideal = CALL_LIMIT / sizes.latency_s
+    lost = expected - made
+    return Figure(
+        5,
+        f"Throughput under a limit of {CALL_LIMIT} calls in flight: {sizes.sources} sources x {len(targets)} targets",
+        f"{rate / ideal:.0%} of {ideal:.1f} calls/s ({stats['billed']} calls in {elapsed:.1f} s)",
+        ">= 90 %, 0 lost",
+        done and rate >= 0.9 * ideal and lost == 0 and dead == 0,
+        f"S3 -> SQS -> {sizes.pollers} pollers -> handler; lost variants {lost}, dead letters {dead}, "
+        f"429s taken {stats['rejected_429']}, most calls in flight {stats['max_in_flight_seen']}, "
+        f"billed {stats['billed']} for {expected} variants",
+    )
+
+
+def engine(sizes: Sizes) -> Figure:
+    with Image.open(ENGINE_SAMPLE) as opened:
+        source = opened.convert("RGB")
+    per_mp: list[float] = []
+    issue3_ms = 0.0
+    for size in [*RESOLUTIONS[: sizes.engine_resolutions], ISSUE3_SIZE]:
+        runs = []
+        for _ in range(3):
+            started = time.perf_counter()
+            extend_canvas(source, size)
+            runs.append((time.perf_counter() - started) * 1000)
+        ms = statistics.median(runs)
+        if size == ISSUE3_SIZE:
+            issue3_ms = ms
+        else:
+            per_mp.append(ms / (size.width * size.height / 1e6))
+    return Figure(
+        6,
+        f"Local engine: extend_canvas from {source.width}x{source.height}",
+        f"{statistics.median(per_mp):.1f} ms/MP; 1536x640: {issue3_ms:.1f} ms",
+        "1536x640 well under 100 ms",
+        issue3_ms < 100,
+        f"median over {len(per_mp)} resolutions (each the median of 3 runs); "
+        f"range {min(per_mp):.1f}-{max(per_mp):.1f} ms/MP",
+    )
+
+
+def child_env() -> dict[str, str]:
+    """The environment of the cold-start children: a key, a region, no endpoint."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    env.update(SEGMIND_API_KEY="x", AWS_DEFAULT_REGION="us-east-1", REFRAME_PROVIDER="segmind")
+    return env

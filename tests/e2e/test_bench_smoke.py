@@ -1,0 +1,34 @@
+"""The benchmark suite at tiny sizes: the harness runs end to end and reports all six figures (no timing
+asserts: speed goals stay out of the tests)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import clean_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_bench_smoke(tmp_path: Path):
+    report = tmp_path / "benchmarks.md"
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--output", str(report)],
+        check=False,
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    printed = [line for line in run.stdout.splitlines() if line[:2] in {f"{n}." for n in range(1, 7)}]
+    assert [line[:2] for line in printed] == ["1.", "2.", "3.", "4.", "5.", "6."]
+    text = report.read_text()
+    assert "smoke run" in text
+    for number in range(1, 7):
+        assert f"| {number}. " in text
+    assert "cores" in text
+    assert "Python 3." in text

@@ -1,0 +1,116 @@
+"""The AIMD limiter of provider calls: deterministic, no sleeps (a zero timeout tells 'would wait')."""
+
+import pytest
+
+from reframe_pipeline.errors import DeadlineError, ProviderTransientError
+from reframe_pipeline.ports import Deadline, ReframeResult
+from reframe_pipeline.providers.http import RetryPolicy, call_with_retries
+from reframe_pipeline.providers.limiter import PROBE_STEP, AimdLimiter
+
+
+def fill(limiter):
+    slots = []
+    while (slot := limiter.acquire(timeout_s=0)) is not None:
+        slots.append(slot)
+    return slots
+
+
+def test_lets_through_up_to_the_maximum():
+    limiter = AimdLimiter(3)
+    slots = fill(limiter)
+    assert len(slots) == 3 == limiter.in_flight
+    limiter.release(slots[0])
+    assert limiter.acquire(timeout_s=0) is not None
+
+
+def test_a_429_halves_the_limit_once_per_overload():
+    limiter = AimdLimiter(8)
+    slots = fill(limiter)
+    assert limiter.release(slots[0], throttled=True) == 4
+    # The other calls sent under the old limit say nothing new: no second halving.
+    assert limiter.release(slots[1], throttled=True) is None
+    assert limiter.limit == 4
+    assert limiter.acquire(timeout_s=0) is None  # 6 still in flight, 4 allowed
+
+
+def test_never_below_one():
+    limiter = AimdLimiter(2)
+    for _ in range(5):
+        slot = limiter.acquire(timeout_s=0)
+        limiter.release(slot, throttled=True)
+    assert limiter.limit == 1
+    assert limiter.acquire(timeout_s=0) is not None
+
+
+def test_successes_return_fast_to_the_last_good_level_then_probe_slowly():
+    limiter = AimdLimiter(8)
+    limiter.release(limiter.acquire(timeout_s=0), throttled=True)  # 8 -> 4, last good 7
+    limiter.release(limiter.acquire(timeout_s=0), throttled=True)  # 4 -> 2, last good 3
+    assert limiter.limit == 2
+    limiter.release(limiter.acquire(timeout_s=0), succeeded=True)
+    assert limiter.limit == 3  # +1 per success up to the last good level
+    for _ in range(3):
+        limiter.release(limiter.acquire(timeout_s=0), succeeded=True)
+    # Then a slow climb: PROBE_STEP per round of ``limit`` successes.
+    assert limiter.limit == 3
+    rounds = round(1 / PROBE_STEP)
+    for _ in range(3 * rounds):
+        limiter.release(limiter.acquire(timeout_s=0), succeeded=True)
+    assert limiter.limit == 4
+
+
+def test_grows_no_higher_than_the_maximum():
+    limiter = AimdLimiter(2)
+    for _ in range(100):
+        limiter.release(limiter.acquire(timeout_s=0), succeeded=True)
+    assert limiter.limit == 2
+
+
+def test_configure_starts_over():
+    limiter = AimdLimiter(8)
+    limiter.release(limiter.acquire(timeout_s=0), throttled=True)
+    limiter.configure(5)
+    assert limiter.limit == 5
+    assert len(fill(limiter)) == 5
+
+
+def test_failures_other_than_429_leave_the_limit():
+    limiter = AimdLimiter(4)
+    limiter.release(limiter.acquire(timeout_s=0))
+    assert limiter.limit == 4
+
+
+FAST = RetryPolicy(max_attempts=3, base_s=0.0, max_s=0.0)
+
+
+def test_each_attempt_holds_a_slot_and_a_429_narrows_the_limit():
+    limiter = AimdLimiter(8)
+    seen = []
+    outcomes = [ProviderTransientError("busy", status=429), None]
+
+    def send():
+        seen.append(limiter.in_flight)
+        if failure := outcomes.pop(0):
+            raise failure
+        return ReframeResult(body=b"img", content_type="image/png")
+
+    result = call_with_retries(
+        send, policy=FAST, deadline=Deadline(), min_remaining_ms=0, provider="p", limiter=limiter
+    )
+    assert result.attempts == 2
+    assert seen == [1, 1]
+    assert limiter.in_flight == 0
+    assert limiter.limit == 5  # halved to 4, then one success back towards the last good level (7)
+
+
+def test_no_free_slot_before_the_deadline():
+    limiter = AimdLimiter(1)
+    limiter.acquire(timeout_s=0)
+
+    def send():
+        raise AssertionError("must not be sent")
+
+    with pytest.raises(DeadlineError, match="slot"):
+        call_with_retries(
+            send, policy=FAST, deadline=Deadline(lambda: 1_000), min_remaining_ms=1_000, provider="p", limiter=limiter
+        )
