@@ -152,11 +152,12 @@ class Pipeline:
         source = SourceImage(
             url=storage.presign_get(send_key, s.presign_expiry_s), loader=lambda: storage.read(send_key)
         )
-        existing = self.existing_variants(storage, out_dir, info, variants)
+        present = {item.key for item in storage.list_objects(out_dir)}  # one listing serves both checks
+        existing = self.existing_variants(storage, out_dir, info, variants, present)
         records = self._produce_all(storage, info, source, out_dir, variants, existing, deadline)
         manifest = Manifest(source=source_info, config=_config_info(found), variants=records)
         storage.write(out_dir + MANIFEST_NAME, manifest.to_json(), "application/json", {})
-        self._remove_stale(storage, out_dir, records, prepared=bool(reasons), prune=prune)
+        self._remove_stale(storage, out_dir, present, records, prepared=bool(reasons), prune=prune)
         counts = {f"variants_{k}": sum(r.status == k for r in records) for k in ("created", "existing", "failed")}
         logger.info("source done", extra={"source_etag": info.etag, **counts})
         outcome = Outcome(event, "processed", manifest=manifest, records=records)
@@ -221,10 +222,17 @@ class Pipeline:
         return Outcome(event, "invalid", manifest=manifest, detail=exc.message, records=records)
 
     def existing_variants(
-        self, storage: Storage, out_dir: str, info: ObjectInfo, variants: list[PlannedVariant]
+        self,
+        storage: Storage,
+        out_dir: str,
+        info: ObjectInfo,
+        variants: list[PlannedVariant],
+        present: set[str] | None = None,
     ) -> dict[str, ObjectInfo]:
-        """Variants already written for this source version with these parameters (nothing to pay)."""
-        present = {item.key for item in storage.list_objects(out_dir)}
+        """Variants already written for this source version with these parameters (nothing to pay).
+        ``present``: the keys under ``out_dir``, when the caller has listed them already."""
+        if present is None:
+            present = {item.key for item in storage.list_objects(out_dir)}
         found: dict[str, ObjectInfo] = {}
         for v in variants:
             for ext in OUTPUT_EXTENSIONS:
@@ -287,7 +295,13 @@ class Pipeline:
         return self.guard.run(identity, job.deadline, lambda: self.producer.produce(job))
 
     def _remove_stale(
-        self, storage: Storage, out_dir: str, records: list[VariantRecord], prepared: bool, prune: bool
+        self,
+        storage: Storage,
+        out_dir: str,
+        present: set[str],
+        records: list[VariantRecord],
+        prepared: bool,
+        prune: bool,
     ) -> None:
         """Remove what this run made obsolete: a variant it rewrote under another extension, a prepared
         copy no longer needed, and (with ``prune``) variants of targets gone from the config. A variant
@@ -306,7 +320,7 @@ class Pipeline:
                 return key != written[stem]
             return prune and stem not in planned
 
-        stale = [item.key for item in storage.list_objects(out_dir) if obsolete(item.key)]
+        stale = sorted(key for key in present if obsolete(key))
         if stale:
             storage.delete(stale)
             logger.info("removed obsolete outputs", extra={"removed": stale})

@@ -27,7 +27,9 @@ def s3_client(pool_size: int = 16) -> Any:
         read_timeout=30,
         s3={"addressing_style": "path"} if _custom_endpoint() else {},
     )
-    return boto3.client("s3", config=config)
+    # A session of its own: it reads the credentials and endpoint of the environment it is built in,
+    # not whatever boto3's process-wide default session cached first.
+    return boto3.session.Session().client("s3", config=config)
 
 
 def _custom_endpoint() -> bool:
