@@ -15,6 +15,16 @@ from reframe_cli import servers
 from reframe_cli.servers import ServerProcess
 
 EMULATOR_API_KEY = "test-key-123"
+# The emulator's runtime options as it starts; tests that change them get them back from `fresh_emulator`.
+EMULATOR_DEFAULTS = {
+    "latency_ms": 0,
+    "max_in_flight": None,
+    "square_only": False,
+    "max_source_bytes": None,
+    "max_source_pixels": None,
+    "response_format": "png",
+    "result_ttl_s": 60.0,
+}
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +48,14 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess
     log_path = tmp_path_factory.mktemp("emulator") / "emulator.log"
     with servers.start_emulator(EMULATOR_API_KEY, log_path=log_path) as server:
         yield server
+
+
+@pytest.fixture
+def fresh_emulator(emulator: ServerProcess) -> ServerProcess:
+    """The session's emulator with zeroed stats, no faults and its starting options."""
+    requests.post(f"{emulator.url}/_emulator/reset", timeout=10).raise_for_status()
+    requests.post(f"{emulator.url}/_emulator/config", json=EMULATOR_DEFAULTS, timeout=10).raise_for_status()
+    return emulator
 
 
 @pytest.fixture

@@ -48,7 +48,8 @@ def s3_message(bucket: str, key: str) -> str:
 
 
 @pytest.mark.slow
-def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: ServerProcess):
+def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_emulator: ServerProcess):
+    emulator = fresh_emulator
     # The local stack points the handler at itself through the environment: record it to restore.
     for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION"):
         monkeypatch.setenv(name, "")
@@ -60,7 +61,6 @@ def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: ServerP
     monkeypatch.setenv("BACKOFF_MAX_S", "0.3")
     monkeypatch.setenv("MAX_ATTEMPTS", "3")
     admin = emulator.url + "/_emulator"
-    requests.post(f"{admin}/reset", timeout=10).raise_for_status()
     requests.post(
         f"{admin}/faults", json={"random": {"rate": 0.2, "seed": 11, "kinds": FAULT_KINDS}}, timeout=10
     ).raise_for_status()

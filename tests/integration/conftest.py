@@ -24,15 +24,6 @@ from ..conftest import EMULATOR_API_KEY
 
 IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images"
 BUCKET = "reframe-test"
-EMULATOR_DEFAULTS = {
-    "latency_ms": 0,
-    "max_in_flight": None,
-    "square_only": False,
-    "max_source_bytes": None,
-    "max_source_pixels": None,
-    "response_format": "png",
-    "result_ttl_s": 60.0,
-}
 
 
 @dataclass
@@ -120,10 +111,10 @@ def sqs_event(*bodies: dict[str, Any] | str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def stack(aws_env: str, moto_reset: ServerProcess, emulator: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    requests.post(f"{emulator.url}/_emulator/reset", timeout=10).raise_for_status()
-    # Tests may change the emulator's options: start each one from the defaults.
-    requests.post(f"{emulator.url}/_emulator/config", json=EMULATOR_DEFAULTS, timeout=10).raise_for_status()
+def stack(
+    aws_env: str, moto_reset: ServerProcess, fresh_emulator: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> Stack:
+    emulator = fresh_emulator
     s3 = servers.client("s3", aws_env)
     s3.create_bucket(Bucket=BUCKET)
     result = Stack(s3=s3, emulator=emulator, monkeypatch=monkeypatch)

@@ -27,7 +27,7 @@ from reframe_cli.servers import ServerProcess
 from reframe_pipeline.imaging import ImageCheckError, sniff, verify
 
 from ..conftest import EMULATOR_API_KEY
-from .conftest import EMULATOR_DEFAULTS as DEFAULTS
+from ..conftest import EMULATOR_DEFAULTS as DEFAULTS
 
 IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images"
 SEGMIND = "/v1/ideogram-3-reframe"

@@ -89,6 +89,8 @@ class Pipeline:
         )
         # One pool per process: MAX_PARALLEL_CALLS is the number of provider calls in flight.
         self._calls = ThreadPoolExecutor(settings.max_parallel_calls, thread_name_prefix="reframe-call")
+        # S3 lookups of the sources being handled (up to 10 records of a batch at once).
+        self._io = ThreadPoolExecutor(16, thread_name_prefix="reframe-io")
 
     # -- entry point ---------------------------------------------------------------------------
     def handle(self, event: ObjectEvent, deadline: Deadline) -> Outcome:
@@ -130,21 +132,28 @@ class Pipeline:
     # -- processing ----------------------------------------------------------------------------
     def process(self, storage: Storage, event: ObjectEvent, key: str, deadline: Deadline) -> Outcome:
         s = self.settings
-        info = storage.head(key)
+        out_dir = output_dir(key, s)
+        # Four round trips that do not depend on each other: started together, they cost one.
+        info_lookup = self._io.submit(storage.head, key)
+        config_lookup = self._io.submit(
+            find_config, storage, key, s.input_prefix, s.default_sidecar, s.max_sidecar_bytes
+        )
+        header_lookup = self._io.submit(storage.read, key, HEADER_READS[0])
+        outputs_lookup = self._io.submit(storage.list_objects, out_dir)
+        info = info_lookup.result()
         if info is None:
             logger.info("skipped: the source no longer exists", extra={"source_key": key})
             count("SourcesMissing")
             return Outcome(event, "missing", detail=f"{key}: the source no longer exists")
-        found = find_config(storage, key, s.input_prefix, s.default_sidecar, s.max_sidecar_bytes)
+        found = config_lookup.result()
         if found is None:
             logger.info("skipped: no sidecar, no folder default, no DEFAULT_SIDECAR")
             count("SourcesUnconfigured")
             return Outcome(event, "unconfigured")
         source_info = SourceInfo(bucket=storage.bucket, key=key, etag=info.etag)
-        out_dir = output_dir(key, s)
         try:
             variants, prune = self.plan_config(found)
-            send_key, reasons = self._source_to_send(storage, info, out_dir)
+            send_key, reasons = self._source_to_send(storage, info, out_dir, header_lookup.result())
         except PermanentError as exc:
             return self._reject(storage, event, out_dir, found, source_info, exc)
         if reasons:
@@ -152,7 +161,7 @@ class Pipeline:
         source = SourceImage(
             url=storage.presign_get(send_key, s.presign_expiry_s), loader=lambda: storage.read(send_key)
         )
-        present = {item.key for item in storage.list_objects(out_dir)}  # one listing serves both checks
+        present = {item.key for item in outputs_lookup.result()}  # one listing serves both output checks
         existing = self.existing_variants(storage, out_dir, info, variants, present)
         records = self._produce_all(storage, info, source, out_dir, variants, existing, deadline)
         manifest = Manifest(source=source_info, config=_config_info(found), variants=records)
@@ -171,18 +180,18 @@ class Pipeline:
         sidecar = parse_sidecar(found.raw, max_bytes=s.max_sidecar_bytes, max_targets=s.max_targets_per_object)
         return plan(sidecar, provider=self.provider.name), sidecar.prune
 
-    def _source_to_send(self, storage: Storage, info: ObjectInfo, out_dir: str) -> tuple[str, list[str]]:
-        """The key to hand to the provider: the original (fast path: only its header is read), or
-        a prepared copy, made once per source version."""
+    def _source_to_send(self, storage: Storage, info: ObjectInfo, out_dir: str, head: bytes) -> tuple[str, list[str]]:
+        """The key to hand to the provider: the original (fast path: only ``head``, its first bytes,
+        is read), or a prepared copy, made once per source version."""
         if info.size == 0:
             raise UnsupportedImageError("the object is empty (0 bytes)")
-        for limit in (*HEADER_READS, None):
-            head = storage.read(info.key, first_bytes=limit)
+        limits_to_read = iter((*HEADER_READS[1:], None))
+        while True:
             try:
-                facts = probe(head, complete=limit is None or len(head) < limit)
+                facts = probe(head, complete=len(head) >= info.size)
                 break
-            except HeaderIncompleteError:
-                continue
+            except HeaderIncompleteError:  # a large EXIF or ICC block: read further
+                head = storage.read(info.key, first_bytes=next(limits_to_read))
         limits = self.settings.source_limits
         reasons = reasons_to_prepare(facts, info.size, limits)
         if not reasons:
