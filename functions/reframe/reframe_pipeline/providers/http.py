@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -24,7 +25,7 @@ from ..errors import (
 )
 from ..imaging import FORMATS, ImageCheckError, verify
 from ..observability import count, logger
-from ..ports import Deadline, ReframeResult
+from ..ports import Deadline, ReframeRequest, ReframeResult
 from ..resolutions import Size
 from .limiter import LIMITER, AimdLimiter
 
@@ -199,3 +200,48 @@ def call_with_retries(
 
 def media_headers(response: requests.Response) -> dict[str, str]:
     return {name: response.headers[name] for name in _MEDIA_HEADERS if name in response.headers}
+
+
+class RemoteProvider:
+    """What the HTTP providers share: endpoint, key, pooled session, retry policy, and one POST per attempt
+    that is logged and classified the same way. Subclasses build the request and read the answer."""
+
+    name = "remote"
+
+    def __init__(
+        self,
+        url: str,
+        api_key: Callable[[], str],
+        session: requests.Session,
+        policy: RetryPolicy,
+        min_remaining_ms: int,
+    ) -> None:
+        self._url = url
+        self._api_key = api_key
+        self._session = session
+        self._policy = policy
+        self._min_remaining_ms = min_remaining_ms
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return (self._policy.connect_timeout_s, self._policy.read_timeout_s)
+
+    def _post(self, key: str, **options: Any) -> tuple[requests.Response, dict[str, str]]:
+        """One attempt: the answer and its provider headers, or the classified error (key scrubbed)."""
+        started = time.monotonic()
+        response = self._session.post(self._url, timeout=self.timeout, **options)
+        meta = media_headers(response)
+        latency_ms = int((time.monotonic() - started) * 1000)
+        logger.debug("provider answered", extra={"status": response.status_code, "latency_ms": latency_ms, **meta})
+        if response.status_code != 200:
+            raise classify(response, key)
+        return response, meta
+
+    def _with_retries(self, send: Callable[[], ReframeResult], request: ReframeRequest) -> ReframeResult:
+        return call_with_retries(
+            send,
+            policy=self._policy,
+            deadline=request.deadline,
+            min_remaining_ms=self._min_remaining_ms,
+            provider=self.name,
+        )

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import functools
 import json
-import time
-from collections.abc import Callable
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from ..errors import PermanentError, ProviderRejectedError, ProviderTransientError
 from ..imaging import FORMATS, PROVIDER_FORMATS, sniff
-from ..observability import logger
 from ..ports import ReframeRequest, ReframeResult
 from ..sidecar import check_public_url
-from .http import TRANSIENT_STATUSES, RetryPolicy, call_with_retries, classify, fetch_result, media_headers
+from .http import TRANSIENT_STATUSES, RemoteProvider, fetch_result
 
 # Ideogram's upload limit per file (the stricter of its two documented figures).
 MAX_REFERENCE_BYTES = 10 * 1024 * 1024
@@ -34,23 +32,11 @@ def file_part(field: str, stem: str, data: bytes) -> FilePart:
     return field, (f"{stem}.{spec.ext}", data, spec.mime)
 
 
-class IdeogramProvider:
+class IdeogramProvider(RemoteProvider):
     name = "ideogram"
 
-    def __init__(
-        self,
-        url: str,
-        api_key: Callable[[], str],
-        session: requests.Session,
-        policy: RetryPolicy,
-        min_remaining_ms: int,
-        storage_endpoint: str,
-    ) -> None:
-        self._url = url
-        self._api_key = api_key
-        self._session = session
-        self._policy = policy
-        self._min_remaining_ms = min_remaining_ms
+    def __init__(self, *, storage_endpoint: str, **transport: Any) -> None:
+        super().__init__(**transport)
         self._storage = urlsplit(storage_endpoint)
 
     @staticmethod
@@ -135,45 +121,20 @@ class IdeogramProvider:
 
     def reframe(self, request: ReframeRequest) -> ReframeResult:
         key = self._api_key()
-        timeout = (self._policy.connect_timeout_s, self._policy.read_timeout_s)
         fields = self.fields(request)
+        headers = {"Api-Key": key, "Accept": "application/json"}
         # Built on the first attempt and kept: retries re-send without downloading the references again,
         # while a failed download (not cached) is retried like a failed call.
         files = functools.cache(lambda: self.files(request))
 
         def send() -> ReframeResult:
-            parts = files()
-            started = time.monotonic()
-            response = self._session.post(
-                self._url,
-                data=fields,
-                files=parts,
-                headers={"Api-Key": key, "Accept": "application/json"},
-                timeout=timeout,
-            )
-            meta = media_headers(response)
-            logger.debug(
-                "provider answered",
-                extra={
-                    "status": response.status_code,
-                    "latency_ms": int((time.monotonic() - started) * 1000),
-                    **meta,
-                },
-            )
-            if response.status_code != 200:
-                raise classify(response, key)
+            response, meta = self._post(key, data=fields, files=files(), headers=headers)
             url, seed = self._image_url(response)
             # The URL expires: fetched now, on the same pooled session.
-            data, content_type = fetch_result(url, request.resolution, self._session, timeout)
+            data, content_type = fetch_result(url, request.resolution, self._session, self.timeout)
             return ReframeResult(body=data, content_type=content_type, seed=seed, provider_meta=meta)
 
-        return call_with_retries(
-            send,
-            policy=self._policy,
-            deadline=request.deadline,
-            min_remaining_ms=self._min_remaining_ms,
-            provider=self.name,
-        )
+        return self._with_retries(send, request)
 
     @staticmethod
     def _image_url(response: requests.Response) -> tuple[str, int | None]:
