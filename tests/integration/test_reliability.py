@@ -138,3 +138,20 @@ def test_daily_budget_refuses_work_over_it(stack: Stack, aws_env: str, logs: io.
     budget = [item for item in dynamodb.scan(TableName=TABLE)["Items"] if item["id"]["S"].startswith("budget#")]
     assert [item["spent_usd"]["N"] for item in budget] == ["0.150"]
     assert "variant failed" in logs.getvalue()
+
+
+def test_a_variant_deleted_by_hand_is_made_again(stack: Stack, aws_env: str):
+    create_idempotency_table(servers.client("dynamodb", aws_env))
+    stack.configure(IDEMPOTENCY_TABLE=TABLE)
+    stack.put_image(SOURCE)
+    stack.put(SOURCE + ".reframe.json", THREE)
+    stack.invoke(sqs_event(s3_event(SOURCE)))
+    stack.s3.delete_object(Bucket="reframe-test", Key=OUT + "1024x1024.png")
+
+    # The sidecar is uploaded again to get the missing variant back.
+    assert stack.invoke(sqs_event(s3_event(SOURCE + ".reframe.json"))) == {"batchItemFailures": []}
+
+    statuses = {v["name"]: v["status"] for v in stack.read_json(OUT + "manifest.json")["variants"]}
+    assert statuses == {"1024x1024": "created", "1312x736": "existing", "300x200": "existing"}
+    assert stack.image(OUT + "1024x1024.png").size == (1024, 1024)
+    assert stack.stats()["billed"] == 4  # paid again only for what was gone

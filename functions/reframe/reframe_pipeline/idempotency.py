@@ -31,14 +31,24 @@ class _FailedVariantError(Exception):
 
 class VariantGuard(Protocol):
     def run(
-        self, identity: dict[str, str], deadline: Deadline, produce: Callable[[], VariantRecord]
+        self,
+        identity: dict[str, str],
+        deadline: Deadline,
+        produce: Callable[[], VariantRecord],
+        still_there: Callable[[VariantRecord], bool],
     ) -> VariantRecord: ...
 
 
 class NoGuard:
     """Local use without a table: the existing-variant check in S3 is the only protection."""
 
-    def run(self, identity: dict[str, str], deadline: Deadline, produce: Callable[[], VariantRecord]) -> VariantRecord:
+    def run(
+        self,
+        identity: dict[str, str],
+        deadline: Deadline,
+        produce: Callable[[], VariantRecord],
+        still_there: Callable[[VariantRecord], bool],
+    ) -> VariantRecord:
         return produce()
 
 
@@ -49,6 +59,10 @@ class _DeadlineContext:
         self.get_remaining_time_in_millis = deadline.remaining_ms
 
 
+class _VariantGoneError(Exception):
+    """The record says made, the bucket says no: the reason given to Powertools for forgetting it."""
+
+
 class DynamoDBGuard:
     # Powertools' idempotency utility is imported only here: without IDEMPOTENCY_TABLE no cold start pays for it.
     def __init__(self, table: str) -> None:
@@ -56,7 +70,25 @@ class DynamoDBGuard:
 
         self._store = DynamoDBPersistenceLayer(table_name=table)
 
-    def run(self, identity: dict[str, str], deadline: Deadline, produce: Callable[[], VariantRecord]) -> VariantRecord:
+    def run(
+        self,
+        identity: dict[str, str],
+        deadline: Deadline,
+        produce: Callable[[], VariantRecord],
+        still_there: Callable[[VariantRecord], bool],
+    ) -> VariantRecord:
+        """``produce`` at most once for ``identity``; ``still_there`` tells whether a variant recorded as
+        made earlier is still in the bucket (someone may have deleted it since)."""
+        record = self._once(identity, deadline, produce)
+        if record.status != "existing" or still_there(record):
+            return record
+        logger.info("variant recorded as made is missing from the bucket: making it again")
+        self._store.delete_record(identity, _VariantGoneError(record.key))
+        return self._once(identity, deadline, produce)
+
+    def _once(
+        self, identity: dict[str, str], deadline: Deadline, produce: Callable[[], VariantRecord]
+    ) -> VariantRecord:
         from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
         from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 

@@ -301,7 +301,12 @@ class Pipeline:
             "variant": job.variant.name,
             "params": job.variant.param_hash,
         }
-        return self.guard.run(identity, job.deadline, lambda: self.producer.produce(job))
+        return self.guard.run(
+            identity,
+            job.deadline,
+            produce=lambda: self.producer.produce(job),
+            still_there=lambda record: record.key is not None and job.storage.head(record.key) is not None,
+        )
 
     def _remove_stale(
         self,
