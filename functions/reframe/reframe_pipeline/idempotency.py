@@ -4,6 +4,7 @@ Idempotency), keyed on the object's identity and the variant's parameters, never
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .errors import TransientError
@@ -29,27 +30,26 @@ class _FailedVariantError(Exception):
         self.record = record
 
 
+@dataclass(frozen=True)
+class VariantWork:
+    """One variant to make: who it is, how long there is, how to make it, and how to tell that a
+    variant recorded as made earlier is still in the bucket (someone may have deleted it since)."""
+
+    identity: dict[str, str]
+    deadline: Deadline
+    produce: Callable[[], VariantRecord]
+    still_there: Callable[[VariantRecord], bool]
+
+
 class VariantGuard(Protocol):
-    def run(
-        self,
-        identity: dict[str, str],
-        deadline: Deadline,
-        produce: Callable[[], VariantRecord],
-        still_there: Callable[[VariantRecord], bool],
-    ) -> VariantRecord: ...
+    def run(self, work: VariantWork) -> VariantRecord: ...
 
 
 class NoGuard:
     """Local use without a table: the existing-variant check in S3 is the only protection."""
 
-    def run(
-        self,
-        identity: dict[str, str],
-        deadline: Deadline,
-        produce: Callable[[], VariantRecord],
-        still_there: Callable[[VariantRecord], bool],
-    ) -> VariantRecord:
-        return produce()
+    def run(self, work: VariantWork) -> VariantRecord:
+        return work.produce()
 
 
 class _DeadlineContext:
@@ -70,52 +70,43 @@ class DynamoDBGuard:
 
         self._store = DynamoDBPersistenceLayer(table_name=table)
 
-    def run(
-        self,
-        identity: dict[str, str],
-        deadline: Deadline,
-        produce: Callable[[], VariantRecord],
-        still_there: Callable[[VariantRecord], bool],
-    ) -> VariantRecord:
-        """``produce`` at most once for ``identity``; ``still_there`` tells whether a variant recorded as
-        made earlier is still in the bucket (someone may have deleted it since)."""
-        record = self._once(identity, deadline, produce)
-        if record.status != "existing" or still_there(record):
+    def run(self, work: VariantWork) -> VariantRecord:
+        """``work.produce`` at most once for ``work.identity``."""
+        record = self._once(work)
+        if record.status != "existing" or work.still_there(record):
             return record
         logger.info("variant recorded as made is missing from the bucket: making it again")
-        self._store.delete_record(identity, _VariantGoneError(record.key))
-        return self._once(identity, deadline, produce)
+        self._store.delete_record(work.identity, _VariantGoneError(record.key))
+        return self._once(work)
 
-    def _once(
-        self, identity: dict[str, str], deadline: Deadline, produce: Callable[[], VariantRecord]
-    ) -> VariantRecord:
+    def _once(self, work: VariantWork) -> VariantRecord:
         from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
         from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
         config = IdempotencyConfig(
             expires_after_seconds=RECORD_TTL_S,
             raise_on_no_idempotency_key=True,
-            lambda_context=_DeadlineContext(deadline),  # type: ignore[arg-type]
+            lambda_context=_DeadlineContext(work.deadline),  # type: ignore[arg-type]
         )
         produced: list[VariantRecord] = []
 
         @idempotent_function(data_keyword_argument="identity", persistence_store=self._store, config=config)
         def reframe_variant(identity: dict[str, str]) -> dict[str, Any]:
-            record = produce()
+            record = work.produce()
             produced.append(record)
             if record.status == "failed":
                 raise _FailedVariantError(record)
             return record.model_dump(mode="json")
 
         try:
-            stored = reframe_variant(identity=identity)
+            stored = reframe_variant(identity=work.identity)
         except _FailedVariantError as failed:
             return failed.record
         except IdempotencyAlreadyInProgressError:
             count("VariantsInProgressElsewhere")
             logger.info("variant is being produced by another invocation; will come back")
             return VariantRecord.failure(
-                identity["variant"], VariantInProgressError("another invocation is producing this variant")
+                work.identity["variant"], VariantInProgressError("another invocation is producing this variant")
             )
         if produced:
             return produced[0]

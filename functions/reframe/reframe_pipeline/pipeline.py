@@ -14,7 +14,7 @@ from .budget import build_budget
 from .discovery import FoundConfig, find_config
 from .errors import PermanentError, TransientError
 from .events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
-from .idempotency import VariantGuard, build_guard
+from .idempotency import VariantGuard, VariantWork, build_guard
 from .manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
 from .observability import count, logger
 from .planning import PlannedVariant, plan
@@ -302,10 +302,12 @@ class Pipeline:
             "params": job.variant.param_hash,
         }
         return self.guard.run(
-            identity,
-            job.deadline,
-            produce=lambda: self.producer.produce(job),
-            still_there=lambda record: record.key is not None and job.storage.head(record.key) is not None,
+            VariantWork(
+                identity,
+                job.deadline,
+                produce=lambda: self.producer.produce(job),
+                still_there=lambda record: record.key is not None and job.storage.head(record.key) is not None,
+            )
         )
 
     def _remove_stale(
