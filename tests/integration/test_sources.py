@@ -168,3 +168,25 @@ def test_fast_path_reads_only_the_header(stack: Stack, aws_env: str):
     assert outcome.records[0].status == "created"
     assert storage.bytes_read <= 64 * 1024 + 1024  # the header, and the small sidecar
     assert stack.stats()["largest_source_bytes"] == len(body)  # the provider fetched it whole
+
+
+def test_prepared_copy_is_remade_when_what_it_needs_changes(stack: Stack):
+    stored = gradient((300, 200))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stack.put("uploads/turn.jpg", encoded(stored, "JPEG", quality=95, exif=exif.tobytes()))
+    stack.put("uploads/turn.jpg.reframe.json", ONE)
+    stack.invoke(s3_event("uploads/turn.jpg"))
+    assert stack.image("reframed/turn.jpg/_prepared.png").size == (200, 300)  # upright only
+
+    stack.configure(SQUARE_SOURCE="pad")
+    stack.put(
+        "uploads/turn.jpg.reframe.json",
+        {"version": 1, "targets": [{"resolution": "1024x1024"}, {"aspect_ratio": "16:9"}]},
+    )
+    stack.invoke(s3_event("uploads/turn.jpg.reframe.json"))
+
+    assert stack.image("reframed/turn.jpg/_prepared.png").size == (300, 300)  # upright and padded
+    assert stack.stats()["calls"][-1]["source_size"] == [300, 300]
+    manifest = stack.read_json("reframed/turn.jpg/manifest.json")
+    assert manifest["source"]["prepared"] == {"reasons": ["exif-orientation", "not-square"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,9 +20,9 @@ from .manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
 from .observability import count, logger
 from .planning import PlannedVariant, plan
 from .ports import Deadline, ObjectInfo, ReframeProvider, SourceImage, Storage
-from .preparation import HeaderIncompleteError, UnsupportedImageError, prepare, probe, reasons_to_prepare
+from .preparation import HeaderIncompleteError, UnsupportedImageError, prepare, probe, reasons_to_prepare, recipe
 from .settings import Settings
-from .sidecar import InvalidSidecarError, parse_sidecar
+from .sidecar import TARGET_KINDS, InvalidSidecarError, parse_sidecar
 from .variants import (
     META_PARAMS,
     META_SOURCE_ETAG,
@@ -34,6 +35,7 @@ from .variants import (
 # Enough for the header of nearly every image; a huge EXIF/ICC block makes us read up to the next step.
 HEADER_READS = (64 * 1024, 1024 * 1024)
 PREPARED_NAME = "_prepared.png"
+META_PREPARED_FOR = "prepared-for"
 MANIFEST_NAME = "manifest.json"
 
 
@@ -197,15 +199,15 @@ class Pipeline:
         if not reasons:
             return info.key, []
         prepared_key = out_dir + PREPARED_NAME
+        wanted = {
+            META_SOURCE_KEY: quote(info.key),
+            META_SOURCE_ETAG: info.etag,
+            META_PREPARED_FOR: recipe(reasons, limits),
+        }
         made = storage.head(prepared_key)
-        if made is None or made.metadata.get(META_SOURCE_ETAG) != info.etag:
+        if made is None or any(made.metadata.get(name) != value for name, value in wanted.items()):
             body = prepare(storage.read(info.key), limits)
-            storage.write(
-                prepared_key,
-                body,
-                "image/png",
-                {META_SOURCE_KEY: quote(info.key), META_SOURCE_ETAG: info.etag},
-            )
+            storage.write(prepared_key, body, "image/png", wanted)
             logger.info("source prepared", extra={"reasons": reasons, "prepared_bytes": len(body)})
             count("SourcesPrepared")
         return prepared_key, reasons
@@ -342,17 +344,12 @@ class Pipeline:
             logger.info("removed obsolete outputs", extra={"removed": stale})
 
 
-_TARGET_KINDS = ("resolution", "size", "preset", "aspect_ratio")
-
-
 def _config_info(found: FoundConfig) -> ConfigInfo:
     return ConfigInfo(from_=found.origin, key=found.key)
 
 
 def _raw_target_names(raw: bytes) -> list[str]:
     """Best-effort target names from an invalid sidecar, so its manifest lists each target as failed."""
-    import json
-
     try:
         targets = json.loads(raw).get("targets")
     except (ValueError, AttributeError):
@@ -364,7 +361,7 @@ def _raw_target_names(raw: bytes) -> list[str]:
         label = None
         if isinstance(target, dict):
             label = target.get("name") or next(
-                (target[k] for k in _TARGET_KINDS if isinstance(target.get(k), str)),
+                (target[k] for k in TARGET_KINDS if isinstance(target.get(k), str)),
                 None,
             )
         names.append(str(label) if label else f"target-{index}")

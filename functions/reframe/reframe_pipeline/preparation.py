@@ -4,6 +4,7 @@ fixed once, and stored as ``_prepared.png`` beside its variants."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 from dataclasses import dataclass
@@ -91,8 +92,8 @@ def _orientation(image: Image.Image, fmt: str) -> int:
 
 
 def reasons_to_prepare(facts: SourceFacts, object_bytes: int, limits: Limits) -> list[str]:
-    pixels = facts.size.width * facts.size.height
     _check_pixels(facts.size, limits)
+    pixels = facts.size.width * facts.size.height
     reasons = []
     if facts.orientation not in (0, 1):
         reasons.append("exif-orientation")
@@ -114,6 +115,11 @@ def _check_pixels(size: Size, limits: Limits) -> None:
             f"the image claims {size} ({pixels / 1e6:.0f} megapixels), over the limit of "
             f"{limits.max_decode_pixels / 1e6:.0f}: refused without decoding (decompression bomb guard)"
         )
+
+
+def recipe(reasons: list[str], limits: Limits) -> str:
+    """What a prepared copy was made for: one made for other reasons or limits is made again."""
+    return hashlib.sha256(f"{reasons}|{limits}".encode()).hexdigest()[:16]
 
 
 def prepare(data: bytes, limits: Limits) -> bytes:

@@ -97,6 +97,8 @@ def check_public_url(url: str) -> None:
 
 
 Reference = Annotated[str, Field(min_length=1, max_length=2048)]
+# The ways a target says what to make; exactly one per target.
+TARGET_KINDS = ("resolution", "aspect_ratio", "size", "preset")
 
 
 class Overrides(_Strict):
@@ -159,7 +161,7 @@ class Target(Overrides):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Target:
-        kinds = [k for k in ("resolution", "aspect_ratio", "size", "preset") if getattr(self, k) is not None]
+        kinds = [k for k in TARGET_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(
                 "each target needs exactly one of 'resolution', 'aspect_ratio', 'size' or 'preset'"
