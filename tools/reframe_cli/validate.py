@@ -12,26 +12,23 @@ from typing import TextIO
 
 from reframe_pipeline.planning import PlannedVariant, plan
 from reframe_pipeline.pricing import estimate
-from reframe_pipeline.providers import build_provider
 from reframe_pipeline.settings import Settings
-from reframe_pipeline.sidecar import InvalidSidecarError, Target, parse_sidecar
+from reframe_pipeline.sidecar import TARGET_KINDS, InvalidSidecarError, Target, parse_sidecar
 
 from .estimates import cost_table, usd
 from .tables import text_table
 
-_KINDS = ("resolution", "aspect_ratio", "size", "preset")
-
 
 def _requested(target: Target) -> tuple[str, str]:
     """The target's kind and what it asks for, as written."""
-    kind = next(kind for kind in _KINDS if getattr(target, kind) is not None)
+    kind = next(kind for kind in TARGET_KINDS if getattr(target, kind) is not None)
     return kind, str(getattr(target, kind))
 
 
 def run(path: Path, out: TextIO, err: TextIO) -> int:
     settings = Settings.from_env()
-    # Built only for its name: the pipeline hashes and prices variants under the provider it runs.
-    provider = build_provider(settings).name
+    # The pipeline hashes and prices variants under the provider it runs.
+    provider = settings.reframe_provider
     try:
         sidecar = parse_sidecar(
             path.read_bytes(), max_bytes=settings.max_sidecar_bytes, max_targets=settings.max_targets_per_object
