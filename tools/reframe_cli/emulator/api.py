@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Json, Validat
 
 from reframe_pipeline.imaging import PROVIDER_FORMATS, ImageCheckError, sniff, verify
 from reframe_pipeline.local_engine import extend_canvas
+from reframe_pipeline.pricing import DEFAULT_PRICES
 from reframe_pipeline.resolutions import RESOLUTION_NAMES, parse_size
 from reframe_pipeline.sidecar import ColorPalette, RenderingSpeed, Seed, StyleCode, describe
 
@@ -24,7 +25,8 @@ from .state import EmulatorConfig, EmulatorState, RenderMode
 
 MAX_FETCH_BYTES = 64 * 1024 * 1024
 # Credits charged per generation, the middle of Segmind's published price range for DEFAULT.
-CREDITS = {"TURBO": 0.037, "DEFAULT": 0.075, "QUALITY": 0.113}
+# Credits charged per generation, as the pipeline estimates Segmind's prices.
+CREDITS = DEFAULT_PRICES["segmind"]
 
 
 class ApiError(Exception):
