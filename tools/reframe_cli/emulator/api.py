@@ -24,7 +24,6 @@ from reframe_pipeline.sidecar import ColorPalette, RenderingSpeed, Seed, StyleCo
 from .state import EmulatorConfig, EmulatorState, RenderMode
 
 MAX_FETCH_BYTES = 64 * 1024 * 1024
-# Credits charged per generation, the middle of Segmind's published price range for DEFAULT.
 # Credits charged per generation, as the pipeline estimates Segmind's prices.
 CREDITS = DEFAULT_PRICES["segmind"]
 
