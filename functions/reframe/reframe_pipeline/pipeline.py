@@ -244,20 +244,17 @@ class Pipeline:
         ``present``: the keys under ``out_dir``, when the caller has listed them already."""
         if present is None:
             present = {item.key for item in storage.list_objects(out_dir)}
-        found: dict[str, ObjectInfo] = {}
-        for v in variants:
-            for ext in OUTPUT_EXTENSIONS:
-                candidate = f"{out_dir}{v.name}.{ext}"
-                if candidate not in present:
-                    continue
-                head = storage.head(candidate)
-                if (
-                    head
-                    and head.metadata.get(META_SOURCE_ETAG) == info.etag
-                    and (head.metadata.get(META_PARAMS) == v.param_hash)
-                ):
-                    found[v.name] = head
-        return found
+        candidates = [
+            (v, key) for v in variants for ext in OUTPUT_EXTENSIONS if (key := f"{out_dir}{v.name}.{ext}") in present
+        ]
+        heads = self._io.map(storage.head, [key for _, key in candidates])  # independent: all at once
+        return {
+            v.name: head
+            for (v, _), head in zip(candidates, heads, strict=True)
+            if head is not None
+            and head.metadata.get(META_SOURCE_ETAG) == info.etag
+            and head.metadata.get(META_PARAMS) == v.param_hash
+        }
 
     def _produce_all(
         self,
