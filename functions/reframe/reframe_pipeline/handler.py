@@ -26,7 +26,7 @@ MAX_RECORDS_IN_PARALLEL = 10  # an SQS batch holds at most 10 messages
 def pipeline() -> Pipeline:
     """Built once per container: settings, provider client, S3 client and thread pool are reused."""
     settings = current()
-    client = s3_client(settings.max_parallel_calls + MAX_RECORDS_IN_PARALLEL)
+    client = s3_client()
     return Pipeline(settings, build_provider(settings), lambda bucket: S3Storage(bucket, client))
 
 

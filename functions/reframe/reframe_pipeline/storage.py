@@ -16,12 +16,17 @@ from .ports import ObjectInfo
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
-@lru_cache(maxsize=4)
-def s3_client(pool_size: int = 16) -> Any:
+# Connections the client keeps: the pipeline's S3 lookups (16 threads) and uploads (MAX_PARALLEL_CALLS,
+# at most 64) can all be in flight at once.
+POOL_SIZE = 80
+
+
+@lru_cache(maxsize=1)
+def s3_client() -> Any:
     """One client per process (thread-safe); AWS_ENDPOINT_URL points it at a local stand-in."""
     config = Config(
         signature_version="s3v4",
-        max_pool_connections=pool_size,
+        max_pool_connections=POOL_SIZE,
         retries={"mode": "standard", "max_attempts": 5},
         connect_timeout=5,
         read_timeout=30,
