@@ -70,7 +70,8 @@ def test_concurrent_duplicates_pay_once_per_variant(stack: Stack, aws_env: str, 
     manifest = stack.read_json(OUT + "manifest.json")
     assert [v["status"] for v in manifest["variants"]] == ["existing"] * 3
     assert stack.stats()["billed"] == 3
-    assert dynamodb.scan(TableName=TABLE)["Count"] == 3
+    ids = [item["id"]["S"] for item in dynamodb.scan(TableName=TABLE)["Items"]]
+    assert sum(not i.startswith("journal#") for i in ids) == 3  # one idempotency record per variant
 
 
 def test_time_budget_stops_new_calls_and_keeps_finished_variants(stack: Stack):
@@ -123,7 +124,7 @@ def test_daily_budget_refuses_work_over_it(stack: Stack, aws_env: str, logs: io.
     create_idempotency_table(dynamodb)
     # Segmind DEFAULT is estimated at $0.075: two variants fit in $0.16, the third does not.
     stack.configure(IDEMPOTENCY_TABLE=TABLE, DAILY_BUDGET_USD="0.16", MAX_PARALLEL_CALLS="1")
-    stack.faults("ok", "500")  # a failed attempt gives its reservation back before the retry
+    stack.faults("ok", "429")  # refused before any generation: its reservation is given back before the retry
     stack.put_image(SOURCE)
     stack.put(SOURCE + ".reframe.json", THREE)
 
@@ -138,6 +139,24 @@ def test_daily_budget_refuses_work_over_it(stack: Stack, aws_env: str, logs: io.
     budget = [item for item in dynamodb.scan(TableName=TABLE)["Items"] if item["id"]["S"].startswith("budget#")]
     assert [item["spent_usd"]["N"] for item in budget] == ["0.150"]
     assert "variant failed" in logs.getvalue()
+
+
+def test_an_attempt_that_may_have_been_billed_keeps_its_reservation(stack: Stack, aws_env: str):
+    dynamodb = servers.client("dynamodb", aws_env)
+    create_idempotency_table(dynamodb)
+    # Room for two attempts: the 500 may have been billed, so the retry is the last one that fits.
+    stack.configure(IDEMPOTENCY_TABLE=TABLE, DAILY_BUDGET_USD="0.16", MAX_PARALLEL_CALLS="1")
+    stack.faults("500")
+    stack.put_image(SOURCE)
+    stack.put(SOURCE + ".reframe.json", THREE)
+
+    stack.invoke(sqs_event(s3_event(SOURCE)))
+
+    variants = stack.read_json(OUT + "manifest.json")["variants"]
+    assert [v["status"] for v in variants] == ["created", "failed", "failed"]
+    assert variants[0]["cost_usd"] == 0.15  # the 500 and the success are both counted
+    budget = [item for item in dynamodb.scan(TableName=TABLE)["Items"] if item["id"]["S"].startswith("budget#")]
+    assert [item["spent_usd"]["N"] for item in budget] == ["0.150"]
 
 
 def test_a_variant_deleted_by_hand_is_made_again(stack: Stack, aws_env: str):

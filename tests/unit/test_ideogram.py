@@ -50,6 +50,7 @@ def provider(session):
         session=session,
         policy=RetryPolicy(max_attempts=1),
         min_remaining_ms=0,
+        reserve_ms=0,
         storage_endpoint=STORAGE,
     )
 
@@ -100,7 +101,7 @@ def test_files_are_named_by_their_bytes(resolves_to):
     resolves_to("93.184.216.34")
     ref = "https://images.example.com/ref"
     session = FakeSession({ref: response(200, image("WEBP"))})
-    files = provider(session).files(request(GenerationParams(style_reference_urls=(ref,))))
+    files = provider(session).files(request(GenerationParams(style_reference_urls=(ref,))), (1, 1))
     assert [(field, name, mime) for field, (name, _, mime) in files] == [
         ("image", "image.jpg", "image/jpeg"),
         ("style_reference_images", "style_reference_0.webp", "image/webp"),
@@ -111,7 +112,7 @@ def test_storage_urls_are_trusted_without_a_lookup(resolves_to):
     lookups = resolves_to("127.0.0.1")
     ref = f"{STORAGE}/bucket/brand/style.png?X-Amz-Signature=abc"
     session = FakeSession({ref: response(200, image())})
-    provider(session).files(request(GenerationParams(style_reference_urls=(ref,))))
+    provider(session).files(request(GenerationParams(style_reference_urls=(ref,))), (1, 1))
     assert session.requested == [ref] and lookups == []
 
 
@@ -121,7 +122,7 @@ def test_user_url_resolving_to_a_private_address_is_refused_without_a_request(re
     session = FakeSession()
     params = GenerationParams(style_reference_urls=("https://innocent.example.com/style.png",))
     with pytest.raises(PermanentError) as caught:
-        provider(session).files(request(params))
+        provider(session).files(request(params), (1, 1))
     assert caught.value.code == "bad_style_reference" and address in caught.value.message
     assert session.requested == []
 
@@ -136,7 +137,7 @@ def test_a_redirect_is_checked_like_the_first_url(monkeypatch):
     first = "https://public.example.com/style.png"
     session = FakeSession({first: response(302, headers={"Location": "https://sneaky.example.com/x.png"})})
     with pytest.raises(PermanentError, match=r"192\.168\.1\.1"):
-        provider(session).files(request(GenerationParams(style_reference_urls=(first,))))
+        provider(session).files(request(GenerationParams(style_reference_urls=(first,))), (1, 1))
     assert session.requested == [first]
 
 
@@ -144,7 +145,7 @@ def test_storage_url_that_does_not_exist_is_permanent():
     ref = f"{STORAGE}/bucket/missing.png"
     session = FakeSession({ref: response(404, b"NoSuchKey")})
     with pytest.raises(PermanentError) as caught:
-        provider(session).files(request(GenerationParams(style_reference_urls=(ref,))))
+        provider(session).files(request(GenerationParams(style_reference_urls=(ref,))), (1, 1))
     assert caught.value.code == "bad_style_reference"
 
 

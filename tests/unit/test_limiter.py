@@ -4,7 +4,7 @@ import pytest
 
 from reframe_pipeline.errors import DeadlineError, ProviderTransientError
 from reframe_pipeline.ports import Deadline, ReframeResult
-from reframe_pipeline.providers.http import RetryPolicy, call_with_retries
+from reframe_pipeline.providers.http import CallPlan, RetryPolicy, call_with_retries
 from reframe_pipeline.providers.limiter import PROBE_STEP, AimdLimiter
 
 
@@ -88,16 +88,13 @@ def test_each_attempt_holds_a_slot_and_a_429_narrows_the_limit():
     seen = []
     outcomes = [ProviderTransientError("busy", status=429), None]
 
-    def send():
+    def send(timeout):
         seen.append(limiter.in_flight)
         if failure := outcomes.pop(0):
             raise failure
         return ReframeResult(body=b"img", content_type="image/png")
 
-    result = call_with_retries(
-        send, policy=FAST, deadline=Deadline(), min_remaining_ms=0, provider="p", limiter=limiter
-    )
-    assert result.attempts == 2
+    call_with_retries(send, CallPlan(FAST, Deadline(), min_remaining_ms=0, reserve_ms=0, provider="p"), limiter)
     assert seen == [1, 1]
     assert limiter.in_flight == 0
     assert limiter.limit == 5  # halved to 4, then one success back towards the last good level (7)
@@ -107,10 +104,10 @@ def test_no_free_slot_before_the_deadline():
     limiter = AimdLimiter(1)
     limiter.acquire(timeout_s=0)
 
-    def send():
+    def send(timeout):
         raise AssertionError("must not be sent")
 
     with pytest.raises(DeadlineError, match="slot"):
         call_with_retries(
-            send, policy=FAST, deadline=Deadline(lambda: 1_000), min_remaining_ms=1_000, provider="p", limiter=limiter
+            send, CallPlan(FAST, Deadline(lambda: 2_000), min_remaining_ms=2_000, reserve_ms=0, provider="p"), limiter
         )

@@ -1,16 +1,19 @@
-"""The daily spending guard: estimated cost reserved atomically in the idempotency table before
-each paid call, and given back when the call fails. Over the budget, work is refused loudly."""
+"""The daily spending guard: the estimated cost of each paid attempt is reserved atomically in the
+idempotency table before it is sent, on the UTC day it is sent, and given back (to that same day) only
+when the attempt provably cost nothing. Over the budget, work is refused loudly."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .errors import PermanentError
+from .observability import count, logger
 from .settings import Settings
 
 _KEEP_S = 3 * 24 * 3600  # budget rows expire (DynamoDB TTL) a few days after their day
@@ -20,17 +23,29 @@ class BudgetExceededError(PermanentError):
     code = "budget_exceeded"
 
 
-class Budget(Protocol):
-    def reserve(self, cost: float) -> None: ...
+@dataclass(frozen=True)
+class Reservation:
+    """Money taken from one UTC day's budget for one paid attempt."""
 
-    def refund(self, cost: float) -> None: ...
+    day: str
+    cost: float
+
+
+class Budget(Protocol):
+    def reserve(self, cost: float) -> Reservation: ...
+
+    def refund(self, reservation: Reservation) -> None: ...
+
+
+def today() -> str:
+    return datetime.now(UTC).date().isoformat()
 
 
 class Unlimited:
-    def reserve(self, cost: float) -> None:
-        return None
+    def reserve(self, cost: float) -> Reservation:
+        return Reservation(today(), cost)
 
-    def refund(self, cost: float) -> None:
+    def refund(self, reservation: Reservation) -> None:
         return None
 
 
@@ -40,26 +55,24 @@ class DailyBudget:
         self._limit = Decimal(str(limit_usd))
         self._client = client
 
-    @staticmethod
-    def _today() -> str:
-        return datetime.now(UTC).date().isoformat()
-
-    def _update(self, expression: str, values: dict[str, Any], condition: str | None = None) -> None:
+    def _update(self, day: str, expression: str, values: dict[str, Any], condition: str | None = None) -> None:
         options = {"ConditionExpression": condition} if condition else {}
         self._client.update_item(
             TableName=self._table,
-            Key={"id": {"S": f"budget#{self._today()}"}},
+            Key={"id": {"S": f"budget#{day}"}},
             UpdateExpression=expression,
             ExpressionAttributeValues=values,
             **options,
         )
 
-    def reserve(self, cost: float) -> None:
+    def reserve(self, cost: float) -> Reservation:
+        day = today()
         if cost <= 0:
-            return
+            return Reservation(day, 0.0)
         amount = Decimal(str(cost))
         try:
             self._update(
+                day,
                 "SET spent_usd = if_not_exists(spent_usd, :zero) + :cost, expiration = :expiration",
                 {
                     ":zero": {"N": "0"},
@@ -73,13 +86,26 @@ class DailyBudget:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
             raise BudgetExceededError(
-                f"the daily budget of ${self._limit} (DAILY_BUDGET_USD, UTC day {self._today()}) is spent: "
+                f"the daily budget of ${self._limit} (DAILY_BUDGET_USD, UTC day {day}) is spent: "
                 "this variant was not generated; upload again or run a backfill when there is budget"
             ) from None
+        return Reservation(day, cost)
 
-    def refund(self, cost: float) -> None:
-        if cost > 0:
-            self._update("SET spent_usd = spent_usd - :cost", {":cost": {"N": str(Decimal(str(cost)))}})
+    def refund(self, reservation: Reservation) -> None:
+        """Credit the day the money was taken from. A refund that fails is logged and counted, never
+        raised: it must not replace the error that caused it (the spend is then over-estimated)."""
+        if reservation.cost <= 0:
+            return
+        try:
+            self._update(
+                reservation.day,
+                "SET spent_usd = spent_usd - :cost",
+                {":cost": {"N": str(Decimal(str(reservation.cost)))}},
+                condition="attribute_exists(spent_usd)",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("budget refund failed", extra={"day": reservation.day, "error": str(exc)})
+            count("BudgetRefundFailures")
 
 
 def build_budget(settings: Settings) -> Budget:

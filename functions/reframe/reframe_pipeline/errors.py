@@ -44,10 +44,14 @@ class ProviderError(ReframeError):
         code: str | None = None,
         status: int | None = None,
         retry_after: float | None = None,
+        billed: bool = True,
     ) -> None:
         super().__init__(message, code=code)
         self.status = status
         self.retry_after = retry_after  # seconds the provider asked us to wait, if it said
+        # Whether the attempt may have cost money. Only what is provably free (refused before any
+        # generation: connection refused, 429, other 4xx) is False; the budget gives those back.
+        self.billed = billed
 
 
 class ProviderTransientError(ProviderError, TransientError):
@@ -60,6 +64,19 @@ class ProviderRejectedError(ProviderError, PermanentError):
 
 class ProviderAccountError(ProviderError, AccountError):
     code = "provider_account"
+
+
+class SourceChangedError(PermanentError):
+    """The source was overwritten or deleted while its variants were made: the newer event wins,
+    this result is not written (it would describe a version that no longer exists)."""
+
+    code = "source_changed"
+
+
+class OutputLimitError(PermanentError):
+    """An output key or its metadata would exceed S3's limits: refused before anything is paid."""
+
+    code = "output_limit"
 
 
 class DeadlineError(TransientError):

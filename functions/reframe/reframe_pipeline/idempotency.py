@@ -33,12 +33,12 @@ class _FailedVariantError(Exception):
 @dataclass(frozen=True)
 class VariantWork:
     """One variant to make: who it is, how long there is, how to make it, and how to tell that a
-    variant recorded as made earlier is still in the bucket (someone may have deleted it since)."""
+    variant recorded as made earlier is still in the bucket as made (deleted or overwritten since?)."""
 
     identity: dict[str, str]
     deadline: Deadline
     produce: Callable[[], VariantRecord]
-    still_there: Callable[[VariantRecord], bool]
+    still_valid: Callable[[VariantRecord], bool]
 
 
 class VariantGuard(Protocol):
@@ -73,9 +73,9 @@ class DynamoDBGuard:
     def run(self, work: VariantWork) -> VariantRecord:
         """``work.produce`` at most once for ``work.identity``."""
         record = self._once(work)
-        if record.status != "existing" or work.still_there(record):
+        if record.status != "existing" or work.still_valid(record):
             return record
-        logger.info("variant recorded as made is missing from the bucket: making it again")
+        logger.info("variant recorded as made is missing or changed in the bucket: making it again")
         self._store.delete_record(work.identity, _VariantGoneError(record.key))
         return self._once(work)
 

@@ -58,6 +58,10 @@ class ImageCheckError(ValueError):
     """Bytes that are not a complete image of the expected size."""
 
 
+class WrongSizeError(ImageCheckError):
+    """A whole image, but not of the size asked for."""
+
+
 def verify(body: bytes, expected: Size | None = None) -> tuple[str, Size]:
     """Check that bytes are a whole, decodable image (of ``expected`` size); returns (format, size)."""
     fmt = sniff(body[:32])
@@ -67,7 +71,7 @@ def verify(body: bytes, expected: Size | None = None) -> tuple[str, Size]:
         with Image.open(io.BytesIO(body)) as image:
             size = Size(*image.size)
             if expected is not None and size != expected:
-                raise ImageCheckError(f"image is {size}, expected {expected}")
+                raise WrongSizeError(f"image is {size}, expected {expected}")
             image.load()  # decodes every byte: catches truncated bodies
     except ImageCheckError:
         raise

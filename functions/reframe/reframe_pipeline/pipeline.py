@@ -9,27 +9,29 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import quote
 
 from .budget import build_budget
 from .discovery import FoundConfig, find_config
-from .errors import PermanentError, TransientError
+from .errors import OutputLimitError, PermanentError, SourceChangedError, TransientError
 from .events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
 from .idempotency import VariantGuard, VariantWork, build_guard
+from .journal import DynamoDBJournal, MemoryJournal
 from .manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
 from .observability import count, logger
 from .planning import PlannedVariant, plan
-from .ports import Deadline, ObjectInfo, ReframeProvider, SourceImage, Storage
+from .ports import Deadline, Journal, ObjectInfo, ReframeProvider, SourceImage, Storage
 from .preparation import HeaderIncompleteError, UnsupportedImageError, prepare, probe, reasons_to_prepare, recipe
 from .settings import Settings
 from .sidecar import TARGET_KINDS, InvalidSidecarError, parse_sidecar
 from .variants import (
-    META_PARAMS,
     META_SOURCE_ETAG,
     META_SOURCE_KEY,
     OUTPUT_EXTENSIONS,
     VariantJob,
     VariantProducer,
+    check_output_limits,
+    is_current,
+    source_key_tag,
 )
 
 # Enough for the header of nearly every image; a huge EXIF/ICC block makes us read up to the next step.
@@ -48,7 +50,7 @@ class RetryLaterError(TransientError):
 @dataclass
 class Outcome:
     event: ObjectEvent
-    action: Literal["processed", "ignored", "removed", "missing", "unconfigured", "invalid"]
+    action: Literal["processed", "ignored", "removed", "missing", "superseded", "unconfigured", "invalid"]
     manifest: Manifest | None = None
     detail: str = ""
     records: list[VariantRecord] = field(default_factory=list)
@@ -56,6 +58,12 @@ class Outcome:
 
 def output_dir(key: str, settings: Settings) -> str:
     return f"{settings.output_prefix}{key[len(settings.input_prefix) :]}/"
+
+
+def in_folder(key: str, out_dir: str) -> bool:
+    """Directly in a source's output folder: a nested folder holds the outputs of another source
+    (``uploads/shoot`` and ``uploads/shoot/cover.png`` are both legal keys)."""
+    return key.startswith(out_dir) and "/" not in key[len(out_dir) :]
 
 
 def _correlation_id(event: ObjectEvent) -> str:
@@ -88,6 +96,7 @@ class Pipeline:
             settings.presign_expiry_s,
             min_remaining_ms=settings.call_budget_ms + settings.upload_reserve_ms,
             budget=build_budget(settings),
+            journal=_build_journal(settings.idempotency_table),
         )
         # One pool per process: MAX_PARALLEL_CALLS is the number of provider calls in flight.
         self._calls = ThreadPoolExecutor(settings.max_parallel_calls, thread_name_prefix="reframe-call")
@@ -125,16 +134,27 @@ class Pipeline:
     def remove_outputs(self, storage: Storage, event: ObjectEvent) -> Outcome:
         if storage.head(event.key) is not None:  # re-uploaded since the delete: keep the outputs
             return Outcome(event, "ignored", detail="source exists again")
-        keys = [item.key for item in storage.list_objects(output_dir(event.key, self.settings))]
+        deleted = self._delete_outputs(storage, event.key)
+        logger.info("source removed: deleted its outputs", extra={"deleted": deleted})
+        return Outcome(event, "removed", detail=f"{deleted} objects deleted")
+
+    def _delete_outputs(self, storage: Storage, key: str) -> int:
+        out_dir = output_dir(key, self.settings)
+        keys = [item.key for item in storage.list_objects(out_dir) if in_folder(item.key, out_dir)]
         storage.delete(keys)
-        logger.info("source removed: deleted its outputs", extra={"deleted": len(keys)})
         count("OutputsDeleted", len(keys))
-        return Outcome(event, "removed", detail=f"{len(keys)} objects deleted")
+        return len(keys)
 
     # -- processing ----------------------------------------------------------------------------
     def process(self, storage: Storage, event: ObjectEvent, key: str, deadline: Deadline) -> Outcome:
         s = self.settings
         out_dir = output_dir(key, s)
+        try:
+            check_output_limits(out_dir + MANIFEST_NAME, {})
+        except OutputLimitError as exc:  # nowhere to write even a manifest: say it loudly, pay nothing
+            logger.error("source refused: its outputs cannot be stored", extra={"error": exc.message})
+            count("SourcesRejected")
+            return Outcome(event, "invalid", detail=exc.message)
         # Four round trips that do not depend on each other: started together, they cost one.
         info_lookup = self._io.submit(storage.head, key)
         config_lookup = self._io.submit(
@@ -166,8 +186,13 @@ class Pipeline:
         present = {item.key for item in outputs_lookup.result()}  # one listing serves both output checks
         existing = self.existing_variants(storage, out_dir, info, variants, present)
         records = self._produce_all(storage, info, source, out_dir, variants, existing, deadline)
+        if (ended := self._source_moved_on(storage, event, info, records)) is not None:
+            return ended
         manifest = Manifest(source=source_info, config=_config_info(found), variants=records)
         storage.write(out_dir + MANIFEST_NAME, manifest.to_json(), "application/json", {})
+        # A delete that landed during the write above found nothing to remove: remove it here.
+        if (ended := self._source_moved_on(storage, event, info, records)) is not None:
+            return ended
         self._remove_stale(storage, out_dir, present, records, prepared=bool(reasons), prune=prune)
         counts = {f"variants_{k}": sum(r.status == k for r in records) for k in ("created", "existing", "failed")}
         logger.info("source done", extra={"source_etag": info.etag, **counts})
@@ -176,6 +201,24 @@ class Pipeline:
             failed = [r.name for r in records if r.retryable]
             raise RetryLaterError(f"{len(failed)} variant(s) to retry: {', '.join(failed)}")
         return outcome
+
+    def _source_moved_on(
+        self, storage: Storage, event: ObjectEvent, info: ObjectInfo, records: list[VariantRecord]
+    ) -> Outcome | None:
+        """The source, looked at again after the slow part: deleted meanwhile, this run cleans up after
+        itself (the delete's own event may have run before our writes); overwritten, the newer event
+        owns the folder and this run writes nothing more. None: still the version we worked on."""
+        current = storage.head(info.key)
+        if current is not None and current.etag == info.etag:
+            return None
+        if current is None:
+            deleted = self._delete_outputs(storage, info.key)
+            logger.info("source deleted while in work: removed its outputs", extra={"deleted": deleted})
+            count("SourcesGoneMidway")
+            return Outcome(event, "missing", detail=f"{info.key}: deleted meanwhile", records=records)
+        logger.info("source overwritten while in work: the newer upload's event takes over")
+        count("SourcesSuperseded")
+        return Outcome(event, "superseded", detail=f"{info.key}: overwritten meanwhile", records=records)
 
     def plan_config(self, found: FoundConfig) -> tuple[list[PlannedVariant], bool]:
         s = self.settings
@@ -200,13 +243,16 @@ class Pipeline:
             return info.key, []
         prepared_key = out_dir + PREPARED_NAME
         wanted = {
-            META_SOURCE_KEY: quote(info.key),
+            META_SOURCE_KEY: source_key_tag(info.key),
             META_SOURCE_ETAG: info.etag,
             META_PREPARED_FOR: recipe(reasons, limits),
         }
         made = storage.head(prepared_key)
         if made is None or any(made.metadata.get(name) != value for name, value in wanted.items()):
             body = prepare(storage.read(info.key), limits)
+            current = storage.head(info.key)  # an older invocation must not replace a newer version's copy
+            if current is None or current.etag != info.etag:
+                raise SourceChangedError("the source was overwritten or deleted while it was prepared")
             storage.write(prepared_key, body, "image/png", wanted)
             logger.info("source prepared", extra={"reasons": reasons, "prepared_bytes": len(body)})
             count("SourcesPrepared")
@@ -251,9 +297,7 @@ class Pipeline:
         return {
             v.name: head
             for (v, _), head in zip(candidates, heads, strict=True)
-            if head is not None
-            and head.metadata.get(META_SOURCE_ETAG) == info.etag
-            and head.metadata.get(META_PARAMS) == v.param_hash
+            if head is not None and is_current(head, info, v.param_hash)
         }
 
     def _produce_all(
@@ -283,7 +327,7 @@ class Pipeline:
                     rendering_speed=v.rendering_speed,
                 )
                 continue
-            job = VariantJob(storage, info, source, out_dir, v, deadline)
+            job = VariantJob(storage, info, source, out_dir, v, deadline, work_id=_work_id(storage, info, v))
             context = contextvars.copy_context()  # carries the source's log keys into the thread
             futures[v.name] = self._calls.submit(context.run, self._produce_in_context, job)
         for name, future in futures.items():
@@ -292,20 +336,18 @@ class Pipeline:
 
     def _produce_in_context(self, job: VariantJob) -> VariantRecord:
         logger.thread_safe_append_keys(target=job.variant.name, param_hash=job.variant.param_hash)
-        identity = {
-            "bucket": job.storage.bucket,
-            "key": job.origin.key,
-            "version": job.origin.version,
-            "etag": job.origin.etag,
-            "variant": job.variant.name,
-            "params": job.variant.param_hash,
-        }
+        # A record of a variant made earlier is trusted only while the bucket still holds that variant for
+        # this source version and these parameters (it may have been deleted, or overwritten by a run for
+        # other parameters: seed 100 -> 200 -> 100 must not serve the seed-200 image).
         return self.guard.run(
             VariantWork(
-                identity,
+                _identity(job.storage, job.origin, job.variant),
                 job.deadline,
                 produce=lambda: self.producer.produce(job),
-                still_there=lambda record: record.key is not None and job.storage.head(record.key) is not None,
+                still_valid=lambda record: (
+                    record.key is not None
+                    and is_current(job.storage.head(record.key), job.origin, job.variant.param_hash)
+                ),
             )
         )
 
@@ -326,7 +368,7 @@ class Pipeline:
 
         def obsolete(key: str) -> bool:
             name = key[len(out_dir) :]
-            if "/" in name or name == MANIFEST_NAME:  # a nested folder belongs to another source
+            if not in_folder(key, out_dir) or name == MANIFEST_NAME:
                 return False
             if name == PREPARED_NAME:
                 return not prepared
@@ -339,6 +381,30 @@ class Pipeline:
         if stale:
             storage.delete(stale)
             logger.info("removed obsolete outputs", extra={"removed": stale})
+
+
+def _identity(storage: Storage, origin: ObjectInfo, variant: PlannedVariant) -> dict[str, str]:
+    """Who a variant is: never the message, always the object version and the parameters."""
+    return {
+        "bucket": storage.bucket,
+        "key": origin.key,
+        "version": origin.version,
+        "etag": origin.etag,
+        "variant": variant.name,
+        "params": variant.param_hash,
+    }
+
+
+def _work_id(storage: Storage, origin: ObjectInfo, variant: PlannedVariant) -> str:
+    return hashlib.sha256(json.dumps(_identity(storage, origin, variant), sort_keys=True).encode()).hexdigest()
+
+
+def _build_journal(table: str | None) -> Journal:
+    if not table:
+        return MemoryJournal()
+    import boto3
+
+    return DynamoDBJournal(table, boto3.client("dynamodb"))
 
 
 def _config_info(found: FoundConfig) -> ConfigInfo:

@@ -84,11 +84,54 @@ class GenerationParams:
 
 
 @dataclass(frozen=True)
+class Ticket:
+    """A generation the provider holds after it was paid for: enough to collect the result later (in a
+    later attempt or invocation) without generating, and paying, again."""
+
+    provider: str
+    result_url: str  # Ideogram's image URL; Segmind v2's response URL
+    expires_at: float  # epoch seconds: the provider discards the result then
+    status_url: str | None = None  # Segmind v2: polled until the job is done
+    seed: int | None = None
+
+    def alive(self, margin_s: float = 120.0) -> bool:
+        """Still collectable, with time to spare for the collection itself."""
+        return time.time() + margin_s < self.expires_at
+
+
+Refund = Callable[[], None]
+
+
+class Meter(Protocol):
+    """Money and progress around one variant's provider call, kept by the application layer."""
+
+    def charge(self) -> Refund:
+        """Reserve the cost of one paid attempt (may refuse: budget); the callable gives it back."""
+        ...
+
+    def submitted(self, ticket: Ticket | None) -> None:
+        """A paid generation is held by the provider (persist before waiting), or (None) no longer is."""
+        ...
+
+
+class FreeMeter:
+    """No budget, no journal: tests and the local provider."""
+
+    def charge(self) -> Refund:
+        return lambda: None
+
+    def submitted(self, ticket: Ticket | None) -> None:
+        return None
+
+
+@dataclass(frozen=True)
 class ReframeRequest:
     source: SourceImage
     resolution: Size
     params: GenerationParams
     deadline: Deadline
+    meter: Meter = field(default_factory=FreeMeter)
+    resume: Ticket | None = None  # a generation paid for by an earlier attempt: collect it instead
 
 
 @dataclass(frozen=True)
@@ -106,3 +149,18 @@ class ReframeProvider(Protocol):
     name: str
 
     def reframe(self, request: ReframeRequest) -> ReframeResult: ...
+
+
+class Journal(Protocol):
+    """Where each variant's paid steps are kept (reserved -> submitted -> generated -> written), by the
+    identity of the work, so that a retry, a redelivery or another instance resumes instead of paying."""
+
+    def load(self, work_id: str) -> Ticket | None:
+        """The paid generation the provider holds for this work, if one was recorded."""
+        ...
+
+    def hold(self, work_id: str, ticket: Ticket | None) -> None:
+        """Record the provider's ticket (state ``submitted``), or forget a lost one."""
+        ...
+
+    def advance(self, work_id: str, state: str) -> None: ...

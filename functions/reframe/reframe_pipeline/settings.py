@@ -30,6 +30,8 @@ class Settings(BaseModel):
     segmind_api_url: str = DEFAULT_SEGMIND_URL
     segmind_api_key: SecretStr | None = None
     segmind_api_key_secret: str | None = None
+    # auto: the async v2 API (a paid result survives the invocation), v1 when the model is not served there.
+    segmind_api_mode: Literal["auto", "async", "sync"] = "auto"
     ideogram_api_url: str = DEFAULT_IDEOGRAM_URL
     ideogram_api_key: SecretStr | None = None
     ideogram_api_key_secret: str | None = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -10,8 +12,8 @@ from urllib.parse import quote
 
 from PIL import Image
 
-from .budget import Budget, BudgetExceededError, Unlimited
-from .errors import AccountError, DeadlineError, PermanentError
+from .budget import Budget, BudgetExceededError
+from .errors import AccountError, DeadlineError, OutputLimitError, PermanentError, SourceChangedError
 from .imaging import FORMATS, ImageCheckError, encode, fit_exact, sniff, verify
 from .manifest import VariantRecord
 from .observability import count, logger
@@ -19,12 +21,15 @@ from .planning import PlannedVariant
 from .ports import (
     Deadline,
     GenerationParams,
+    Journal,
     ObjectInfo,
     ReframeProvider,
     ReframeRequest,
     ReframeResult,
+    Refund,
     SourceImage,
     Storage,
+    Ticket,
 )
 from .pricing import PriceTable, estimate
 
@@ -32,6 +37,43 @@ META_SOURCE_KEY = "source-key"
 META_SOURCE_ETAG = "source-etag"
 META_PARAMS = "params-hash"
 OUTPUT_EXTENSIONS = tuple(sorted({spec.ext for spec in FORMATS.values()} | {"jpeg"}))
+# S3's own limits: a write over them fails after the provider was paid, so they are checked before.
+MAX_KEY_BYTES = 1024
+MAX_METADATA_BYTES = 2048
+_LONGEST_SUFFIX = max(len(f".{ext}") for ext in OUTPUT_EXTENSIONS)
+
+
+def source_key_tag(key: str) -> str:
+    """The source key as S3 metadata (ASCII only, 2 KB for all of it): percent-encoded when short, else
+    its SHA-256 (a 240-character CJK key percent-encodes to over 2 KB)."""
+    quoted = quote(key)
+    return quoted if len(quoted) <= 512 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def check_output_limits(key: str, metadata: dict[str, str]) -> None:
+    """Refuse an output that S3 would refuse, before anything is paid for it."""
+    key_bytes = len(key.encode())
+    if key_bytes > MAX_KEY_BYTES:
+        raise OutputLimitError(
+            f"the output key would be {key_bytes} bytes, over S3's limit of {MAX_KEY_BYTES}: "
+            "shorten the source key or the target name"
+        )
+    meta_bytes = sum(len(name.encode()) + len(value.encode()) for name, value in metadata.items())
+    if meta_bytes > MAX_METADATA_BYTES:
+        raise OutputLimitError(f"the output's metadata would be {meta_bytes} bytes, over S3's limit of 2 KB")
+
+
+def variant_metadata(origin: ObjectInfo, param_hash: str) -> dict[str, str]:
+    return {META_SOURCE_KEY: source_key_tag(origin.key), META_SOURCE_ETAG: origin.etag, META_PARAMS: param_hash}
+
+
+def is_current(head: ObjectInfo | None, origin: ObjectInfo, param_hash: str) -> bool:
+    """An output made from this version of the source with these parameters (nothing to pay)."""
+    return (
+        head is not None
+        and head.metadata.get(META_SOURCE_ETAG) == origin.etag
+        and head.metadata.get(META_PARAMS) == param_hash
+    )
 
 
 @dataclass(frozen=True)
@@ -42,6 +84,40 @@ class VariantJob:
     out_dir: str
     variant: PlannedVariant
     deadline: Deadline
+    work_id: str  # the variant's identity in the journal
+
+    def key(self, ext: str) -> str:
+        return f"{self.out_dir}{self.variant.name}.{ext}"
+
+
+class VariantMeter:
+    """One variant's money and progress: each paid attempt reserved on its day, refunds for attempts
+    that provably cost nothing, and the provider's ticket journaled before waiting for the result."""
+
+    def __init__(self, budget: Budget, cost: float, journal: Journal, work_id: str) -> None:
+        self._budget = budget
+        self._cost = cost
+        self._journal = journal
+        self._work_id = work_id
+        self._lock = threading.Lock()
+        self.spent = 0.0
+        self.paid_attempts = 0
+
+    def charge(self) -> Refund:
+        reservation = self._budget.reserve(self._cost)
+        with self._lock:
+            self.spent += self._cost
+            self.paid_attempts += 1
+
+        def refund() -> None:
+            self._budget.refund(reservation)
+            with self._lock:
+                self.spent -= self._cost
+
+        return refund
+
+    def submitted(self, ticket: Ticket | None) -> None:
+        self._journal.hold(self._work_id, ticket)
 
 
 def finish_image(body: bytes, variant: PlannedVariant) -> tuple[bytes, str]:
@@ -64,10 +140,12 @@ class VariantProducer:
         prices: PriceTable,
         presign_expiry_s: int,
         min_remaining_ms: int,
-        budget: Budget | None = None,
+        budget: Budget,
+        journal: Journal,
     ) -> None:
         self.provider = provider
-        self.budget = budget or Unlimited()
+        self.budget = budget
+        self.journal = journal
         self.prices = prices
         self.presign_expiry_s = presign_expiry_s
         self.min_remaining_ms = min_remaining_ms
@@ -86,16 +164,6 @@ class VariantProducer:
             color_palette=v.color_palette,
         )
 
-    def _call(self, job: VariantJob, cost: float) -> ReframeResult:
-        """The paid part: reserve the estimated cost, call, give the reservation back on failure."""
-        self.budget.reserve(cost)
-        try:
-            request = ReframeRequest(job.source, job.variant.resolution, self._params(job), job.deadline)
-            return self.provider.reframe(request)
-        except Exception:
-            self.budget.refund(cost)
-            raise
-
     def _write(self, job: VariantJob, result: ReframeResult) -> tuple[str, int]:
         v = job.variant
         body, fmt = finish_image(result.body, v)
@@ -104,17 +172,18 @@ class VariantProducer:
                 verify(body, v.final_size)
             except ImageCheckError as exc:  # our own output: a bug, not the user's input
                 raise PermanentError(f"output check failed: {exc}", code="output_check") from None
-        key = f"{job.out_dir}{v.name}.{FORMATS[fmt].ext}"
-        metadata = {
-            META_SOURCE_KEY: quote(job.origin.key),  # S3 metadata is ASCII only
-            META_SOURCE_ETAG: job.origin.etag,
-            META_PARAMS: v.param_hash,
-        }
-        job.storage.write(key, body, FORMATS[fmt].mime, metadata)
+        key = job.key(FORMATS[fmt].ext)
+        # A source overwritten or deleted while the provider worked wins: this result describes a version
+        # that is gone, and must not replace (or outlive) what the newer event makes.
+        current = job.storage.head(job.origin.key)
+        if current is None or current.etag != job.origin.etag:
+            raise SourceChangedError("the source was overwritten or deleted meanwhile: result not written")
+        job.storage.write(key, body, FORMATS[fmt].mime, variant_metadata(job.origin, v.param_hash))
         return key, len(body)
 
     def produce(self, job: VariantJob) -> VariantRecord:
-        """Call the provider and write the checked result; never raises (failures become records)."""
+        """Call the provider (or collect a generation paid for earlier) and write the checked result;
+        never raises (failures become records)."""
         v = job.variant
         base = {
             "resolution": str(v.resolution),
@@ -128,15 +197,24 @@ class VariantProducer:
                 v.name, DeadlineError("not started: too little time left in this invocation"), **base
             )
         cost = estimate(self.prices, self.provider.name, v.rendering_speed)
+        meter = VariantMeter(self.budget, cost, self.journal, job.work_id)
         started = time.monotonic()
         try:
-            result = self._call(job, cost)
+            check_output_limits(job.key("x" * (_LONGEST_SUFFIX - 1)), variant_metadata(job.origin, v.param_hash))
+            resume = self.journal.load(job.work_id)
+            request = ReframeRequest(job.source, v.resolution, self._params(job), job.deadline, meter, resume)
+            result = self.provider.reframe(request)
+            self.journal.advance(job.work_id, "generated")
             latency_ms = int((time.monotonic() - started) * 1000)
             count("ProviderLatency", latency_ms, "Milliseconds")
-            count("EstimatedCostUSD", cost, "None")
             key, size = self._write(job, result)
+            self.journal.advance(job.work_id, "written")
         except Exception as exc:
-            return self._failed(v, exc, base, started)
+            return self._failed(v, exc, {**base, "cost_usd": meter.spent, "attempts": meter.paid_attempts}, started)
+        finally:
+            count("EstimatedCostUSD", meter.spent, "None")
+        # A generation collected from an earlier attempt's ticket was paid for then.
+        cost_usd = meter.spent + (cost if resume is not None and meter.paid_attempts == 0 else 0.0)
         count("VariantsCreated")
         count("BytesWritten", size, "Bytes")
         logger.info(
@@ -144,8 +222,9 @@ class VariantProducer:
             extra={
                 "variant_key": key,
                 "latency_ms": latency_ms,
-                "attempts": result.attempts,
-                "cost_usd": cost,
+                "attempts": meter.paid_attempts,
+                "resumed": resume is not None,
+                "cost_usd": cost_usd,
                 **result.provider_meta,
             },
         )
@@ -155,10 +234,10 @@ class VariantProducer:
             status="created",
             width=v.final_size.width,
             height=v.final_size.height,
-            cost_usd=cost,
+            cost_usd=cost_usd,
             latency_ms=latency_ms,
-            attempts=result.attempts,
-            **base,
+            attempts=meter.paid_attempts,
+            **{**base, "seed": v.seed if v.seed is not None else result.seed},
         )
 
     @staticmethod

@@ -38,6 +38,7 @@ class _Transport(TypedDict):
     session: requests.Session
     policy: RetryPolicy
     min_remaining_ms: int
+    reserve_ms: int
 
 
 def _transport(settings: Settings) -> _Transport:
@@ -51,6 +52,7 @@ def _transport(settings: Settings) -> _Transport:
             read_timeout_s=settings.read_timeout_s,
         ),
         "min_remaining_ms": settings.call_budget_ms + settings.upload_reserve_ms,
+        "reserve_ms": settings.upload_reserve_ms,
     }
 
 
@@ -75,6 +77,7 @@ def build_provider(settings: Settings) -> ReframeProvider:
     from .segmind import SegmindProvider
 
     return SegmindProvider(
+        mode=settings.segmind_api_mode,
         url=settings.segmind_api_url,
         api_key=_key_source(settings.segmind_api_key, settings.segmind_api_key_secret, "segmind"),
         **_transport(settings),

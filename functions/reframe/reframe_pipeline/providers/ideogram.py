@@ -3,8 +3,8 @@ whose image URL expires (fetched at once), and a per-image safety verdict."""
 
 from __future__ import annotations
 
-import functools
 import json
+import time
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -12,13 +12,15 @@ import requests
 
 from ..errors import PermanentError, ProviderRejectedError, ProviderTransientError
 from ..imaging import FORMATS, PROVIDER_FORMATS, sniff
-from ..ports import ReframeRequest, ReframeResult
+from ..ports import ReframeRequest, ReframeResult, Ticket
 from ..sidecar import check_public_url
-from .http import TRANSIENT_STATUSES, RemoteProvider, fetch_result
+from .http import TRANSIENT_STATUSES, RemoteProvider, Submit, Timeout, fetch_result
 
 # Ideogram's upload limit per file (the stricter of its two documented figures).
 MAX_REFERENCE_BYTES = 10 * 1024 * 1024
 MAX_REDIRECTS = 3
+# Ideogram keeps a result URL 24 hours; a little less is assumed.
+RESULT_TTL_S = 23 * 3600
 
 FilePart = tuple[str, tuple[str, bytes, str]]
 
@@ -55,14 +57,13 @@ class IdeogramProvider(RemoteProvider):
             fields.append(("color_palette", json.dumps(params.color_palette)))
         return fields
 
-    def files(self, request: ReframeRequest) -> list[FilePart]:
-        timeout = (self._policy.connect_timeout_s, self._policy.read_timeout_s)
+    def files(self, request: ReframeRequest, timeout: Timeout) -> list[FilePart]:
         parts = [file_part("image", "image", request.source.load())]
         for index, url in enumerate(request.params.style_reference_urls):
             parts.append(file_part("style_reference_images", f"style_reference_{index}", self._fetch(url, timeout)))
         return parts
 
-    def _fetch(self, url: str, timeout: tuple[float, float]) -> bytes:
+    def _fetch(self, url: str, timeout: Timeout) -> bytes:
         """A style reference's bytes.
 
         Object keys reach us as presigned URLs of our own storage, trusted as they are: with a local S3
@@ -119,22 +120,26 @@ class IdeogramProvider(RemoteProvider):
                 raise PermanentError(f"style reference is over {MAX_REFERENCE_BYTES} bytes", code="bad_style_reference")
         return bytes(body)
 
-    def reframe(self, request: ReframeRequest) -> ReframeResult:
-        key = self._api_key()
+    def _submitter(self, request: ReframeRequest, key: str) -> Submit:
         fields = self.fields(request)
         headers = {"Api-Key": key, "Accept": "application/json"}
         # Built on the first attempt and kept: retries re-send without downloading the references again,
-        # while a failed download (not cached) is retried like a failed call.
-        files = functools.cache(lambda: self.files(request))
+        # while a failed download (not kept) is retried like a failed call.
+        parts: list[FilePart] = []
 
-        def send() -> ReframeResult:
-            response, meta = self._post(key, data=fields, files=files(), headers=headers)
+        def submit(timeout: Timeout) -> Ticket:
+            if not parts:
+                parts.extend(self.files(request, timeout))
+            response, _ = self._post(self._url, key, timeout, data=fields, files=parts, headers=headers)
             url, seed = self._image_url(response)
-            # The URL expires: fetched now, on the same pooled session.
-            data, content_type = fetch_result(url, request.resolution, self._session, self.timeout)
-            return ReframeResult(body=data, content_type=content_type, seed=seed, provider_meta=meta)
+            return Ticket(provider=self.name, result_url=url, seed=seed, expires_at=time.time() + RESULT_TTL_S)
 
-        return self._with_retries(send, request)
+        return submit
+
+    def _collect(self, ticket: Ticket, request: ReframeRequest, key: str, timeout: Timeout) -> ReframeResult:
+        # The URL is stored before this download: a failed download is fetched again, never generated again.
+        data, content_type = fetch_result(ticket.result_url, request.resolution, self._session, timeout)
+        return ReframeResult(body=data, content_type=content_type, seed=ticket.seed)
 
     @staticmethod
     def _image_url(response: requests.Response) -> tuple[str, int | None]:

@@ -16,6 +16,7 @@ class LocalProvider:
     name = "local"
 
     def reframe(self, request: ReframeRequest) -> ReframeResult:
+        request.meter.charge()  # free, but counted like any provider's attempt
         # The source arrives prepared (upright, a provider format) like for any provider.
         try:
             with Image.open(io.BytesIO(request.source.load())) as source:
