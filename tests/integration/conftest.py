@@ -18,7 +18,7 @@ from reframe_cli import servers
 from reframe_cli.lambda_context import LocalContext
 from reframe_cli.logs import handler_output_to
 from reframe_cli.servers import ServerProcess
-from reframe_pipeline import handler, settings, storage
+from reframe_pipeline import handler
 
 from ..conftest import EMULATOR_API_KEY
 
@@ -45,9 +45,7 @@ class Stack:
         for name, value in env.items():
             self.monkeypatch.setenv(name, value)
         # The handler builds its settings and clients once per process, as in Lambda: rebuild them.
-        settings.current.cache_clear()
-        handler.pipeline.cache_clear()
-        storage.s3_client.cache_clear()
+        handler.reset()
 
     def invoke(self, event: dict[str, Any], timeout_s: float = 120) -> dict[str, Any]:
         result: dict[str, Any] = handler.lambda_handler(event, LocalContext(timeout_s=timeout_s))

@@ -14,7 +14,7 @@ import pytest
 from reframe_cli import servers
 from reframe_cli.localstack import Wiring, queue_depth, wait_until, wire_bucket
 from reframe_cli.poller import BatchReport, Poller, lambda_event
-from reframe_pipeline import handler, settings
+from reframe_pipeline import handler
 
 from .conftest import IMAGES
 
@@ -57,8 +57,7 @@ def wired(
     monkeypatch.setenv("SEGMIND_API_URL", f"http://127.0.0.1:{servers.free_port()}/v1/ideogram-3-reframe")
     monkeypatch.setenv("SEGMIND_API_KEY", "unused")
     monkeypatch.setenv("MAX_ATTEMPTS", "1")
-    settings.current.cache_clear()
-    handler.pipeline.cache_clear()
+    handler.reset()
     s3, sqs = servers.client("s3", aws_env), servers.client("sqs", aws_env)
     wiring = wire_bucket(
         s3,
@@ -70,8 +69,7 @@ def wired(
         seed={"uploads/configured/_reframe.json": SIDECAR},
     )
     yield s3, sqs, wiring
-    settings.current.cache_clear()
-    handler.pipeline.cache_clear()
+    handler.reset()
 
 
 def test_failed_records_return_until_dead_lettered_and_successes_are_deleted(

@@ -177,11 +177,10 @@ def process_locally(bucket: str, todo: list[ImageWork], err: TextIO, verbose: bo
 
 def _use_provider(name: str) -> None:
     """The handler reads its settings from the environment once per process: set, then rebuild."""
-    from reframe_pipeline import handler, settings
+    from reframe_pipeline import handler
 
     os.environ["REFRAME_PROVIDER"] = name
-    settings.current.cache_clear()
-    handler.pipeline.cache_clear()
+    handler.reset()
 
 
 def run(

@@ -120,11 +120,9 @@ def point_handler_at(endpoint_url: str) -> None:
     # Powertools warns on stderr after an invocation that added no metric (a test event, a key it
     # ignores). In Lambda that line lands in the function's log; here it would clutter the terminal.
     warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
-    from reframe_pipeline import handler, settings, storage
+    from reframe_pipeline import handler
 
-    settings.current.cache_clear()
-    handler.pipeline.cache_clear()
-    storage.s3_client.cache_clear()
+    handler.reset()
 
 
 class LocalStack(StopsOnExit):

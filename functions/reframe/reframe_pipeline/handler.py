@@ -13,6 +13,7 @@ from .observability import count, logger, metrics, tracer
 from .pipeline import Outcome, Pipeline
 from .ports import Deadline
 from .providers import build_provider
+from .redelivery import hand_back, sqs_client
 from .settings import current
 from .storage import S3Storage, s3_client
 
@@ -28,6 +29,13 @@ def pipeline() -> Pipeline:
     settings = current()
     client = s3_client()
     return Pipeline(settings, build_provider(settings), lambda bucket: S3Storage(bucket, client))
+
+
+def reset() -> None:
+    """Forget what this process built from its environment (settings, clients, pipeline), as a new
+    Lambda container would: for tools and tests that change the environment between invocations."""
+    for built in (current, pipeline, s3_client, sqs_client):
+        built.cache_clear()
 
 
 def _summary(outcome: Outcome) -> dict[str, Any]:
@@ -74,7 +82,11 @@ def _sqs_batch(event: dict[str, Any], context: Any, deadline: Deadline) -> dict[
             return started[record.message_id].result()
 
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        return dict(process_partial_response(event, record_handler, processor, context))
+        result: dict[str, Any] = dict(process_partial_response(event, record_handler, processor, context))
+    failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
+    if failed:
+        hand_back(records, failed, current().retry_visibility_s)
+    return result
 
 
 def _dispatch(event: dict[str, Any], context: Any) -> dict[str, Any]:

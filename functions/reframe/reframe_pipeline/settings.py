@@ -49,6 +49,8 @@ class Settings(BaseModel):
     upload_reserve_ms: int = Field(5000, ge=0)
     # Expected duration of one provider call; no call starts unless this much time is left.
     call_budget_ms: int = Field(30000, ge=0)
+    # A failed SQS record returns after this many seconds, doubling with each receive (at most 900).
+    retry_visibility_s: int = Field(30, ge=0, le=900)
     max_targets_per_object: int = Field(20, ge=1, le=200)
     # Source limits (facts page, section 5): over bytes/pixels the source is downscaled first;
     # over MAX_DECODE_PIXELS it is refused before decoding (decompression bombs).

@@ -1,0 +1,220 @@
+"""The four promises, attacked on purpose: pay once per variant, never lose a paid result, never spend
+past the budget, and what sits under the output prefix always matches the current source and sidecar.
+Each test reproduces a way they were once broken, through the real handler over moto and the emulator."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from reframe_cli import servers
+from reframe_cli.localstack import wait_until
+
+from .conftest import BUCKET, Stack, s3_event, sqs_event
+from .test_reliability import TABLE, create_idempotency_table
+
+SOURCE = "uploads/promise/photo.jpg"
+OUT = "reframed/promise/photo.jpg/"
+ONE = {"version": 1, "targets": [{"resolution": "1024x1024"}]}
+
+
+def with_seed(seed: int) -> dict[str, Any]:
+    return {**ONE, "seed": seed}
+
+
+def other_image() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (300, 200), "purple").save(out, "JPEG")
+    return out.getvalue()
+
+
+def etag(stack: Stack, key: str) -> str:
+    return str(stack.s3.head_object(Bucket=BUCKET, Key=key)["ETag"].strip('"'))
+
+
+def metadata(stack: Stack, key: str) -> dict[str, str]:
+    return dict(stack.s3.head_object(Bucket=BUCKET, Key=key)["Metadata"])
+
+
+def in_background(stack: Stack, event: dict[str, Any]) -> tuple[threading.Thread, list[dict[str, Any]]]:
+    """An invocation running while the test acts on the bucket; joined by the test."""
+    results: list[dict[str, Any]] = []
+    thread = threading.Thread(target=lambda: results.append(stack.invoke(event)))
+    thread.start()
+    return thread, results
+
+
+def wait_for_calls(stack: Stack, calls: int) -> None:
+    assert wait_until(lambda: stack.stats()["requests"] >= calls, timeout_s=20), stack.stats()
+
+
+@pytest.fixture
+def table(stack: Stack, aws_env: str) -> Any:
+    dynamodb = servers.client("dynamodb", aws_env)
+    create_idempotency_table(dynamodb)
+    stack.configure(IDEMPOTENCY_TABLE=TABLE)
+    return dynamodb
+
+
+# -- variants always match the current source and sidecar ------------------------------------------
+
+
+def test_a_sidecar_reverted_to_earlier_parameters_gets_its_own_image_back(stack: Stack, table: Any):
+    stack.put_image(SOURCE)
+    hashes = []
+    for seed in (100, 200, 100):
+        stack.put(SOURCE + ".reframe.json", with_seed(seed))
+        assert stack.invoke(sqs_event(s3_event(SOURCE + ".reframe.json"))) == {"batchItemFailures": []}
+        hashes.append(metadata(stack, OUT + "1024x1024.png")["params-hash"])
+
+    assert hashes[0] == hashes[2] != hashes[1]  # the file is the seed-100 image again, not the seed-200 one
+    manifest = stack.read_json(OUT + "manifest.json")
+    assert manifest["variants"][0]["seed"] == 100
+
+
+def test_an_overwrite_during_a_slow_call_is_not_undone_by_the_older_invocation(stack: Stack):
+    stack.configure(SEGMIND_API_MODE="sync")
+    stack.put_image(SOURCE)
+    stack.put(SOURCE + ".reframe.json", ONE)
+    stack.faults("slow:2500")  # the older invocation's call; the newer one's is quick
+    older, older_result = in_background(stack, sqs_event(s3_event(SOURCE)))
+    wait_for_calls(stack, 1)
+
+    stack.put(SOURCE, other_image())
+    newer_etag = etag(stack, SOURCE)
+    assert stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}
+    older.join(timeout=60)
+
+    assert older_result == [{"batchItemFailures": []}]  # the newer upload's event owns the folder
+    assert metadata(stack, OUT + "1024x1024.png")["source-etag"] == newer_etag
+    assert stack.read_json(OUT + "manifest.json")["source"]["etag"] == newer_etag
+    billed = stack.stats()["billed"]
+    redelivered = stack.invoke(sqs_event(s3_event(SOURCE)))
+    assert redelivered == {"batchItemFailures": []}
+    assert [v["status"] for v in stack.read_json(OUT + "manifest.json")["variants"]] == ["existing"]
+    assert stack.stats()["billed"] == billed
+
+
+def test_a_delete_during_a_slow_call_leaves_no_orphans(stack: Stack):
+    stack.configure(SEGMIND_API_MODE="sync")
+    stack.put_image(SOURCE)
+    stack.put(SOURCE + ".reframe.json", ONE)
+    stack.faults("slow:2500")
+    create, create_result = in_background(stack, sqs_event(s3_event(SOURCE)))
+    wait_for_calls(stack, 1)
+
+    stack.s3.delete_object(Bucket=BUCKET, Key=SOURCE)
+    removed = stack.invoke(sqs_event(s3_event(SOURCE, "ObjectRemoved:Delete")))
+    create.join(timeout=60)
+
+    assert removed == {"batchItemFailures": []}
+    assert create_result == [{"batchItemFailures": []}]
+    assert stack.keys(OUT) == []
+
+
+def test_deleting_a_source_leaves_the_outputs_of_a_source_nested_under_its_name(stack: Stack):
+    outer, inner = "uploads/shoot", "uploads/shoot/cover.png"
+    stack.put(outer, other_image())
+    stack.put_image(inner)
+    stack.put("uploads/_reframe.json", ONE)
+    for key in (outer, inner):
+        assert stack.invoke(sqs_event(s3_event(key))) == {"batchItemFailures": []}
+    inner_outputs = stack.keys("reframed/shoot/cover.png/")
+    assert inner_outputs
+
+    stack.s3.delete_object(Bucket=BUCKET, Key=outer)
+    stack.invoke(sqs_event(s3_event(outer, "ObjectRemoved:Delete")))
+
+    assert stack.keys("reframed/shoot/") == inner_outputs
+
+
+# -- a paid result is never lost or paid twice -----------------------------------------------------
+
+
+def test_a_key_whose_metadata_would_pass_2_kb_is_written_once_and_paid_once(stack: Stack):
+    key = "uploads/" + "写真" * 120 + ".jpg"  # 240 CJK characters: 720 bytes, legal; percent-encoded 2.2 KB
+    stack.put_image(key)
+    stack.put(key + ".reframe.json", ONE)
+
+    result = stack.invoke(sqs_event(s3_event(key)))
+
+    assert result == {"batchItemFailures": []}
+    out = "reframed/" + key.removeprefix("uploads/") + "/1024x1024.png"
+    assert metadata(stack, out)["source-key"] == "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    assert stack.stats()["billed"] == 1
+
+
+def test_a_key_too_long_for_its_outputs_is_refused_before_paying(stack: Stack, logs: io.StringIO):
+    key = "uploads/" + "k" * 1000 + ".jpg"  # 1012 bytes: legal itself, its outputs would pass 1024
+    stack.put_image(key)
+    stack.put("uploads/_reframe.json", ONE)
+
+    result = stack.invoke(sqs_event(s3_event(key)))
+
+    assert result == {"batchItemFailures": []}  # nothing to retry: it can never be stored
+    assert stack.stats()["billed"] == 0
+    assert "over S3's limit of 1024" in logs.getvalue()
+
+
+def test_a_call_slower_than_the_deadline_returns_before_the_invocation_ends(stack: Stack):
+    stack.configure(SEGMIND_API_MODE="sync", CALL_BUDGET_MS="3000", UPLOAD_RESERVE_MS="1000", READ_TIMEOUT_S="3")
+    stack.put_image(SOURCE)
+    stack.put(SOURCE + ".reframe.json", ONE)
+    stack.faults("slow:10000", "slow:10000", "slow:10000")
+    started = time.monotonic()
+
+    result = stack.invoke(sqs_event(s3_event(SOURCE)), timeout_s=6)
+
+    assert time.monotonic() - started < 6 - 1  # no request outlived the invocation or ate its upload reserve
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    assert stack.read_json(OUT + "manifest.json")["variants"][0]["status"] == "failed"
+
+
+# -- the budget is a ceiling -----------------------------------------------------------------------
+
+
+def test_a_refund_after_midnight_credits_the_day_that_spent(stack: Stack, table: Any, monkeypatch: pytest.MonkeyPatch):
+    from reframe_pipeline import budget
+
+    daily = budget.DailyBudget(TABLE, 1.0, table)
+    monkeypatch.setattr(budget, "today", lambda: "2026-11-24")
+    reservation = daily.reserve(0.075)
+    monkeypatch.setattr(budget, "today", lambda: "2026-11-25")
+    daily.refund(reservation)
+    daily.refund(budget.Reservation("2026-11-23", 0.075))  # a day with no row: logged, not raised
+
+    rows = {item["id"]["S"]: item["spent_usd"]["N"] for item in table.scan(TableName=TABLE)["Items"]}
+    assert rows == {"budget#2026-11-24": "0.000"}
+
+
+# -- records handed back come back soon ------------------------------------------------------------
+
+
+def test_a_failed_record_comes_back_after_its_own_short_visibility(stack: Stack, aws_env: str):
+    sqs = servers.client("sqs", aws_env)
+    queue = sqs.create_queue(QueueName="promise-queue", Attributes={"VisibilityTimeout": "600"})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    stack.configure(RETRY_VISIBILITY_S="1", MAX_ATTEMPTS="1")
+    stack.put_image(SOURCE)
+    stack.put(SOURCE + ".reframe.json", ONE)
+    stack.faults("503")
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(s3_event(SOURCE)))
+    message = sqs.receive_message(QueueUrl=queue, AttributeNames=["All"])["Messages"][0]
+    event = sqs_event(s3_event(SOURCE))
+    event["Records"][0].update(
+        messageId=message["MessageId"], receiptHandle=message["ReceiptHandle"], eventSourceARN=arn
+    )
+    event["Records"][0]["attributes"] = message["Attributes"]
+
+    assert stack.invoke(event) == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
+
+    again = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=5, AttributeNames=["All"]).get("Messages", [])
+    assert [m["MessageId"] for m in again] == [message["MessageId"]]  # not after the queue's 600 s
+    assert again[0]["Attributes"]["ApproximateReceiveCount"] == "2"
