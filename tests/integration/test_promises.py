@@ -51,8 +51,9 @@ def in_background(stack: Stack, event: dict[str, Any]) -> tuple[threading.Thread
     return thread, results
 
 
-def wait_for_calls(stack: Stack, calls: int) -> None:
-    assert wait_until(lambda: stack.stats()["requests"] >= calls, timeout_s=20), stack.stats()
+def wait_at_provider(stack: Stack) -> None:
+    """Until a call is being answered (slowly) by the emulator."""
+    assert wait_until(lambda: stack.stats()["in_flight"] >= 1, timeout_s=20), stack.stats()
 
 
 @pytest.fixture
@@ -85,11 +86,12 @@ def test_an_overwrite_during_a_slow_call_is_not_undone_by_the_older_invocation(s
     stack.put(SOURCE + ".reframe.json", ONE)
     stack.faults("slow:2500")  # the older invocation's call; the newer one's is quick
     older, older_result = in_background(stack, sqs_event(s3_event(SOURCE)))
-    wait_for_calls(stack, 1)
+    wait_at_provider(stack)
 
     stack.put(SOURCE, other_image())
     newer_etag = etag(stack, SOURCE)
     assert stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}
+    assert stack.stats()["in_flight"] == 1  # the newer one finished first: the older is still at the provider
     older.join(timeout=60)
 
     assert older_result == [{"batchItemFailures": []}]  # the newer upload's event owns the folder
@@ -106,16 +108,18 @@ def test_a_delete_during_a_slow_call_leaves_no_orphans(stack: Stack):
     stack.configure(SEGMIND_API_MODE="sync")
     stack.put_image(SOURCE)
     stack.put(SOURCE + ".reframe.json", ONE)
-    stack.faults("slow:2500")
+    stack.emulator_config(latency_ms=2500)  # the source is fetched first, as a provider does, then the wait
     create, create_result = in_background(stack, sqs_event(s3_event(SOURCE)))
-    wait_for_calls(stack, 1)
+    wait_at_provider(stack)
 
     stack.s3.delete_object(Bucket=BUCKET, Key=SOURCE)
     removed = stack.invoke(sqs_event(s3_event(SOURCE, "ObjectRemoved:Delete")))
+    assert stack.stats()["in_flight"] == 1  # the delete was handled while the create was at the provider
     create.join(timeout=60)
 
     assert removed == {"batchItemFailures": []}
     assert create_result == [{"batchItemFailures": []}]
+    assert stack.stats()["billed"] == 1  # the generation succeeded, and was not stored for a deleted source
     assert stack.keys(OUT) == []
 
 
