@@ -1,4 +1,5 @@
-"""The emulator's mutable state: runtime configuration, injected faults, statistics and stored results."""
+"""The emulator's mutable state: runtime configuration, injected faults, statistics, stored results and
+Segmind v2 jobs."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ ResponseFormat = Literal["png", "jpeg", "json-base64", "json-url"]
 # "reframe": the local engine extends the source (plausible pictures); "fast": a flat image of the
 # requested size, so that on a small machine benchmarks measure the client, not the emulator's rendering.
 RenderMode = Literal["reframe", "fast"]
+JobStatus = Literal["QUEUED", "PROCESSING", "COMPLETED", "FAILED"]
 
 # Faults that replace the whole exchange; the others ("slow:<ms>", "garbage", "truncated", "unsafe")
 # let the call run and then change its answer.
@@ -58,6 +60,7 @@ class EmulatorConfig:
     render: RenderMode = "reframe"
     result_ttl_s: float = 60.0
     fetch_timeout_s: float = 10.0
+    serve_v2: bool = True  # False: Segmind's v2 answers 404 "model not found", as for a model it lacks
 
     def public(self) -> dict[str, Any]:
         """Everything but the key, for the admin endpoints."""
@@ -80,6 +83,7 @@ class ConfigUpdate(_Strict):
     response_format: ResponseFormat = "png"
     render: RenderMode = "reframe"
     result_ttl_s: float = Field(60.0, gt=0, le=86_400)
+    serve_v2: bool = True
 
 
 class RandomFaults(_Strict):
@@ -111,6 +115,25 @@ class Call:
     fault: str | None = None
 
 
+@dataclass
+class Job:
+    """A Segmind v2 request: queued, run in the background, kept ``result_ttl_s`` once ended."""
+
+    status: JobStatus = "QUEUED"
+    created: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    ended: float | None = None
+    output: str | None = None  # the result's URL once COMPLETED
+    error: str | None = None  # why it FAILED
+
+    def metrics(self) -> dict[str, float]:
+        assert self.started is not None and self.ended is not None
+        return {
+            "queue_ms": round((self.started - self.created) * 1000, 1),
+            "processing_ms": round((self.ended - self.started) * 1000, 1),
+        }
+
+
 class EmulatorState:
     """Thread-safe: every handler thread goes through these methods."""
 
@@ -118,6 +141,7 @@ class EmulatorState:
         self._lock = threading.Lock()
         self.config = config
         self._results: dict[str, tuple[float, str, bytes]] = {}
+        self._jobs: dict[str, Job] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -137,9 +161,11 @@ class EmulatorState:
                 "results_served": 0,
             }
             self._by_status: dict[str, int] = {}
+            self._by_endpoint: dict[str, int] = {}
             self._calls: deque[Call] = deque(maxlen=_MAX_CALLS_KEPT)
             self._credits = STARTING_CREDITS
             self._results.clear()
+            self._jobs.clear()
 
     def configure(self, update: ConfigUpdate) -> EmulatorConfig:
         with self._lock:
@@ -209,6 +235,7 @@ class EmulatorState:
             self._counts["billed"] += billed
             key = str(call.status)
             self._by_status[key] = self._by_status.get(key, 0) + 1
+            self._by_endpoint[call.endpoint] = self._by_endpoint.get(call.endpoint, 0) + 1
             self._calls.append(call)
 
     def stats(self) -> dict[str, Any]:
@@ -217,6 +244,7 @@ class EmulatorState:
                 **self._counts,
                 "in_flight": self._in_flight,
                 "by_status": dict(self._by_status),
+                "by_endpoint": dict(self._by_endpoint),
                 "remaining_credits": self._credits,
                 "calls": [
                     {**dataclasses.asdict(c), "source_size": list(c.source_size) if c.source_size else None}
@@ -241,3 +269,33 @@ class EmulatorState:
                 return None
             self._counts["results_served"] += 1
             return entry[1], entry[2]
+
+    def add_job(self, request_id: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in [k for k, job in self._jobs.items() if self._expired(job, now)]:
+                del self._jobs[key]
+            self._jobs[request_id] = Job()
+
+    def start_job(self, request_id: str) -> None:
+        with self._lock:
+            if job := self._jobs.get(request_id):  # gone if the emulator was reset meanwhile
+                job.status, job.started = "PROCESSING", time.monotonic()
+
+    def end_job(self, request_id: str, *, output: str | None = None, error: str | None = None) -> None:
+        """COMPLETED with its output URL, or FAILED with the error."""
+        with self._lock:
+            if job := self._jobs.get(request_id):
+                job.status = "FAILED" if error is not None else "COMPLETED"
+                job.output, job.error, job.ended = output, error, time.monotonic()
+
+    def get_job(self, request_id: str) -> Job | None:
+        """A copy of the job; None if unknown, or ended more than ``result_ttl_s`` ago."""
+        with self._lock:
+            job = self._jobs.get(request_id)
+            if job is None or self._expired(job, time.monotonic()):
+                return None
+            return dataclasses.replace(job)
+
+    def _expired(self, job: Job, now: float) -> bool:
+        return job.ended is not None and job.ended + self.config.result_ttl_s <= now
