@@ -23,6 +23,7 @@ from PIL import Image
 
 from reframe_cli import servers
 from reframe_cli.emulator import EmulatorConfig, main, make_server
+from reframe_cli.emulator.state import STARTING_CREDITS, EmulatorState
 from reframe_cli.servers import ServerProcess
 from reframe_pipeline.imaging import ImageCheckError, sniff, verify
 
@@ -379,6 +380,127 @@ def test_random_faults_are_deterministic_by_seed(http: requests.Session, emu: st
     failed = sum(status != 400 for status in runs[0])
     assert 4 <= failed <= 20
     assert set(runs[0]) <= {400, 500, 504}
+
+
+def test_wrong_size_is_answered_and_billed(http: requests.Session, emu: str, files: str) -> None:
+    set_faults(http, emu, script=["wrong-size"] * 3)
+    v1 = segmind(http, emu, {"image": f"{files}/coffee.png", "resolution": "1536x640"})
+    assert v1.status_code == 200
+    assert verify(v1.content) == ("png", (1472, 640))
+    (item,) = ideogram(http, emu, {"resolution": "1536x640"}).json()["data"]
+    assert item["resolution"] == "1536x640"  # what was asked, not what is served
+    assert image_size(http.get(item["url"], timeout=10).content) == (1472, 640)
+    accepted = segmind_v2(http, emu, {"image": f"{files}/coffee.png", "resolution": "1536x640"}).json()
+    until_ended(http, accepted["status_url"])
+    output = v2_get(http, accepted["response_url"]).json()["output"]
+    assert image_size(http.get(output, timeout=10).content) == (1472, 640)
+    numbers = stats(http, emu)
+    assert numbers["billed"] == 3
+    assert [call["fault"] for call in numbers["calls"][:3]] == ["wrong-size"] * 3
+
+
+@pytest.mark.parametrize(("kind", "reason"), [("402", "insufficient_funds"), ("402-daily-limit", "daily_limit")])
+def test_402_account_conditions(http: requests.Session, emu: str, kind: str, reason: str) -> None:
+    set_faults(http, emu, script=[kind])
+    response = ideogram(http, emu, {"resolution": "1024x1024"})
+    assert response.status_code == 402
+    answer = response.json()
+    assert answer["reject_reason"] == reason
+    assert answer["error"]
+    assert "Retry-After" not in response.headers
+    assert stats(http, emu)["billed"] == 0
+
+
+def test_result_url_answers_503_once(http: requests.Session, emu: str, files: str) -> None:
+    set_faults(http, emu, script=["result-503"])
+    (item,) = ideogram(http, emu, {"resolution": "1024x1024"}).json()["data"]
+    assert stats(http, emu)["billed"] == 1
+    first = http.get(item["url"], timeout=10)
+    assert first.status_code == 503
+    assert "error" in first.json()
+    assert verify(http.get(item["url"], timeout=10).content) == ("png", (1024, 1024))
+
+    set_faults(http, emu, script=["result-503"])
+    accepted = segmind_v2(http, emu, {"image": f"{files}/coffee.png"}).json()
+    until_ended(http, accepted["status_url"])
+    output = v2_get(http, accepted["response_url"]).json()["output"]
+    assert http.get(output, timeout=10).status_code == 503
+    assert verify(http.get(output, timeout=10).content) == ("png", (1024, 1024))
+    numbers = stats(http, emu)
+    assert numbers["billed"] == 2
+    assert numbers["results_served"] == 2
+
+
+def test_v2_fail_ends_the_job_failed_and_billed(http: requests.Session, emu: str, files: str) -> None:
+    set_faults(http, emu, script=["v2-fail"])
+    accepted = segmind_v2(http, emu, {"image": f"{files}/coffee.png"})
+    assert accepted.status_code == 200
+    request_id = accepted.json()["request_id"]
+    polled = until_ended(http, accepted.json()["status_url"])
+    assert polled.status_code == 422
+    assert polled.json()["status"] == "FAILED"
+    response = v2_get(http, accepted.json()["response_url"])
+    assert response.status_code == 422
+    answer = response.json()
+    assert answer["request_id"] == request_id
+    assert answer["status"] == "FAILED"
+    assert answer["error"]
+    assert "output" not in answer
+    assert stats(http, emu)["billed"] == 1
+
+
+def test_v2_polls_take_faults_reset_drops_them(http: requests.Session, emu: str, files: str) -> None:
+    set_faults(http, emu, script=["ok", "reset"])
+    accepted = segmind_v2(http, emu, {"image": f"{files}/coffee.png"}).json()
+    with pytest.raises(requests.ConnectionError):
+        v2_get(http, accepted["status_url"])
+    until_ended(http, accepted["status_url"])
+    set_faults(http, emu, script=["reset"])
+    with pytest.raises(requests.ConnectionError):
+        v2_get(http, accepted["response_url"])
+    assert v2_get(http, accepted["response_url"]).json()["status"] == "COMPLETED"
+    numbers = stats(http, emu)
+    assert numbers["by_status"]["0"] == 2
+    assert numbers["billed"] == 1
+
+
+def test_slow_can_outlast_the_client(http: requests.Session, emu: str, files: str) -> None:
+    set_faults(http, emu, script=["slow:10000"])
+    with pytest.raises(requests.ReadTimeout):
+        http.post(
+            f"{emu}{SEGMIND}",
+            json={"image": f"{files}/coffee.png"},
+            headers={"x-api-key": EMULATOR_API_KEY},
+            timeout=(5, 0.5),
+        )
+    # Still running on the server, which answers others meanwhile.
+    assert stats(http, emu)["in_flight"] == 1
+    assert segmind(http, emu, {"image": f"{files}/coffee.png"}).status_code == 200
+    http.post(f"{emu}/_emulator/reset", timeout=10).raise_for_status()
+    assert stats(http, emu)["in_flight"] == 0
+
+
+def test_calls_running_across_a_reset_leave_the_new_stats_alone() -> None:
+    state = EmulatorState(EmulatorConfig(api_key="k", max_in_flight=1))
+    stale = state.begin("segmind")
+    assert state.admit(stale)
+    state.reset()
+    fresh = state.begin("segmind")
+    assert state.admit(fresh)  # the reset gave the stale call's slot back
+    state.saw_source(stale, 10_000, 100)
+    state.spend(stale, 0.075)
+    state.release(stale)
+    state.record(stale, 1)
+    numbers = state.stats()
+    assert numbers["in_flight"] == 1
+    assert numbers["requests"] == numbers["billed"] == numbers["largest_source_bytes"] == 0
+    assert numbers["remaining_credits"] == STARTING_CREDITS
+    state.spend(fresh, 0.075)
+    state.release(fresh)
+    state.record(fresh, 1)
+    numbers = state.stats()
+    assert (numbers["in_flight"], numbers["requests"], numbers["billed"]) == (0, 1, 1)
+    assert numbers["remaining_credits"] == pytest.approx(STARTING_CREDITS - 0.075)
 
 
 def test_unknown_fault_kind_is_refused(http: requests.Session, emu: str) -> None:

@@ -16,7 +16,8 @@ Errors are JSON ``{"error": "<field>: <reason>"}``.
 
 Admin endpoints (JSON, no key): ``GET /_emulator/health``, ``GET /_emulator/stats``,
 ``GET|POST /_emulator/config``, ``GET|POST /_emulator/faults``, ``POST /_emulator/reset``, and
-``GET /_emulator/results/<name>`` serving Ideogram-style result URLs until they expire.
+``GET /_emulator/results/<name>`` serving result URLs (Ideogram's, Segmind v2's) until they expire.
+Fault kinds are listed in ``state.py``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from PIL import Image
 from pydantic import BaseModel, ValidationError
 
 from reframe_pipeline.imaging import encode
+from reframe_pipeline.resolutions import parse_size
 from reframe_pipeline.sidecar import describe
 
 from . import api
@@ -60,6 +62,11 @@ _V2_REQUEST = re.compile(re.escape(V2_REQUESTS_PATH) + r"([^/]+)(/status)?")
 IDEOGRAM_PATH = "/v1/ideogram-v3/reframe"
 RESULTS_PATH = "/_emulator/results/"
 MAX_BODY_BYTES = 64 * 1024 * 1024
+WRONG_SIZE_PX = 64  # how much narrower than asked a "wrong-size" image is
+# Faults whose answer carries no usable image: not billed.
+_SPOILED = frozenset({"garbage", "truncated", "unsafe"})
+# Ideogram's account conditions (never Segmind's, whose is 406).
+_REJECT_REASONS = {"402": "insufficient_funds", "402-daily-limit": "daily_limit"}
 _FAULT_MESSAGES = {
     400: "bad request",
     401: "invalid API key",
@@ -103,6 +110,9 @@ def status_fault(kind: str) -> Reply:
         return error_reply(429, "rate limit exceeded", **{"Retry-After": "1"})
     if kind == "429-date":
         return error_reply(429, "rate limit exceeded", **{"Retry-After": formatdate(time.time() + 2, usegmt=True)})
+    if kind in _REJECT_REASONS:
+        reason = _REJECT_REASONS[kind]
+        return json_reply(402, {"error": f"payment required: {reason} (injected)", "reject_reason": reason})
     return error_reply(status, f"{_FAULT_MESSAGES[status]} (injected)")
 
 
@@ -164,8 +174,10 @@ class Handler(BaseHTTPRequestHandler):
             result = self.state.get_result(path.removeprefix(RESULTS_PATH))
             if result is None:
                 self._send(error_reply(404, "no such result, or it has expired"))
+            elif result.fail_next:
+                self._send(error_reply(503, "service unavailable (injected)"))
             else:
-                self._send(Reply(200, result[1], result[0]))
+                self._send(Reply(200, result.body, result.content_type))
         elif match := _V2_REQUEST.fullmatch(path):
             request_id, status_only = match[1], bool(match[2])
             endpoint = "segmind-v2-status" if status_only else "segmind-v2-response"
@@ -212,7 +224,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _api_call(self, endpoint: str, key_header: str, body: bytes, work: Callable[[bytes, Call], Reply]) -> None:
         started = time.monotonic()
-        call = Call(endpoint=endpoint)
+        call = self.state.begin(endpoint)
         reply = self._authorised_call(key_header, body, call, work)
         call.status = reply.status
         call.duration_ms = round((time.monotonic() - started) * 1000, 1)
@@ -226,7 +238,7 @@ class Handler(BaseHTTPRequestHandler):
             return error_reply(401, f"missing or invalid {key_header} header")
         if call.endpoint == "segmind-v2" and not self.state.config.serve_v2:
             return error_reply(404, "model not found")  # before any fault: those are for the v1 call that follows
-        if not self.state.admit():
+        if not self.state.admit(call):
             return error_reply(429, "too many requests in flight")
         try:
             call.fault = self.state.next_fault()
@@ -240,7 +252,7 @@ class Handler(BaseHTTPRequestHandler):
             traceback.print_exc()  # an emulator bug: answered and counted like a provider failure
             return error_reply(500, f"emulator error: {type(exc).__name__}: {exc}")
         finally:
-            self.state.release()
+            self.state.release(call)
 
     def _segmind_source(self, body: bytes, call: Call) -> tuple[api.SegmindRequest, Image.Image]:
         """The Segmind request (v1 or v2) checked, its source and style references fetched and checked."""
@@ -248,7 +260,7 @@ class Handler(BaseHTTPRequestHandler):
         call.resolution, call.rendering_speed = request.resolution, request.rendering_speed
         call.seed = request.seed if request.seed is not None else _random_seed(100, 999_999)
         config = self.state.config
-        source = api.check_source(api.fetch(request.image, "image", config), self.state)
+        source = api.check_source(api.fetch(request.image, "image", config), self.state, call)
         call.source_size = source.size
         for index, url in enumerate(request.style_reference_images or []):
             field_name = f"style_reference_images[{index}]"
@@ -256,10 +268,10 @@ class Handler(BaseHTTPRequestHandler):
             call.style_references += 1
         return request, source
 
-    def _charge(self, request: api.SegmindRequest) -> dict[str, str]:
+    def _charge(self, request: api.SegmindRequest, call: Call) -> dict[str, str]:
         """Spend a generation's credits; Segmind's headers telling so."""
         credits = api.CREDITS[request.rendering_speed]
-        return {"x-credits-consumed": str(credits), "x-remaining-credits": str(self.state.spend(credits))}
+        return {"x-credits-consumed": str(credits), "x-remaining-credits": str(self.state.spend(call, credits))}
 
     def _segmind(self, body: bytes, call: Call) -> Reply:
         request, source = self._segmind_source(body, call)
@@ -270,13 +282,13 @@ class Handler(BaseHTTPRequestHandler):
             return _broken_png(image, call.fault)
         fmt = self.state.config.response_format
         encoded = _encode(image, "jpeg" if fmt == "jpeg" else "png")
-        headers = self._charge(request)
+        headers = self._charge(request, call)
         if fmt in ("png", "jpeg"):
             return Reply(200, encoded, f"image/{fmt}", headers, billed=1)
         if fmt == "json-base64":
             document = {"image": base64.b64encode(encoded).decode()}
         else:
-            document = {"image": self._result_url(self.state.put_result(encoded, "image/png", "png"))}
+            document = {"image": self._result_url(self.state.put_result(call, encoded, "image/png", "png"))}
         return Reply(200, json.dumps(document).encode(), headers=headers, billed=1)
 
     def _segmind_v2(self, body: bytes, call: Call) -> Reply:
@@ -293,7 +305,7 @@ class Handler(BaseHTTPRequestHandler):
             "response_url": status_url.removesuffix("/status"),
         }
         # Billed when accepted, whatever happens to the job: a paid request is only recoverable by its id.
-        return Reply(200, json.dumps(document).encode(), headers=self._charge(request), billed=1)
+        return Reply(200, json.dumps(document).encode(), headers=self._charge(request, call), billed=1)
 
     def _v2_poll(self, request_id: str, status_only: bool, call: Call) -> Reply:
         call.request_id = request_id
@@ -307,7 +319,7 @@ class Handler(BaseHTTPRequestHandler):
         request = form.request
         call.resolution, call.rendering_speed = request.resolution, request.rendering_speed
         call.seed = request.seed if request.seed is not None else _random_seed(0, 2_147_483_647)
-        source = api.check_source(form.image, self.state)
+        source = api.check_source(form.image, self.state, call)
         call.source_size = source.size
         for index, reference in enumerate(form.style_references):
             api.check_image(reference, f"style_reference_images[{index}]")
@@ -324,9 +336,9 @@ class Handler(BaseHTTPRequestHandler):
                 "prompt": f"Reframed to {request.resolution}",
             }
             if safe:
-                item["url"] = self._result_url(self.state.put_result(*result))
+                item["url"] = self._result_url(self.state.put_result(call, *result))
             data.append(item)
-        billed = request.num_images if call.fault is None or call.fault.startswith("slow:") else 0
+        billed = 0 if call.fault in _SPOILED else request.num_images
         created = datetime.now(UTC).isoformat(timespec="seconds")
         return Reply(200, json.dumps({"created": created, "data": data}).encode(), billed=billed)
 
@@ -368,7 +380,10 @@ class Handler(BaseHTTPRequestHandler):
 def _generate(state: EmulatorState, source: Image.Image, call: Call) -> Image.Image:
     """The model's work: reframe, then take the time the real service takes."""
     assert call.resolution is not None
-    image = api.render(source, call.resolution, state.config.render)
+    size = parse_size(call.resolution)
+    if call.fault == "wrong-size":
+        size = size._replace(width=size.width - WRONG_SIZE_PX)
+    image = api.render(source, size, state.config.render)
     time.sleep(state.config.latency_ms / 1000)
     return image
 
@@ -380,8 +395,10 @@ def _run_job(state: EmulatorState, results_url: str, source: Image.Image, call: 
         image = _generate(state, source, call)
         if call.fault == "unsafe":
             state.end_job(call.request_id, error="the image did not pass the safety check")
+        elif call.fault == "v2-fail":
+            state.end_job(call.request_id, error="the generation failed (injected)")
         else:
-            name = state.put_result(*_result_file(image, call.fault, state.config))
+            name = state.put_result(call, *_result_file(image, call.fault, state.config))
             state.end_job(call.request_id, output=results_url + name)
     except Exception as exc:
         traceback.print_exc()  # an emulator bug: the job fails as a provider's would
