@@ -24,6 +24,7 @@ EMULATOR_DEFAULTS = {
     "max_source_pixels": None,
     "response_format": "png",
     "result_ttl_s": 60.0,
+    "serve_v2": True,
 }
 
 

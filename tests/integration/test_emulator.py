@@ -23,6 +23,7 @@ from PIL import Image
 
 from reframe_cli import servers
 from reframe_cli.emulator import EmulatorConfig, main, make_server
+from reframe_cli.emulator.state import STARTING_CREDITS, EmulatorState
 from reframe_cli.servers import ServerProcess
 from reframe_pipeline.imaging import ImageCheckError, sniff, verify
 
@@ -31,6 +32,7 @@ from ..conftest import EMULATOR_DEFAULTS as DEFAULTS
 
 IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images"
 SEGMIND = "/v1/ideogram-3-reframe"
+SEGMIND_V2 = "/v2/ideogram-3-reframe"
 IDEOGRAM = "/v1/ideogram-v3/reframe"
 
 
@@ -92,6 +94,25 @@ def ideogram(
         headers={"Api-Key": key},
         timeout=30,
     )
+
+
+def segmind_v2(
+    http: requests.Session, base: str, body: dict[str, Any], key: str = EMULATOR_API_KEY
+) -> requests.Response:
+    return http.post(f"{base}{SEGMIND_V2}", json=body, headers={"x-api-key": key}, timeout=30)
+
+
+def v2_get(http: requests.Session, url: str, key: str = EMULATOR_API_KEY) -> requests.Response:
+    return http.get(url, headers={"x-api-key": key}, timeout=30)
+
+
+def until_ended(http: requests.Session, status_url: str) -> requests.Response:
+    """Poll a v2 job's status until it is COMPLETED or FAILED (bounded)."""
+    deadline = time.monotonic() + 20
+    while (response := v2_get(http, status_url)).json()["status"] not in ("COMPLETED", "FAILED"):
+        assert time.monotonic() < deadline, "the job never ended"
+        time.sleep(0.02)
+    return response
 
 
 def configure(http: requests.Session, base: str, **settings: Any) -> None:
@@ -361,6 +382,127 @@ def test_random_faults_are_deterministic_by_seed(http: requests.Session, emu: st
     assert set(runs[0]) <= {400, 500, 504}
 
 
+def test_wrong_size_is_answered_and_billed(http: requests.Session, emu: str, files: str) -> None:
+    set_faults(http, emu, script=["wrong-size"] * 3)
+    v1 = segmind(http, emu, {"image": f"{files}/coffee.png", "resolution": "1536x640"})
+    assert v1.status_code == 200
+    assert verify(v1.content) == ("png", (1472, 640))
+    (item,) = ideogram(http, emu, {"resolution": "1536x640"}).json()["data"]
+    assert item["resolution"] == "1536x640"  # what was asked, not what is served
+    assert image_size(http.get(item["url"], timeout=10).content) == (1472, 640)
+    accepted = segmind_v2(http, emu, {"image": f"{files}/coffee.png", "resolution": "1536x640"}).json()
+    until_ended(http, accepted["status_url"])
+    output = v2_get(http, accepted["response_url"]).json()["output"]
+    assert image_size(http.get(output, timeout=10).content) == (1472, 640)
+    numbers = stats(http, emu)
+    assert numbers["billed"] == 3
+    assert [call["fault"] for call in numbers["calls"][:3]] == ["wrong-size"] * 3
+
+
+@pytest.mark.parametrize(("kind", "reason"), [("402", "insufficient_funds"), ("402-daily-limit", "daily_limit")])
+def test_402_account_conditions(http: requests.Session, emu: str, kind: str, reason: str) -> None:
+    set_faults(http, emu, script=[kind])
+    response = ideogram(http, emu, {"resolution": "1024x1024"})
+    assert response.status_code == 402
+    answer = response.json()
+    assert answer["reject_reason"] == reason
+    assert answer["error"]
+    assert "Retry-After" not in response.headers
+    assert stats(http, emu)["billed"] == 0
+
+
+def test_result_url_answers_503_once(http: requests.Session, emu: str, files: str) -> None:
+    set_faults(http, emu, script=["result-503"])
+    (item,) = ideogram(http, emu, {"resolution": "1024x1024"}).json()["data"]
+    assert stats(http, emu)["billed"] == 1
+    first = http.get(item["url"], timeout=10)
+    assert first.status_code == 503
+    assert "error" in first.json()
+    assert verify(http.get(item["url"], timeout=10).content) == ("png", (1024, 1024))
+
+    set_faults(http, emu, script=["result-503"])
+    accepted = segmind_v2(http, emu, {"image": f"{files}/coffee.png"}).json()
+    until_ended(http, accepted["status_url"])
+    output = v2_get(http, accepted["response_url"]).json()["output"]
+    assert http.get(output, timeout=10).status_code == 503
+    assert verify(http.get(output, timeout=10).content) == ("png", (1024, 1024))
+    numbers = stats(http, emu)
+    assert numbers["billed"] == 2
+    assert numbers["results_served"] == 2
+
+
+def test_v2_fail_ends_the_job_failed_and_billed(http: requests.Session, emu: str, files: str) -> None:
+    set_faults(http, emu, script=["v2-fail"])
+    accepted = segmind_v2(http, emu, {"image": f"{files}/coffee.png"})
+    assert accepted.status_code == 200
+    request_id = accepted.json()["request_id"]
+    polled = until_ended(http, accepted.json()["status_url"])
+    assert polled.status_code == 422
+    assert polled.json()["status"] == "FAILED"
+    response = v2_get(http, accepted.json()["response_url"])
+    assert response.status_code == 422
+    answer = response.json()
+    assert answer["request_id"] == request_id
+    assert answer["status"] == "FAILED"
+    assert answer["error"]
+    assert "output" not in answer
+    assert stats(http, emu)["billed"] == 1
+
+
+def test_v2_polls_take_faults_reset_drops_them(http: requests.Session, emu: str, files: str) -> None:
+    set_faults(http, emu, script=["ok", "reset"])
+    accepted = segmind_v2(http, emu, {"image": f"{files}/coffee.png"}).json()
+    with pytest.raises(requests.ConnectionError):
+        v2_get(http, accepted["status_url"])
+    until_ended(http, accepted["status_url"])
+    set_faults(http, emu, script=["reset"])
+    with pytest.raises(requests.ConnectionError):
+        v2_get(http, accepted["response_url"])
+    assert v2_get(http, accepted["response_url"]).json()["status"] == "COMPLETED"
+    numbers = stats(http, emu)
+    assert numbers["by_status"]["0"] == 2
+    assert numbers["billed"] == 1
+
+
+def test_slow_can_outlast_the_client(http: requests.Session, emu: str, files: str) -> None:
+    set_faults(http, emu, script=["slow:10000"])
+    with pytest.raises(requests.ReadTimeout):
+        http.post(
+            f"{emu}{SEGMIND}",
+            json={"image": f"{files}/coffee.png"},
+            headers={"x-api-key": EMULATOR_API_KEY},
+            timeout=(5, 0.5),
+        )
+    # Still running on the server, which answers others meanwhile.
+    assert stats(http, emu)["in_flight"] == 1
+    assert segmind(http, emu, {"image": f"{files}/coffee.png"}).status_code == 200
+    http.post(f"{emu}/_emulator/reset", timeout=10).raise_for_status()
+    assert stats(http, emu)["in_flight"] == 0
+
+
+def test_calls_running_across_a_reset_leave_the_new_stats_alone() -> None:
+    state = EmulatorState(EmulatorConfig(api_key="k", max_in_flight=1))
+    stale = state.begin("segmind")
+    assert state.admit(stale)
+    state.reset()
+    fresh = state.begin("segmind")
+    assert state.admit(fresh)  # the reset gave the stale call's slot back
+    state.saw_source(stale, 10_000, 100)
+    state.spend(stale, 0.075)
+    state.release(stale)
+    state.record(stale, 1)
+    numbers = state.stats()
+    assert numbers["in_flight"] == 1
+    assert numbers["requests"] == numbers["billed"] == numbers["largest_source_bytes"] == 0
+    assert numbers["remaining_credits"] == STARTING_CREDITS
+    state.spend(fresh, 0.075)
+    state.release(fresh)
+    state.record(fresh, 1)
+    numbers = state.stats()
+    assert (numbers["in_flight"], numbers["requests"], numbers["billed"]) == (0, 1, 1)
+    assert numbers["remaining_credits"] == pytest.approx(STARTING_CREDITS - 0.075)
+
+
 def test_unknown_fault_kind_is_refused(http: requests.Session, emu: str) -> None:
     response = http.post(f"{emu}/_emulator/faults", json={"script": ["ok", "teapot"]}, timeout=10)
     assert response.status_code == 400
@@ -487,6 +629,103 @@ def test_ideogram_unsafe(http: requests.Session, emu: str) -> None:
     assert item["is_image_safe"] is False
     assert "url" not in item
     assert stats(http, emu)["billed"] == 0
+
+
+# Segmind's asynchronous v2 API
+
+
+def test_v2_queues_runs_and_answers_the_output(http: requests.Session, emu: str, files: str) -> None:
+    configure(http, emu, latency_ms=300)
+    response = segmind_v2(http, emu, {"image": f"{files}/coffee.png", "resolution": "1536x640", "seed": 4242})
+    assert response.status_code == 200, response.text
+    accepted = response.json()
+    request_id = accepted["request_id"]
+    status_url = f"{emu}/v2/requests/{request_id}/status"
+    assert accepted == {
+        "request_id": request_id,
+        "status": "QUEUED",
+        "poll_url": status_url,
+        "status_url": status_url,
+        "response_url": f"{emu}/v2/requests/{request_id}",
+    }
+    assert response.headers["x-request-id"] == request_id
+    assert float(response.headers["x-credits-consumed"]) == pytest.approx(0.075)
+    # Billed when accepted, before the job has run.
+    assert stats(http, emu)["billed"] == 1
+
+    running = v2_get(http, accepted["response_url"])
+    assert running.status_code == 200
+    assert running.json() in ({"request_id": request_id, "status": s} for s in ("QUEUED", "PROCESSING"))
+    assert until_ended(http, status_url).json() == {"request_id": request_id, "status": "COMPLETED"}
+
+    done = v2_get(http, accepted["response_url"]).json()
+    assert done["request_id"] == request_id
+    assert done["status"] == "COMPLETED"
+    assert done["metrics"]["processing_ms"] >= 300
+    assert done["metrics"]["queue_ms"] >= 0
+    assert verify(http.get(done["output"], timeout=10).content) == ("png", (1536, 640))
+    numbers = stats(http, emu)
+    assert numbers["billed"] == 1
+    assert numbers["by_endpoint"]["segmind-v2"] == 1
+    assert numbers["by_endpoint"]["segmind-v2-response"] == 2
+    assert numbers["by_endpoint"]["segmind-v2-status"] >= 1
+    assert numbers["requests"] == sum(numbers["by_endpoint"].values())
+    assert {call["request_id"] for call in numbers["calls"]} == {request_id}
+    assert numbers["calls"][0]["seed"] == 4242
+
+
+def test_v2_needs_the_key(http: requests.Session, emu: str, files: str) -> None:
+    assert segmind_v2(http, emu, {"image": f"{files}/coffee.png"}, key="wrong").status_code == 401
+    accepted = segmind_v2(http, emu, {"image": f"{files}/coffee.png"}).json()
+    assert v2_get(http, accepted["status_url"], key="wrong").status_code == 401
+    assert v2_get(http, accepted["response_url"], key="").status_code == 401
+    assert stats(http, emu)["billed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"image": "/coffee.png", "resolution": "1x1"}, "resolution"), ({"image": "/notes.txt"}, "image")],
+)
+def test_v2_refuses_a_bad_request_at_once_unbilled(
+    http: requests.Session, emu: str, files: str, body: dict[str, str], field: str
+) -> None:
+    response = segmind_v2(http, emu, {**body, "image": files + body["image"]})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(f"{field}:")
+    assert stats(http, emu)["billed"] == 0
+
+
+def test_v2_unknown_expired_and_reset_requests_are_404(http: requests.Session, emu: str, files: str) -> None:
+    assert v2_get(http, f"{emu}/v2/requests/no-such-id").status_code == 404
+    configure(http, emu, result_ttl_s=0.3)
+    accepted = segmind_v2(http, emu, {"image": f"{files}/coffee.png"}).json()
+    until_ended(http, accepted["status_url"])
+    deadline = time.monotonic() + 10
+    while v2_get(http, accepted["response_url"]).status_code == 200:
+        assert time.monotonic() < deadline, "the job was never forgotten"
+        time.sleep(0.05)
+    gone = v2_get(http, accepted["status_url"])
+    assert gone.status_code == 404
+    assert "error" in gone.json()
+
+    configure(http, emu, result_ttl_s=60, latency_ms=5000)
+    running = segmind_v2(http, emu, {"image": f"{files}/coffee.png"}).json()
+    http.post(f"{emu}/_emulator/reset", timeout=10).raise_for_status()
+    assert v2_get(http, running["status_url"]).status_code == 404
+
+
+def test_serve_v2_off_answers_404_and_leaves_the_faults_to_v1(http: requests.Session, emu: str, files: str) -> None:
+    configure(http, emu, serve_v2=False)
+    set_faults(http, emu, script=["500"])
+    refused = segmind_v2(http, emu, {"image": f"{files}/coffee.png"})
+    assert refused.status_code == 404
+    assert refused.json() == {"error": "model not found"}
+    assert segmind(http, emu, {"image": f"{files}/coffee.png"}).status_code == 500
+    assert segmind(http, emu, {"image": f"{files}/coffee.png"}).status_code == 200
+    numbers = stats(http, emu)
+    assert numbers["by_endpoint"] == {"segmind-v2": 1, "segmind": 2}
+    assert numbers["billed"] == 1
+    assert http.get(f"{emu}/_emulator/config", timeout=10).json()["serve_v2"] is False
 
 
 # Strict options

@@ -116,12 +116,13 @@ def free_port() -> int:
 
 
 def start_moto(*, log_path: Path | None = None, timeout: float = 30.0) -> ServerProcess:
-    """moto in server mode; it checks no credentials, any will do."""
+    """moto in server mode, behind S3's key and metadata limits (``s3_limits_server``); it checks no
+    credentials, any will do."""
     log = log_path or _temp_log("moto")
 
     def launch() -> ServerProcess:
         port = free_port()
-        argv = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
+        argv = [sys.executable, "-m", "reframe_cli.s3_limits_server", "-H", HOST, "-p", str(port)]
         return _spawn("moto", argv, f"http://{HOST}:{port}", log)
 
     return _start(launch, lambda server: _http_ok(f"{server.url}/moto-api/"), timeout)

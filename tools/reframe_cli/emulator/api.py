@@ -18,10 +18,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Json, Validat
 from reframe_pipeline.imaging import PROVIDER_FORMATS, ImageCheckError, sniff, verify
 from reframe_pipeline.local_engine import extend_canvas
 from reframe_pipeline.pricing import DEFAULT_PRICES
-from reframe_pipeline.resolutions import RESOLUTION_NAMES, parse_size
+from reframe_pipeline.resolutions import RESOLUTION_NAMES, Size
 from reframe_pipeline.sidecar import ColorPalette, RenderingSpeed, Seed, StyleCode, describe
 
-from .state import EmulatorConfig, EmulatorState, RenderMode
+from .state import Call, EmulatorConfig, EmulatorState, RenderMode
 
 MAX_FETCH_BYTES = 64 * 1024 * 1024
 # Credits charged per generation, as the pipeline estimates Segmind's prices.
@@ -172,12 +172,12 @@ def check_image(body: bytes, field: str) -> Image.Image:
     return image
 
 
-def check_source(body: bytes, state: EmulatorState) -> Image.Image:
+def check_source(body: bytes, state: EmulatorState, call: Call) -> Image.Image:
     """The image to reframe: recorded in the stats, then held to the strict options."""
     config = state.config
     image = check_image(body, "image")
     width, height = image.size
-    state.saw_source(len(body), width * height)
+    state.saw_source(call, len(body), width * height)
     if config.max_source_bytes is not None and len(body) > config.max_source_bytes:
         raise ApiError(400, f"image: {len(body)} bytes, over the limit of {config.max_source_bytes}")
     if config.max_source_pixels is not None and width * height > config.max_source_pixels:
@@ -187,8 +187,7 @@ def check_source(body: bytes, state: EmulatorState) -> Image.Image:
     return image
 
 
-def render(source: Image.Image, resolution: str, mode: RenderMode) -> Image.Image:
-    size = parse_size(resolution)
+def render(source: Image.Image, size: Size, mode: RenderMode) -> Image.Image:
     if mode == "fast":
         return Image.new("RGB", size, (128, 128, 128))
     return extend_canvas(source, size)

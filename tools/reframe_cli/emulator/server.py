@@ -5,11 +5,19 @@ Reframe endpoints (each call runs: key check, in-flight limit, next fault, valid
   (or JSON ``{"image": base64}`` / ``{"image": url}`` as ``response_format`` says).
 - ``POST /v1/ideogram-v3/reframe``: Ideogram; ``Api-Key``; multipart form; answers
   ``{"created", "data": [{"url", "resolution", "seed", "is_image_safe", "prompt"}]}``.
+- ``POST /v2/ideogram-3-reframe``: Segmind's asynchronous API; as v1, but it validates, fetches the
+  source, bills, and answers at once ``{"request_id", "status": "QUEUED", "poll_url", "status_url",
+  "response_url"}`` while the job runs in the background. ``GET /v2/requests/<id>/status`` answers
+  ``{"request_id", "status"}`` (QUEUED, PROCESSING, COMPLETED; FAILED with 422 and ``error``);
+  ``GET /v2/requests/<id>`` the same, plus ``"output": "<image URL>", "metrics": {...}`` once
+  COMPLETED. Both need ``x-api-key``, take the next fault like any call, and answer 404 once the job
+  ended more than ``result_ttl_s`` ago. With ``serve_v2`` off the POST answers 404 "model not found".
 Errors are JSON ``{"error": "<field>: <reason>"}``.
 
 Admin endpoints (JSON, no key): ``GET /_emulator/health``, ``GET /_emulator/stats``,
 ``GET|POST /_emulator/config``, ``GET|POST /_emulator/faults``, ``POST /_emulator/reset``, and
-``GET /_emulator/results/<name>`` serving Ideogram-style result URLs until they expire.
+``GET /_emulator/results/<name>`` serving result URLs (Ideogram's, Segmind v2's) until they expire.
+Fault kinds are listed in ``state.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import io
 import ipaddress
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -39,16 +48,25 @@ from PIL import Image
 from pydantic import BaseModel, ValidationError
 
 from reframe_pipeline.imaging import encode
+from reframe_pipeline.resolutions import parse_size
 from reframe_pipeline.sidecar import describe
 
 from . import api
 from .api import ApiError
-from .state import WHOLE_CALL_FAULTS, Call, ConfigUpdate, EmulatorConfig, EmulatorState, FaultsUpdate, slow_ms
+from .state import WHOLE_CALL_FAULTS, Call, ConfigUpdate, EmulatorConfig, EmulatorState, FaultsUpdate, Job, slow_ms
 
 SEGMIND_PATH = "/v1/ideogram-3-reframe"
+SEGMIND_V2_PATH = "/v2/ideogram-3-reframe"
+V2_REQUESTS_PATH = "/v2/requests/"
+_V2_REQUEST = re.compile(re.escape(V2_REQUESTS_PATH) + r"([^/]+)(/status)?")
 IDEOGRAM_PATH = "/v1/ideogram-v3/reframe"
 RESULTS_PATH = "/_emulator/results/"
 MAX_BODY_BYTES = 64 * 1024 * 1024
+WRONG_SIZE_PX = 64  # how much narrower than asked a "wrong-size" image is
+# Faults whose answer carries no usable image: not billed.
+_SPOILED = frozenset({"garbage", "truncated", "unsafe"})
+# Ideogram's account conditions (never Segmind's, whose is 406).
+_REJECT_REASONS = {"402": "insufficient_funds", "402-daily-limit": "daily_limit"}
 _FAULT_MESSAGES = {
     400: "bad request",
     401: "invalid API key",
@@ -92,6 +110,9 @@ def status_fault(kind: str) -> Reply:
         return error_reply(429, "rate limit exceeded", **{"Retry-After": "1"})
     if kind == "429-date":
         return error_reply(429, "rate limit exceeded", **{"Retry-After": formatdate(time.time() + 2, usegmt=True)})
+    if kind in _REJECT_REASONS:
+        reason = _REJECT_REASONS[kind]
+        return json_reply(402, {"error": f"payment required: {reason} (injected)", "reject_reason": reason})
     return error_reply(status, f"{_FAULT_MESSAGES[status]} (injected)")
 
 
@@ -153,8 +174,14 @@ class Handler(BaseHTTPRequestHandler):
             result = self.state.get_result(path.removeprefix(RESULTS_PATH))
             if result is None:
                 self._send(error_reply(404, "no such result, or it has expired"))
+            elif result.fail_next:
+                self._send(error_reply(503, "service unavailable (injected)"))
             else:
-                self._send(Reply(200, result[1], result[0]))
+                self._send(Reply(200, result.body, result.content_type))
+        elif match := _V2_REQUEST.fullmatch(path):
+            request_id, status_only = match[1], bool(match[2])
+            endpoint = "segmind-v2-status" if status_only else "segmind-v2-response"
+            self._api_call(endpoint, "x-api-key", b"", lambda _, call: self._v2_poll(request_id, status_only, call))
         else:
             self._send(error_reply(404, f"no route for GET {path}"))
 
@@ -168,6 +195,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         if path == SEGMIND_PATH:
             self._api_call("segmind", "x-api-key", body, self._segmind)
+        elif path == SEGMIND_V2_PATH:
+            self._api_call("segmind-v2", "x-api-key", body, self._segmind_v2)
         elif path == IDEOGRAM_PATH:
             self._api_call("ideogram", "Api-Key", body, self._ideogram)
         elif path == "/_emulator/reset":
@@ -195,7 +224,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _api_call(self, endpoint: str, key_header: str, body: bytes, work: Callable[[bytes, Call], Reply]) -> None:
         started = time.monotonic()
-        call = Call(endpoint=endpoint)
+        call = self.state.begin(endpoint)
         reply = self._authorised_call(key_header, body, call, work)
         call.status = reply.status
         call.duration_ms = round((time.monotonic() - started) * 1000, 1)
@@ -207,7 +236,9 @@ class Handler(BaseHTTPRequestHandler):
         given = self.headers.get(key_header, "")
         if not hmac.compare_digest(given.encode(), self.state.config.api_key.encode()):
             return error_reply(401, f"missing or invalid {key_header} header")
-        if not self.state.admit():
+        if call.endpoint == "segmind-v2" and not self.state.config.serve_v2:
+            return error_reply(404, "model not found")  # before any fault: those are for the v1 call that follows
+        if not self.state.admit(call):
             return error_reply(429, "too many requests in flight")
         try:
             call.fault = self.state.next_fault()
@@ -221,65 +252,81 @@ class Handler(BaseHTTPRequestHandler):
             traceback.print_exc()  # an emulator bug: answered and counted like a provider failure
             return error_reply(500, f"emulator error: {type(exc).__name__}: {exc}")
         finally:
-            self.state.release()
+            self.state.release(call)
 
-    def _generate(self, source: Image.Image, call: Call) -> Image.Image:
-        """The model's work: reframe, then take the time the real service takes."""
-        assert call.resolution is not None
-        image = api.render(source, call.resolution, self.state.config.render)
-        time.sleep(self.state.config.latency_ms / 1000)
-        return image
-
-    def _segmind(self, body: bytes, call: Call) -> Reply:
+    def _segmind_source(self, body: bytes, call: Call) -> tuple[api.SegmindRequest, Image.Image]:
+        """The Segmind request (v1 or v2) checked, its source and style references fetched and checked."""
         request = api.parse_segmind(body)
         call.resolution, call.rendering_speed = request.resolution, request.rendering_speed
         call.seed = request.seed if request.seed is not None else _random_seed(100, 999_999)
         config = self.state.config
-        source = api.check_source(api.fetch(request.image, "image", config), self.state)
+        source = api.check_source(api.fetch(request.image, "image", config), self.state, call)
         call.source_size = source.size
         for index, url in enumerate(request.style_reference_images or []):
             field_name = f"style_reference_images[{index}]"
             api.check_image(api.fetch(url, field_name, config), field_name)
             call.style_references += 1
-        image = self._generate(source, call)
+        return request, source
+
+    def _charge(self, request: api.SegmindRequest, call: Call) -> dict[str, str]:
+        """Spend a generation's credits; Segmind's headers telling so."""
+        credits = api.CREDITS[request.rendering_speed]
+        return {"x-credits-consumed": str(credits), "x-remaining-credits": str(self.state.spend(call, credits))}
+
+    def _segmind(self, body: bytes, call: Call) -> Reply:
+        request, source = self._segmind_source(body, call)
+        image = _generate(self.state, source, call)
         if call.fault == "unsafe":
             return error_reply(422, "the image did not pass the safety check")
         if call.fault in ("garbage", "truncated"):
             return _broken_png(image, call.fault)
-        fmt = config.response_format
+        fmt = self.state.config.response_format
         encoded = _encode(image, "jpeg" if fmt == "jpeg" else "png")
-        credits = api.CREDITS[request.rendering_speed]
-        headers = {
-            "x-credits-consumed": str(credits),
-            "x-remaining-credits": str(self.state.spend(credits)),
-        }
+        headers = self._charge(request, call)
         if fmt in ("png", "jpeg"):
             return Reply(200, encoded, f"image/{fmt}", headers, billed=1)
         if fmt == "json-base64":
             document = {"image": base64.b64encode(encoded).decode()}
         else:
-            document = {"image": self._result_url(self.state.put_result(encoded, "image/png", "png"))}
+            document = {"image": self._result_url(self.state.put_result(call, encoded, "image/png", "png"))}
         return Reply(200, json.dumps(document).encode(), headers=headers, billed=1)
+
+    def _segmind_v2(self, body: bytes, call: Call) -> Reply:
+        request, source = self._segmind_source(body, call)
+        self.state.add_job(call.request_id)
+        results_url = self._result_url("")
+        threading.Thread(target=_run_job, args=(self.state, results_url, source, call), daemon=True).start()
+        status_url = f"{self.server.url}{V2_REQUESTS_PATH}{call.request_id}/status"
+        document = {
+            "request_id": call.request_id,
+            "status": "QUEUED",
+            "poll_url": status_url,
+            "status_url": status_url,
+            "response_url": status_url.removesuffix("/status"),
+        }
+        # Billed when accepted, whatever happens to the job: a paid request is only recoverable by its id.
+        return Reply(200, json.dumps(document).encode(), headers=self._charge(request, call), billed=1)
+
+    def _v2_poll(self, request_id: str, status_only: bool, call: Call) -> Reply:
+        call.request_id = request_id
+        job = self.state.get_job(request_id)
+        if job is None:
+            return error_reply(404, "no such request, or it has expired")
+        return _job_reply(request_id, job, status_only)
 
     def _ideogram(self, body: bytes, call: Call) -> Reply:
         form = api.parse_ideogram(self.headers.get("Content-Type", ""), body)
         request = form.request
         call.resolution, call.rendering_speed = request.resolution, request.rendering_speed
         call.seed = request.seed if request.seed is not None else _random_seed(0, 2_147_483_647)
-        source = api.check_source(form.image, self.state)
+        source = api.check_source(form.image, self.state, call)
         call.source_size = source.size
         for index, reference in enumerate(form.style_references):
             api.check_image(reference, f"style_reference_images[{index}]")
             call.style_references += 1
-        image = self._generate(source, call)
+        image = _generate(self.state, source, call)
         safe = call.fault != "unsafe"
-        if call.fault in ("garbage", "truncated"):
-            broken = _broken_png(image, call.fault)
-            result, content_type, ext = broken.body, broken.content_type, "png"
-        elif self.state.config.response_format == "jpeg":
-            result, content_type, ext = _encode(image, "jpeg"), "image/jpeg", "jpg"
-        else:
-            result, content_type, ext = _encode(image, "png"), "image/png", "png"
+        result = _result_file(image, call.fault, self.state.config)
         data = []
         for index in range(request.num_images):
             item: dict[str, Any] = {
@@ -289,9 +336,9 @@ class Handler(BaseHTTPRequestHandler):
                 "prompt": f"Reframed to {request.resolution}",
             }
             if safe:
-                item["url"] = self._result_url(self.state.put_result(result, content_type, ext))
+                item["url"] = self._result_url(self.state.put_result(call, *result))
             data.append(item)
-        billed = request.num_images if call.fault is None or call.fault.startswith("slow:") else 0
+        billed = 0 if call.fault in _SPOILED else request.num_images
         created = datetime.now(UTC).isoformat(timespec="seconds")
         return Reply(200, json.dumps({"created": created, "data": data}).encode(), billed=billed)
 
@@ -328,6 +375,52 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(reply.body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (its timeout): nothing to do
+
+
+def _generate(state: EmulatorState, source: Image.Image, call: Call) -> Image.Image:
+    """The model's work: reframe, then take the time the real service takes."""
+    assert call.resolution is not None
+    size = parse_size(call.resolution)
+    if call.fault == "wrong-size":
+        size = size._replace(width=size.width - WRONG_SIZE_PX)
+    image = api.render(source, size, state.config.render)
+    time.sleep(state.config.latency_ms / 1000)
+    return image
+
+
+def _run_job(state: EmulatorState, results_url: str, source: Image.Image, call: Call) -> None:
+    """A v2 job, in its own thread: generate, then end with the output's URL or the failure."""
+    state.start_job(call.request_id)
+    try:
+        image = _generate(state, source, call)
+        if call.fault == "unsafe":
+            state.end_job(call.request_id, error="the image did not pass the safety check")
+        elif call.fault == "v2-fail":
+            state.end_job(call.request_id, error="the generation failed (injected)")
+        else:
+            name = state.put_result(call, *_result_file(image, call.fault, state.config))
+            state.end_job(call.request_id, output=results_url + name)
+    except Exception as exc:
+        traceback.print_exc()  # an emulator bug: the job fails as a provider's would
+        state.end_job(call.request_id, error=f"emulator error: {type(exc).__name__}: {exc}")
+
+
+def _job_reply(request_id: str, job: Job, status_only: bool) -> Reply:
+    document: dict[str, Any] = {"request_id": request_id, "status": job.status}
+    if job.status == "FAILED":
+        return json_reply(422, {**document, "error": job.error})
+    if job.status == "COMPLETED" and not status_only:
+        document |= {"output": job.output, "metrics": job.metrics()}
+    return json_reply(200, document)
+
+
+def _result_file(image: Image.Image, fault: str | None, config: EmulatorConfig) -> tuple[bytes, str, str]:
+    """(body, content type, extension) of a result served by URL (Ideogram, Segmind v2)."""
+    if fault in ("garbage", "truncated"):
+        return _broken_png(image, fault).body, "image/png", "png"
+    if config.response_format == "jpeg":
+        return _encode(image, "jpeg"), "image/jpeg", "jpg"
+    return _encode(image, "png"), "image/png", "png"
 
 
 def _random_seed(low: int, high: int) -> int:

@@ -1,4 +1,5 @@
-"""The emulator's mutable state: runtime configuration, injected faults, statistics and stored results."""
+"""The emulator's mutable state: runtime configuration, injected faults, statistics, stored results and
+Segmind v2 jobs."""
 
 from __future__ import annotations
 
@@ -18,14 +19,19 @@ ResponseFormat = Literal["png", "jpeg", "json-base64", "json-url"]
 # "reframe": the local engine extends the source (plausible pictures); "fast": a flat image of the
 # requested size, so that on a small machine benchmarks measure the client, not the emulator's rendering.
 RenderMode = Literal["reframe", "fast"]
+JobStatus = Literal["QUEUED", "PROCESSING", "COMPLETED", "FAILED"]
 
-# Faults that replace the whole exchange; the others ("slow:<ms>", "garbage", "truncated", "unsafe")
-# let the call run and then change its answer.
+# Faults that replace the whole exchange (402s are Ideogram's account conditions, with a reject_reason);
+# the others let the call run and then change it: "slow:<ms>" delays it (past any client's deadline if
+# asked; the call still runs and bills, as a real provider's would), "garbage" and "truncated" spoil the
+# image, "unsafe" withholds it, "wrong-size" makes it 64 px narrower than asked, "result-503" makes the
+# first GET of its result URL answer 503, "v2-fail" ends a v2 job FAILED. A fault that does not apply
+# to the call that takes it (e.g. "v2-fail" on v1) is used up without effect.
 WHOLE_CALL_FAULTS = frozenset(
     {"429", "429-no-retry-after", "429-date", "500", "502", "503", "504", "400", "401", "403", "404", "406"}
-    | {"html-500", "reset"}
+    | {"402", "402-daily-limit", "html-500", "reset"}
 )
-FAULT_KINDS = WHOLE_CALL_FAULTS | {"ok", "garbage", "truncated", "unsafe"}
+FAULT_KINDS = WHOLE_CALL_FAULTS | {"ok", "garbage", "truncated", "unsafe", "wrong-size", "result-503", "v2-fail"}
 _SLOW = re.compile(r"slow:(\d{1,7})")
 _MAX_CALLS_KEPT = 10_000
 STARTING_CREDITS = 1000.0
@@ -58,6 +64,7 @@ class EmulatorConfig:
     render: RenderMode = "reframe"
     result_ttl_s: float = 60.0
     fetch_timeout_s: float = 10.0
+    serve_v2: bool = True  # False: Segmind's v2 answers 404 "model not found", as for a model it lacks
 
     def public(self) -> dict[str, Any]:
         """Everything but the key, for the admin endpoints."""
@@ -80,6 +87,7 @@ class ConfigUpdate(_Strict):
     response_format: ResponseFormat = "png"
     render: RenderMode = "reframe"
     result_ttl_s: float = Field(60.0, gt=0, le=86_400)
+    serve_v2: bool = True
 
 
 class RandomFaults(_Strict):
@@ -109,6 +117,43 @@ class Call:
     style_references: int = 0  # style reference images received and checked
     duration_ms: float = 0.0
     fault: str | None = None
+    # The reset it started after: a call still running when the emulator is reset (a slow one whose
+    # client gave up) must not count in the stats that follow.
+    epoch: int = 0
+
+    def public(self) -> dict[str, Any]:
+        """As the stats report it."""
+        document = {k: v for k, v in dataclasses.asdict(self).items() if k != "epoch"}
+        return {**document, "source_size": list(self.source_size) if self.source_size else None}
+
+
+@dataclass
+class StoredResult:
+    """An image served at a result URL until it expires."""
+
+    content_type: str
+    body: bytes
+    expires: float  # monotonic
+    fail_next: bool  # the next GET answers 503 (a "result-503" fault)
+
+
+@dataclass
+class Job:
+    """A Segmind v2 request: queued, run in the background, kept ``result_ttl_s`` once ended."""
+
+    status: JobStatus = "QUEUED"
+    created: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    ended: float | None = None
+    output: str | None = None  # the result's URL once COMPLETED
+    error: str | None = None  # why it FAILED
+
+    def metrics(self) -> dict[str, float]:
+        assert self.started is not None and self.ended is not None
+        return {
+            "queue_ms": round((self.started - self.created) * 1000, 1),
+            "processing_ms": round((self.ended - self.started) * 1000, 1),
+        }
 
 
 class EmulatorState:
@@ -117,11 +162,14 @@ class EmulatorState:
     def __init__(self, config: EmulatorConfig) -> None:
         self._lock = threading.Lock()
         self.config = config
-        self._results: dict[str, tuple[float, str, bytes]] = {}
+        self._results: dict[str, StoredResult] = {}
+        self._jobs: dict[str, Job] = {}
+        self._epoch = 0
         self.reset()
 
     def reset(self) -> None:
         with self._lock:
+            self._epoch += 1
             self._script: deque[str] = deque()
             self._random: RandomFaults | None = None
             self._rng = random.Random(0)  # noqa: S311 - reproducible on purpose, not secret
@@ -137,9 +185,11 @@ class EmulatorState:
                 "results_served": 0,
             }
             self._by_status: dict[str, int] = {}
+            self._by_endpoint: dict[str, int] = {}
             self._calls: deque[Call] = deque(maxlen=_MAX_CALLS_KEPT)
             self._credits = STARTING_CREDITS
             self._results.clear()
+            self._jobs.clear()
 
     def configure(self, update: ConfigUpdate) -> EmulatorConfig:
         with self._lock:
@@ -177,9 +227,16 @@ class EmulatorState:
                 self._counts["faults_injected"] += 1
             return kind
 
-    def admit(self) -> bool:
+    def begin(self, endpoint: str) -> Call:
+        """A new call; what it does is counted until the next reset."""
+        with self._lock:
+            return Call(endpoint=endpoint, epoch=self._epoch)
+
+    def admit(self, call: Call) -> bool:
         """Take an in-flight slot, or count a rejection when the limit is reached."""
         with self._lock:
+            if call.epoch != self._epoch:
+                return True  # neither takes nor gives back a slot: reset zeroed them
             limit = self.config.max_in_flight
             if limit is not None and self._in_flight >= limit:
                 self._counts["rejected_429"] += 1
@@ -188,27 +245,34 @@ class EmulatorState:
             self._counts["max_in_flight_seen"] = max(self._counts["max_in_flight_seen"], self._in_flight)
             return True
 
-    def release(self) -> None:
+    def release(self, call: Call) -> None:
         with self._lock:
-            self._in_flight -= 1
+            if call.epoch == self._epoch:
+                self._in_flight -= 1
 
-    def saw_source(self, nbytes: int, pixels: int) -> None:
+    def saw_source(self, call: Call, nbytes: int, pixels: int) -> None:
         with self._lock:
+            if call.epoch != self._epoch:
+                return
             self._counts["largest_source_bytes"] = max(self._counts["largest_source_bytes"], nbytes)
             self._counts["largest_source_pixels"] = max(self._counts["largest_source_pixels"], pixels)
 
-    def spend(self, credits: float) -> float:
+    def spend(self, call: Call, credits: float) -> float:
         """Charge a generation; returns the credits left."""
         with self._lock:
-            self._credits = round(self._credits - credits, 6)
+            if call.epoch == self._epoch:
+                self._credits = round(self._credits - credits, 6)
             return self._credits
 
     def record(self, call: Call, billed: int) -> None:
         with self._lock:
+            if call.epoch != self._epoch:
+                return
             self._counts["requests"] += 1
             self._counts["billed"] += billed
             key = str(call.status)
             self._by_status[key] = self._by_status.get(key, 0) + 1
+            self._by_endpoint[call.endpoint] = self._by_endpoint.get(call.endpoint, 0) + 1
             self._calls.append(call)
 
     def stats(self) -> dict[str, Any]:
@@ -217,27 +281,61 @@ class EmulatorState:
                 **self._counts,
                 "in_flight": self._in_flight,
                 "by_status": dict(self._by_status),
+                "by_endpoint": dict(self._by_endpoint),
                 "remaining_credits": self._credits,
-                "calls": [
-                    {**dataclasses.asdict(c), "source_size": list(c.source_size) if c.source_size else None}
-                    for c in self._calls
-                ],
+                "calls": [call.public() for call in self._calls],
             }
 
-    def put_result(self, body: bytes, content_type: str, ext: str) -> str:
-        """Keep a result for ``result_ttl_s``; returns its file name under ``/_emulator/results/``."""
+    def put_result(self, call: Call, body: bytes, content_type: str, ext: str) -> str:
+        """Keep a call's result for ``result_ttl_s``; returns its file name under ``/_emulator/results/``."""
         now = time.monotonic()
         name = f"{uuid.uuid4().hex}.{ext}"
         with self._lock:
-            for key in [k for k, (expires, _, _) in self._results.items() if expires <= now]:
+            for key in [k for k, result in self._results.items() if result.expires <= now]:
                 del self._results[key]
-            self._results[name] = (now + self.config.result_ttl_s, content_type, body)
+            expires = now + self.config.result_ttl_s
+            self._results[name] = StoredResult(content_type, body, expires, fail_next=call.fault == "result-503")
         return name
 
-    def get_result(self, name: str) -> tuple[str, bytes] | None:
+    def get_result(self, name: str) -> StoredResult | None:
+        """The result as this GET must answer it: ``fail_next`` set means 503, once; None if unknown or expired."""
         with self._lock:
-            entry = self._results.get(name)
-            if entry is None or entry[0] <= time.monotonic():
+            result = self._results.get(name)
+            if result is None or result.expires <= time.monotonic():
                 return None
-            self._counts["results_served"] += 1
-            return entry[1], entry[2]
+            answer = dataclasses.replace(result)
+            if result.fail_next:
+                result.fail_next = False
+            else:
+                self._counts["results_served"] += 1
+            return answer
+
+    def add_job(self, request_id: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in [k for k, job in self._jobs.items() if self._expired(job, now)]:
+                del self._jobs[key]
+            self._jobs[request_id] = Job()
+
+    def start_job(self, request_id: str) -> None:
+        with self._lock:
+            if job := self._jobs.get(request_id):  # gone if the emulator was reset meanwhile
+                job.status, job.started = "PROCESSING", time.monotonic()
+
+    def end_job(self, request_id: str, *, output: str | None = None, error: str | None = None) -> None:
+        """COMPLETED with its output URL, or FAILED with the error."""
+        with self._lock:
+            if job := self._jobs.get(request_id):
+                job.status = "FAILED" if error is not None else "COMPLETED"
+                job.output, job.error, job.ended = output, error, time.monotonic()
+
+    def get_job(self, request_id: str) -> Job | None:
+        """A copy of the job; None if unknown, or ended more than ``result_ttl_s`` ago."""
+        with self._lock:
+            job = self._jobs.get(request_id)
+            if job is None or self._expired(job, time.monotonic()):
+                return None
+            return dataclasses.replace(job)
+
+    def _expired(self, job: Job, now: float) -> bool:
+        return job.ended is not None and job.ended + self.config.result_ttl_s <= now
