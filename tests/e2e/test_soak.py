@@ -89,7 +89,19 @@ def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_emulator: S
         def all_done() -> bool:
             return stack.pending() == 0 and sum(k.endswith(".png") for k in listing()) == SOURCES * len(TARGETS)
 
-        assert wait_until(all_done, timeout_s=300), f"pending={stack.pending()} variants={len(listing())}"
+        def failures() -> list[str]:
+            found = []
+            for key in listing():
+                if key.endswith("manifest.json"):
+                    doc = json.loads(stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+                    found += [json.dumps(v["error"]) for v in doc["variants"] if v["status"] == "failed"]
+            return found[:6]
+
+        assert wait_until(all_done, timeout_s=300), (
+            f"{failures()} dead={stack.dead_letters()} "
+            f"pending={stack.pending()} pngs={sum(k.endswith('.png') for k in listing())} "
+            f"odd={[k for k in listing() if k.rsplit('/', 1)[-1] not in [*SIZES, 'manifest.json']][:8]}"
+        )
         outputs = listing()
         dead = stack.dead_letters()
 

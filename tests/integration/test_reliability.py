@@ -87,9 +87,8 @@ def test_time_budget_stops_new_calls_and_keeps_finished_variants(stack: Stack):
     created = [v["name"] for v in first if v["status"] == "created"]
     deferred = [v for v in first if v["status"] == "failed"]
     assert created and deferred
-    assert {v["error"]["code"] for v in deferred} == {"deadline"}
-    billed_before = stack.stats()["billed"]
-    assert billed_before == len(created)
+    # Not started, or (async API) started and still generating: collected later, not paid again.
+    assert {v["error"]["code"] for v in deferred} <= {"deadline", "pending"}
 
     assert stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}
     second = {v["name"]: v["status"] for v in stack.read_json(OUT + "manifest.json")["variants"]}
@@ -173,4 +172,5 @@ def test_a_variant_deleted_by_hand_is_made_again(stack: Stack, aws_env: str):
     statuses = {v["name"]: v["status"] for v in stack.read_json(OUT + "manifest.json")["variants"]}
     assert statuses == {"1024x1024": "created", "1312x736": "existing", "300x200": "existing"}
     assert stack.image(OUT + "1024x1024.png").size == (1024, 1024)
-    assert stack.stats()["billed"] == 4  # paid again only for what was gone
+    # Collected again from the result the provider still holds (its ticket is journaled): nothing paid.
+    assert stack.stats()["billed"] == 3

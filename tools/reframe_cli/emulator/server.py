@@ -304,8 +304,10 @@ class Handler(BaseHTTPRequestHandler):
             "status_url": status_url,
             "response_url": status_url.removesuffix("/status"),
         }
-        # Billed when accepted, whatever happens to the job: a paid request is only recoverable by its id.
-        return Reply(200, json.dumps(document).encode(), headers=self._charge(request, call), billed=1)
+        # Billed when accepted, whatever happens to the job (a paid request is only recoverable by its id),
+        # except a job whose output comes out broken: like a broken v1 answer, it carries no usable image.
+        billed = 0 if call.fault in _SPOILED else 1
+        return Reply(200, json.dumps(document).encode(), headers=self._charge(request, call), billed=billed)
 
     def _v2_poll(self, request_id: str, status_only: bool, call: Call) -> Reply:
         call.request_id = request_id

@@ -196,6 +196,7 @@ class CallPlan:
     charge: Callable[[], Refund] | None = None
 
 
+_BROKEN_ANSWERS = frozenset({"bad_image", "bad_body"})
 # Failures that the same request cannot fix: the caller decides (a new generation, or a later receive).
 _NOT_REPEATED = (WrongSizeAnswerError, ResultLostError)
 
@@ -326,7 +327,13 @@ class RemoteProvider:
             ticket = made
             request.meter.submitted(ticket)  # stored before waiting: the result is now recoverable
         held = ticket
-        return call_with_retries(lambda timeout: self._collect(held, request, key, timeout), self._plan(request))
+        try:
+            return call_with_retries(lambda timeout: self._collect(held, request, key, timeout), self._plan(request))
+        except ProviderTransientError as exc:
+            if exc.code not in _BROKEN_ANSWERS:
+                raise
+            # Downloaded again and again, the held result stays broken: it is, and only a new one helps.
+            raise ResultLostError(f"the provider's result stays broken: {exc.message}") from None
 
     def _submitter(self, request: ReframeRequest, key: str) -> Submit:
         raise NotImplementedError
