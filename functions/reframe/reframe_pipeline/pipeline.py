@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from .planning import PlannedVariant, plan
 from .ports import Deadline, ObjectInfo, ReframeProvider, SourceImage, Storage
 from .preparation import HeaderIncompleteError, UnsupportedImageError, prepare, probe, reasons_to_prepare, recipe
 from .settings import Settings
-from .sidecar import TARGET_KINDS, InvalidSidecarError, parse_sidecar
+from .sidecar import TARGET_KINDS, InvalidSidecarError, load_json, parse_sidecar
 from .variants import (
     META_PARAMS,
     META_SOURCE_ETAG,
@@ -348,9 +347,10 @@ def _config_info(found: FoundConfig) -> ConfigInfo:
 def _raw_target_names(raw: bytes) -> list[str]:
     """Best-effort target names from an invalid sidecar, so its manifest lists each target as failed."""
     try:
-        targets = json.loads(raw).get("targets")
-    except (ValueError, AttributeError):
+        document = load_json(raw)
+    except InvalidSidecarError:
         return []
+    targets = document.get("targets") if isinstance(document, dict) else None
     if not isinstance(targets, list):
         return []
     names = []

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from .preparation import Limits
 from .pricing import DEFAULT_PRICES, PriceTable
+from .sidecar import InvalidSidecarError, load_json
 
 DEFAULT_SEGMIND_URL = "https://api.segmind.com/v1/ideogram-3-reframe"
 DEFAULT_IDEOGRAM_URL = "https://api.ideogram.ai/v1/ideogram-v3/reframe"
@@ -73,9 +74,9 @@ class Settings(BaseModel):
         if value is None or not value.strip():
             return None
         try:
-            json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"DEFAULT_SIDECAR is not JSON: {exc}") from exc
+            load_json(value)
+        except InvalidSidecarError as exc:
+            raise ValueError(f"DEFAULT_SIDECAR: {exc.message}") from None
         return value
 
     @field_validator("price_table", mode="before")
