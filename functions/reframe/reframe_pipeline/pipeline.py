@@ -179,7 +179,13 @@ class Pipeline:
     def plan_config(self, found: FoundConfig) -> tuple[list[PlannedVariant], bool]:
         s = self.settings
         sidecar = parse_sidecar(found.raw, max_bytes=s.max_sidecar_bytes, max_targets=s.max_targets_per_object)
-        return plan(sidecar, provider=self.provider.name), sidecar.prune
+        variants = plan(
+            sidecar,
+            provider=self.provider.name,
+            default_speed=s.default_rendering_speed,
+            style_prefix=s.style_prefix,
+        )
+        return variants, sidecar.prune
 
     def _source_to_send(self, storage: Storage, info: ObjectInfo, out_dir: str, head: bytes) -> tuple[str, list[str]]:
         """The key to hand to the provider: the original (fast path: only ``head``, its first bytes,

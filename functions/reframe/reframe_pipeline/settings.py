@@ -8,11 +8,20 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .preparation import Limits
 from .pricing import DEFAULT_PRICES, PriceTable
-from .sidecar import InvalidSidecarError, load_json
+from .sidecar import InvalidSidecarError, RenderingSpeed, load_json
 
 DEFAULT_SEGMIND_URL = "https://api.segmind.com/v1/ideogram-3-reframe"
 DEFAULT_IDEOGRAM_URL = "https://api.ideogram.ai/v1/ideogram-v3/reframe"
@@ -27,6 +36,10 @@ class Settings(BaseModel):
 
     input_prefix: str = "uploads/"
     output_prefix: str = "reframed/"
+    # Style-reference keys in a sidecar must lie under it: an uploader cannot have any other object
+    # of the bucket presigned to the provider.
+    style_prefix: str = "styles/"
+    default_rendering_speed: RenderingSpeed = "DEFAULT"
     reframe_provider: Literal["segmind", "ideogram", "local"] = "segmind"
     segmind_api_url: str = DEFAULT_SEGMIND_URL
     segmind_api_key: SecretStr | None = None
@@ -40,14 +53,15 @@ class Settings(BaseModel):
     # Presigned URLs handed to the provider: short-lived (at most 15 minutes).
     presign_expiry_s: int = Field(900, ge=60, le=900)
     connect_timeout_s: float = Field(5.0, gt=0, le=60)
-    read_timeout_s: float = Field(90.0, gt=0, le=900)
+    read_timeout_s: float = Field(60.0, gt=0, le=900)
     max_attempts: int = Field(4, ge=1, le=10)
     backoff_base_s: float = Field(1.0, ge=0, le=60)
     backoff_max_s: float = Field(20.0, ge=0, le=300)
     # Time kept back after the last provider call for the upload and the manifest.
     upload_reserve_ms: int = Field(5000, ge=0)
     # Expected duration of one provider call; no call starts unless this much time is left.
-    call_budget_ms: int = Field(30000, ge=0)
+    # At least READ_TIMEOUT_S, or a call may still be waiting for its answer when Lambda stops.
+    call_budget_ms: int = Field(60000, ge=0)
     max_targets_per_object: int = Field(20, ge=1, le=200)
     # Source limits (facts page, section 5): over bytes/pixels the source is downscaled first;
     # over MAX_DECODE_PIXELS it is refused before decoding (decompression bombs).
@@ -60,13 +74,21 @@ class Settings(BaseModel):
     max_sidecar_bytes: int = Field(65536, ge=256, le=1048576)
     price_table: PriceTable = Field(default_factory=lambda: DEFAULT_PRICES)
 
-    @field_validator("input_prefix", "output_prefix")
+    @field_validator("input_prefix", "output_prefix", "style_prefix")
     @classmethod
-    def _prefix(cls, value: str) -> str:
+    def _prefix(cls, value: str, info: ValidationInfo) -> str:
         value = value.lstrip("/")
         if value and not value.endswith("/"):
             value += "/"
+        if not value and info.field_name == "style_prefix":  # empty would allow every key of the bucket
+            raise ValueError("must name a folder, e.g. 'styles/'")
         return value
+
+    @field_validator("daily_budget_usd", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # The template passes an empty string for "no budget".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("default_sidecar")
     @classmethod
@@ -97,15 +119,23 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-            )
+            problems = "; ".join(_describe(err) for err in exc.errors())
             raise SettingsError(f"invalid settings: {problems}") from None
 
     @model_validator(mode="after")
-    def _budget_needs_table(self) -> Settings:
+    def _consistent(self) -> Settings:
         if self.daily_budget_usd is not None and not self.idempotency_table:
             raise ValueError("DAILY_BUDGET_USD is counted in the idempotency table: set IDEMPOTENCY_TABLE too")
+        inp, out = self.input_prefix, self.output_prefix
+        # Variants written inside the input prefix would be processed again (and the other way round).
+        if inp.startswith(out) or out.startswith(inp):
+            relation = "are equal" if inp == out else "are nested (one contains the other)"
+            raise ValueError(f"INPUT_PREFIX {inp!r} and OUTPUT_PREFIX {out!r} {relation}: they must be apart")
+        if self.call_budget_ms < self.read_timeout_s * 1000:
+            raise ValueError(
+                f"CALL_BUDGET_MS ({self.call_budget_ms}) is below READ_TIMEOUT_S x 1000 "
+                f"({self.read_timeout_s * 1000:.0f}): a call could outlive the time kept for it"
+            )
         return self
 
     @property
@@ -116,6 +146,13 @@ class Settings(BaseModel):
             max_decode_pixels=self.max_decode_pixels,
             square=self.square_source == "pad",
         )
+
+
+def _describe(err: Any) -> str:
+    """``NAME: problem``; a check across settings names them in its message instead."""
+    message = str(err["msg"]).removeprefix("Value error, ")
+    name = ".".join(str(part) for part in err["loc"]).upper()
+    return f"{name}: {message}" if name else message
 
 
 @lru_cache(maxsize=1)
