@@ -19,7 +19,7 @@ from .manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
 from .observability import count, logger
 from .planning import PlannedVariant, plan
 from .ports import Deadline, ObjectInfo, ReframeProvider, SourceImage, Storage
-from .preparation import HeaderIncompleteError, UnsupportedImageError, prepare, probe, reasons_to_prepare, recipe
+from .preparation import HeaderIncompleteError, check_input_size, prepare, probe, reasons_to_prepare, recipe
 from .settings import Settings
 from .sidecar import TARGET_KINDS, InvalidSidecarError, load_json, parse_sidecar
 from .variants import (
@@ -32,6 +32,7 @@ from .variants import (
 )
 
 # Enough for the header of nearly every image; a huge EXIF/ICC block makes us read up to the next step.
+# A header that does not parse within the last step is refused: nothing reads a whole object to find one.
 HEADER_READS = (64 * 1024, 1024 * 1024)
 PREPARED_NAME = "_prepared.png"
 META_PREPARED_FOR = "prepared-for"
@@ -190,16 +191,16 @@ class Pipeline:
     def _source_to_send(self, storage: Storage, info: ObjectInfo, out_dir: str, head: bytes) -> tuple[str, list[str]]:
         """The key to hand to the provider: the original (fast path: only ``head``, its first bytes,
         is read), or a prepared copy, made once per source version."""
-        if info.size == 0:
-            raise UnsupportedImageError("the object is empty (0 bytes)")
-        limits_to_read = iter((*HEADER_READS[1:], None))
-        while True:
+        limits = self.settings.source_limits
+        check_input_size(info.size, limits)
+        for further in HEADER_READS[1:]:
             try:
                 facts = probe(head, complete=len(head) >= info.size)
                 break
             except HeaderIncompleteError:  # a large EXIF or ICC block: read further
-                head = storage.read(info.key, first_bytes=next(limits_to_read))
-        limits = self.settings.source_limits
+                head = storage.read(info.key, first_bytes=further)
+        else:  # never past the last header read: what does not parse by then is refused
+            facts = probe(head, complete=len(head) >= info.size, final=True)
         reasons = reasons_to_prepare(facts, info.size, limits)
         if not reasons:
             return info.key, []
@@ -211,7 +212,7 @@ class Pipeline:
         }
         made = storage.head(prepared_key)
         if made is None or any(made.metadata.get(name) != value for name, value in wanted.items()):
-            body = prepare(storage.read(info.key), limits)
+            body = prepare(storage.read(info.key, first_bytes=info.size), limits)  # never more than HEAD said
             storage.write(prepared_key, body, "image/png", wanted)
             logger.info("source prepared", extra={"reasons": reasons, "prepared_bytes": len(body)})
             count("SourcesPrepared")

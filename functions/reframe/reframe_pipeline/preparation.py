@@ -38,6 +38,7 @@ class UnsupportedImageError(PermanentError):
 
 @dataclass(frozen=True)
 class Limits:
+    max_input_bytes: int  # above this the object is refused unread
     max_bytes: int  # the provider's limit on the source file
     max_pixels: int  # above this the source is downscaled
     max_decode_pixels: int  # above this the source is refused: a decompression bomb
@@ -55,9 +56,26 @@ class HeaderIncompleteError(Exception):
     """The header reaches past the bytes read (a large EXIF or ICC block): read more."""
 
 
-def probe(head: bytes, complete: bool) -> SourceFacts:
+def check_input_size(object_bytes: int, limits: Limits) -> None:
+    """Before anything past the first header bytes is read: S3 objects reach 5 GB."""
+    if object_bytes == 0:
+        raise UnsupportedImageError("the object is empty (0 bytes)")
+    if object_bytes > limits.max_input_bytes:
+        raise UnsupportedImageError(
+            f"the object is {object_bytes:,} bytes, over the limit of {limits.max_input_bytes:,}"
+            " (setting MAX_INPUT_BYTES): refused without reading it"
+        )
+
+
+def _reason(exc: Exception) -> str:
+    # Pillow's "cannot identify image file <_io.BytesIO object at 0x...>" names our buffer, not the problem.
+    return "not a readable file of that format" if isinstance(exc, UnidentifiedImageError) else str(exc)
+
+
+def probe(head: bytes, complete: bool, final: bool = False) -> SourceFacts:
     """Facts from the first bytes of the object. ``complete`` says whether ``head`` is the whole
-    object (then a header that does not parse is an error, not a reason to read more)."""
+    object, ``final`` whether no more of it will be read: then a header that does not parse is an
+    error, not a reason to read more."""
     fmt = sniff(head[:32])
     if fmt is None:
         raise UnsupportedImageError(
@@ -70,9 +88,14 @@ def probe(head: bytes, complete: bool) -> SourceFacts:
             size = Size(*image.size)
             orientation = _orientation(image, fmt)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        if not complete:
-            raise HeaderIncompleteError from exc
-        raise UnsupportedImageError(f"the {fmt.upper()} header does not parse: {exc}") from None
+        if complete:
+            raise UnsupportedImageError(f"the {fmt.upper()} header does not parse: {_reason(exc)}") from None
+        if final:
+            raise UnsupportedImageError(
+                f"the {fmt.upper()} header does not parse in the first {len(head):,} bytes:"
+                " refused without reading more"
+            ) from None
+        raise HeaderIncompleteError from exc
     if size.width < 1 or size.height < 1:
         raise UnsupportedImageError(f"the image claims an empty size ({size})")
     return SourceFacts(fmt, size, orientation)
@@ -133,7 +156,7 @@ def prepare(data: bytes, limits: Limits) -> bytes:
             image = ImageOps.exif_transpose(opened)
             image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise UnsupportedImageError(f"the image does not decode: {exc}") from None
+        raise UnsupportedImageError(f"the image does not decode: {_reason(exc)}") from None
     icc = image.info.get("icc_profile")
     image = image.convert("RGBA" if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info else "RGB")
     if limits.square and image.width != image.height:

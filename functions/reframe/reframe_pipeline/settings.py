@@ -66,6 +66,8 @@ class Settings(BaseModel):
     # Source limits (facts page, section 5): over bytes/pixels the source is downscaled first;
     # over MAX_DECODE_PIXELS it is refused before decoding (decompression bombs).
     max_source_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # Over this an object is refused before it is read: S3 objects reach 5 GB, the function's memory does not.
+    max_input_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     max_source_pixels: int = Field(4096 * 4096, ge=64 * 64)
     max_decode_pixels: int = Field(120_000_000, ge=64 * 64)
     square_source: Literal["off", "pad"] = "off"
@@ -141,6 +143,7 @@ class Settings(BaseModel):
     @property
     def source_limits(self) -> Limits:
         return Limits(
+            max_input_bytes=self.max_input_bytes,
             max_bytes=self.max_source_bytes,
             max_pixels=self.max_source_pixels,
             max_decode_pixels=self.max_decode_pixels,
