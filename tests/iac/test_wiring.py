@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from reframe_pipeline.settings import Settings
+from reframe_pipeline.settings import DEFAULT_MEMORY_MB, Settings
 
 from .conftest import ACCOUNT, REGION, ROOT, STACK
 
@@ -256,6 +256,8 @@ def test_the_function_environment_is_valid_settings(transformed: dict[str, Any])
     _, function = only(transformed, "AWS::Lambda::Function")
     variables = function["Properties"]["Environment"]["Variables"]
     defaults = Settings.from_env(Evaluator(transformed)(variables))
+    # Lambda sets the memory; run anywhere else, the settings assume the template's default.
+    assert int(transformed["Parameters"]["MemorySize"]["Default"]) == DEFAULT_MEMORY_MB
     assert defaults.daily_budget_usd is None and defaults.style_prefix == "styles/"
     budget = Settings.from_env(Evaluator(transformed, DailyBudgetUsd="12.50")(variables))
     assert budget.daily_budget_usd == 12.5

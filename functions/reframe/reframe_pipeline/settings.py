@@ -19,12 +19,14 @@ from pydantic import (
     model_validator,
 )
 
-from .preparation import Limits
+from .preparation import Limits, decode_pixels_for
 from .pricing import DEFAULT_PRICES, PriceTable
 from .sidecar import InvalidSidecarError, RenderingSpeed, load_json
 
 DEFAULT_SEGMIND_URL = "https://api.segmind.com/v1/ideogram-3-reframe"
 DEFAULT_IDEOGRAM_URL = "https://api.ideogram.ai/v1/ideogram-v3/reframe"
+# The function's memory when Lambda does not say (local use): template.yaml's MemorySize default.
+DEFAULT_MEMORY_MB = 1024
 
 
 class SettingsError(ValueError):
@@ -64,12 +66,15 @@ class Settings(BaseModel):
     call_budget_ms: int = Field(60000, ge=0)
     max_targets_per_object: int = Field(20, ge=1, le=200)
     # Source limits (facts page, section 5): over bytes/pixels the source is downscaled first;
-    # over MAX_DECODE_PIXELS it is refused before decoding (decompression bombs).
+    # over MAX_DECODE_PIXELS it is refused before decoding (it would not fit in memory).
     max_source_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     # Over this an object is refused before it is read: S3 objects reach 5 GB, the function's memory does not.
     max_input_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     max_source_pixels: int = Field(4096 * 4096, ge=64 * 64)
-    max_decode_pixels: int = Field(120_000_000, ge=64 * 64)
+    # None: what the function's memory allows (decode_pixels_for); a value above that is refused.
+    max_decode_pixels: int | None = Field(None, ge=64 * 64)
+    # Set by Lambda, in MB.
+    aws_lambda_function_memory_size: int = Field(DEFAULT_MEMORY_MB, ge=256, le=10240)
     square_source: Literal["off", "pad"] = "off"
     # Estimated spend per UTC day, counted in IDEMPOTENCY_TABLE; none by default.
     daily_budget_usd: float | None = Field(None, gt=0)
@@ -133,6 +138,12 @@ class Settings(BaseModel):
         if inp.startswith(out) or out.startswith(inp):
             relation = "are equal" if inp == out else "are nested (one contains the other)"
             raise ValueError(f"INPUT_PREFIX {inp!r} and OUTPUT_PREFIX {out!r} {relation}: they must be apart")
+        memory, allowed = self.aws_lambda_function_memory_size, self.decode_pixels_allowed
+        if self.max_decode_pixels is not None and self.max_decode_pixels > allowed:
+            raise ValueError(
+                f"MAX_DECODE_PIXELS ({self.max_decode_pixels:,}) is more than {memory} MB of memory can decode"
+                f" (AWS_LAMBDA_FUNCTION_MEMORY_SIZE; at most {allowed:,}): lower it or give the function more memory"
+            )
         if self.call_budget_ms < self.read_timeout_s * 1000:
             raise ValueError(
                 f"CALL_BUDGET_MS ({self.call_budget_ms}) is below READ_TIMEOUT_S x 1000 "
@@ -141,12 +152,16 @@ class Settings(BaseModel):
         return self
 
     @property
+    def decode_pixels_allowed(self) -> int:
+        return decode_pixels_for(self.aws_lambda_function_memory_size)
+
+    @property
     def source_limits(self) -> Limits:
         return Limits(
             max_input_bytes=self.max_input_bytes,
             max_bytes=self.max_source_bytes,
             max_pixels=self.max_source_pixels,
-            max_decode_pixels=self.max_decode_pixels,
+            max_decode_pixels=self.decode_pixels_allowed if self.max_decode_pixels is None else self.max_decode_pixels,
             square=self.square_source == "pad",
         )
 
