@@ -18,6 +18,8 @@ from reframe_pipeline.sidecar import parse_sidecar
 
 from .conftest import clean_env
 
+# The settings' defaults (DEFAULT_RENDERING_SPEED, STYLE_PREFIX).
+PLAN = {"default_speed": "DEFAULT", "style_prefix": "styles/"}
 # Which example sidecar configures each upload (the nearest one; see examples/sidecars/README.md).
 CONFIGS = {
     "astronaut.png": "astronaut.png.reframe.json",
@@ -30,7 +32,7 @@ CONFIGS = {
 
 def expected_sizes(source: str) -> dict[str, tuple[int, int]]:
     sidecar = parse_sidecar((SIDECARS / CONFIGS[source]).read_bytes(), max_bytes=65536, max_targets=20)
-    return {v.name: tuple(v.final_size) for v in plan(sidecar, provider="local")}
+    return {v.name: tuple(v.final_size) for v in plan(sidecar, provider="local", **PLAN)}
 
 
 @pytest.fixture(scope="module")

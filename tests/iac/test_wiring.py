@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from reframe_pipeline.settings import DEFAULT_MEMORY_MB, Settings
+
 from .conftest import ACCOUNT, REGION, ROOT, STACK
 
 LAMBDA_PYTHON_RUNTIMES = {"python3.12", "python3.13"}
@@ -238,6 +240,7 @@ def test_function_environment(ev: Evaluator, transformed: dict[str, Any]) -> Non
     assert env["IDEMPOTENCY_TABLE"] == "<IdempotencyTable>"
     assert env["DEFAULT_RENDERING_SPEED"] == "DEFAULT"
     assert env["DEFAULT_SIDECAR"] == ""
+    assert env["DAILY_BUDGET_USD"] == ""  # no budget unless the parameter sets one
     assert env["POWERTOOLS_SERVICE_NAME"] == "reframe"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "ReframePipeline"
     assert env["LOG_LEVEL"] == "INFO"
@@ -247,6 +250,20 @@ def test_function_environment(ev: Evaluator, transformed: dict[str, Any]) -> Non
     assert ev2(function["Properties"]["Environment"]["Variables"])["SEGMIND_API_KEY_SECRET"] == existing
     assert not ev2.conditions["CreateApiKeySecret"]
     assert transformed["Resources"]["ApiKeySecret"]["Condition"] == "CreateApiKeySecret"
+
+
+def test_the_function_environment_is_valid_settings(transformed: dict[str, Any]) -> None:
+    _, function = only(transformed, "AWS::Lambda::Function")
+    variables = function["Properties"]["Environment"]["Variables"]
+    defaults = Settings.from_env(Evaluator(transformed)(variables))
+    # Lambda sets the memory; run anywhere else, the settings assume the template's default.
+    assert int(transformed["Parameters"]["MemorySize"]["Default"]) == DEFAULT_MEMORY_MB
+    assert defaults.daily_budget_usd is None and defaults.style_prefix == "styles/"
+    budget = Settings.from_env(Evaluator(transformed, DailyBudgetUsd="12.50")(variables))
+    assert budget.daily_budget_usd == 12.5
+    # Every allowed timeout leaves room for at least one provider call and the upload after it.
+    for seconds in transformed["Parameters"]["Timeout"]["AllowedValues"]:
+        assert defaults.call_budget_ms + defaults.upload_reserve_ms < int(seconds) * 1000, seconds
 
 
 # ----------------------------------------------------------------------------- IAM

@@ -122,8 +122,8 @@ def test_bad_key_sends_the_record_back_to_the_queue(ideogram: Stack):
 
 
 def test_style_reference_key_is_uploaded_as_a_file(ideogram: Stack):
-    ideogram.put_image("brand/style.png", "coffee.png")
-    upload(ideogram, {**ONE_TARGET, "style_reference_images": ["brand/style.png"]})
+    ideogram.put_image("styles/brand.png", "coffee.png")
+    upload(ideogram, {**ONE_TARGET, "style_reference_images": ["styles/brand.png"]})
     ideogram.invoke(sqs_event(s3_event(SOURCE)))
 
     assert variants(ideogram)[0]["status"] == "created"
@@ -132,7 +132,7 @@ def test_style_reference_key_is_uploaded_as_a_file(ideogram: Stack):
 
 
 def test_missing_style_reference_fails_without_a_call(ideogram: Stack):
-    upload(ideogram, {**ONE_TARGET, "style_reference_images": ["brand/missing.png"]})
+    upload(ideogram, {**ONE_TARGET, "style_reference_images": ["styles/missing.png"]})
     result = ideogram.invoke(sqs_event(s3_event(SOURCE)))
 
     assert result == {"batchItemFailures": []}

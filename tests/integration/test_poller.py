@@ -79,7 +79,7 @@ def test_failed_records_return_until_dead_lettered_and_successes_are_deleted(
     recorder = Recorder()
     poller = Poller(
         sqs, wiring.queue_url, wiring.queue_arn, handler.lambda_handler,
-        workers=2, context_timeout_s=60, retry_delay_s=wiring.retry_delay_s, on_batch=recorder,
+        workers=2, context_timeout_s=120, retry_delay_s=wiring.retry_delay_s, on_batch=recorder,
     )  # fmt: skip
     image = (IMAGES / "rocket.jpg").read_bytes()
     failing, succeeding = "uploads/configured/rocket.jpg", "uploads/plain/rocket.jpg"

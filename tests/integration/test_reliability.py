@@ -75,7 +75,7 @@ def test_concurrent_duplicates_pay_once_per_variant(stack: Stack, aws_env: str, 
 
 
 def test_time_budget_stops_new_calls_and_keeps_finished_variants(stack: Stack):
-    stack.configure(CALL_BUDGET_MS="1500", UPLOAD_RESERVE_MS="0", MAX_PARALLEL_CALLS="1")
+    stack.configure(CALL_BUDGET_MS="1500", READ_TIMEOUT_S="1.5", UPLOAD_RESERVE_MS="0", MAX_PARALLEL_CALLS="1")
     stack.emulator_config(latency_ms=1000)
     stack.put_image(SOURCE)
     stack.put(SOURCE + ".reframe.json", THREE)

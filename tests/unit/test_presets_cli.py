@@ -7,12 +7,14 @@ from reframe_pipeline.planning import plan
 from reframe_pipeline.presets import PRESETS
 from reframe_pipeline.sidecar import parse_sidecar
 
+# The settings' defaults (DEFAULT_RENDERING_SPEED, STYLE_PREFIX).
+PLAN = {"default_speed": "DEFAULT", "style_prefix": "styles/"}
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "presets.md"
 
 
 def planned_resolution(preset: str) -> str:
     raw = json.dumps({"version": 1, "targets": [{"preset": preset}]}).encode()
-    [variant] = plan(parse_sidecar(raw, max_bytes=65536, max_targets=20), provider="local")
+    [variant] = plan(parse_sidecar(raw, max_bytes=65536, max_targets=20), provider="local", **PLAN)
     return str(variant.resolution)
 
 

@@ -5,6 +5,9 @@ import pytest
 from reframe_pipeline.planning import plan
 from reframe_pipeline.sidecar import InvalidSidecarError, parse_sidecar
 
+# The settings' defaults (DEFAULT_RENDERING_SPEED, STYLE_PREFIX).
+PLAN = {"default_speed": "DEFAULT", "style_prefix": "styles/"}
+
 
 def parse(document, max_targets=20):
     raw = document if isinstance(document, bytes) else json.dumps(document).encode()
@@ -28,7 +31,7 @@ def test_the_design_example_is_valid():
             "output": {"format": "original", "quality": 90},
         }
     )
-    variants = plan(sidecar, provider="segmind")
+    variants = plan(sidecar, provider="segmind", **PLAN)
     assert [v.name for v in variants] == ["1536x640", "736x1312", "og", "1024x1024"]
     assert [str(v.resolution) for v in variants] == ["1536x640", "736x1312", "1344x704", "1024x1024"]
     assert str(variants[2].final_size) == "1200x628" and variants[2].needs_crop
@@ -132,13 +135,13 @@ def test_size_and_target_limits():
 def test_duplicate_names_are_refused():
     sidecar = parse({"version": 1, "targets": [{"resolution": "1024x1024"}, {"aspect_ratio": "1:1"}]})
     with pytest.raises(InvalidSidecarError, match="produced twice"):
-        plan(sidecar, provider="local")
+        plan(sidecar, provider="local", **PLAN)
 
 
 def test_param_hash_changes_with_what_changes_the_pixels():
     def hashes(extra, provider="segmind"):
         doc = {"version": 1, "targets": [{"resolution": "1024x1024", **extra}]}
-        return plan(parse(doc), provider=provider)[0].param_hash
+        return plan(parse(doc), provider=provider, **PLAN)[0].param_hash
 
     base = hashes({})
     assert base == hashes({})
@@ -149,7 +152,7 @@ def test_param_hash_changes_with_what_changes_the_pixels():
 
 
 def test_presets_resolve_to_exact_pixels():
-    variants = plan(parse({"version": 1, "targets": [{"preset": "linkedin-banner"}]}), provider="local")
+    variants = plan(parse({"version": 1, "targets": [{"preset": "linkedin-banner"}]}), provider="local", **PLAN)
     assert variants[0].name == "linkedin-banner"
     assert str(variants[0].resolution) == "1536x512"  # 4:1 is wider than the widest allowed
     assert str(variants[0].final_size) == "1584x396"
@@ -158,7 +161,7 @@ def test_presets_resolve_to_exact_pixels():
 def test_a_schema_key_is_accepted_and_ignored():
     with_schema = parse({"$schema": "./schemas/sidecar.schema.json", "version": 1, "targets": [{"size": "64x64"}]})
     without = parse({"version": 1, "targets": [{"size": "64x64"}]})
-    assert plan(with_schema, provider="local") == plan(without, provider="local")
+    assert plan(with_schema, provider="local", **PLAN) == plan(without, provider="local", **PLAN)
 
 
 def test_style_codes_and_references_cannot_meet_across_levels():
@@ -166,8 +169,8 @@ def test_style_codes_and_references_cannot_meet_across_levels():
         {
             "version": 1,
             "style_codes": ["AB12CD34"],
-            "targets": [{"size": "64x64", "style_reference_images": ["s/a.png"]}],
+            "targets": [{"size": "64x64", "style_reference_images": ["styles/a.png"]}],
         }
     )
     with pytest.raises(InvalidSidecarError, match=r"targets\[0\]: style_codes cannot be combined"):
-        plan(sidecar, provider="ideogram")
+        plan(sidecar, provider="ideogram", **PLAN)

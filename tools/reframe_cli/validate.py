@@ -33,7 +33,12 @@ def run(path: Path, out: TextIO, err: TextIO) -> int:
         sidecar = parse_sidecar(
             path.read_bytes(), max_bytes=settings.max_sidecar_bytes, max_targets=settings.max_targets_per_object
         )
-        variants = plan(sidecar, provider=provider)
+        variants = plan(
+            sidecar,
+            provider=provider,
+            default_speed=settings.default_rendering_speed,
+            style_prefix=settings.style_prefix,
+        )
     except InvalidSidecarError as exc:
         err.write(f"{path}: invalid sidecar: {exc.message}\n")
         return 1

@@ -20,9 +20,9 @@ from .manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
 from .observability import count, logger
 from .planning import PlannedVariant, plan
 from .ports import Deadline, Journal, ObjectInfo, ReframeProvider, SourceImage, Storage
-from .preparation import HeaderIncompleteError, UnsupportedImageError, prepare, probe, reasons_to_prepare, recipe
+from .preparation import HeaderIncompleteError, check_input_size, prepare, probe, reasons_to_prepare, recipe
 from .settings import Settings
-from .sidecar import TARGET_KINDS, InvalidSidecarError, parse_sidecar
+from .sidecar import TARGET_KINDS, InvalidSidecarError, load_json, parse_sidecar
 from .variants import (
     META_SOURCE_ETAG,
     META_SOURCE_KEY,
@@ -35,6 +35,7 @@ from .variants import (
 )
 
 # Enough for the header of nearly every image; a huge EXIF/ICC block makes us read up to the next step.
+# A header that does not parse within the last step is refused: nothing reads a whole object to find one.
 HEADER_READS = (64 * 1024, 1024 * 1024)
 PREPARED_NAME = "_prepared.png"
 META_PREPARED_FOR = "prepared-for"
@@ -223,21 +224,27 @@ class Pipeline:
     def plan_config(self, found: FoundConfig) -> tuple[list[PlannedVariant], bool]:
         s = self.settings
         sidecar = parse_sidecar(found.raw, max_bytes=s.max_sidecar_bytes, max_targets=s.max_targets_per_object)
-        return plan(sidecar, provider=self.provider.name), sidecar.prune
+        variants = plan(
+            sidecar,
+            provider=self.provider.name,
+            default_speed=s.default_rendering_speed,
+            style_prefix=s.style_prefix,
+        )
+        return variants, sidecar.prune
 
     def _source_to_send(self, storage: Storage, info: ObjectInfo, out_dir: str, head: bytes) -> tuple[str, list[str]]:
         """The key to hand to the provider: the original (fast path: only ``head``, its first bytes,
         is read), or a prepared copy, made once per source version."""
-        if info.size == 0:
-            raise UnsupportedImageError("the object is empty (0 bytes)")
-        limits_to_read = iter((*HEADER_READS[1:], None))
-        while True:
+        limits = self.settings.source_limits
+        check_input_size(info.size, limits)
+        for further in HEADER_READS[1:]:
             try:
                 facts = probe(head, complete=len(head) >= info.size)
                 break
             except HeaderIncompleteError:  # a large EXIF or ICC block: read further
-                head = storage.read(info.key, first_bytes=next(limits_to_read))
-        limits = self.settings.source_limits
+                head = storage.read(info.key, first_bytes=further)
+        else:  # never past the last header read: what does not parse by then is refused
+            facts = probe(head, complete=len(head) >= info.size, final=True)
         reasons = reasons_to_prepare(facts, info.size, limits)
         if not reasons:
             return info.key, []
@@ -249,7 +256,7 @@ class Pipeline:
         }
         made = storage.head(prepared_key)
         if made is None or any(made.metadata.get(name) != value for name, value in wanted.items()):
-            body = prepare(storage.read(info.key), limits)
+            body = prepare(storage.read(info.key, first_bytes=info.size), limits)  # never more than HEAD said
             current = storage.head(info.key)  # an older invocation must not replace a newer version's copy
             if current is None or current.etag != info.etag:
                 raise SourceChangedError("the source was overwritten or deleted while it was prepared")
@@ -414,9 +421,10 @@ def _config_info(found: FoundConfig) -> ConfigInfo:
 def _raw_target_names(raw: bytes) -> list[str]:
     """Best-effort target names from an invalid sidecar, so its manifest lists each target as failed."""
     try:
-        targets = json.loads(raw).get("targets")
-    except (ValueError, AttributeError):
+        document = load_json(raw)
+    except InvalidSidecarError:
         return []
+    targets = document.get("targets") if isinstance(document, dict) else None
     if not isinstance(targets, list):
         return []
     names = []

@@ -49,11 +49,23 @@ def _hash(provider: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def plan(sidecar: Sidecar, *, provider: str, default_speed: str = "DEFAULT") -> list[PlannedVariant]:
+def _check_style_keys(refs: list[str] | None, field: str, style_prefix: str) -> None:
+    """Every style-reference key is presigned for the provider: only those under STYLE_PREFIX may be."""
+    for index, ref in enumerate(refs or ()):
+        if not ref.startswith("https://") and not ref.startswith(style_prefix):
+            raise InvalidSidecarError(
+                f"{field}[{index}]: {ref!r} is not under the style prefix {style_prefix!r} (setting STYLE_PREFIX)"
+            )
+
+
+def plan(sidecar: Sidecar, *, provider: str, default_speed: str, style_prefix: str) -> list[PlannedVariant]:
+    """``default_speed`` (DEFAULT_RENDERING_SPEED) applies where the sidecar names no speed."""
+    _check_style_keys(sidecar.style_reference_images, "style_reference_images", style_prefix)
     variants: list[PlannedVariant] = []
     seen: set[str] = set()
     for index, target in enumerate(sidecar.targets):
         resolution, final = _geometry(target)
+        _check_style_keys(target.style_reference_images, f"targets[{index}].style_reference_images", style_prefix)
 
         def pick(field: str, target: Target = target) -> Any:
             value = getattr(target, field)

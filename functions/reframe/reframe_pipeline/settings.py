@@ -8,13 +8,25 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from .preparation import Limits
+from .preparation import Limits, decode_pixels_for
 from .pricing import DEFAULT_PRICES, PriceTable
+from .sidecar import InvalidSidecarError, RenderingSpeed, load_json
 
 DEFAULT_SEGMIND_URL = "https://api.segmind.com/v1/ideogram-3-reframe"
 DEFAULT_IDEOGRAM_URL = "https://api.ideogram.ai/v1/ideogram-v3/reframe"
+# The function's memory when Lambda does not say (local use): template.yaml's MemorySize default.
+DEFAULT_MEMORY_MB = 1024
 
 
 class SettingsError(ValueError):
@@ -26,6 +38,10 @@ class Settings(BaseModel):
 
     input_prefix: str = "uploads/"
     output_prefix: str = "reframed/"
+    # Style-reference keys in a sidecar must lie under it: an uploader cannot have any other object
+    # of the bucket presigned to the provider.
+    style_prefix: str = "styles/"
+    default_rendering_speed: RenderingSpeed = "DEFAULT"
     reframe_provider: Literal["segmind", "ideogram", "local"] = "segmind"
     segmind_api_url: str = DEFAULT_SEGMIND_URL
     segmind_api_key: SecretStr | None = None
@@ -41,35 +57,49 @@ class Settings(BaseModel):
     # Presigned URLs handed to the provider: short-lived (at most 15 minutes).
     presign_expiry_s: int = Field(900, ge=60, le=900)
     connect_timeout_s: float = Field(5.0, gt=0, le=60)
-    read_timeout_s: float = Field(90.0, gt=0, le=900)
+    read_timeout_s: float = Field(60.0, gt=0, le=900)
     max_attempts: int = Field(4, ge=1, le=10)
     backoff_base_s: float = Field(1.0, ge=0, le=60)
     backoff_max_s: float = Field(20.0, ge=0, le=300)
     # Time kept back after the last provider call for the upload and the manifest.
     upload_reserve_ms: int = Field(5000, ge=0)
     # Expected duration of one provider call; no call starts unless this much time is left.
-    call_budget_ms: int = Field(30000, ge=0)
+    # At least READ_TIMEOUT_S, or a call may still be waiting for its answer when Lambda stops.
+    call_budget_ms: int = Field(60000, ge=0)
     # A failed SQS record returns after this many seconds, doubling with each receive (at most 900).
     retry_visibility_s: int = Field(30, ge=0, le=900)
     max_targets_per_object: int = Field(20, ge=1, le=200)
     # Source limits (facts page, section 5): over bytes/pixels the source is downscaled first;
-    # over MAX_DECODE_PIXELS it is refused before decoding (decompression bombs).
+    # over MAX_DECODE_PIXELS it is refused before decoding (it would not fit in memory).
     max_source_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # Over this an object is refused before it is read: S3 objects reach 5 GB, the function's memory does not.
+    max_input_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     max_source_pixels: int = Field(4096 * 4096, ge=64 * 64)
-    max_decode_pixels: int = Field(120_000_000, ge=64 * 64)
+    # None: what the function's memory allows (decode_pixels_for); a value above that is refused.
+    max_decode_pixels: int | None = Field(None, ge=64 * 64)
+    # Set by Lambda, in MB.
+    aws_lambda_function_memory_size: int = Field(DEFAULT_MEMORY_MB, ge=256, le=10240)
     square_source: Literal["off", "pad"] = "off"
     # Estimated spend per UTC day, counted in IDEMPOTENCY_TABLE; none by default.
     daily_budget_usd: float | None = Field(None, gt=0)
     max_sidecar_bytes: int = Field(65536, ge=256, le=1048576)
     price_table: PriceTable = Field(default_factory=lambda: DEFAULT_PRICES)
 
-    @field_validator("input_prefix", "output_prefix")
+    @field_validator("input_prefix", "output_prefix", "style_prefix")
     @classmethod
-    def _prefix(cls, value: str) -> str:
+    def _prefix(cls, value: str, info: ValidationInfo) -> str:
         value = value.lstrip("/")
         if value and not value.endswith("/"):
             value += "/"
+        if not value and info.field_name == "style_prefix":  # empty would allow every key of the bucket
+            raise ValueError("must name a folder, e.g. 'styles/'")
         return value
+
+    @field_validator("daily_budget_usd", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # The template passes an empty string for "no budget".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("default_sidecar")
     @classmethod
@@ -77,9 +107,9 @@ class Settings(BaseModel):
         if value is None or not value.strip():
             return None
         try:
-            json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"DEFAULT_SIDECAR is not JSON: {exc}") from exc
+            load_json(value)
+        except InvalidSidecarError as exc:
+            raise ValueError(f"DEFAULT_SIDECAR: {exc.message}") from None
         return value
 
     @field_validator("price_table", mode="before")
@@ -100,25 +130,51 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-            )
+            problems = "; ".join(_describe(err) for err in exc.errors())
             raise SettingsError(f"invalid settings: {problems}") from None
 
     @model_validator(mode="after")
-    def _budget_needs_table(self) -> Settings:
+    def _consistent(self) -> Settings:
         if self.daily_budget_usd is not None and not self.idempotency_table:
             raise ValueError("DAILY_BUDGET_USD is counted in the idempotency table: set IDEMPOTENCY_TABLE too")
+        inp, out = self.input_prefix, self.output_prefix
+        # Variants written inside the input prefix would be processed again (and the other way round).
+        if inp.startswith(out) or out.startswith(inp):
+            relation = "are equal" if inp == out else "are nested (one contains the other)"
+            raise ValueError(f"INPUT_PREFIX {inp!r} and OUTPUT_PREFIX {out!r} {relation}: they must be apart")
+        memory, allowed = self.aws_lambda_function_memory_size, self.decode_pixels_allowed
+        if self.max_decode_pixels is not None and self.max_decode_pixels > allowed:
+            raise ValueError(
+                f"MAX_DECODE_PIXELS ({self.max_decode_pixels:,}) is more than {memory} MB of memory can decode"
+                f" (AWS_LAMBDA_FUNCTION_MEMORY_SIZE; at most {allowed:,}): lower it or give the function more memory"
+            )
+        if self.call_budget_ms < self.read_timeout_s * 1000:
+            raise ValueError(
+                f"CALL_BUDGET_MS ({self.call_budget_ms}) is below READ_TIMEOUT_S x 1000 "
+                f"({self.read_timeout_s * 1000:.0f}): a call could outlive the time kept for it"
+            )
         return self
+
+    @property
+    def decode_pixels_allowed(self) -> int:
+        return decode_pixels_for(self.aws_lambda_function_memory_size)
 
     @property
     def source_limits(self) -> Limits:
         return Limits(
+            max_input_bytes=self.max_input_bytes,
             max_bytes=self.max_source_bytes,
             max_pixels=self.max_source_pixels,
-            max_decode_pixels=self.max_decode_pixels,
+            max_decode_pixels=self.decode_pixels_allowed if self.max_decode_pixels is None else self.max_decode_pixels,
             square=self.square_source == "pad",
         )
+
+
+def _describe(err: Any) -> str:
+    """``NAME: problem``; a check across settings names them in its message instead."""
+    message = str(err["msg"]).removeprefix("Value error, ")
+    name = ".".join(str(part) for part in err["loc"]).upper()
+    return f"{name}: {message}" if name else message
 
 
 @lru_cache(maxsize=1)

@@ -197,14 +197,22 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def load_json(raw: bytes | str) -> Any:
+    """The one way sidecar JSON is loaded: anything a user wrote may be hostile. A few kilobytes of
+    ``[`` exhaust the parser's recursion (RecursionError, not a JSONDecodeError): invalid too."""
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidSidecarError(f"sidecar is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidSidecarError("sidecar is nested too deeply") from None
+
+
 def parse_sidecar(raw: bytes, *, max_bytes: int, max_targets: int) -> Sidecar:
     """Parse and validate sidecar bytes; every problem becomes an InvalidSidecarError naming the field."""
     if len(raw) > max_bytes:
         raise InvalidSidecarError(f"sidecar is {len(raw)} bytes, over the limit of {max_bytes}")
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidSidecarError(f"sidecar is not valid JSON: {exc}") from None
+    document = load_json(raw)
     if not isinstance(document, dict):
         raise InvalidSidecarError("sidecar must be a JSON object")
     try:
