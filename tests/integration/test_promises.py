@@ -7,8 +7,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +22,7 @@ from PIL import Image
 from reframe_cli import servers
 from reframe_cli.localstack import wait_until
 
+from ..conftest import EMULATOR_API_KEY
 from .conftest import BUCKET, Stack, s3_event, sqs_event
 from .test_reliability import TABLE, create_idempotency_table
 
@@ -54,6 +60,25 @@ def in_background(stack: Stack, event: dict[str, Any]) -> tuple[threading.Thread
 def wait_at_provider(stack: Stack) -> None:
     """Until a call is being answered (slowly) by the emulator."""
     assert wait_until(lambda: stack.stats()["in_flight"] >= 1, timeout_s=20), stack.stats()
+
+
+def budget_spent(table: Any) -> list[float]:
+    rows = table.scan(TableName=TABLE)["Items"]
+    return [float(item["spent_usd"]["N"]) for item in rows if item["id"]["S"].startswith("budget#")]
+
+
+def by_endpoint(stack: Stack, endpoint: str) -> int:
+    return int(stack.stats()["by_endpoint"].get(endpoint, 0))
+
+
+@pytest.fixture
+def ideogram(stack: Stack) -> Stack:
+    stack.configure(
+        REFRAME_PROVIDER="ideogram",
+        IDEOGRAM_API_URL=f"{stack.emulator.url}/v1/ideogram-v3/reframe",
+        IDEOGRAM_API_KEY=EMULATOR_API_KEY,
+    )
+    return stack
 
 
 @pytest.fixture
@@ -181,6 +206,93 @@ def test_a_call_slower_than_the_deadline_returns_before_the_invocation_ends(stac
     assert stack.read_json(OUT + "manifest.json")["variants"][0]["status"] == "failed"
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_provider_answering_the_wrong_size_is_paid_once_more_then_refused(stack: Stack, table: Any, mode: str):
+    stack.configure(SEGMIND_API_MODE=mode, DAILY_BUDGET_USD="1.00")
+    stack.put_image(SOURCE)
+    stack.put(SOURCE + ".reframe.json", ONE)
+    stack.faults(*["wrong-size"] * 40)  # every answer, however often asked (polls take faults too)
+
+    results = [stack.invoke(sqs_event(s3_event(SOURCE))) for _ in range(3)]  # and redeliveries
+
+    assert results == [{"batchItemFailures": []}] * 3  # permanent: not handed back to the queue
+    variant = stack.read_json(OUT + "manifest.json")["variants"][0]
+    assert variant["error"]["code"] == "wrong_size"
+    assert stack.stats()["billed"] == 2  # one regeneration, then never again
+    assert budget_spent(table) == [0.15]  # both paid attempts are counted
+
+
+def test_an_ideogram_result_whose_download_fails_is_fetched_again_not_generated_again(ideogram: Stack):
+    ideogram.put_image(SOURCE)
+    ideogram.put(SOURCE + ".reframe.json", ONE)
+    ideogram.faults("result-503")
+
+    assert ideogram.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}
+
+    assert ideogram.read_json(OUT + "manifest.json")["variants"][0]["status"] == "created"
+    assert by_endpoint(ideogram, "ideogram") == 1 and ideogram.stats()["billed"] == 1
+
+
+def test_an_async_job_outliving_the_invocation_is_collected_later_without_paying_again(stack: Stack, table: Any):
+    stack.configure(CALL_BUDGET_MS="2000", READ_TIMEOUT_S="2", UPLOAD_RESERVE_MS="1000")
+    stack.emulator_config(latency_ms=4000)
+    stack.put_image(SOURCE)
+    stack.put(SOURCE + ".reframe.json", ONE)
+
+    first = stack.invoke(sqs_event(s3_event(SOURCE)), timeout_s=4)
+
+    assert first == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    assert stack.read_json(OUT + "manifest.json")["variants"][0]["error"]["code"] == "pending"
+    stack.configure()  # a new container: only the table remembers the request id
+    assert wait_until(lambda: stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}, 30)
+    assert stack.read_json(OUT + "manifest.json")["variants"][0]["status"] == "created"
+    assert stack.stats()["billed"] == 1 and by_endpoint(stack, "segmind-v2") == 1
+
+
+def test_lost_connections_while_polling_cost_nothing(stack: Stack):
+    stack.put_image(SOURCE)
+    stack.put(SOURCE + ".reframe.json", ONE)
+    stack.faults("ok", "reset", "reset")  # the POST goes through; the first two polls are cut
+
+    assert stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}
+    assert stack.stats()["billed"] == 1
+
+
+def test_auto_mode_falls_back_to_the_sync_api_where_the_model_is_not_served_async(stack: Stack):
+    stack.emulator_config(serve_v2=False)
+    stack.put_image(SOURCE)
+    stack.put(
+        SOURCE + ".reframe.json", {"version": 1, "targets": [{"resolution": "1024x1024"}, {"aspect_ratio": "16:9"}]}
+    )
+
+    assert stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}
+    assert stack.stats()["billed"] == 2 and by_endpoint(stack, "segmind") == 2
+
+
+def test_a_function_killed_mid_call_is_resumed_by_the_redelivery_without_paying_again(
+    stack: Stack, table: Any, tmp_path: Path
+):
+    stack.configure(CALL_BUDGET_MS="2000", READ_TIMEOUT_S="2", UPLOAD_RESERVE_MS="1000")
+    stack.emulator_config(latency_ms=3000)
+    stack.put_image(SOURCE)
+    stack.put(SOURCE + ".reframe.json", ONE)
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(sqs_event(s3_event(SOURCE))))
+    # A separate process, as a Lambda instance; its in-progress lock lives as long as its deadline (6 s).
+    command = [sys.executable, "-m", "reframe_cli.cli", "invoke", "--event", str(event_file), "--timeout", "6"]
+    worker = subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: by_endpoint(stack, "segmind-v2") == 1, timeout_s=20)  # paid, waiting
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+
+    # Redelivered: refused while the dead instance's lock lasts, then collected from the stored request id.
+    assert wait_until(lambda: stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}, 30)
+    assert stack.read_json(OUT + "manifest.json")["variants"][0]["status"] == "created"
+    assert stack.stats()["billed"] == 1
+
+
 # -- the budget is a ceiling -----------------------------------------------------------------------
 
 
@@ -196,6 +308,32 @@ def test_a_refund_after_midnight_credits_the_day_that_spent(stack: Stack, table:
 
     rows = {item["id"]["S"]: item["spent_usd"]["N"] for item in table.scan(TableName=TABLE)["Items"]}
     assert rows == {"budget#2026-11-24": "0.000"}
+
+
+def test_ideogram_insufficient_funds_waits_for_the_account_and_costs_nothing(ideogram: Stack, table: Any):
+    ideogram.configure(DAILY_BUDGET_USD="1.00")
+    ideogram.put_image(SOURCE)
+    ideogram.put(SOURCE + ".reframe.json", ONE)
+    ideogram.faults("402")
+
+    result = ideogram.invoke(sqs_event(s3_event(SOURCE)))
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}  # kept until the account is fixed
+    assert ideogram.read_json(OUT + "manifest.json")["variants"][0]["error"]["code"] == "http_402"
+    assert budget_spent(table) == [0.0]  # refused before any generation: given back
+
+
+def test_an_image_withheld_as_unsafe_is_counted_as_spent(ideogram: Stack, table: Any):
+    ideogram.configure(DAILY_BUDGET_USD="1.00")
+    ideogram.put_image(SOURCE)
+    ideogram.put(SOURCE + ".reframe.json", ONE)
+    ideogram.faults("unsafe")
+
+    assert ideogram.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}
+
+    variant = ideogram.read_json(OUT + "manifest.json")["variants"][0]
+    assert variant["error"]["code"] == "unsafe_image" and variant["cost_usd"] == 0.06
+    assert budget_spent(table) == [0.06]
 
 
 # -- records handed back come back soon ------------------------------------------------------------

@@ -94,7 +94,7 @@ class DynamoDBGuard:
         def reframe_variant(identity: dict[str, str]) -> dict[str, Any]:
             record = work.produce()
             produced.append(record)
-            if record.status == "failed":
+            if record.status == "failed" and not _paid_verdict(record):
                 raise _FailedVariantError(record)
             return record.model_dump(mode="json")
 
@@ -110,12 +110,22 @@ class DynamoDBGuard:
             )
         if produced:
             return produced[0]
+        if stored.get("status") == "failed":  # a paid verdict (unsafe, wrong size): not paid for twice
+            count("VariantsFailed")
+            return VariantRecord.model_validate({**stored, "cost_usd": 0.0, "latency_ms": None, "attempts": 0})
         # Produced and paid for earlier (the S3 check missed it, e.g. a concurrent duplicate finished
         # between our listing and our call): report it without paying again.
         count("VariantsExisting")
         return VariantRecord.model_validate(
             {**stored, "status": "existing", "cost_usd": 0.0, "latency_ms": None, "attempts": 0}
         )
+
+
+def _paid_verdict(record: VariantRecord) -> bool:
+    """The provider was paid and answered for good (an image withheld as unsafe, the wrong size again):
+    kept like a success, so a duplicate event does not pay for the same verdict again. A new upload of the
+    source or new parameters is a new identity, and is tried again."""
+    return not record.retryable and record.cost_usd > 0
 
 
 def build_guard(table: str | None) -> VariantGuard:
