@@ -1,14 +1,23 @@
 """Fault-injection soak through the real path: moto's S3 -> SQS -> pollers -> handler -> emulator.
 
 Every upload's event is delivered twice (moto's notification plus a copy), several pollers take
-batches at once so some duplicates run concurrently, and the emulator fails a fifth of the calls
-in varied ways. Nothing may be lost and nothing may be paid twice.
+batches at once so some duplicates run concurrently, the emulator fails a fifth of the requests in
+varied ways (throttles, server errors, broken bodies, dropped connections, results that fail to
+download, an account out of funds), and some batches are run by a separate process that is killed
+mid-call, its messages redelivered. Then some sources are overwritten and deleted while their work
+is in flight. The promises are measured and printed: paid calls per delivered variant, spend against
+the budget, stale variants, orphans and dead letters.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +25,7 @@ import requests
 from PIL import Image
 
 from reframe_cli.localstack import LocalStack, wait_until
+from reframe_cli.poller import lambda_event
 from reframe_cli.servers import ServerProcess
 
 from ..conftest import EMULATOR_API_KEY
@@ -23,13 +33,21 @@ from ..conftest import EMULATOR_API_KEY
 SOURCES = 50
 TARGETS = [{"resolution": "1024x1024"}, {"aspect_ratio": "16:9"}, {"size": "320x240"}]
 SIZES = {"1024x1024.png": (1024, 1024), "1312x736.png": (1312, 736), "320x240.png": (320, 240)}
-FAULT_KINDS = ["429", "429-no-retry-after", "500", "502", "503", "504", "garbage", "truncated", "reset", "slow:300"]
+FAULT_KINDS = [
+    *("429", "429-no-retry-after", "500", "502", "503", "504", "garbage", "truncated", "reset", "slow:300"),
+    *("result-503", "402"),
+]
+KILLS = 4
+CHURN = 5  # sources overwritten, and as many deleted, while their work is in flight
+SIZE, CHURN_SIZE = (320, 200), (300, 200)  # the emulator reports the size of each source it was sent
+PRICE = 0.075  # Segmind DEFAULT
+BUDGET_USD = 50.0
 TABLE = "soak-idempotency"
 
 
-def source_image(index: int) -> bytes:
+def source_image(index: int, shade: int = 0, size: tuple[int, int] = SIZE) -> bytes:
     out = io.BytesIO()
-    Image.new("RGB", (320, 200), (index * 5 % 256, 120, 255 - index * 5 % 256)).save(out, "JPEG")
+    Image.new("RGB", size, (index * 5 % 256, 120 + shade, 255 - index * 5 % 256)).save(out, "JPEG")
     return out.getvalue()
 
 
@@ -47,26 +65,79 @@ def s3_message(bucket: str, key: str) -> str:
     )
 
 
+class Killer:
+    """Takes a few batches off the queue itself and runs each in a separate process (a Lambda instance)
+    that it kills once that process has a call at the provider: its messages come back after their
+    visibility timeout, its in-progress locks expire with its deadline, and the redelivery resumes."""
+
+    def __init__(self, stack: LocalStack, emulator: str, workdir: Path) -> None:
+        self.stack, self.emulator, self.workdir = stack, emulator, workdir
+        self.killed = 0
+
+    def run(self) -> None:
+        for round_ in range(KILLS):
+            messages = self.stack.sqs.receive_message(
+                QueueUrl=self.stack.wiring.queue_url,
+                MaxNumberOfMessages=2,
+                WaitTimeSeconds=1,
+                VisibilityTimeout=8,
+                MessageSystemAttributeNames=["All"],
+            ).get("Messages", [])
+            if not messages:
+                continue
+            event_file = self.workdir / f"killed-{round_}.json"
+            event_file.write_text(json.dumps(lambda_event(messages, self.stack.wiring.queue_arn)))
+            before = self._requests()
+            command = [sys.executable, "-m", "reframe_cli.cli", "invoke", "--event", str(event_file), "--timeout", "6"]
+            worker = subprocess.Popen(
+                command, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            try:
+                self._wait_for_a_call(before, worker)
+            finally:
+                worker.send_signal(signal.SIGKILL)
+                worker.wait(timeout=10)
+            self.killed += 1
+
+    def _wait_for_a_call(self, before: int, worker: subprocess.Popen[bytes]) -> None:
+        wait_until(lambda: self._requests() > before or worker.poll() is not None, timeout_s=20)
+
+    def _requests(self) -> int:
+        return int(requests.get(f"{self.emulator}/stats", timeout=10).json()["requests"])
+
+
 @pytest.mark.slow
 def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_emulator: ServerProcess):
     emulator = fresh_emulator
     # The local stack points the handler at itself through the environment: record it to restore.
     for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION"):
         monkeypatch.setenv(name, "")
-    monkeypatch.setenv("REFRAME_PROVIDER", "segmind")
-    monkeypatch.setenv("SEGMIND_API_URL", f"{emulator.url}/v1/ideogram-3-reframe")
-    monkeypatch.setenv("SEGMIND_API_KEY", EMULATOR_API_KEY)
-    monkeypatch.setenv("IDEMPOTENCY_TABLE", TABLE)
-    monkeypatch.setenv("BACKOFF_BASE_S", "0.05")
-    monkeypatch.setenv("BACKOFF_MAX_S", "0.3")
-    monkeypatch.setenv("MAX_ATTEMPTS", "3")
+    settings = {
+        "REFRAME_PROVIDER": "segmind",
+        "SEGMIND_API_URL": f"{emulator.url}/v1/ideogram-3-reframe",
+        "SEGMIND_API_KEY": EMULATOR_API_KEY,
+        "IDEMPOTENCY_TABLE": TABLE,
+        "DAILY_BUDGET_USD": str(BUDGET_USD),
+        "BACKOFF_BASE_S": "0.05",
+        "BACKOFF_MAX_S": "0.3",
+        "MAX_ATTEMPTS": "3",
+        "RETRY_VISIBILITY_S": "1",
+        # A killed instance's lock lasts as long as its deadline: short ones keep the soak short.
+        "CALL_BUDGET_MS": "2000",
+        "READ_TIMEOUT_S": "2",
+        "UPLOAD_RESERVE_MS": "1000",
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
     admin = emulator.url + "/_emulator"
+    requests.post(f"{admin}/config", json={"latency_ms": 150}, timeout=10).raise_for_status()
     requests.post(
         f"{admin}/faults", json={"random": {"rate": 0.2, "seed": 11, "kinds": FAULT_KINDS}}, timeout=10
     ).raise_for_status()
 
-    with LocalStack.start(tmp_path, bucket="soak-bucket", retry_delay_s=2, max_receives=6) as stack:
-        stack.moto.client("dynamodb").create_table(
+    with LocalStack.start(tmp_path, bucket="soak-bucket", retry_delay_s=2, max_receives=8) as stack:
+        dynamodb = stack.moto.client("dynamodb")
+        dynamodb.create_table(
             TableName=TABLE,
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
@@ -76,46 +147,80 @@ def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_emulator: S
         stack.s3.put_object(
             Bucket=bucket, Key="uploads/soak/_reframe.json", Body=json.dumps({"version": 1, "targets": TARGETS})
         )
-        stack.start_pollers(3)
         keys = [f"uploads/soak/photo {i:02d}.jpg" for i in range(SOURCES)]
-        for index, key in enumerate(keys):
-            stack.s3.put_object(Bucket=bucket, Key=key, Body=source_image(index))
+        churned = [f"uploads/soak/churn {i:02d}.jpg" for i in range(2 * CHURN)]
+
+        def upload(key: str, body: bytes) -> None:
+            stack.s3.put_object(Bucket=bucket, Key=key, Body=body)
             stack.sqs.send_message(QueueUrl=stack.wiring.queue_url, MessageBody=s3_message(bucket, key))
+
+        for index, key in enumerate(keys):
+            upload(key, source_image(index))
+        for index, key in enumerate(churned):
+            upload(key, source_image(index, size=CHURN_SIZE))
+        killer = Killer(stack, admin, tmp_path)
+        killing = threading.Thread(target=killer.run)
+        killing.start()  # it takes its batches before the pollers start
+        stack.start_pollers(3)
+        killing.join(timeout=120)
+        # Churn while the work is in flight: new versions of some sources, others deleted.
+        overwritten, deleted = churned[:CHURN], churned[CHURN:]
+        for index, key in enumerate(overwritten):
+            upload(key, source_image(index, shade=60, size=CHURN_SIZE))
+        for key in deleted:
+            stack.s3.delete_object(Bucket=bucket, Key=key)  # moto notifies the queue of the delete
+        live = keys + overwritten
 
         def listing() -> list[str]:
             pages = stack.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="reframed/soak/")
             return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
         def all_done() -> bool:
-            return stack.pending() == 0 and sum(k.endswith(".png") for k in listing()) == SOURCES * len(TARGETS)
+            return stack.pending() == 0 and sum(k.endswith(".png") for k in listing()) == len(live) * len(TARGETS)
 
-        def failures() -> list[str]:
-            found = []
-            for key in listing():
-                if key.endswith("manifest.json"):
-                    doc = json.loads(stack.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-                    found += [json.dumps(v["error"]) for v in doc["variants"] if v["status"] == "failed"]
-            return found[:6]
-
-        assert wait_until(all_done, timeout_s=300), (
-            f"{failures()} dead={stack.dead_letters()} "
-            f"pending={stack.pending()} pngs={sum(k.endswith('.png') for k in listing())} "
-            f"odd={[k for k in listing() if k.rsplit('/', 1)[-1] not in [*SIZES, 'manifest.json']][:8]}"
-        )
+        assert wait_until(all_done, timeout_s=420), f"pending={stack.pending()} outputs={len(listing())}"
         outputs = listing()
         dead = stack.dead_letters()
+        etags = {key: stack.s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"') for key in live}
+        variants = [key for key in outputs if not key.endswith("manifest.json")]
+        stale = [
+            key
+            for key in variants
+            if stack.s3.head_object(Bucket=bucket, Key=key)["Metadata"].get("source-etag")
+            != etags.get("uploads/" + key.removeprefix("reframed/").rsplit("/", 1)[0])
+        ]
+        budget_rows = [
+            float(item["spent_usd"]["N"])
+            for item in dynamodb.scan(TableName=TABLE)["Items"]
+            if item["id"]["S"].startswith("budget#")
+        ]
 
     stats = requests.get(f"{admin}/stats", timeout=10).json()
     requests.post(f"{admin}/reset", timeout=10)
-    variants = [key for key in outputs if not key.endswith("manifest.json")]
-    assert len(variants) == len(set(variants)) == SOURCES * len(TARGETS)
-    assert sorted({key.rsplit("/", 1)[-1] for key in variants}) == sorted(SIZES)
-    assert sum(key.endswith("manifest.json") for key in outputs) == SOURCES
-    assert stats["billed"] == SOURCES * len(TARGETS)  # duplicates paid: zero
-    assert stats["faults_injected"] > 0.1 * stats["requests"]
-    assert dead == 0
+    orphans = [
+        key for key in outputs if any(key.startswith(f"reframed/{k.removeprefix('uploads/')}/") for k in deleted)
+    ]
+    # Sources left alone are paid exactly once per variant. Churned ones may also have paid for a version
+    # that was replaced or deleted before its variants were stored: at most one call per target and version.
+    paid = sum(call["billed"] for call in stats["calls"] if call["source_size"] == list(SIZE))
+    paid_per_variant = paid / (SOURCES * len(TARGETS))
+    churn_paid = stats["billed"] - paid
     print(  # the figures quoted in the README's reliability section
         f"\nsoak: {SOURCES} sources x {len(TARGETS)} targets, {2 * SOURCES} events for {SOURCES} uploads, "
-        f"{stats['requests']} calls, {stats['faults_injected']} faults injected, {stats['billed']} billed, "
-        f"duplicates paid: {stats['billed'] - len(variants)}, dead letters: {dead}"
+        f"{killer.killed} instances killed mid-call, {CHURN} sources overwritten and {CHURN} deleted in flight; "
+        f"{stats['requests']} requests, {stats['faults_injected']} faults injected, {stats['billed']} billed; "
+        f"paid calls per delivered variant {paid_per_variant:.2f} ({paid} for {SOURCES * len(TARGETS)}), "
+        f"churned sources {churn_paid} paid for {CHURN * len(TARGETS)} delivered, "
+        f"spend recorded ${sum(budget_rows):.3f} of a ${BUDGET_USD:.2f} budget for ${stats['billed'] * PRICE:.3f} billed, "
+        f"stale variants {len(stale)}, orphans {len(orphans)}, dead letters {dead}"
     )
+    assert len(variants) == len(set(variants)) == len(live) * len(TARGETS)
+    assert sorted({key.rsplit("/", 1)[-1] for key in variants}) == sorted(SIZES)
+    assert sum(key.endswith("manifest.json") for key in outputs) == len(live)
+    assert stale == [] and orphans == [] and dead == 0
+    assert killer.killed == KILLS
+    assert stats["faults_injected"] > 0.1 * stats["requests"]
+    assert paid == SOURCES * len(TARGETS)  # 1.00 exactly
+    assert CHURN * len(TARGETS) <= churn_paid <= 3 * CHURN * len(TARGETS)
+    # The budget never under-counts what was billed, and spends at most one call past its ceiling.
+    assert stats["billed"] * PRICE - 1e-9 <= sum(budget_rows) <= BUDGET_USD + PRICE

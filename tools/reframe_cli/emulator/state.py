@@ -117,6 +117,7 @@ class Call:
     style_references: int = 0  # style reference images received and checked
     duration_ms: float = 0.0
     fault: str | None = None
+    billed: int = 0  # generations charged for this call
     # The reset it started after: a call still running when the emulator is reset (a slow one whose
     # client gave up) must not count in the stats that follow.
     epoch: int = 0
@@ -270,6 +271,7 @@ class EmulatorState:
                 return
             self._counts["requests"] += 1
             self._counts["billed"] += billed
+            call.billed = billed
             key = str(call.status)
             self._by_status[key] = self._by_status.get(key, 0) + 1
             self._by_endpoint[call.endpoint] = self._by_endpoint.get(call.endpoint, 0) + 1
