@@ -6,10 +6,9 @@ import pillow_heif
 from PIL import Image, ImageChops, ImageStat
 
 from reframe_cli import servers
+from reframe_pipeline.composition import build_pipeline
 from reframe_pipeline.events import ObjectEvent
-from reframe_pipeline.pipeline import Pipeline
 from reframe_pipeline.ports import Deadline
-from reframe_pipeline.providers import build_provider
 from reframe_pipeline.settings import Settings
 from reframe_pipeline.storage import S3Storage
 
@@ -161,7 +160,7 @@ def test_fast_path_reads_only_the_header(stack: Stack, aws_env: str):
     stack.put("uploads/big.jpg.reframe.json", ONE)
     storage = S3Storage(BUCKET, servers.client("s3", aws_env))
     settings = Settings.from_env()
-    pipeline = Pipeline(settings, build_provider(settings), lambda bucket: storage)
+    pipeline = build_pipeline(settings, lambda bucket: storage)
 
     outcome = pipeline.handle(ObjectEvent(BUCKET, "uploads/big.jpg", "created"), Deadline())
 

@@ -5,36 +5,17 @@ when the attempt provably cost nothing. Over the budget, work is refused loudly.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import PermanentError
+from .errors import BudgetExceededError
 from .observability import count, logger
-from .settings import Settings
+from .ports import Reservation
 
 _KEEP_S = 3 * 24 * 3600  # budget rows expire (DynamoDB TTL) a few days after their day
-
-
-class BudgetExceededError(PermanentError):
-    code = "budget_exceeded"
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """Money taken from one UTC day's budget for one paid attempt."""
-
-    day: str
-    cost: float
-
-
-class Budget(Protocol):
-    def reserve(self, cost: float) -> Reservation: ...
-
-    def refund(self, reservation: Reservation) -> None: ...
 
 
 def today() -> str:
@@ -106,11 +87,3 @@ class DailyBudget:
         except (ClientError, BotoCoreError) as exc:
             logger.warning("budget refund failed", extra={"day": reservation.day, "error": str(exc)})
             count("BudgetRefundFailures")
-
-
-def build_budget(settings: Settings) -> Budget:
-    if settings.daily_budget_usd is None or not settings.idempotency_table:
-        return Unlimited()
-    import boto3
-
-    return DailyBudget(settings.idempotency_table, settings.daily_budget_usd, boto3.client("dynamodb"))

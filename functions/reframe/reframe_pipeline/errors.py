@@ -79,6 +79,18 @@ class OutputLimitError(PermanentError):
     code = "output_limit"
 
 
+class BudgetExceededError(PermanentError):
+    """The daily budget (DAILY_BUDGET_USD) is spent: this variant was not generated."""
+
+    code = "budget_exceeded"
+
+
+class VariantInProgressError(TransientError):
+    """Another invocation is producing this variant right now: come back later, do not call twice."""
+
+    code = "in_progress"
+
+
 class DeadlineError(TransientError):
     """Not enough Lambda time left to start (or retry) a call: the record goes back to SQS."""
 

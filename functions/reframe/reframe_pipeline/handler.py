@@ -7,12 +7,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from .composition import build_pipeline
 from .errors import PermanentError
 from .events import ObjectEvent, is_sqs_batch, parse_notification, parse_sqs_body
 from .observability import count, logger, metrics, tracer
 from .pipeline import Outcome, Pipeline
 from .ports import Deadline
-from .providers import build_provider
 from .redelivery import hand_back, sqs_client
 from .settings import current
 from .storage import S3Storage, s3_client
@@ -28,7 +28,7 @@ def pipeline() -> Pipeline:
     """Built once per container: settings, provider client, S3 client and thread pool are reused."""
     settings = current()
     client = s3_client()
-    return Pipeline(settings, build_provider(settings), lambda bucket: S3Storage(bucket, client))
+    return build_pipeline(settings, lambda bucket: S3Storage(bucket, client))
 
 
 def reset() -> None:

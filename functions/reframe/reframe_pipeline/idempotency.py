@@ -3,23 +3,15 @@ Idempotency), keyed on the object's identity and the variant's parameters, never
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from .errors import TransientError
+from .errors import VariantInProgressError
 from .manifest import VariantRecord
 from .observability import count, logger
-from .ports import Deadline
+from .ports import Deadline, VariantWork
 
 # Completed records outlive any SQS redelivery (at most 14 days of retention).
 RECORD_TTL_S = 15 * 24 * 3600
-
-
-class VariantInProgressError(TransientError):
-    """Another invocation is producing this variant right now: come back later, do not call twice."""
-
-    code = "in_progress"
 
 
 class _FailedVariantError(Exception):
@@ -28,21 +20,6 @@ class _FailedVariantError(Exception):
     def __init__(self, record: VariantRecord) -> None:
         super().__init__(record.error.message if record.error else "failed")
         self.record = record
-
-
-@dataclass(frozen=True)
-class VariantWork:
-    """One variant to make: who it is, how long there is, how to make it, and how to tell that a
-    variant recorded as made earlier is still in the bucket as made (deleted or overwritten since?)."""
-
-    identity: dict[str, str]
-    deadline: Deadline
-    produce: Callable[[], VariantRecord]
-    still_valid: Callable[[VariantRecord], bool]
-
-
-class VariantGuard(Protocol):
-    def run(self, work: VariantWork) -> VariantRecord: ...
 
 
 class NoGuard:
@@ -126,7 +103,3 @@ def _paid_verdict(record: VariantRecord) -> bool:
     kept like a success, so a duplicate event does not pay for the same verdict again. A new upload of the
     source or new parameters is a new identity, and is tried again."""
     return not record.retryable and record.cost_usd > 0
-
-
-def build_guard(table: str | None) -> VariantGuard:
-    return DynamoDBGuard(table) if table else NoGuard()

@@ -10,16 +10,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .budget import build_budget
 from .discovery import FoundConfig, find_config
 from .errors import OutputLimitError, PermanentError, SourceChangedError, TransientError
 from .events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
-from .idempotency import VariantGuard, VariantWork, build_guard
-from .journal import DynamoDBJournal, MemoryJournal
 from .manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
 from .observability import count, logger
 from .planning import PlannedVariant, plan
-from .ports import Deadline, Journal, ObjectInfo, ReframeProvider, SourceImage, Storage
+from .ports import (
+    Budget,
+    Deadline,
+    Journal,
+    ObjectInfo,
+    ReframeProvider,
+    SourceImage,
+    Storage,
+    VariantGuard,
+    VariantWork,
+)
 from .preparation import HeaderIncompleteError, check_input_size, prepare, probe, reasons_to_prepare, recipe
 from .settings import Settings
 from .sidecar import TARGET_KINDS, InvalidSidecarError, load_json, parse_sidecar
@@ -85,19 +92,22 @@ class Pipeline:
         settings: Settings,
         provider: ReframeProvider,
         storage_for: Callable[[str], Storage],
-        guard: VariantGuard | None = None,
+        *,
+        guard: VariantGuard,
+        journal: Journal,
+        budget: Budget,
     ) -> None:
         self.settings = settings
         self.provider = provider
         self.storage_for = storage_for
-        self.guard = guard or build_guard(settings.idempotency_table)
+        self.guard = guard
         self.producer = VariantProducer(
             provider,
             settings.price_table,
             settings.presign_expiry_s,
             min_remaining_ms=settings.call_budget_ms + settings.upload_reserve_ms,
-            budget=build_budget(settings),
-            journal=_build_journal(settings.idempotency_table),
+            budget=budget,
+            journal=journal,
         )
         # One pool per process: MAX_PARALLEL_CALLS is the number of provider calls in flight.
         self._calls = ThreadPoolExecutor(settings.max_parallel_calls, thread_name_prefix="reframe-call")
@@ -404,14 +414,6 @@ def _identity(storage: Storage, origin: ObjectInfo, variant: PlannedVariant) -> 
 
 def _work_id(storage: Storage, origin: ObjectInfo, variant: PlannedVariant) -> str:
     return hashlib.sha256(json.dumps(_identity(storage, origin, variant), sort_keys=True).encode()).hexdigest()
-
-
-def _build_journal(table: str | None) -> Journal:
-    if not table:
-        return MemoryJournal()
-    import boto3
-
-    return DynamoDBJournal(table, boto3.client("dynamodb"))
 
 
 def _config_info(found: FoundConfig) -> ConfigInfo:

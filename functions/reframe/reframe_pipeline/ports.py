@@ -1,4 +1,5 @@
-"""The two ports the pipeline talks to: object storage and a reframe provider. Adapters implement them."""
+"""Every port the application talks to (storage, provider, guard, journal, budget) and the values that
+cross them. Adapters implement the ports; the handler and the CLI build the adapters and hand them in."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .manifest import VariantRecord
 from .resolutions import Size
 
 
@@ -164,3 +166,36 @@ class Journal(Protocol):
         ...
 
     def advance(self, work_id: str, state: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Money taken from one UTC day's budget for one paid attempt."""
+
+    day: str
+    cost: float
+
+
+class Budget(Protocol):
+    """The daily spending ceiling: ``reserve`` raises BudgetExceededError when it would be passed."""
+
+    def reserve(self, cost: float) -> Reservation: ...
+
+    def refund(self, reservation: Reservation) -> None: ...
+
+
+@dataclass(frozen=True)
+class VariantWork:
+    """One variant to make: who it is, how long there is, how to make it, and how to tell that a
+    variant recorded as made earlier is still in the bucket as made (deleted or overwritten since?)."""
+
+    identity: dict[str, str]
+    deadline: Deadline
+    produce: Callable[[], VariantRecord]
+    still_valid: Callable[[VariantRecord], bool]
+
+
+class VariantGuard(Protocol):
+    """Runs ``work.produce`` at most once per identity, however many deliveries and instances ask."""
+
+    def run(self, work: VariantWork) -> VariantRecord: ...

@@ -12,13 +12,20 @@ from urllib.parse import quote
 
 from PIL import Image
 
-from .budget import Budget, BudgetExceededError
-from .errors import AccountError, DeadlineError, OutputLimitError, PermanentError, SourceChangedError
+from .errors import (
+    AccountError,
+    BudgetExceededError,
+    DeadlineError,
+    OutputLimitError,
+    PermanentError,
+    SourceChangedError,
+)
 from .imaging import FORMATS, ImageCheckError, encode, fit_exact, sniff, verify
 from .manifest import VariantRecord
 from .observability import count, logger
 from .planning import PlannedVariant
 from .ports import (
+    Budget,
     Deadline,
     GenerationParams,
     Journal,
