@@ -79,15 +79,15 @@ def resolves_to(monkeypatch):
 
 def test_form_fields():
     params = GenerationParams(
-        rendering_speed="TURBO", seed=4242, style_codes=("AAAA", "BBBB"), color_palette={"name": "PASTEL"}
+        rendering_speed="TURBO", seed=4242, style_codes=("5A3F09C1", "0b1c2d3e"), color_palette={"name": "PASTEL"}
     )
     assert IdeogramProvider.fields(request(params)) == [
         ("resolution", "1024x1024"),
         ("rendering_speed", "TURBO"),
         ("num_images", "1"),
         ("seed", "4242"),
-        ("style_codes", "AAAA"),
-        ("style_codes", "BBBB"),
+        ("style_codes", "5A3F09C1"),
+        ("style_codes", "0b1c2d3e"),
         ("color_palette", '{"name": "PASTEL"}'),
     ]
     assert IdeogramProvider.fields(request()) == [
