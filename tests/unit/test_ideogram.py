@@ -88,13 +88,18 @@ def test_form_fields():
         ("seed", "4242"),
         ("style_codes", "5A3F09C1"),
         ("style_codes", "0b1c2d3e"),
-        ("color_palette", '{"name": "PASTEL"}'),
     ]
     assert IdeogramProvider.fields(request()) == [
         ("resolution", "1024x1024"),
         ("rendering_speed", "DEFAULT"),
         ("num_images", "1"),
     ]
+
+
+def test_the_palette_is_a_json_part():
+    params = GenerationParams(color_palette={"name": "PASTEL"})
+    parts = provider(FakeSession()).files(request(params), (1, 1))
+    assert parts[1] == ("color_palette", (None, b'{"name": "PASTEL"}', "application/json"))
 
 
 def test_files_are_named_by_their_bytes(resolves_to):

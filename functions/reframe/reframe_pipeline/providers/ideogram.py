@@ -23,7 +23,7 @@ MAX_REDIRECTS = 3
 # Ideogram keeps a result URL 24 hours; a little less is assumed.
 RESULT_TTL_S = 23 * 3600
 
-FilePart = tuple[str, tuple[str, bytes, str]]
+FilePart = tuple[str, tuple[str | None, bytes, str]]
 
 
 def file_part(field: str, stem: str, data: bytes) -> FilePart:
@@ -44,7 +44,7 @@ class IdeogramProvider(RemoteProvider):
 
     @staticmethod
     def fields(request: ReframeRequest) -> list[tuple[str, str]]:
-        """The text fields of the form; style_codes repeats, color_palette travels as a JSON string."""
+        """The text fields of the form; style_codes repeats."""
         params = request.params
         fields = [
             ("resolution", str(request.resolution)),
@@ -54,12 +54,16 @@ class IdeogramProvider(RemoteProvider):
         if params.seed is not None:
             fields.append(("seed", str(params.seed)))
         fields += [("style_codes", code) for code in params.style_codes]
-        if params.color_palette is not None:
-            fields.append(("color_palette", json.dumps(params.color_palette)))
         return fields
 
     def files(self, request: ReframeRequest, timeout: Timeout) -> list[FilePart]:
+        """The other parts: the image, the colour palette (a JSON part, as the spec's encoding says), the
+        style references (downloaded here)."""
         parts = [file_part("image", "image", request.source.load())]
+        if request.params.color_palette is not None:
+            parts.append(
+                ("color_palette", (None, json.dumps(request.params.color_palette).encode(), "application/json"))
+            )
         left = MAX_REFERENCES_BYTES
         for index, url in enumerate(request.params.style_reference_urls):
             data = self._fetch(url, timeout, left)
