@@ -6,14 +6,11 @@ Source images come from a loopback file server in a thread; nothing leaves 127.0
 from __future__ import annotations
 
 import base64
-import functools
 import io
-import shutil
 import threading
 import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,28 +31,6 @@ IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images"
 SEGMIND = "/v1/ideogram-3-reframe"
 SEGMIND_V2 = "/v2/ideogram-3-reframe"
 IDEOGRAM = "/v1/ideogram-v3/reframe"
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a loopback server holding the sample images, a text file and a GIF."""
-    root = tmp_path_factory.mktemp("sources")
-    for path in IMAGES.iterdir():
-        shutil.copy(path, root / path.name)
-    (root / "notes.txt").write_text("not an image\n")
-    Image.new("RGB", (64, 64), "red").save(root / "red.gif")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 @pytest.fixture

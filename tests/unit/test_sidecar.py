@@ -106,7 +106,10 @@ def test_the_design_example_is_valid():
             {"version": 1, "targets": [{"size": "64x64", "name": "a/b"}]},
             "targets[0].name",
         ),
-        ({"version": 1, "style_codes": ["AAAA"], "targets": [{"size": "64x64"}]}, "style_codes[0]: 'AAAA' is not a style code"),
+        (
+            {"version": 1, "style_codes": ["AAAA"], "targets": [{"size": "64x64"}]},
+            "style_codes[0]: 'AAAA' is not a style code",
+        ),
         ({"version": 1, "style_codes": ["5A3F09G1"], "targets": [{"size": "64x64"}]}, "8 hexadecimal characters"),
         ({"version": 1, "style_codes": [" 5A3F09C1"], "targets": [{"size": "64x64"}]}, "style_codes[0]"),
         ({"version": 1, "output": {"format": "gif"}, "targets": [{"size": "64x64"}]}, "output.format"),
