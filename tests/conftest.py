@@ -5,15 +5,23 @@ Each server fixture stops its process when the session ends, whether tests passe
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
+import threading
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
+from PIL import Image
 
 from reframe_cli import servers
 from reframe_cli.servers import ServerProcess
 
+IMAGES = Path(__file__).resolve().parents[1] / "examples" / "images"
 EMULATOR_API_KEY = "test-key-123"
 # The emulator's runtime options as it starts; tests that change them get them back from `fresh_emulator`.
 EMULATOR_DEFAULTS = {
@@ -84,3 +92,25 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, moto_server: ServerProcess) -> str:
     # What Lambda sets, and what code written for Lambda reads.
     monkeypatch.setenv("AWS_REGION", servers.REGION)
     return moto_server.url
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a loopback server holding the sample images, a text file and a GIF."""
+    root = tmp_path_factory.mktemp("sources")
+    for path in IMAGES.iterdir():
+        shutil.copy(path, root / path.name)
+    (root / "notes.txt").write_text("not an image\n")
+    Image.new("RGB", (64, 64), "red").save(root / "red.gif")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)

@@ -6,14 +6,11 @@ Source images come from a loopback file server in a thread; nothing leaves 127.0
 from __future__ import annotations
 
 import base64
-import functools
 import io
-import shutil
 import threading
 import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,28 +31,6 @@ IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images"
 SEGMIND = "/v1/ideogram-3-reframe"
 SEGMIND_V2 = "/v2/ideogram-3-reframe"
 IDEOGRAM = "/v1/ideogram-v3/reframe"
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of a loopback server holding the sample images, a text file and a GIF."""
-    root = tmp_path_factory.mktemp("sources")
-    for path in IMAGES.iterdir():
-        shutil.copy(path, root / path.name)
-    (root / "notes.txt").write_text("not an image\n")
-    Image.new("RGB", (64, 64), "red").save(root / "red.gif")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
 
 
 @pytest.fixture
@@ -136,13 +111,31 @@ def image_size(body: bytes) -> tuple[int, int]:
 # Authentication and validation
 
 
-@pytest.mark.parametrize("key", ["", "wrong-key"])
-def test_bad_key_is_401(http: requests.Session, emu: str, files: str, key: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "segmind_error", "ideogram_error"),
+    [
+        ("", "missing x-api-key header", "missing Api-Key header"),
+        # The key received is echoed, as real services sometimes do: the client's scrubbing is what hides it.
+        ("wrong-key", "invalid key wrong-key", "invalid key wrong-key"),
+    ],
+)
+def test_bad_key_is_401(
+    http: requests.Session, emu: str, files: str, key: str, segmind_error: str, ideogram_error: str
+) -> None:
     response = segmind(http, emu, {"image": f"{files}/coffee.png"}, key=key)
     assert response.status_code == 401
-    assert "x-api-key" in response.json()["error"]
-    assert ideogram(http, emu, {"resolution": "1024x1024"}, key=key).status_code == 401
+    assert response.json() == {"error": segmind_error}
+    response = ideogram(http, emu, {"resolution": "1024x1024"}, key=key)
+    assert response.status_code == 401
+    assert response.json() == {"error": ideogram_error, "reject_reason": "unauthorized"}
     assert stats(http, emu)["billed"] == 0
+
+
+def test_an_injected_401_echoes_the_key(http: requests.Session, emu: str, files: str) -> None:
+    set_faults(http, emu, script=["401"])
+    response = segmind(http, emu, {"image": f"{files}/coffee.png"})
+    assert response.status_code == 401
+    assert EMULATOR_API_KEY in response.json()["error"]
 
 
 @pytest.mark.parametrize(
@@ -388,7 +381,7 @@ def test_wrong_size_is_answered_and_billed(http: requests.Session, emu: str, fil
     assert v1.status_code == 200
     assert verify(v1.content) == ("png", (1472, 640))
     (item,) = ideogram(http, emu, {"resolution": "1536x640"}).json()["data"]
-    assert item["resolution"] == "1536x640"  # what was asked, not what is served
+    assert item["resolution"] == "1472x640"  # what is served, as Ideogram's answer says
     assert image_size(http.get(item["url"], timeout=10).content) == (1472, 640)
     accepted = segmind_v2(http, emu, {"image": f"{files}/coffee.png", "resolution": "1536x640"}).json()
     until_ended(http, accepted["status_url"])
@@ -409,6 +402,98 @@ def test_402_account_conditions(http: requests.Session, emu: str, kind: str, rea
     assert answer["error"]
     assert "Retry-After" not in response.headers
     assert stats(http, emu)["billed"] == 0
+
+
+@pytest.mark.parametrize("kind", ["429", "429-date", "429-no-retry-after"])
+def test_ideogram_429_is_inflight_limit_without_retry_after(http: requests.Session, emu: str, kind: str) -> None:
+    set_faults(http, emu, script=[kind])
+    response = ideogram(http, emu, {"resolution": "1024x1024"})
+    assert response.status_code == 429
+    assert response.json()["reject_reason"] == "inflight_limit"
+    assert "Retry-After" not in response.headers
+
+
+def test_ideogram_in_flight_limit_is_its_429(http: requests.Session, emu: str) -> None:
+    configure(http, emu, max_in_flight=1)
+    set_faults(http, emu, script=["slow:3000"])
+
+    def slow_call() -> None:
+        with requests.Session() as session:
+            session.trust_env = False
+            ideogram(session, emu, {"resolution": "1024x1024"})
+
+    first = threading.Thread(target=slow_call)
+    first.start()
+    deadline = time.monotonic() + 10
+    while stats(http, emu)["in_flight"] < 1:
+        assert time.monotonic() < deadline, "the first call never started"
+        time.sleep(0.02)
+    response = ideogram(http, emu, {"resolution": "1024x1024"})
+    first.join(30)
+    assert response.status_code == 429
+    assert response.json()["reject_reason"] == "inflight_limit"
+    assert "Retry-After" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("kind", "endpoint"), [("406", "ideogram"), ("402", "segmind"), ("402-daily-limit", "segmind")]
+)
+def test_a_status_the_api_never_sends_is_used_up_without_effect(
+    http: requests.Session, emu: str, files: str, kind: str, endpoint: str
+) -> None:
+    set_faults(http, emu, script=[kind])
+    if endpoint == "ideogram":
+        response = ideogram(http, emu, {"resolution": "1024x1024"})
+    else:
+        response = segmind(http, emu, {"image": f"{files}/coffee.png"})
+    assert response.status_code == 200
+    assert stats(http, emu)["calls"][-1]["fault"] == kind
+    assert http.get(f"{emu}/_emulator/faults", timeout=10).json()["script"] == []
+
+
+def test_ideogram_errors_carry_a_reject_reason(http: requests.Session, emu: str) -> None:
+    response = ideogram(http, emu, {"resolution": "1x1"})
+    assert response.status_code == 400
+    assert response.json()["reject_reason"] == "bad_request"
+    set_faults(http, emu, script=["500"])
+    assert ideogram(http, emu, {"resolution": "1024x1024"}).json()["reject_reason"] == "internal_server_error"
+
+
+@pytest.mark.parametrize("code", ["Modern", "AAAA", "5A3F09C1F", "5A3F09G1"])
+def test_style_codes_must_be_8_hex_characters(http: requests.Session, emu: str, files: str, code: str) -> None:
+    response = ideogram(http, emu, {"resolution": "1024x1024", "style_codes": code})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("style_codes[0]:")
+    response = segmind(http, emu, {"image": f"{files}/coffee.png", "style_codes": [code]})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("style_codes[0]:")
+    assert ideogram(http, emu, {"resolution": "1024x1024", "style_codes": "5a3F09c1"}).status_code == 200
+    assert stats(http, emu)["billed"] == 1
+
+
+def test_ideogram_caps_style_references_in_total(http: requests.Session, emu: str) -> None:
+    png = (IMAGES / "chelsea.png").read_bytes()
+    # Three references that each pass any per-file limit, 10 MB together: padded PNGs (trailing bytes).
+    under = png + bytes(3_333_333 - len(png))
+    over = png + bytes(3_333_335 - len(png))
+    source = ("source.png", (IMAGES / "astronaut.png").read_bytes(), "image/png")
+
+    def post(references: list[bytes]) -> requests.Response:
+        parts = [("image", source)] + [("style_reference_images", ("s.png", r, "image/png")) for r in references]
+        return http.post(
+            f"{emu}{IDEOGRAM}", data={"resolution": "1024x1024"}, files=parts, headers={"Api-Key": EMULATOR_API_KEY}
+        )
+
+    assert post([under, under, under]).status_code == 200
+    refused = post([under, under, over])
+    assert refused.status_code == 400
+    assert refused.json()["error"] == ("style_reference_images: 10000001 bytes in total, over the limit of 10000000")
+    assert stats(http, emu)["billed"] == 1
+
+
+def test_ideogram_rendering_speeds(http: requests.Session, emu: str) -> None:
+    for speed in ("FLASH", "TURBO", "BALANCED", "DEFAULT", "QUALITY"):
+        assert ideogram(http, emu, {"resolution": "1024x1024", "rendering_speed": speed}).status_code == 200
 
 
 def test_result_url_answers_503_once(http: requests.Session, emu: str, files: str) -> None:

@@ -9,7 +9,7 @@ from PIL import Image
 from reframe_pipeline.errors import PermanentError, ProviderRejectedError, ProviderTransientError
 from reframe_pipeline.ports import Deadline, GenerationParams, ReframeRequest, SourceImage
 from reframe_pipeline.providers.http import RetryPolicy
-from reframe_pipeline.providers.ideogram import IdeogramProvider
+from reframe_pipeline.providers.ideogram import MAX_REFERENCES_BYTES, IdeogramProvider
 from reframe_pipeline.resolutions import Size
 from reframe_pipeline.sidecar import check_public_url
 
@@ -79,22 +79,27 @@ def resolves_to(monkeypatch):
 
 def test_form_fields():
     params = GenerationParams(
-        rendering_speed="TURBO", seed=4242, style_codes=("AAAA", "BBBB"), color_palette={"name": "PASTEL"}
+        rendering_speed="TURBO", seed=4242, style_codes=("5A3F09C1", "0b1c2d3e"), color_palette={"name": "PASTEL"}
     )
     assert IdeogramProvider.fields(request(params)) == [
         ("resolution", "1024x1024"),
         ("rendering_speed", "TURBO"),
         ("num_images", "1"),
         ("seed", "4242"),
-        ("style_codes", "AAAA"),
-        ("style_codes", "BBBB"),
-        ("color_palette", '{"name": "PASTEL"}'),
+        ("style_codes", "5A3F09C1"),
+        ("style_codes", "0b1c2d3e"),
     ]
     assert IdeogramProvider.fields(request()) == [
         ("resolution", "1024x1024"),
         ("rendering_speed", "DEFAULT"),
         ("num_images", "1"),
     ]
+
+
+def test_the_palette_is_a_json_part():
+    params = GenerationParams(color_palette={"name": "PASTEL"})
+    parts = provider(FakeSession()).files(request(params), (1, 1))
+    assert parts[1] == ("color_palette", (None, b'{"name": "PASTEL"}', "application/json"))
 
 
 def test_files_are_named_by_their_bytes(resolves_to):
@@ -139,6 +144,20 @@ def test_a_redirect_is_checked_like_the_first_url(monkeypatch):
     with pytest.raises(PermanentError, match=r"192\.168\.1\.1"):
         provider(session).files(request(GenerationParams(style_reference_urls=(first,))), (1, 1))
     assert session.requested == [first]
+
+
+def test_style_references_are_capped_in_total_not_per_file():
+    refs = [f"{STORAGE}/bucket/styles/{n}.png" for n in range(3)]
+    third = MAX_REFERENCES_BYTES // 3
+    session = FakeSession({ref: response(200, image() + bytes(third - len(image()))) for ref in refs})
+    three = provider(session).files(request(GenerationParams(style_reference_urls=tuple(refs))), (1, 1))
+    assert sum(len(data) for _, (_, data, _) in three[1:]) == 3 * third <= MAX_REFERENCES_BYTES
+
+    session.answers[refs[2]] = response(200, image() + bytes(third + 3 - len(image())))
+    with pytest.raises(PermanentError) as caught:
+        provider(session).files(request(GenerationParams(style_reference_urls=tuple(refs))), (1, 1))
+    assert caught.value.code == "bad_style_reference"
+    assert f"limit of {MAX_REFERENCES_BYTES} bytes in total" in caught.value.message
 
 
 def test_storage_url_that_does_not_exist_is_permanent():

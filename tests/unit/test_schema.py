@@ -36,6 +36,10 @@ def test_schema_describes_the_model():
     assert document["required"] == ["version", "targets"]
     assert document["additionalProperties"] is False
     assert set(document["$defs"]["Target"]["properties"]) >= {"resolution", "aspect_ratio", "size", "preset", "name"}
+    for where in (document, document["$defs"]["Target"]):
+        codes = where["properties"]["style_codes"]["anyOf"][0]["items"]
+        assert codes["pattern"] == "^[0-9a-fA-F]{8}$"
+        assert "8 hexadecimal characters" in codes["description"]
 
 
 def test_the_docs_have_examples():

@@ -26,7 +26,7 @@ def test_the_design_example_is_valid():
             ],
             "rendering_speed": "DEFAULT",
             "seed": 4242,
-            "style_codes": [],
+            "style_codes": ["5a3f09c1", "0000FFFF"],
             "color_palette": {"name": "PASTEL"},
             "output": {"format": "original", "quality": 90},
         }
@@ -37,6 +37,7 @@ def test_the_design_example_is_valid():
     assert str(variants[2].final_size) == "1200x628" and variants[2].needs_crop
     assert variants[3].rendering_speed == "QUALITY" and variants[0].rendering_speed == "DEFAULT"
     assert variants[0].color_palette == {"name": "PASTEL"}
+    assert variants[0].style_codes == ("5a3f09c1", "0000FFFF")
 
 
 @pytest.mark.parametrize(
@@ -105,6 +106,12 @@ def test_the_design_example_is_valid():
             {"version": 1, "targets": [{"size": "64x64", "name": "a/b"}]},
             "targets[0].name",
         ),
+        (
+            {"version": 1, "style_codes": ["AAAA"], "targets": [{"size": "64x64"}]},
+            "style_codes[0]: 'AAAA' is not a style code",
+        ),
+        ({"version": 1, "style_codes": ["5A3F09G1"], "targets": [{"size": "64x64"}]}, "8 hexadecimal characters"),
+        ({"version": 1, "style_codes": [" 5A3F09C1"], "targets": [{"size": "64x64"}]}, "style_codes[0]"),
         ({"version": 1, "output": {"format": "gif"}, "targets": [{"size": "64x64"}]}, "output.format"),
         ({"version": 1, "output": {"quality": 0}, "targets": [{"size": "64x64"}]}, "output.quality"),
     ],

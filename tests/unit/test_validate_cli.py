@@ -84,6 +84,14 @@ def test_costs_follow_the_provider_and_the_price_table(tmp_path, capsys, setting
             {"version": 1, "targets": [{"preset": "instagram-post"}, {"size": "1080x1080", "name": "instagram-post"}]},
             "targets[1].name: 'instagram-post' is produced twice",
         ),
+        (
+            {"version": 1, "targets": [{"size": "1200x628"}], "style_codes": ["Modern"]},
+            "style_codes[0]: 'Modern' is not a style code: Ideogram's are 8 hexadecimal characters",
+        ),
+        (
+            {"version": 1, "targets": [{"size": "1200x628", "style_codes": ["5A3F09C1", "5A3F09C1F"]}]},
+            "targets[0].style_codes[1]: '5A3F09C1F' is not a style code",
+        ),
         ("{not json", "not valid JSON"),
     ],
 )

@@ -67,6 +67,14 @@ def _backfill(args: argparse.Namespace) -> int:
     )
 
 
+def _check_provider(args: argparse.Namespace) -> int:
+    from . import check_provider
+
+    return check_provider.run(
+        sys.stdout, sys.stderr, provider=args.provider, image_url=args.image_url, dry_run=args.dry_run
+    )
+
+
 def _emulator(args: argparse.Namespace, rest: list[str]) -> int:
     from .emulator import main as emulator_main
 
@@ -108,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--provider", choices=["segmind", "ideogram", "local"], help="instead of REFRAME_PROVIDER (plan and local run)"
     )
     backfill.add_argument("--verbose", action="store_true", help="the handler's logs on stderr (local run)")
+    check = commands.add_parser(
+        "check-provider",
+        help="one real, cheapest paid call (TURBO, smallest resolution) with the configured key; prints the answer",
+    )
+    check.add_argument(
+        "--provider", choices=["segmind", "ideogram"], help="instead of REFRAME_PROVIDER (its URL and key settings)"
+    )
+    check.add_argument("--image-url", help="Segmind: a public https URL of a JPEG, PNG or WebP it can fetch (required)")
+    check.add_argument("--dry-run", action="store_true", help="print the request it would send (key masked); no call")
     commands.add_parser(
         "emulator",
         help="a Segmind-compatible reframe server for tests (options: reframe emulator --help)",
@@ -128,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         "schema": lambda: _schema(args),
         "validate": lambda: _validate(args),
         "backfill": lambda: _backfill(args),
+        "check-provider": lambda: _check_provider(args),
         "emulator": lambda: _emulator(args, rest),
     }
     if rest and args.command != "emulator":

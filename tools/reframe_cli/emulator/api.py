@@ -24,6 +24,8 @@ from reframe_pipeline.sidecar import ColorPalette, RenderingSpeed, Seed, StyleCo
 from .state import Call, EmulatorConfig, EmulatorState, RenderMode
 
 MAX_FETCH_BYTES = 64 * 1024 * 1024
+# Ideogram's limit on the style references of one call together (its OpenAPI), in the strict reading of "MB".
+IDEOGRAM_MAX_REFERENCES_BYTES = 10_000_000
 # Credits charged per generation, as the pipeline estimates Segmind's prices.
 CREDITS = DEFAULT_PRICES["segmind"]
 
@@ -75,7 +77,7 @@ class IdeogramRequest(_Strict):
 
     resolution: Resolution
     seed: int | None = Field(None, ge=0, le=2_147_483_647)
-    rendering_speed: Literal["FLASH", "TURBO", "DEFAULT", "QUALITY"] = "DEFAULT"
+    rendering_speed: Literal["FLASH", "TURBO", "BALANCED", "DEFAULT", "QUALITY"] = "DEFAULT"
     num_images: int = Field(1, ge=1, le=8)
     style_codes: list[StyleCode] | None = None
     color_palette: Json[ColorPalette] | None = None
@@ -135,6 +137,10 @@ def parse_ideogram(content_type: str, body: bytes) -> IdeogramForm:
     except ValidationError as exc:
         raise ApiError(400, describe(exc)) from None
     references = files.get("style_reference_images", [])
+    if (total := sum(map(len, references))) > IDEOGRAM_MAX_REFERENCES_BYTES:
+        raise ApiError(
+            400, f"style_reference_images: {total} bytes in total, over the limit of {IDEOGRAM_MAX_REFERENCES_BYTES}"
+        )
     if request.style_codes and references:
         raise ApiError(400, "style_codes: cannot be combined with style_reference_images")
     return IdeogramForm(request, files["image"][0], references)

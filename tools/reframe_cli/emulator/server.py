@@ -1,10 +1,15 @@
 """The HTTP side: routing, the two reframe endpoints, fault injection, admin endpoints and the CLI.
 
+Each endpoint follows its API's contract (the OpenAPI documents in tests/contracts/ check its answers);
+anything else happens only as an injected fault (``state.py``).
+
 Reframe endpoints (each call runs: key check, in-flight limit, next fault, validation, work):
 - ``POST /v1/ideogram-3-reframe``: Segmind; ``x-api-key``; JSON body; answers the image bytes
   (or JSON ``{"image": base64}`` / ``{"image": url}`` as ``response_format`` says).
-- ``POST /v1/ideogram-v3/reframe``: Ideogram; ``Api-Key``; multipart form; answers
-  ``{"created", "data": [{"url", "resolution", "seed", "is_image_safe", "prompt"}]}``.
+- ``POST /v1/ideogram-v3/reframe``: Ideogram; ``Api-Key``; multipart form (style codes of 8 hex
+  characters, style references at most 10 MB in total); answers
+  ``{"created", "data": [{"url", "resolution", "seed", "is_image_safe", "prompt"}]}``, ``resolution``
+  being the served image's.
 - ``POST /v2/ideogram-3-reframe``: Segmind's asynchronous API; as v1, but it validates, fetches the
   source, bills, and answers at once ``{"request_id", "status": "QUEUED", "poll_url", "status_url",
   "response_url"}`` while the job runs in the background. ``GET /v2/requests/<id>/status`` answers
@@ -12,7 +17,9 @@ Reframe endpoints (each call runs: key check, in-flight limit, next fault, valid
   ``GET /v2/requests/<id>`` the same, plus ``"output": "<image URL>", "metrics": {...}`` once
   COMPLETED. Both need ``x-api-key``, take the next fault like any call, and answer 404 once the job
   ended more than ``result_ttl_s`` ago. With ``serve_v2`` off the POST answers 404 "model not found".
-Errors are JSON ``{"error": "<field>: <reason>"}``.
+Errors are JSON ``{"error": "<field>: <reason>"}``; Ideogram's also carry ``reject_reason``
+(``insufficient_funds``, ``daily_limit``, ``inflight_limit`` as documented; else the status's name). A 401
+echoes the key it received.
 
 Admin endpoints (JSON, no key): ``GET /_emulator/health``, ``GET /_emulator/stats``,
 ``GET|POST /_emulator/config``, ``GET|POST /_emulator/faults``, ``POST /_emulator/reset``, and
@@ -41,6 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -53,7 +61,18 @@ from reframe_pipeline.sidecar import describe
 
 from . import api
 from .api import ApiError
-from .state import WHOLE_CALL_FAULTS, Call, ConfigUpdate, EmulatorConfig, EmulatorState, FaultsUpdate, Job, slow_ms
+from .state import (
+    NOT_IN_CONTRACT,
+    WHOLE_CALL_FAULTS,
+    Api,
+    Call,
+    ConfigUpdate,
+    EmulatorConfig,
+    EmulatorState,
+    FaultsUpdate,
+    Job,
+    slow_ms,
+)
 
 SEGMIND_PATH = "/v1/ideogram-3-reframe"
 SEGMIND_V2_PATH = "/v2/ideogram-3-reframe"
@@ -94,26 +113,38 @@ def json_reply(status: int, document: Any, **headers: str) -> Reply:
     return Reply(status, json.dumps(document).encode(), headers=headers)
 
 
-def error_reply(status: int, message: str, **headers: str) -> Reply:
-    return json_reply(status, {"error": message}, **headers)
+def error_reply(status: int, message: str, api: Api | None = None, reason: str = "", **headers: str) -> Reply:
+    """An error as the API sends it: ``{"error"}``, and on Ideogram's endpoint a ``reject_reason`` too (its
+    documented ones where the status has one, else the status's name)."""
+    document = {"error": message}
+    if api == "ideogram":
+        document["reject_reason"] = reason or HTTPStatus(status).phrase.lower().replace(" ", "_")
+    return json_reply(status, document, **headers)
 
 
-def status_fault(kind: str) -> Reply:
-    """The answer of a fault that replaces the whole call."""
+def status_fault(kind: str, api: Api, key: str) -> Reply | None:
+    """The answer of a fault that replaces the whole call, as ``api`` sends that status; None when the API
+    never sends it (the fault is used up without effect)."""
+    if kind in NOT_IN_CONTRACT[api]:
+        return None
     if kind == "reset":
         return Reply(0)
     if kind == "html-500":
         page = b"<html><head><title>500 Internal Server Error</title></head><body>Server Error</body></html>"
         return Reply(500, page, "text/html; charset=utf-8")
     status = int(kind[:3])
+    if status == 429 and api == "ideogram":  # never a Retry-After on Ideogram's generation calls
+        return error_reply(429, "too many generations in flight (injected)", api, "inflight_limit")
     if kind == "429":
-        return error_reply(429, "rate limit exceeded", **{"Retry-After": "1"})
+        return error_reply(429, "rate limit exceeded", api, **{"Retry-After": "1"})
     if kind == "429-date":
-        return error_reply(429, "rate limit exceeded", **{"Retry-After": formatdate(time.time() + 2, usegmt=True)})
+        return error_reply(429, "rate limit exceeded", api, **{"Retry-After": formatdate(time.time() + 2, usegmt=True)})
     if kind in _REJECT_REASONS:
         reason = _REJECT_REASONS[kind]
-        return json_reply(402, {"error": f"payment required: {reason} (injected)", "reject_reason": reason})
-    return error_reply(status, f"{_FAULT_MESSAGES[status]} (injected)")
+        return error_reply(402, f"payment required: {reason} (injected)", api, reason)
+    if status == 401:  # echoes the key, as a refused one is (see Handler._authorised_call)
+        return error_reply(401, f"invalid key {key} (injected)", api)
+    return error_reply(status, f"{_FAULT_MESSAGES[status]} (injected)", api)
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -233,24 +264,25 @@ class Handler(BaseHTTPRequestHandler):
         self._send(reply, request_id=call.request_id)
 
     def _authorised_call(self, key_header: str, body: bytes, call: Call, work: Callable[[bytes, Call], Reply]) -> Reply:
-        given = self.headers.get(key_header, "")
+        given, api = self.headers.get(key_header, ""), call.api
         if not hmac.compare_digest(given.encode(), self.state.config.api_key.encode()):
-            return error_reply(401, f"missing or invalid {key_header} header")
+            # Echoes the key received, as real services sometimes do: the client must scrub it from what it logs.
+            return error_reply(401, f"invalid key {given}" if given else f"missing {key_header} header", api)
         if call.endpoint == "segmind-v2" and not self.state.config.serve_v2:
             return error_reply(404, "model not found")  # before any fault: those are for the v1 call that follows
         if not self.state.admit(call):
-            return error_reply(429, "too many requests in flight")
+            return error_reply(429, "too many requests in flight", api, "inflight_limit")
         try:
             call.fault = self.state.next_fault()
-            if call.fault in WHOLE_CALL_FAULTS:
-                return status_fault(call.fault)
+            if call.fault in WHOLE_CALL_FAULTS and (reply := status_fault(call.fault, api, given)) is not None:
+                return reply
             time.sleep(slow_ms(call.fault) / 1000)
             return work(body, call)
         except ApiError as exc:
-            return error_reply(exc.status, exc.message)
+            return error_reply(exc.status, exc.message, api)
         except Exception as exc:
             traceback.print_exc()  # an emulator bug: answered and counted like a provider failure
-            return error_reply(500, f"emulator error: {type(exc).__name__}: {exc}")
+            return error_reply(500, f"emulator error: {type(exc).__name__}: {exc}", api)
         finally:
             self.state.release(call)
 
@@ -332,7 +364,7 @@ class Handler(BaseHTTPRequestHandler):
         data = []
         for index in range(request.num_images):
             item: dict[str, Any] = {
-                "resolution": request.resolution,
+                "resolution": f"{image.width}x{image.height}",  # what is served ("wrong-size" included)
                 "seed": (call.seed + index) % 2_147_483_648,
                 "is_image_safe": safe,
                 "prompt": f"Reframed to {request.resolution}",

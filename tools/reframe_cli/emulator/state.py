@@ -20,9 +20,16 @@ ResponseFormat = Literal["png", "jpeg", "json-base64", "json-url"]
 # requested size, so that on a small machine benchmarks measure the client, not the emulator's rendering.
 RenderMode = Literal["reframe", "fast"]
 JobStatus = Literal["QUEUED", "PROCESSING", "COMPLETED", "FAILED"]
+Api = Literal["segmind", "ideogram"]  # whose contract an endpoint follows
 
-# Faults that replace the whole exchange (402s are Ideogram's account conditions, with a reject_reason);
-# the others let the call run and then change it: "slow:<ms>" delays it (past any client's deadline if
+# By default each endpoint answers as its contract says; faults are the only way to get anything else.
+# Whole-call faults replace the exchange, answered the way the endpoint's API answers that status: "429"
+# (Retry-After in seconds), "429-date" (as an HTTP date) and "429-no-retry-after" on Segmind, which may or
+# may not send one; on Ideogram every 429 kind is its "inflight_limit", never with Retry-After. A "401"
+# echoes the key it received, as real services sometimes do: the client must scrub it. A status an API
+# never sends is used up without effect on its endpoints (NOT_IN_CONTRACT): 406 is only Segmind's
+# (insufficient credits), "402" and "402-daily-limit" only Ideogram's.
+# The other faults let the call run and then change it: "slow:<ms>" delays it (past any client's deadline if
 # asked; the call still runs and bills, as a real provider's would), "garbage" and "truncated" spoil the
 # image, "unsafe" withholds it, "wrong-size" makes it 64 px narrower than asked, "result-503" makes the
 # first GET of its result URL answer 503, "v2-fail" ends a v2 job FAILED. A fault that does not apply
@@ -31,6 +38,10 @@ WHOLE_CALL_FAULTS = frozenset(
     {"429", "429-no-retry-after", "429-date", "500", "502", "503", "504", "400", "401", "403", "404", "406"}
     | {"402", "402-daily-limit", "html-500", "reset"}
 )
+NOT_IN_CONTRACT: dict[str, frozenset[str]] = {
+    "segmind": frozenset({"402", "402-daily-limit"}),
+    "ideogram": frozenset({"406"}),
+}
 FAULT_KINDS = WHOLE_CALL_FAULTS | {"ok", "garbage", "truncated", "unsafe", "wrong-size", "result-503", "v2-fail"}
 _SLOW = re.compile(r"slow:(\d{1,7})")
 _MAX_CALLS_KEPT = 10_000
@@ -121,6 +132,10 @@ class Call:
     # The reset it started after: a call still running when the emulator is reset (a slow one whose
     # client gave up) must not count in the stats that follow.
     epoch: int = 0
+
+    @property
+    def api(self) -> Api:
+        return "ideogram" if self.endpoint == "ideogram" else "segmind"
 
     def public(self) -> dict[str, Any]:
         """As the stats report it."""

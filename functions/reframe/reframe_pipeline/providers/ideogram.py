@@ -16,13 +16,14 @@ from ..ports import ReframeRequest, ReframeResult, Ticket
 from ..sidecar import check_public_url
 from .http import TRANSIENT_STATUSES, RemoteProvider, Submit, Timeout, fetch_result
 
-# Ideogram's upload limit per file (the stricter of its two documented figures).
-MAX_REFERENCE_BYTES = 10 * 1024 * 1024
+# Ideogram's limit on the style reference images together, not per file (its OpenAPI: 10 MB in total),
+# read as the smaller of 10 MB and 10 MiB.
+MAX_REFERENCES_BYTES = 10_000_000
 MAX_REDIRECTS = 3
 # Ideogram keeps a result URL 24 hours; a little less is assumed.
 RESULT_TTL_S = 23 * 3600
 
-FilePart = tuple[str, tuple[str, bytes, str]]
+FilePart = tuple[str, tuple[str | None, bytes, str]]
 
 
 def file_part(field: str, stem: str, data: bytes) -> FilePart:
@@ -43,7 +44,7 @@ class IdeogramProvider(RemoteProvider):
 
     @staticmethod
     def fields(request: ReframeRequest) -> list[tuple[str, str]]:
-        """The text fields of the form; style_codes repeats, color_palette travels as a JSON string."""
+        """The text fields of the form; style_codes repeats."""
         params = request.params
         fields = [
             ("resolution", str(request.resolution)),
@@ -53,18 +54,25 @@ class IdeogramProvider(RemoteProvider):
         if params.seed is not None:
             fields.append(("seed", str(params.seed)))
         fields += [("style_codes", code) for code in params.style_codes]
-        if params.color_palette is not None:
-            fields.append(("color_palette", json.dumps(params.color_palette)))
         return fields
 
     def files(self, request: ReframeRequest, timeout: Timeout) -> list[FilePart]:
+        """The other parts: the image, the colour palette (a JSON part, as the spec's encoding says), the
+        style references (downloaded here)."""
         parts = [file_part("image", "image", request.source.load())]
+        if request.params.color_palette is not None:
+            parts.append(
+                ("color_palette", (None, json.dumps(request.params.color_palette).encode(), "application/json"))
+            )
+        left = MAX_REFERENCES_BYTES
         for index, url in enumerate(request.params.style_reference_urls):
-            parts.append(file_part("style_reference_images", f"style_reference_{index}", self._fetch(url, timeout)))
+            data = self._fetch(url, timeout, left)
+            left -= len(data)
+            parts.append(file_part("style_reference_images", f"style_reference_{index}", data))
         return parts
 
-    def _fetch(self, url: str, timeout: Timeout) -> bytes:
-        """A style reference's bytes.
+    def _fetch(self, url: str, timeout: Timeout, limit: int) -> bytes:
+        """A style reference's bytes, refused once over ``limit`` (what the earlier ones left of the total).
 
         Object keys reach us as presigned URLs of our own storage, trusted as they are: with a local S3
         stand-in they point at a private address on purpose. The provider only sees URLs, so "ours" means
@@ -79,7 +87,7 @@ class IdeogramProvider(RemoteProvider):
                 if response.is_redirect:
                     url = urljoin(url, response.headers["Location"])
                     continue
-                return self._reference_body(response)
+                return self._reference_body(response, limit)
         raise PermanentError(f"style reference: more than {MAX_REDIRECTS} redirects", code="bad_style_reference")
 
     def _ours(self, url: str) -> bool:
@@ -107,7 +115,7 @@ class IdeogramProvider(RemoteProvider):
             raise ProviderTransientError(f"style reference host {host!r} did not resolve", code="network") from None
 
     @staticmethod
-    def _reference_body(response: requests.Response) -> bytes:
+    def _reference_body(response: requests.Response, limit: int) -> bytes:
         status = response.status_code
         if status in TRANSIENT_STATUSES or status >= 500:
             raise ProviderTransientError(f"style reference answered HTTP {status}", code="style_reference_fetch")
@@ -116,8 +124,11 @@ class IdeogramProvider(RemoteProvider):
         body = bytearray()
         for chunk in response.iter_content(1 << 16):
             body += chunk
-            if len(body) > MAX_REFERENCE_BYTES:
-                raise PermanentError(f"style reference is over {MAX_REFERENCE_BYTES} bytes", code="bad_style_reference")
+            if len(body) > limit:
+                raise PermanentError(
+                    f"style references are over Ideogram's limit of {MAX_REFERENCES_BYTES} bytes in total",
+                    code="bad_style_reference",
+                )
         return bytes(body)
 
     def _submitter(self, request: ReframeRequest, key: str) -> Submit:

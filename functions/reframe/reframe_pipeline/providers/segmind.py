@@ -65,7 +65,9 @@ class SegmindProvider(RemoteProvider):
         if not request.source.url.startswith(("https://", "http://")):
             raise ProviderRejectedError("Segmind needs the source as an http(s) URL", code="bad_source")
         body = self.body(request)
-        headers = {"x-api-key": key, "Accept": "image/*, application/json"}
+        # As Segmind's official SDK sends: a narrower Accept risks a 406 Not Acceptable, which would read as
+        # Segmind's 406 "insufficient credits".
+        headers = {"x-api-key": key, "Accept": "*/*"}
 
         def submit(timeout: Timeout) -> Ticket | ReframeResult:
             if self._mode != "sync":
