@@ -79,8 +79,13 @@ def _invoke(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from reframe_pipeline.settings import Settings
+
     from . import demo
 
+    if args.plan:
+        sys.stdout.write(demo.planned(Settings.from_env()))
+        return 0
     return demo.run(Path(args.output), sys.stdout, pollers=args.pollers, timeout_s=args.timeout)
 
 
@@ -162,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="demo-output", help="where results go (default: demo-output)")
     demo.add_argument("--pollers", type=_positive, default=2, help="concurrent SQS pollers (default: 2)")
     demo.add_argument("--timeout", type=float, default=45.0, help="seconds to wait for every manifest (default: 45)")
+    demo.add_argument(
+        "--plan", action="store_true", help="only print what it uploads, the variants and their cost (docs/demo.md)"
+    )
     _verbose(demo)
     serve = commands.add_parser("serve", help="keep the local stack running: uploads are reframed as they come")
     serve.add_argument("--pollers", type=_positive, default=2, help="concurrent SQS pollers (default: 2)")
