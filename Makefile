@@ -13,7 +13,8 @@ export SAM_CLI_TELEMETRY := 0
 include iac.mk
 
 $(STAMP): pyproject.toml
-	@test -n "$(PYTHON)" || { echo "Python 3.12+ is required"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "Python 3.12+ is required and none was found (python3.12, pyenv, python3):" \
+		"install one, or name it: make PYTHON=/path/to/python3.12"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'

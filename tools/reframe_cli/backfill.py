@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from urllib.parse import quote_plus, urlsplit
 
 import boto3
+from botocore.exceptions import ClientError
 
 from reframe_pipeline.discovery import find_config
 from reframe_pipeline.events import KeyKind, classify
@@ -26,6 +27,7 @@ from reframe_pipeline.planning import PlannedVariant
 from reframe_pipeline.ports import ObjectInfo
 from reframe_pipeline.sidecar import InvalidSidecarError
 
+from .errors import UserError
 from .estimates import cost_table
 from .lambda_context import LocalContext
 from .logs import handler_output_to
@@ -84,8 +86,13 @@ class Survey:
 def parse_s3_url(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     if parts.scheme != "s3" or not parts.netloc:
-        raise ValueError(f"expected s3://BUCKET/PREFIX, got {url!r}")
+        raise UserError(f"{url!r} is not an S3 location: give s3://BUCKET or s3://BUCKET/PREFIX")
     return parts.netloc, parts.path.lstrip("/")
+
+
+def _aws_refusal(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    return f"{(error.get('Message') or 'refused').rstrip('.')} ({error.get('Code')})"
 
 
 def survey(pipeline: Pipeline, bucket: str, prefix: str) -> Survey:
@@ -199,13 +206,29 @@ def run(
     from reframe_pipeline.handler import pipeline
 
     active = pipeline()
-    found = survey(active, bucket, prefix or active.settings.input_prefix)
+    input_prefix = active.settings.input_prefix
+    prefix = prefix or input_prefix
+    # Listing a prefix that neither contains nor lies inside INPUT_PREFIX finds nothing the pipeline reframes.
+    if not (prefix.startswith(input_prefix) or input_prefix.startswith(prefix)):
+        raise UserError(
+            f"s3://{bucket}/{prefix} is outside the input prefix {input_prefix!r}: the pipeline reframes only"
+            " images under it (give a prefix under it, or set INPUT_PREFIX as deployed)"
+        )
+    try:
+        found = survey(active, bucket, prefix)
+    except ClientError as exc:
+        raise UserError(f"s3://{bucket}/{prefix}: {_aws_refusal(exc)}") from exc
     out.write(found.report(active))
     todo = found.todo
     if dry_run or not todo:
         return 0
     if queue_url:
-        refused = send_to_queue(boto3.client("sqs"), queue_url, bucket, todo)
+        try:
+            refused = send_to_queue(boto3.client("sqs"), queue_url, bucket, todo)
+        except ClientError as exc:
+            raise UserError(
+                f"--queue {queue_url}: {_aws_refusal(exc)}: give the pipeline queue's URL (the stack's QueueUrl output)"
+            ) from exc
         out.write(f"\nqueued {len(todo) - len(refused)} image(s) on {queue_url}\n")
         for key in refused:
             err.write(f"refused by SQS: {key}\n")

@@ -4,16 +4,71 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
+from .errors import UserError
+
+# Exit status of a command that could not run: a mistake the message explains (1 is a command's own "no").
+CANNOT_RUN = 2
+
+
+def _one_line(exc: Exception) -> str | None:
+    """What went wrong, in one line, for the errors a user can fix; None for a bug (keep its traceback)."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    from reframe_pipeline.errors import ReframeError
+    from reframe_pipeline.settings import SettingsError
+
+    if isinstance(exc, UserError | SettingsError):
+        return str(exc)
+    if isinstance(exc, ReframeError):
+        return exc.message
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, NoCredentialsError):
+        return f"{exc}: configure AWS access (aws configure, AWS_PROFILE) or set AWS_ENDPOINT_URL for a local stack"
+    if isinstance(exc, ClientError | BotoCoreError):
+        return f"AWS: {exc}"
+    return None
+
+
+def _read_event(path: Path) -> dict[str, Any]:
+    """The event file, refused here (one line) rather than by the handler (its logs and a traceback)."""
+    from reframe_pipeline.errors import PermanentError
+    from reframe_pipeline.events import is_sqs_batch, parse_notification
+
+    hint = "see events/ for one sample of each shape"
+    try:
+        event: dict[str, Any] = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not a JSON event ({exc}); {hint}") from exc
+    if not is_sqs_batch(event):
+        try:
+            parse_notification(event)
+        except PermanentError as exc:
+            raise UserError(f"{path}: not an event the handler takes: {exc.message}; {hint}") from exc
+    return event
+
 
 def _invoke(args: argparse.Namespace) -> int:
+    from reframe_pipeline.settings import Settings
+
     from .lambda_context import LocalContext
     from .logs import handler_output_to
 
-    event = json.loads(Path(args.event).read_text())
+    event = _read_event(Path(args.event))
+    settings = Settings.from_env()
+    needed_s = (settings.call_budget_ms + settings.upload_reserve_ms) / 1000
+    if args.timeout < needed_s:
+        raise UserError(
+            f"--timeout {args.timeout:g} is too short: no provider call starts with less than CALL_BUDGET_MS +"
+            f" UPLOAD_RESERVE_MS ({needed_s:g} s) left, so every variant would fail with 'deadline';"
+            f" give --timeout {needed_s:g} or more"
+        )
     with handler_output_to(sys.stderr):
         from reframe_pipeline.handler import lambda_handler
 
@@ -24,8 +79,13 @@ def _invoke(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from reframe_pipeline.settings import Settings
+
     from . import demo
 
+    if args.plan:
+        sys.stdout.write(demo.planned(Settings.from_env()))
+        return 0
     return demo.run(Path(args.output), sys.stdout, pollers=args.pollers, timeout_s=args.timeout)
 
 
@@ -88,26 +148,47 @@ def _positive(text: str) -> int:
     return value
 
 
+def _verbose(command: argparse.ArgumentParser, also: str = "") -> None:
+    command.add_argument("--verbose", action="store_true", help=f"{also}the traceback of an error")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reframe", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="reframe",
+        description=__doc__,
+        epilog=f"exit status: 0 done, 1 done with problems, {CANNOT_RUN} could not run (the message says why)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     invoke = commands.add_parser("invoke", help="run the Lambda handler in-process on an event file")
     invoke.add_argument("--event", required=True, help="a JSON event file (see events/)")
-    invoke.add_argument("--timeout", type=float, default=300.0, help="the context's deadline in seconds")
+    invoke.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="the context's deadline in seconds (default: 300); at least CALL_BUDGET_MS + UPLOAD_RESERVE_MS,"
+        " the time a provider call needs to start, or every variant fails with 'deadline'",
+    )
+    _verbose(invoke)
     demo = commands.add_parser(
         "demo", help="the sample images through a local S3 + SQS stack; results in an output folder"
     )
     demo.add_argument("--output", default="demo-output", help="where results go (default: demo-output)")
     demo.add_argument("--pollers", type=_positive, default=2, help="concurrent SQS pollers (default: 2)")
     demo.add_argument("--timeout", type=float, default=45.0, help="seconds to wait for every manifest (default: 45)")
+    demo.add_argument(
+        "--plan", action="store_true", help="only print what it uploads, the variants and their cost (docs/demo.md)"
+    )
+    _verbose(demo)
     serve = commands.add_parser("serve", help="keep the local stack running: uploads are reframed as they come")
     serve.add_argument("--pollers", type=_positive, default=2, help="concurrent SQS pollers (default: 2)")
     serve.add_argument("--bucket", default="reframe-local", help="the local bucket (default: reframe-local)")
+    _verbose(serve)
     presets = commands.add_parser("presets", help="the named output sizes and the resolution each is reframed at")
     presets.add_argument("--markdown", action="store_true", help="print docs/presets.md instead of a plain table")
     commands.add_parser("schema", help="print the sidecar's JSON Schema (schemas/sidecar.schema.json)")
     validate = commands.add_parser("validate", help="check a sidecar offline: its targets and estimated cost")
     validate.add_argument("file", help="a sidecar file (IMAGE.reframe.json or _reframe.json)")
+    _verbose(validate)
     backfill = commands.add_parser("backfill", help="produce the variants missing for images already in a bucket")
     backfill.add_argument("url", help="s3://BUCKET/PREFIX (PREFIX defaults to INPUT_PREFIX)")
     backfill.add_argument("--dry-run", action="store_true", help="only count and estimate: no writes, no calls")
@@ -115,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument(
         "--provider", choices=["segmind", "ideogram", "local"], help="instead of REFRAME_PROVIDER (plan and local run)"
     )
-    backfill.add_argument("--verbose", action="store_true", help="the handler's logs on stderr (local run)")
+    _verbose(backfill, also="the handler's logs on stderr (local run) and ")
     check = commands.add_parser(
         "check-provider",
         help="one real, cheapest paid call (TURBO, smallest resolution) with the configured key; prints the answer",
@@ -150,7 +231,21 @@ def main(argv: list[str] | None = None) -> int:
     }
     if rest and args.command != "emulator":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    return int(handlers[args.command]())
+    try:
+        return int(handlers[args.command]())
+    except BrokenPipeError:
+        # The reader stopped early (`reframe validate F | head`): not a failure. Nothing more can reach it,
+        # and Python's final flush of stdout must not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        message = _one_line(exc)
+        if message is None:
+            raise
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        print(f"reframe {args.command}: {message}", file=sys.stderr)
+        return CANNOT_RUN
 
 
 if __name__ == "__main__":

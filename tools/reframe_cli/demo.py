@@ -6,22 +6,31 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
 from PIL import Image
 
+from reframe_pipeline.discovery import candidate_keys
 from reframe_pipeline.events import MANIFEST_NAME
 from reframe_pipeline.pipeline import output_dir
+from reframe_pipeline.planning import plan
+from reframe_pipeline.pricing import estimate
 from reframe_pipeline.settings import Settings
+from reframe_pipeline.sidecar import parse_sidecar
 
 from .contact_sheet import Tile, contact_sheet
 from .localstack import LocalStack, wait_until
 from .logs import handler_output_to
 from .poller import BatchReport
 from .samples import IMAGES, UPLOADS, sidecar_seed
+from .tables import markdown_table
+from .validate import requested
 
 _DONE = ("created", "existing")
+# The paid provider whose prices docs/demo.md quotes.
+_PRICED = "segmind"
 
 
 def run(output: Path, out: TextIO, *, pollers: int, timeout_s: float) -> int:
@@ -142,3 +151,44 @@ def _table(manifests: dict[str, dict[str, Any] | None], input_prefix: str) -> st
         ).rstrip()
         for line in lines
     )
+
+
+def planned(settings: Settings) -> str:
+    """What the demo uploads and what each upload gets, planned from the example sidecars as the handler
+    plans them, with the number of calls and their price: docs/demo.md quotes it (a test keeps it current)."""
+    seeded = sidecar_seed(settings.input_prefix)
+    rows = []
+    speeds: Counter[str] = Counter()
+    for key in (settings.input_prefix + key for key in UPLOADS.values()):
+        # The first sidecar found wins, as the handler's find_config decides.
+        origin, config = next((origin, k) for origin, k in candidate_keys(key, settings.input_prefix) if k in seeded)
+        sidecar = parse_sidecar(
+            seeded[config], max_bytes=settings.max_sidecar_bytes, max_targets=settings.max_targets_per_object
+        )
+        variants = plan(
+            sidecar,
+            provider=_PRICED,
+            default_speed=settings.default_rendering_speed,
+            style_prefix=settings.style_prefix,
+        )
+        configured_by = f"its sidecar `{config}`" if origin == "object" else f"the folder default `{config}`"
+        for index, (target, variant) in enumerate(zip(sidecar.targets, variants, strict=True)):
+            kind, asked = requested(target)
+            first = index == 0
+            rows.append(
+                [
+                    f"`{key}`" if first else "",
+                    configured_by if first else "",
+                    f"`{variant.name}`",
+                    str(variant.final_size),
+                    f"{kind} `{asked}`",
+                    variant.rendering_speed,
+                    variant.output.format,
+                ]
+            )
+            speeds[variant.rendering_speed] += 1
+    headers = ["upload", "configured by", "variant", "size", "asked as", "speed", "output"]
+    cost = sum(n * estimate(settings.price_table, _PRICED, speed) for speed, n in speeds.items())
+    by_speed = ", ".join(f"{n} {speed}" for speed, n in sorted(speeds.items()))
+    calls = f"{speeds.total()} calls ({by_speed}), about ${cost:.2f} at the `{_PRICED}` prices of the price table"
+    return f"{markdown_table(headers, rows)}\n\nWith a paid provider the demo makes {calls}.\n"

@@ -19,7 +19,7 @@ from .estimates import cost_table, usd
 from .tables import text_table
 
 
-def _requested(target: Target) -> tuple[str, str]:
+def requested(target: Target) -> tuple[str, str]:
     """The target's kind and what it asks for, as written."""
     kind = next(kind for kind in TARGET_KINDS if getattr(target, kind) is not None)
     return kind, str(getattr(target, kind))
@@ -64,12 +64,12 @@ def _targets_table(targets: list[Target], variants: list[PlannedVariant], settin
     for target, variant in zip(targets, variants, strict=True):
         cost = estimate(settings.price_table, provider, variant.rendering_speed)
         total += cost
-        kind, requested = _requested(target)
+        kind, asked = requested(target)
         rows.append(
             [
                 variant.name,
                 kind,
-                requested,
+                asked,
                 str(variant.resolution),
                 str(variant.final_size),
                 variant.rendering_speed,

@@ -8,7 +8,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from .composition import build_pipeline
-from .errors import PermanentError
+from .errors import PermanentError, ReframeError
 from .events import ObjectEvent, is_sqs_batch, parse_notification, parse_sqs_body
 from .observability import count, logger, metrics, tracer
 from .pipeline import Outcome, Pipeline
@@ -48,20 +48,38 @@ def _summary(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def _handle_events(events: list[ObjectEvent], deadline: Deadline) -> list[dict[str, Any]]:
+def _handle_events(events: list[ObjectEvent], deadline: Deadline, **where: str) -> list[dict[str, Any]]:
     count("ObjectEvents", len(events))
-    return [_summary(pipeline().handle(event, deadline)) for event in events]
+    summaries = []
+    for event in events:
+        try:
+            summaries.append(_summary(pipeline().handle(event, deadline)))
+        except Exception as exc:
+            # Said here, once: Powertools' batch utility keeps a record's exception to itself, and Lambda's
+            # report of a failed direct invocation names no object. A traceback only where it tells more.
+            logger.error(
+                "record failed: it will be retried",
+                exc_info=not isinstance(exc, ReframeError),
+                extra={**where, "bucket": event.bucket, "key": event.key, "error": str(exc)},
+            )
+            count("RecordsFailed")
+            raise
+    return summaries
 
 
-def _handle_message(body: str, deadline: Deadline) -> list[dict[str, Any]]:
+def _malformed(message: str, exc: PermanentError) -> None:
+    logger.error(message, extra={"error": exc.message})
+    count("MalformedEvents")
+
+
+def _handle_message(message_id: str, body: str, deadline: Deadline) -> list[dict[str, Any]]:
     try:
         events = parse_sqs_body(body)
     except PermanentError as exc:
         # Retrying cannot fix a malformed message: say so loudly and let it go.
-        logger.error("malformed message dropped", extra={"error": exc.message})
-        count("MalformedEvents")
+        _malformed("malformed message dropped", exc)
         return []
-    return _handle_events(events, deadline)
+    return _handle_events(events, deadline, message_id=message_id)
 
 
 def _sqs_batch(event: dict[str, Any], context: Any, deadline: Deadline) -> dict[str, Any]:
@@ -74,7 +92,9 @@ def _sqs_batch(event: dict[str, Any], context: Any, deadline: Deadline) -> dict[
     # while it still decides, per record, what goes back to the queue.
     with ThreadPoolExecutor(min(len(records), MAX_RECORDS_IN_PARALLEL), thread_name_prefix="record") as pool:
         started: dict[str, Future[list[dict[str, Any]]]] = {
-            r["messageId"]: pool.submit(contextvars.copy_context().run, _handle_message, r["body"], deadline)
+            r["messageId"]: pool.submit(
+                contextvars.copy_context().run, _handle_message, r["messageId"], r["body"], deadline
+            )
             for r in records
         }
 
@@ -94,7 +114,12 @@ def _dispatch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if is_sqs_batch(event):
         return _sqs_batch(event, context, deadline)
     # A direct S3 notification or an EventBridge event: a failure raises, so Lambda retries it.
-    return {"results": _handle_events(parse_notification(event), deadline)}
+    try:
+        events = parse_notification(event)
+    except PermanentError as exc:
+        _malformed("malformed event refused", exc)
+        raise
+    return {"results": _handle_events(events, deadline)}
 
 
 @cache

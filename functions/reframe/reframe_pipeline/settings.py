@@ -19,9 +19,10 @@ from pydantic import (
     model_validator,
 )
 
+from .planning import plan
 from .preparation import Limits, decode_pixels_for
 from .pricing import DEFAULT_PRICES, PriceTable
-from .sidecar import InvalidSidecarError, RenderingSpeed, load_json
+from .sidecar import InvalidSidecarError, RenderingSpeed, parse_sidecar
 
 DEFAULT_SEGMIND_URL = "https://api.segmind.com/v1/ideogram-3-reframe"
 DEFAULT_IDEOGRAM_URL = "https://api.ideogram.ai/v1/ideogram-v3/reframe"
@@ -95,22 +96,11 @@ class Settings(BaseModel):
             raise ValueError("must name a folder, e.g. 'styles/'")
         return value
 
-    @field_validator("daily_budget_usd", mode="before")
+    @field_validator("daily_budget_usd", "default_sidecar", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
-        # The template passes an empty string for "no budget".
+        # The template passes an empty string for "no budget" and "no default sidecar".
         return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("default_sidecar")
-    @classmethod
-    def _json_document(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        try:
-            load_json(value)
-        except InvalidSidecarError as exc:
-            raise ValueError(f"DEFAULT_SIDECAR: {exc.message}") from None
-        return value
 
     @field_validator("price_table", mode="before")
     @classmethod
@@ -131,7 +121,7 @@ class Settings(BaseModel):
             return cls.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(_describe(err) for err in exc.errors())
-            raise SettingsError(f"invalid settings: {problems}") from None
+            raise SettingsError(f"invalid settings (environment variables): {problems}") from None
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -153,7 +143,24 @@ class Settings(BaseModel):
                 f"CALL_BUDGET_MS ({self.call_budget_ms}) is below READ_TIMEOUT_S x 1000 "
                 f"({self.read_timeout_s * 1000:.0f}): a call could outlive the time kept for it"
             )
+        if self.default_sidecar is not None:
+            self._check_default_sidecar(self.default_sidecar)
         return self
+
+    def _check_default_sidecar(self, document: str) -> None:
+        """Planned as the pipeline plans it: a wrong default would fail every image that relies on it."""
+        try:
+            sidecar = parse_sidecar(
+                document.encode(), max_bytes=self.max_sidecar_bytes, max_targets=self.max_targets_per_object
+            )
+            plan(
+                sidecar,
+                provider=self.reframe_provider,
+                default_speed=self.default_rendering_speed,
+                style_prefix=self.style_prefix,
+            )
+        except InvalidSidecarError as exc:
+            raise ValueError(f"DEFAULT_SIDECAR: {exc.message}") from None
 
     @property
     def decode_pixels_allowed(self) -> int:

@@ -200,8 +200,8 @@ class VariantProducer:
         }
         if job.deadline.remaining_ms() < self.min_remaining_ms:
             count("VariantsDeferred")
-            return VariantRecord.failure(
-                v.name, DeadlineError("not started: too little time left in this invocation"), **base
+            return self._failed(
+                v, DeadlineError("not started: too little time left in this invocation"), base, time.monotonic()
             )
         cost = estimate(self.prices, self.provider.name, v.rendering_speed)
         meter = VariantMeter(self.budget, cost, self.journal, job.work_id)

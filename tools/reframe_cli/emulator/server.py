@@ -480,7 +480,7 @@ def _broken_png(image: Image.Image, kind: str) -> Reply:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m reframe_cli.emulator",
+        prog="reframe emulator",
         description="A Segmind-compatible (and Ideogram-compatible) reframe server for tests and benchmarks.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")

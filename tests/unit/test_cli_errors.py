@@ -1,0 +1,151 @@
+"""A mistake on the command line gets one line saying what is wrong and how to fix it, and exit status 2;
+`--verbose` adds the traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reframe_cli.cli import CANNOT_RUN, main
+from reframe_pipeline.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SIDECAR = {"version": 1, "targets": [{"resolution": "1536x640"}, {"preset": "instagram-story"}]}
+
+
+@pytest.fixture(autouse=True)
+def default_settings(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The defaults, whatever the developer's shell sets."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def sidecar(tmp_path: Path) -> str:
+    path = tmp_path / "photo.jpg.reframe.json"
+    path.write_text(json.dumps(SIDECAR))
+    return str(path)
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Runs the command; checks that it could not run and said why in one line (no traceback)."""
+    assert main(list(argv)) == CANNOT_RUN
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert err.startswith(f"reframe {argv[0]}: ")
+    return err
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"REFRAME_PROVIDER": "foo"}, "REFRAME_PROVIDER: Input should be 'segmind', 'ideogram' or 'local'"),
+        ({"MAX_PARALLEL_CALLS": "0"}, "MAX_PARALLEL_CALLS: Input should be greater than or equal to 1"),
+        (
+            {"DAILY_BUDGET_USD": "5"},
+            "settings (environment variables): DAILY_BUDGET_USD is counted in the idempotency table: "
+            "set IDEMPOTENCY_TABLE too",
+        ),
+        ({"DEFAULT_SIDECAR": '{"version": 1, "targets": []}'}, "DEFAULT_SIDECAR: targets:"),
+    ],
+)
+def test_an_invalid_setting(capsys, default_settings, sidecar, env, fragment):
+    for name, value in env.items():
+        default_settings.setenv(name, value)
+    assert fragment in one_line_error(capsys, "validate", sidecar)
+
+
+def test_invoke_with_a_missing_event_file(capsys, tmp_path):
+    missing = tmp_path / "nope.json"
+    assert one_line_error(capsys, "invoke", "--event", str(missing)) == (
+        f"reframe invoke: {missing}: No such file or directory\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("{not json", "not a JSON event (Expecting property name"),
+        (b"\xff\xfe", "not a JSON event"),
+        ('["a list"]', "not an event the handler takes: event is not a JSON object"),
+        ('{"detail-type": "x"}', "not an event the handler takes: event has neither 'Records' nor"),
+    ],
+)
+def test_invoke_with_a_malformed_event_file(capsys, tmp_path, content, fragment):
+    path = tmp_path / "event.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    err = one_line_error(capsys, "invoke", "--event", str(path))
+    assert fragment in err
+    assert err.rstrip().endswith("see events/ for one sample of each shape")
+
+
+def test_invoke_with_a_timeout_too_short_for_any_call(capsys, default_settings):
+    event = str(ROOT / "events" / "s3-put.json")
+    err = one_line_error(capsys, "invoke", "--event", event, "--timeout", "30")
+    assert "--timeout 30 is too short" in err
+    assert "CALL_BUDGET_MS + UPLOAD_RESERVE_MS (65 s)" in err and "give --timeout 65 or more" in err
+    # Follows the settings.
+    default_settings.setenv("UPLOAD_RESERVE_MS", "15000")
+    assert "give --timeout 75 or more" in one_line_error(capsys, "invoke", "--event", event, "--timeout", "70")
+
+
+def test_invoke_help_says_what_the_timeout_must_leave(capsys):
+    with pytest.raises(SystemExit):
+        main(["invoke", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "at least CALL_BUDGET_MS + UPLOAD_RESERVE_MS" in help_text
+
+
+@pytest.mark.parametrize("url", ["http://bucket/uploads/", "bucket/uploads/", "s3:///uploads/"])
+def test_backfill_with_a_url_that_is_not_s3(capsys, url):
+    err = one_line_error(capsys, "backfill", url, "--dry-run")
+    assert f"{url!r} is not an S3 location: give s3://BUCKET or s3://BUCKET/PREFIX" in err
+
+
+def test_verbose_adds_the_traceback(capsys, tmp_path):
+    assert main(["invoke", "--verbose", "--event", str(tmp_path / "nope.json")]) == CANNOT_RUN
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):")
+    assert "FileNotFoundError" in err
+    assert err.splitlines()[-1] == f"reframe invoke: {tmp_path / 'nope.json'}: No such file or directory"
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    from reframe_cli import validate
+
+    def broken(*args: object) -> int:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(validate, "run", broken)
+    with pytest.raises(KeyError):
+        main(["validate", "x.json"])
+
+
+def test_validate_into_a_reader_that_stops_early_is_not_an_error(sidecar):
+    # `reframe validate F | head -1`: the reader closes the pipe after the first line.
+    command = f"{sys.executable} -m reframe_cli.cli validate {sidecar} | head -1; exit ${{PIPESTATUS[0]}}"
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, check=False)
+    assert result.stdout.startswith(f"{sidecar}: 2 target(s)")
+    assert result.stderr == ""
+    assert result.returncode == 0
+
+
+def test_the_command_run_as_a_module_says_it_in_one_line_too():
+    # `python -m reframe_cli.cli` runs cli.py as __main__: the errors other modules raise are still recognised.
+    result = subprocess.run(
+        [sys.executable, "-m", "reframe_cli.cli", "backfill", "http://bucket/", "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (CANNOT_RUN, "")
+    assert (
+        result.stderr
+        == "reframe backfill: 'http://bucket/' is not an S3 location: give s3://BUCKET or s3://BUCKET/PREFIX\n"
+    )

@@ -1,0 +1,56 @@
+"""Pages that describe the samples stay true: the demo's table and cost are generated from the example
+sidecars, and every sample image is uploaded by the demo, licensed and described."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reframe_cli.cli import main
+from reframe_cli.demo import planned
+from reframe_cli.samples import IMAGES, SIDECARS, UPLOADS
+from reframe_pipeline.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_DOC = ROOT / "docs" / "demo.md"
+SAMPLES = sorted(path.name for path in IMAGES.iterdir() if path.suffix in (".png", ".jpg"))
+
+
+def test_docs_demo_page_shows_what_the_demo_uploads_and_what_it_costs():
+    assert planned(Settings.from_env({})) in DEMO_DOC.read_text(), (
+        "docs/demo.md is out of date: replace its table of what goes in the bucket with `reframe demo --plan`"
+    )
+
+
+def test_the_plan_counts_every_target_of_every_upload_at_its_price():
+    text = planned(Settings.from_env({}))
+    rows = [line for line in text.splitlines() if line.startswith("| ")][2:]
+    assert len(rows) == 14
+    assert sum(row.startswith("| `uploads/") for row in rows) == len(UPLOADS)
+    assert "| `uploads/phone/rocket-phone.jpg` | the folder default `uploads/_reframe.json` |" in text
+    # 3 TURBO at 0.037 and 11 DEFAULT at 0.075 (pricing.DEFAULT_PRICES).
+    assert text.endswith(
+        "the demo makes 14 calls (11 DEFAULT, 3 TURBO), about $0.94 at the `segmind` prices of the price table.\n"
+    )
+
+
+def test_demo_plan_prints_it(capsys, monkeypatch):
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    assert main(["demo", "--plan"]) == 0
+    assert capsys.readouterr().out == planned(Settings.from_env({}))
+
+
+def test_every_sample_image_is_uploaded_licensed_and_described():
+    assert sorted(UPLOADS) == SAMPLES
+    licences = (IMAGES / "LICENSES.md").read_text()
+    sidecars_readme = (SIDECARS / "README.md").read_text()
+    for name in SAMPLES:
+        assert f"| {name} |" in licences, name
+        assert f"`{name}`" in sidecars_readme, name
+    assert "Five small photographs" in licences and len(SAMPLES) == 5
+
+
+def test_every_example_sidecar_is_described():
+    readme = (SIDECARS / "README.md").read_text()
+    for path in SIDECARS.rglob("*.json"):
+        assert f"| `{path.relative_to(SIDECARS).as_posix()}` |" in readme, path

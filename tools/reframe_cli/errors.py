@@ -1,0 +1,8 @@
+"""The error a command raises for a mistake its user can fix (a module of its own: `python -m reframe_cli.cli`
+runs cli.py as __main__, and a class defined there would be a different class from the one others import)."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A mistake the user can fix, e.g. a wrong argument: printed as one line, without a traceback."""
