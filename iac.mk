@@ -2,15 +2,16 @@
 #
 # aws-sam-cli, checkov and cfn-lint pin versions that clash with the application's own
 # dependencies, so they live in a venv of their own, .venv-iac, installed once (stamp file).
-# Everything here runs offline once `make iac-install` has been run (it reaches PyPI).
+# `make iac-install` reaches PyPI once; after it the checks and tests run offline. `make sam-build`
+# builds the layer with pip, so it needs a package index too.
 #
 #   make iac-install   the .venv-iac tools plus a wheelhouse for offline layer builds in tests
 #   make iac-check     cfn-lint, sam validate --lint, checkov on template.yaml
 #   make sam-build     sam build into .aws-sam (arm64; LAMBDA_ARCH=x86_64 to switch)
 #   make iac-test      the tests in tests/iac (linters, wiring, built artifact run on moto)
 
-IAC_PYTHON ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 python3; do \
-	$$p -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
+# The main Makefile's choice (make PYTHON=/path/to/python3.12 names one for both).
+IAC_PYTHON ?= $(PYTHON)
 IAC_VENV := .venv-iac
 IAC_BIN := $(IAC_VENV)/bin
 IAC_STAMP := $(IAC_VENV)/.installed
