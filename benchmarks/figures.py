@@ -18,8 +18,8 @@ from reframe_cli.localstack import LocalStack, wait_until
 from reframe_cli.logs import handler_output_to
 from reframe_cli.samples import IMAGES
 from reframe_cli.servers import ServerProcess
-from reframe_pipeline.local_engine import extend_canvas
-from reframe_pipeline.resolutions import RESOLUTIONS, Size
+from reframe_pipeline.domain.local_engine import extend_canvas
+from reframe_pipeline.domain.resolutions import RESOLUTIONS, Size
 
 from .stack import Bench, configure_emulator, emulator_stats, invoke, jpeg, sidecar
 

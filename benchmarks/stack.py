@@ -21,8 +21,8 @@ from reframe_cli.lambda_context import LocalContext
 from reframe_cli.localstack import point_handler_at
 from reframe_cli.logs import handler_output_to
 from reframe_cli.servers import ServerProcess
-from reframe_pipeline.events import SIDECAR_SUFFIX
-from reframe_pipeline.ports import ObjectInfo
+from reframe_pipeline.application.ports import ObjectInfo
+from reframe_pipeline.domain.events import SIDECAR_SUFFIX
 
 API_KEY = "bench-key"
 BUCKET = "bench"

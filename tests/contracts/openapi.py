@@ -21,7 +21,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from reframe_pipeline.imaging import FORMATS, sniff
+from reframe_pipeline.domain.imaging import FORMATS, sniff
 
 HERE = Path(__file__).parent
 _BASE = "urn:contract"

@@ -17,13 +17,13 @@ from requests.adapters import HTTPAdapter
 
 from reframe_cli.emulator.api import IDEOGRAM_MAX_REFERENCES_BYTES
 from reframe_cli.servers import ServerProcess
-from reframe_pipeline.errors import ReframeError
-from reframe_pipeline.ports import Deadline, GenerationParams, ReframeRequest, SourceImage
-from reframe_pipeline.providers.http import RemoteProvider, RetryPolicy
-from reframe_pipeline.providers.ideogram import MAX_REFERENCES_BYTES, IdeogramProvider
-from reframe_pipeline.providers.segmind import SegmindProvider
-from reframe_pipeline.resolutions import RESOLUTION_NAMES, Size
-from reframe_pipeline.sidecar import STYLE_CODE_PATTERN, PaletteName, RenderingSpeed
+from reframe_pipeline.adapters.providers.http import RemoteProvider, RetryPolicy
+from reframe_pipeline.adapters.providers.ideogram import MAX_REFERENCES_BYTES, IdeogramProvider
+from reframe_pipeline.adapters.providers.segmind import SegmindProvider
+from reframe_pipeline.application.ports import Deadline, GenerationParams, ReframeRequest, SourceImage
+from reframe_pipeline.domain.errors import ReframeError
+from reframe_pipeline.domain.resolutions import RESOLUTION_NAMES, Size
+from reframe_pipeline.domain.sidecar import STYLE_CODE_PATTERN, PaletteName, RenderingSpeed
 
 from ..conftest import EMULATOR_API_KEY, IMAGES
 from .openapi import Contract

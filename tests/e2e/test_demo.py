@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from reframe_cli.samples import SIDECARS, UPLOADS
-from reframe_pipeline.planning import plan
-from reframe_pipeline.sidecar import parse_sidecar
+from reframe_pipeline.domain.planning import plan
+from reframe_pipeline.domain.sidecar import parse_sidecar
 
 from .conftest import clean_env
 

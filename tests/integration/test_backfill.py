@@ -8,7 +8,7 @@ import pytest
 
 from reframe_cli import servers
 from reframe_cli.cli import main
-from reframe_pipeline.events import parse_sqs_body
+from reframe_pipeline.domain.events import parse_sqs_body
 
 from .conftest import BUCKET, Stack
 

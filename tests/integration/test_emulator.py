@@ -22,7 +22,7 @@ from reframe_cli import servers
 from reframe_cli.emulator import EmulatorConfig, main, make_server
 from reframe_cli.emulator.state import STARTING_CREDITS, EmulatorState
 from reframe_cli.servers import ServerProcess
-from reframe_pipeline.imaging import ImageCheckError, sniff, verify
+from reframe_pipeline.domain.imaging import ImageCheckError, sniff, verify
 
 from ..conftest import EMULATOR_API_KEY
 from ..conftest import EMULATOR_DEFAULTS as DEFAULTS

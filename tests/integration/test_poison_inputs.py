@@ -10,7 +10,7 @@ import pytest
 
 from reframe_cli.cli import main
 from reframe_pipeline import handler
-from reframe_pipeline.storage import S3Storage
+from reframe_pipeline.adapters.s3_storage import S3Storage
 
 from .conftest import BUCKET, Stack, s3_event, sqs_event
 

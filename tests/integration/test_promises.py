@@ -297,7 +297,7 @@ def test_a_function_killed_mid_call_is_resumed_by_the_redelivery_without_paying_
 
 
 def test_a_refund_after_midnight_credits_the_day_that_spent(stack: Stack, table: Any, monkeypatch: pytest.MonkeyPatch):
-    from reframe_pipeline import budget
+    from reframe_pipeline.adapters import daily_budget as budget
 
     daily = budget.DailyBudget(TABLE, 1.0, table)
     monkeypatch.setattr(budget, "today", lambda: "2026-11-24")

@@ -131,7 +131,7 @@ def test_the_pipeline_storage_adapter_signs_correctly(
 ) -> None:
     """The function's own S3 client configuration (SigV4, path style, presigning) against a store
     that checks every signature: what moto cannot prove."""
-    from reframe_pipeline import storage
+    from reframe_pipeline.adapters import s3_storage as storage
 
     for name, value in {
         "AWS_ENDPOINT_URL": weed_server.url,

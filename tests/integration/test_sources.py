@@ -6,11 +6,11 @@ import pillow_heif
 from PIL import Image, ImageChops, ImageStat
 
 from reframe_cli import servers
+from reframe_pipeline.adapters.s3_storage import S3Storage
+from reframe_pipeline.application.ports import Deadline
 from reframe_pipeline.composition import build_pipeline
-from reframe_pipeline.events import ObjectEvent
-from reframe_pipeline.ports import Deadline
+from reframe_pipeline.domain.events import ObjectEvent
 from reframe_pipeline.settings import Settings
-from reframe_pipeline.storage import S3Storage
 
 from .conftest import BUCKET, Stack, s3_event
 from .images import encoded, gradient, png_header_only

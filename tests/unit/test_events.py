@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from reframe_pipeline.events import (
+from reframe_pipeline.domain.events import (
     KeyKind,
     MalformedEventError,
     ObjectEvent,

@@ -6,12 +6,12 @@ import pytest
 import requests
 from PIL import Image
 
-from reframe_pipeline.errors import PermanentError, ProviderRejectedError, ProviderTransientError
-from reframe_pipeline.ports import Deadline, GenerationParams, ReframeRequest, SourceImage
-from reframe_pipeline.providers.http import RetryPolicy
-from reframe_pipeline.providers.ideogram import MAX_REFERENCES_BYTES, IdeogramProvider
-from reframe_pipeline.resolutions import Size
-from reframe_pipeline.sidecar import check_public_url
+from reframe_pipeline.adapters.providers.http import RetryPolicy
+from reframe_pipeline.adapters.providers.ideogram import MAX_REFERENCES_BYTES, IdeogramProvider
+from reframe_pipeline.adapters.providers.safe_fetch import check_public_url
+from reframe_pipeline.application.ports import Deadline, GenerationParams, ReframeRequest, SourceImage
+from reframe_pipeline.domain.errors import PermanentError, ProviderRejectedError, ProviderTransientError
+from reframe_pipeline.domain.resolutions import Size
 
 STORAGE = "http://127.0.0.1:5000"
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from reframe_pipeline.errors import DeadlineError, ProviderTransientError
-from reframe_pipeline.ports import Deadline, ReframeResult
-from reframe_pipeline.providers.http import CallPlan, RetryPolicy, call_with_retries
-from reframe_pipeline.providers.limiter import PROBE_STEP, AimdLimiter
+from reframe_pipeline.adapters.providers.http import CallPlan, RetryPolicy, call_with_retries
+from reframe_pipeline.adapters.providers.limiter import PROBE_STEP, AimdLimiter
+from reframe_pipeline.application.ports import Deadline, ReframeResult
+from reframe_pipeline.domain.errors import DeadlineError, ProviderTransientError
 
 
 def fill(limiter):

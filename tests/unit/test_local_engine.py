@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from reframe_pipeline.local_engine import extend_canvas, fitted_box, pad_to_square
-from reframe_pipeline.resolutions import RESOLUTIONS, Size
+from reframe_pipeline.domain.local_engine import extend_canvas, fitted_box, pad_to_square
+from reframe_pipeline.domain.resolutions import RESOLUTIONS, Size
 
 IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images"
 

@@ -8,9 +8,7 @@ import time
 
 import pytest
 
-from reframe_pipeline.errors import DeadlineError, ProviderRejectedError, ProviderTransientError
-from reframe_pipeline.ports import Deadline, GenerationParams, ReframeRequest, ReframeResult, SourceImage, Ticket
-from reframe_pipeline.providers.http import (
+from reframe_pipeline.adapters.providers.http import (
     RemoteProvider,
     ResultLostError,
     RetryPolicy,
@@ -18,7 +16,16 @@ from reframe_pipeline.providers.http import (
     WrongSizeAnswerError,
     clamped_timeout,
 )
-from reframe_pipeline.resolutions import Size
+from reframe_pipeline.application.ports import (
+    Deadline,
+    GenerationParams,
+    ReframeRequest,
+    ReframeResult,
+    SourceImage,
+    Ticket,
+)
+from reframe_pipeline.domain.errors import DeadlineError, ProviderRejectedError, ProviderTransientError
+from reframe_pipeline.domain.resolutions import Size
 
 FAST = RetryPolicy(max_attempts=3, base_s=0.0, max_s=0.0)
 RESULT = ReframeResult(body=b"image", content_type="image/png")

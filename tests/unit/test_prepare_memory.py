@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from reframe_pipeline.preparation import decode_pixels_for
+from reframe_pipeline.domain.preparation import decode_pixels_for
 from reframe_pipeline.settings import Settings, SettingsError
 
 MEMORY_MB = 1024
 CHILD = r"""
 import json, re, sys
 from pathlib import Path
-from reframe_pipeline.preparation import UnsupportedImageError, prepare
+from reframe_pipeline.domain.preparation import UnsupportedImageError, prepare
 from reframe_pipeline.settings import Settings
 
 source, report = sys.argv[1:]

@@ -3,9 +3,9 @@ from pathlib import Path
 
 from reframe_cli import presets_cmd
 from reframe_cli.cli import main
-from reframe_pipeline.planning import plan
-from reframe_pipeline.presets import PRESETS
-from reframe_pipeline.sidecar import parse_sidecar
+from reframe_pipeline.domain.planning import plan
+from reframe_pipeline.domain.presets import PRESETS
+from reframe_pipeline.domain.sidecar import parse_sidecar
 
 # The settings' defaults (DEFAULT_RENDERING_SPEED, STYLE_PREFIX).
 PLAN = {"default_speed": "DEFAULT", "style_prefix": "styles/"}

@@ -6,14 +6,7 @@ import pytest
 import requests
 from PIL import Image
 
-from reframe_pipeline.errors import (
-    DeadlineError,
-    ProviderAccountError,
-    ProviderRejectedError,
-    ProviderTransientError,
-)
-from reframe_pipeline.ports import Deadline, ReframeResult
-from reframe_pipeline.providers.http import (
+from reframe_pipeline.adapters.providers.http import (
     CallPlan,
     RetryPolicy,
     call_with_retries,
@@ -21,7 +14,14 @@ from reframe_pipeline.providers.http import (
     decode_image_response,
     retry_after_seconds,
 )
-from reframe_pipeline.resolutions import Size
+from reframe_pipeline.application.ports import Deadline, ReframeResult
+from reframe_pipeline.domain.errors import (
+    DeadlineError,
+    ProviderAccountError,
+    ProviderRejectedError,
+    ProviderTransientError,
+)
+from reframe_pipeline.domain.resolutions import Size
 
 
 def response(status=200, body=b"", content_type="application/json", headers=None):

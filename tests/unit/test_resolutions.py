@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from reframe_pipeline.resolutions import RESOLUTIONS, Size, nearest_resolution, parse_aspect, parse_size
+from reframe_pipeline.domain.resolutions import RESOLUTIONS, Size, nearest_resolution, parse_aspect, parse_size
 
 
 def test_catalogue_has_the_69_api_values():

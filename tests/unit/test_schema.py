@@ -6,7 +6,7 @@ import pytest
 
 from reframe_cli import schema
 from reframe_cli.cli import main
-from reframe_pipeline.sidecar import Sidecar, parse_sidecar
+from reframe_pipeline.domain.sidecar import Sidecar, parse_sidecar
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "schemas" / "sidecar.schema.json"

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from reframe_cli.cli import main
-from reframe_pipeline.planning import plan
+from reframe_pipeline.domain.planning import plan
+from reframe_pipeline.domain.sidecar import InvalidSidecarError, parse_sidecar
 from reframe_pipeline.settings import Settings, SettingsError
-from reframe_pipeline.sidecar import InvalidSidecarError, parse_sidecar
 
 
 def settings(**env: str) -> Settings:

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from reframe_pipeline.planning import plan
-from reframe_pipeline.sidecar import InvalidSidecarError, parse_sidecar
+from reframe_pipeline.domain.planning import plan
+from reframe_pipeline.domain.sidecar import InvalidSidecarError, parse_sidecar
 
 # The settings' defaults (DEFAULT_RENDERING_SPEED, STYLE_PREFIX).
 PLAN = {"default_speed": "DEFAULT", "style_prefix": "styles/"}

@@ -20,12 +20,12 @@ from urllib.parse import quote_plus, urlsplit
 import boto3
 from botocore.exceptions import ClientError
 
-from reframe_pipeline.discovery import find_config
-from reframe_pipeline.events import KeyKind, classify
-from reframe_pipeline.pipeline import Pipeline, output_dir
-from reframe_pipeline.planning import PlannedVariant
-from reframe_pipeline.ports import ObjectInfo
-from reframe_pipeline.sidecar import InvalidSidecarError
+from reframe_pipeline.application.discovery import find_config
+from reframe_pipeline.application.pipeline import Pipeline, output_dir
+from reframe_pipeline.application.ports import ObjectInfo
+from reframe_pipeline.domain.events import KeyKind, classify
+from reframe_pipeline.domain.planning import PlannedVariant
+from reframe_pipeline.domain.sidecar import InvalidSidecarError
 
 from .errors import UserError
 from .estimates import cost_table

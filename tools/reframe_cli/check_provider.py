@@ -22,15 +22,15 @@ import requests
 from PIL import Image
 from requests.adapters import BaseAdapter
 
-from reframe_pipeline.errors import ReframeError
-from reframe_pipeline.imaging import verify
-from reframe_pipeline.ports import Deadline, GenerationParams, ReframeRequest, SourceImage
-from reframe_pipeline.pricing import estimate
-from reframe_pipeline.providers import _key_source
-from reframe_pipeline.providers.http import RemoteProvider, RetryPolicy
-from reframe_pipeline.providers.ideogram import IdeogramProvider
-from reframe_pipeline.providers.segmind import SegmindProvider
-from reframe_pipeline.resolutions import RESOLUTIONS
+from reframe_pipeline.adapters.providers import _key_source
+from reframe_pipeline.adapters.providers.http import RemoteProvider, RetryPolicy
+from reframe_pipeline.adapters.providers.ideogram import IdeogramProvider
+from reframe_pipeline.adapters.providers.segmind import SegmindProvider
+from reframe_pipeline.application.ports import Deadline, GenerationParams, ReframeRequest, SourceImage
+from reframe_pipeline.domain.errors import ReframeError
+from reframe_pipeline.domain.imaging import verify
+from reframe_pipeline.domain.pricing import estimate
+from reframe_pipeline.domain.resolutions import RESOLUTIONS
 from reframe_pipeline.settings import Settings, SettingsError
 
 SPEED = "TURBO"

@@ -20,7 +20,7 @@ def _one_line(exc: Exception) -> str | None:
     """What went wrong, in one line, for the errors a user can fix; None for a bug (keep its traceback)."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-    from reframe_pipeline.errors import ReframeError
+    from reframe_pipeline.domain.errors import ReframeError
     from reframe_pipeline.settings import SettingsError
 
     if isinstance(exc, UserError | SettingsError):
@@ -38,8 +38,8 @@ def _one_line(exc: Exception) -> str | None:
 
 def _read_event(path: Path) -> dict[str, Any]:
     """The event file, refused here (one line) rather than by the handler (its logs and a traceback)."""
-    from reframe_pipeline.errors import PermanentError
-    from reframe_pipeline.events import is_sqs_batch, parse_notification
+    from reframe_pipeline.domain.errors import PermanentError
+    from reframe_pipeline.domain.events import is_sqs_batch, parse_notification
 
     hint = "see events/ for one sample of each shape"
     try:

@@ -12,13 +12,13 @@ from typing import Any, TextIO
 
 from PIL import Image
 
-from reframe_pipeline.discovery import candidate_keys
-from reframe_pipeline.events import MANIFEST_NAME
-from reframe_pipeline.pipeline import output_dir
-from reframe_pipeline.planning import plan
-from reframe_pipeline.pricing import estimate
+from reframe_pipeline.application.discovery import candidate_keys
+from reframe_pipeline.application.pipeline import output_dir
+from reframe_pipeline.domain.events import MANIFEST_NAME
+from reframe_pipeline.domain.planning import plan
+from reframe_pipeline.domain.pricing import estimate
+from reframe_pipeline.domain.sidecar import parse_sidecar
 from reframe_pipeline.settings import Settings
-from reframe_pipeline.sidecar import parse_sidecar
 
 from .contact_sheet import Tile, contact_sheet
 from .localstack import LocalStack, wait_until

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import get_args
 
-from reframe_pipeline.pricing import PriceTable, estimate
-from reframe_pipeline.sidecar import RenderingSpeed
+from reframe_pipeline.domain.pricing import PriceTable, estimate
+from reframe_pipeline.domain.sidecar import RenderingSpeed
 
 from .tables import text_table
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import TextIO
 
-from reframe_pipeline.presets import PRESETS, Preset
-from reframe_pipeline.resolutions import RESOLUTIONS, Size, nearest_resolution
+from reframe_pipeline.domain.presets import PRESETS, Preset
+from reframe_pipeline.domain.resolutions import RESOLUTIONS, Size, nearest_resolution
 
 from .tables import markdown_table, text_table
 

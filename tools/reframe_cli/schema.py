@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
-from reframe_pipeline.sidecar import Sidecar
+from reframe_pipeline.domain.sidecar import Sidecar
 
 SCHEMA_ID = "urn:reframe-pipeline:schema:sidecar:1"
 TITLE = "Reframe Pipeline sidecar, format version 1"

@@ -10,10 +10,10 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
-from reframe_pipeline.planning import PlannedVariant, plan
-from reframe_pipeline.pricing import estimate
+from reframe_pipeline.domain.planning import PlannedVariant, plan
+from reframe_pipeline.domain.pricing import estimate
+from reframe_pipeline.domain.sidecar import TARGET_KINDS, InvalidSidecarError, Target, parse_sidecar
 from reframe_pipeline.settings import Settings
-from reframe_pipeline.sidecar import TARGET_KINDS, InvalidSidecarError, Target, parse_sidecar
 
 from .estimates import cost_table, usd
 from .tables import text_table

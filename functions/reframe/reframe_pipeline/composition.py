@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .budget import DailyBudget, Unlimited
-from .idempotency import DynamoDBGuard, NoGuard
-from .journal import DynamoDBJournal, MemoryJournal
-from .pipeline import Pipeline
-from .ports import Storage
-from .providers import build_provider
-from .settings import Settings
+from reframe_pipeline.adapters.daily_budget import DailyBudget, Unlimited
+from reframe_pipeline.adapters.dynamodb_guard import DynamoDBGuard, NoGuard
+from reframe_pipeline.adapters.journal import DynamoDBJournal, MemoryJournal
+from reframe_pipeline.adapters.providers import build_provider
+from reframe_pipeline.application.pipeline import Pipeline
+from reframe_pipeline.application.ports import Storage
+from reframe_pipeline.settings import Settings
 
 
 def build_pipeline(settings: Settings, storage_for: Callable[[str], Storage]) -> Pipeline:

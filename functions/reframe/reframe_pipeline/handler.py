@@ -7,15 +7,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from .composition import build_pipeline
-from .errors import PermanentError, ReframeError
-from .events import ObjectEvent, is_sqs_batch, parse_notification, parse_sqs_body
-from .observability import count, logger, metrics, tracer
-from .pipeline import Outcome, Pipeline
-from .ports import Deadline
-from .redelivery import hand_back, sqs_client
-from .settings import current
-from .storage import S3Storage, s3_client
+from reframe_pipeline.adapters.s3_storage import S3Storage, s3_client
+from reframe_pipeline.adapters.sqs_redelivery import hand_back, sqs_client
+from reframe_pipeline.application.pipeline import Outcome, Pipeline
+from reframe_pipeline.application.ports import Deadline
+from reframe_pipeline.composition import build_pipeline
+from reframe_pipeline.domain.errors import PermanentError, ReframeError
+from reframe_pipeline.domain.events import ObjectEvent, is_sqs_batch, parse_notification, parse_sqs_body
+from reframe_pipeline.observability import count, logger, metrics, tracer
+from reframe_pipeline.settings import current
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord

@@ -19,10 +19,10 @@ from pydantic import (
     model_validator,
 )
 
-from .planning import plan
-from .preparation import Limits, decode_pixels_for
-from .pricing import DEFAULT_PRICES, PriceTable
-from .sidecar import InvalidSidecarError, RenderingSpeed, parse_sidecar
+from reframe_pipeline.domain.planning import plan
+from reframe_pipeline.domain.preparation import Limits, decode_pixels_for
+from reframe_pipeline.domain.pricing import DEFAULT_PRICES, PriceTable
+from reframe_pipeline.domain.sidecar import InvalidSidecarError, RenderingSpeed, parse_sidecar
 
 DEFAULT_SEGMIND_URL = "https://api.segmind.com/v1/ideogram-3-reframe"
 DEFAULT_IDEOGRAM_URL = "https://api.ideogram.ai/v1/ideogram-v3/reframe"

@@ -15,11 +15,11 @@ import requests
 from PIL import Image
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Json, ValidationError
 
-from reframe_pipeline.imaging import PROVIDER_FORMATS, ImageCheckError, sniff, verify
-from reframe_pipeline.local_engine import extend_canvas
-from reframe_pipeline.pricing import DEFAULT_PRICES
-from reframe_pipeline.resolutions import RESOLUTION_NAMES, Size
-from reframe_pipeline.sidecar import ColorPalette, RenderingSpeed, Seed, StyleCode, describe
+from reframe_pipeline.domain.imaging import PROVIDER_FORMATS, ImageCheckError, sniff, verify
+from reframe_pipeline.domain.local_engine import extend_canvas
+from reframe_pipeline.domain.pricing import DEFAULT_PRICES
+from reframe_pipeline.domain.resolutions import RESOLUTION_NAMES, Size
+from reframe_pipeline.domain.sidecar import ColorPalette, RenderingSpeed, Seed, StyleCode, describe
 
 from .state import Call, EmulatorConfig, EmulatorState, RenderMode
 

@@ -55,9 +55,9 @@ from typing import Any
 from PIL import Image
 from pydantic import BaseModel, ValidationError
 
-from reframe_pipeline.imaging import encode
-from reframe_pipeline.resolutions import parse_size
-from reframe_pipeline.sidecar import describe
+from reframe_pipeline.domain.imaging import encode
+from reframe_pipeline.domain.resolutions import parse_size
+from reframe_pipeline.domain.sidecar import describe
 
 from . import api
 from .api import ApiError

@@ -10,13 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .discovery import FoundConfig, find_config
-from .errors import OutputLimitError, PermanentError, SourceChangedError, TransientError
-from .events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
-from .manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
-from .observability import count, logger
-from .planning import PlannedVariant, plan
-from .ports import (
+from reframe_pipeline.application.discovery import FoundConfig, find_config
+from reframe_pipeline.application.ports import (
     Budget,
     Deadline,
     Journal,
@@ -27,10 +22,7 @@ from .ports import (
     VariantGuard,
     VariantWork,
 )
-from .preparation import HeaderIncompleteError, check_input_size, prepare, probe, reasons_to_prepare, recipe
-from .settings import Settings
-from .sidecar import TARGET_KINDS, InvalidSidecarError, load_json, parse_sidecar
-from .variants import (
+from reframe_pipeline.application.variants import (
     META_SOURCE_ETAG,
     META_SOURCE_KEY,
     OUTPUT_EXTENSIONS,
@@ -40,6 +32,21 @@ from .variants import (
     is_current,
     source_key_tag,
 )
+from reframe_pipeline.domain.errors import OutputLimitError, PermanentError, SourceChangedError, TransientError
+from reframe_pipeline.domain.events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
+from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
+from reframe_pipeline.domain.planning import PlannedVariant, plan
+from reframe_pipeline.domain.preparation import (
+    HeaderIncompleteError,
+    check_input_size,
+    prepare,
+    probe,
+    reasons_to_prepare,
+    recipe,
+)
+from reframe_pipeline.domain.sidecar import TARGET_KINDS, InvalidSidecarError, load_json, parse_sidecar
+from reframe_pipeline.observability import count, logger
+from reframe_pipeline.settings import Settings
 
 # Enough for the header of nearly every image; a huge EXIF/ICC block makes us read up to the next step.
 # A header that does not parse within the last step is refused: nothing reads a whole object to find one.

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .observability import count, logger
+from reframe_pipeline.observability import count, logger
 
 # The longest a record waits: a stored ticket (Segmind: one hour) is still alive when it returns.
 MAX_DELAY_S = 900

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import VariantInProgressError
-from .manifest import VariantRecord
-from .observability import count, logger
-from .ports import Deadline, VariantWork
+from reframe_pipeline.application.ports import Deadline, VariantWork
+from reframe_pipeline.domain.errors import VariantInProgressError
+from reframe_pipeline.domain.manifest import VariantRecord
+from reframe_pipeline.observability import count, logger
 
 # Completed records outlive any SQS redelivery (at most 14 days of retention).
 RECORD_TTL_S = 15 * 24 * 3600

@@ -12,10 +12,7 @@ from typing import Any, Literal
 
 import requests
 
-from ..errors import ProviderAccountError, ProviderRejectedError
-from ..observability import logger
-from ..ports import ReframeRequest, ReframeResult, Ticket
-from .http import (
+from reframe_pipeline.adapters.providers.http import (
     RemoteProvider,
     ResultLostError,
     ResultPendingError,
@@ -25,6 +22,9 @@ from .http import (
     classify,
     decode_image_response,
 )
+from reframe_pipeline.application.ports import ReframeRequest, ReframeResult, Ticket
+from reframe_pipeline.domain.errors import ProviderAccountError, ProviderRejectedError
+from reframe_pipeline.observability import logger
 
 ApiMode = Literal["auto", "async", "sync"]
 # Segmind keeps a v2 result one hour; a little less is assumed, for clocks and the collection itself.

@@ -5,15 +5,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import socket
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import PermanentError
-from .presets import PRESETS
-from .resolutions import RESOLUTION_NAMES, parse_aspect, parse_size
+from reframe_pipeline.domain.errors import PermanentError
+from reframe_pipeline.domain.presets import PRESETS
+from reframe_pipeline.domain.resolutions import RESOLUTION_NAMES, parse_aspect, parse_size
 
 RenderingSpeed = Literal["TURBO", "DEFAULT", "QUALITY"]
 PaletteName = Literal["EMBER", "FRESH", "JUNGLE", "MAGIC", "MELON", "MOSAIC", "PASTEL", "ULTRAMARINE"]
@@ -86,32 +85,13 @@ def check_reference(ref: str) -> str:
         if host == "localhost" or host.endswith(_BLOCKED_HOST_SUFFIXES) or "." not in host:
             raise ValueError(f"host {host!r} is not a public host") from None
         return ref
-    _require_public(address)
+    require_public(address)
     return ref
 
 
-def _require_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+def require_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
     if not address.is_global:
         raise ValueError(f"address {address} is private, loopback, link-local or reserved")
-
-
-def check_public_url(url: str) -> None:
-    """Right before fetching a user-given reference URL: check_reference's rules, and every address its host
-    resolves to now must be public too (a public-looking name may point into a private network).
-
-    A name that does not exist is the user's error (ValueError); other resolver failures (socket.gaierror)
-    may pass and are left to the caller's retries."""
-    parts = urlsplit(check_reference(url))
-    if not parts.hostname:
-        raise ValueError(f"{url!r} is not an https URL")
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        if exc.errno == socket.EAI_NONAME:
-            raise ValueError(f"host {parts.hostname!r} does not exist") from None
-        raise
-    for *_, sockaddr in infos:
-        _require_public(ipaddress.ip_address(sockaddr[0]))
 
 
 Reference = Annotated[str, Field(min_length=1, max_length=2048)]

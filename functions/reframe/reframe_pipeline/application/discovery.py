@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .events import FOLDER_SIDECAR, SIDECAR_SUFFIX
-from .ports import Storage
+from reframe_pipeline.application.ports import Storage
+from reframe_pipeline.domain.events import FOLDER_SIDECAR, SIDECAR_SUFFIX
 
 
 @dataclass(frozen=True)

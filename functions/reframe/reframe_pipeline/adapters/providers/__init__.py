@@ -8,11 +8,11 @@ from typing import TypedDict
 import requests
 from pydantic import SecretStr
 
-from ..errors import AccountError
-from ..ports import ReframeProvider
-from ..settings import Settings
-from .http import RetryPolicy, pooled_session
-from .limiter import LIMITER
+from reframe_pipeline.adapters.providers.http import RetryPolicy, pooled_session
+from reframe_pipeline.adapters.providers.limiter import LIMITER
+from reframe_pipeline.application.ports import ReframeProvider
+from reframe_pipeline.domain.errors import AccountError
+from reframe_pipeline.settings import Settings
 
 
 def _key_source(direct: SecretStr | None, secret_name: str | None, provider: str) -> Callable[[], str]:
@@ -58,13 +58,13 @@ def _transport(settings: Settings) -> _Transport:
 
 def build_provider(settings: Settings) -> ReframeProvider:
     if settings.reframe_provider == "local":
-        from .local import LocalProvider
+        from reframe_pipeline.adapters.providers.local import LocalProvider
 
         return LocalProvider()
     LIMITER.configure(settings.max_parallel_calls)
     if settings.reframe_provider == "ideogram":
-        from ..storage import s3_client
-        from .ideogram import IdeogramProvider
+        from reframe_pipeline.adapters.providers.ideogram import IdeogramProvider
+        from reframe_pipeline.adapters.s3_storage import s3_client
 
         return IdeogramProvider(
             url=settings.ideogram_api_url,
@@ -74,7 +74,7 @@ def build_provider(settings: Settings) -> ReframeProvider:
             storage_endpoint=s3_client().meta.endpoint_url,
             **_transport(settings),
         )
-    from .segmind import SegmindProvider
+    from reframe_pipeline.adapters.providers.segmind import SegmindProvider
 
     return SegmindProvider(
         mode=settings.segmind_api_mode,

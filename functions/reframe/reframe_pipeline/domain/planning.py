@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .presets import PRESETS
-from .resolutions import Size, nearest_resolution, parse_aspect, parse_size
-from .sidecar import InvalidSidecarError, OutputOptions, Sidecar, Target
+from reframe_pipeline.domain.presets import PRESETS
+from reframe_pipeline.domain.resolutions import Size, nearest_resolution, parse_aspect, parse_size
+from reframe_pipeline.domain.sidecar import InvalidSidecarError, OutputOptions, Sidecar, Target
 
 _OVERRIDABLE = ("rendering_speed", "seed", "style_codes", "style_reference_images", "color_palette")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PIL import Image, ImageChops, ImageFilter
 
-from .resolutions import Size
+from reframe_pipeline.domain.resolutions import Size
 
 # The background is built at 1/_BACKGROUND_SCALE of the canvas: blurring a small copy is what makes it fast.
 _BACKGROUND_SCALE = 8

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .resolutions import Size
+from reframe_pipeline.domain.resolutions import Size
 
 
 class Preset(NamedTuple):

@@ -16,18 +16,18 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from ..errors import (
+from reframe_pipeline.adapters.providers.limiter import LIMITER, AimdLimiter
+from reframe_pipeline.application.ports import Deadline, ReframeRequest, ReframeResult, Refund, Ticket
+from reframe_pipeline.domain.errors import (
     DeadlineError,
     ProviderAccountError,
     ProviderError,
     ProviderRejectedError,
     ProviderTransientError,
 )
-from ..imaging import FORMATS, ImageCheckError, WrongSizeError, verify
-from ..observability import count, logger
-from ..ports import Deadline, ReframeRequest, ReframeResult, Refund, Ticket
-from ..resolutions import Size
-from .limiter import LIMITER, AimdLimiter
+from reframe_pipeline.domain.imaging import FORMATS, ImageCheckError, WrongSizeError, verify
+from reframe_pipeline.domain.resolutions import Size
+from reframe_pipeline.observability import count, logger
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # Account conditions (key, permissions, credits: Segmind's 406, Ideogram's 402): wait, alarm, come back.

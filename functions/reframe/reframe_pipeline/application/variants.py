@@ -12,19 +12,7 @@ from urllib.parse import quote
 
 from PIL import Image
 
-from .errors import (
-    AccountError,
-    BudgetExceededError,
-    DeadlineError,
-    OutputLimitError,
-    PermanentError,
-    SourceChangedError,
-)
-from .imaging import FORMATS, ImageCheckError, encode, fit_exact, sniff, verify
-from .manifest import VariantRecord
-from .observability import count, logger
-from .planning import PlannedVariant
-from .ports import (
+from reframe_pipeline.application.ports import (
     Budget,
     Deadline,
     GenerationParams,
@@ -38,7 +26,19 @@ from .ports import (
     Storage,
     Ticket,
 )
-from .pricing import PriceTable, estimate
+from reframe_pipeline.domain.errors import (
+    AccountError,
+    BudgetExceededError,
+    DeadlineError,
+    OutputLimitError,
+    PermanentError,
+    SourceChangedError,
+)
+from reframe_pipeline.domain.imaging import FORMATS, ImageCheckError, encode, fit_exact, sniff, verify
+from reframe_pipeline.domain.manifest import VariantRecord
+from reframe_pipeline.domain.planning import PlannedVariant
+from reframe_pipeline.domain.pricing import PriceTable, estimate
+from reframe_pipeline.observability import count, logger
 
 META_SOURCE_KEY = "source-key"
 META_SOURCE_ETAG = "source-etag"

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .manifest import VariantRecord
-from .resolutions import Size
+from reframe_pipeline.domain.manifest import VariantRecord
+from reframe_pipeline.domain.resolutions import Size
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from enum import Enum
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from .errors import PermanentError
+from reframe_pipeline.domain.errors import PermanentError
 
 SIDECAR_SUFFIX = ".reframe.json"
 FOLDER_SIDECAR = "_reframe.json"

@@ -11,7 +11,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from .ports import ObjectInfo
+from reframe_pipeline.application.ports import ObjectInfo
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 

@@ -13,10 +13,10 @@ from functools import cache
 
 from PIL import Image, UnidentifiedImageError
 
-from .errors import PermanentError
-from .imaging import PROVIDER_FORMATS, encode, sniff
-from .local_engine import pad_to_square
-from .resolutions import Size
+from reframe_pipeline.domain.errors import PermanentError
+from reframe_pipeline.domain.imaging import PROVIDER_FORMATS, encode, sniff
+from reframe_pipeline.domain.local_engine import pad_to_square
+from reframe_pipeline.domain.resolutions import Size
 
 
 @cache

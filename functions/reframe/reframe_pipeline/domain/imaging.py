@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
-from .resolutions import Size
+from reframe_pipeline.domain.resolutions import Size
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .errors import AccountError, ReframeError, TransientError
+from reframe_pipeline.domain.errors import AccountError, ReframeError, TransientError
 
 
 class ErrorInfo(BaseModel):

@@ -11,9 +11,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import BudgetExceededError
-from .observability import count, logger
-from .ports import Reservation
+from reframe_pipeline.application.ports import Reservation
+from reframe_pipeline.domain.errors import BudgetExceededError
+from reframe_pipeline.observability import count, logger
 
 _KEEP_S = 3 * 24 * 3600  # budget rows expire (DynamoDB TTL) a few days after their day
 

@@ -6,20 +6,15 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from ..errors import PermanentError, ProviderRejectedError, ProviderTransientError
-from ..imaging import FORMATS, PROVIDER_FORMATS, sniff
-from ..ports import ReframeRequest, ReframeResult, Ticket
-from ..sidecar import check_public_url
-from .http import TRANSIENT_STATUSES, RemoteProvider, Submit, Timeout, fetch_result
+from reframe_pipeline.adapters.providers.http import RemoteProvider, Submit, Timeout, fetch_result
+from reframe_pipeline.adapters.providers.safe_fetch import MAX_REFERENCES_BYTES, SafeFetcher
+from reframe_pipeline.application.ports import ReframeRequest, ReframeResult, Ticket
+from reframe_pipeline.domain.errors import PermanentError, ProviderRejectedError, ProviderTransientError
+from reframe_pipeline.domain.imaging import FORMATS, PROVIDER_FORMATS, sniff
 
-# Ideogram's limit on the style reference images together, not per file (its OpenAPI: 10 MB in total),
-# read as the smaller of 10 MB and 10 MiB.
-MAX_REFERENCES_BYTES = 10_000_000
-MAX_REDIRECTS = 3
 # Ideogram keeps a result URL 24 hours; a little less is assumed.
 RESULT_TTL_S = 23 * 3600
 
@@ -40,7 +35,7 @@ class IdeogramProvider(RemoteProvider):
 
     def __init__(self, *, storage_endpoint: str, **transport: Any) -> None:
         super().__init__(**transport)
-        self._storage = urlsplit(storage_endpoint)
+        self._references = SafeFetcher(self._session, storage_endpoint)
 
     @staticmethod
     def fields(request: ReframeRequest) -> list[tuple[str, str]]:
@@ -66,70 +61,10 @@ class IdeogramProvider(RemoteProvider):
             )
         left = MAX_REFERENCES_BYTES
         for index, url in enumerate(request.params.style_reference_urls):
-            data = self._fetch(url, timeout, left)
+            data = self._references.fetch(url, timeout, left)
             left -= len(data)
             parts.append(file_part("style_reference_images", f"style_reference_{index}", data))
         return parts
-
-    def _fetch(self, url: str, timeout: Timeout, limit: int) -> bytes:
-        """A style reference's bytes, refused once over ``limit`` (what the earlier ones left of the total).
-
-        Object keys reach us as presigned URLs of our own storage, trusted as they are: with a local S3
-        stand-in they point at a private address on purpose. The provider only sees URLs, so "ours" means
-        served by the S3 endpoint in use; a user's URL naming that endpoint gets no credentials and reads
-        only what is public there anyway. Any other URL came from a sidecar and may point anywhere: each hop
-        is resolved and must be public before it is requested, so redirects are followed by hand. A name
-        re-resolved to another address between check and request (DNS rebinding) is not caught."""
-        for _ in range(MAX_REDIRECTS + 1):
-            if not self._ours(url):
-                self._check_public(url)
-            with self._session.get(url, timeout=timeout, stream=True, allow_redirects=False) as response:
-                if response.is_redirect:
-                    url = urljoin(url, response.headers["Location"])
-                    continue
-                return self._reference_body(response, limit)
-        raise PermanentError(f"style reference: more than {MAX_REDIRECTS} redirects", code="bad_style_reference")
-
-    def _ours(self, url: str) -> bool:
-        """Served by the S3 endpoint in use: its host, or a bucket subdomain of it (virtual-hosted URLs)."""
-        parts, storage = urlsplit(url), self._storage
-        host, storage_host = parts.hostname or "", storage.hostname or ""
-        try:
-            port = parts.port
-        except ValueError:  # a malformed port: not ours, and the public check refuses it
-            return False
-        return (
-            (parts.scheme, port) == (storage.scheme, storage.port)
-            and bool(storage_host)
-            and (host == storage_host or host.endswith("." + storage_host))
-        )
-
-    @staticmethod
-    def _check_public(url: str) -> None:
-        host = urlsplit(url).hostname
-        try:
-            check_public_url(url)
-        except ValueError as exc:
-            raise PermanentError(f"style reference refused: {exc}", code="bad_style_reference") from None
-        except OSError:
-            raise ProviderTransientError(f"style reference host {host!r} did not resolve", code="network") from None
-
-    @staticmethod
-    def _reference_body(response: requests.Response, limit: int) -> bytes:
-        status = response.status_code
-        if status in TRANSIENT_STATUSES or status >= 500:
-            raise ProviderTransientError(f"style reference answered HTTP {status}", code="style_reference_fetch")
-        if status != 200:
-            raise PermanentError(f"style reference answered HTTP {status}", code="bad_style_reference")
-        body = bytearray()
-        for chunk in response.iter_content(1 << 16):
-            body += chunk
-            if len(body) > limit:
-                raise PermanentError(
-                    f"style references are over Ideogram's limit of {MAX_REFERENCES_BYTES} bytes in total",
-                    code="bad_style_reference",
-                )
-        return bytes(body)
 
     def _submitter(self, request: ReframeRequest, key: str) -> Submit:
         fields = self.fields(request)

@@ -6,10 +6,10 @@ import io
 
 from PIL import Image, UnidentifiedImageError
 
-from ..imaging import encode
-from ..local_engine import extend_canvas
-from ..ports import ReframeRequest, ReframeResult
-from ..preparation import UnsupportedImageError
+from reframe_pipeline.application.ports import ReframeRequest, ReframeResult
+from reframe_pipeline.domain.imaging import encode
+from reframe_pipeline.domain.local_engine import extend_canvas
+from reframe_pipeline.domain.preparation import UnsupportedImageError
 
 
 class LocalProvider:
