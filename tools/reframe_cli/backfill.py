@@ -21,7 +21,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from reframe_pipeline.application.discovery import find_config
-from reframe_pipeline.application.pipeline import Pipeline, output_dir
+from reframe_pipeline.application.pipeline import Pipeline
 from reframe_pipeline.application.ports import ObjectInfo
 from reframe_pipeline.domain.events import KeyKind, classify
 from reframe_pipeline.domain.planning import PlannedVariant
@@ -113,7 +113,7 @@ def survey(pipeline: Pipeline, bucket: str, prefix: str) -> Survey:
         except InvalidSidecarError as exc:
             result.invalid[info.key] = exc.message
             continue
-        existing = pipeline.existing_variants(storage, output_dir(info.key, s), info, planned)
+        existing = pipeline.folder(storage, info.key).existing(info, planned)
         missing = [v for v in planned if v.name not in existing]
         result.configured.append(ImageWork(info, planned, missing))
     return result

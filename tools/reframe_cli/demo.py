@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from PIL import Image
 
 from reframe_pipeline.application.discovery import candidate_keys
-from reframe_pipeline.application.pipeline import output_dir
+from reframe_pipeline.application.outputs import output_dir
 from reframe_pipeline.domain.events import MANIFEST_NAME
 from reframe_pipeline.domain.planning import plan
 from reframe_pipeline.domain.pricing import estimate

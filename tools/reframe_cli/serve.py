@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import ClientError
 
-from reframe_pipeline.application.pipeline import output_dir
+from reframe_pipeline.application.outputs import output_dir
 from reframe_pipeline.domain.errors import PermanentError
 from reframe_pipeline.domain.events import MANIFEST_NAME, SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify, parse_sqs_body
 from reframe_pipeline.settings import Settings

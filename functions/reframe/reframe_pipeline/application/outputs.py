@@ -1,0 +1,91 @@
+"""A source's output folder: where its variants, prepared copy and manifest live, which variants are
+current, what is obsolete, and ``finish``, the one place where a source's work ends."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from reframe_pipeline.application.ports import ObjectInfo, Storage
+from reframe_pipeline.application.variants import OUTPUT_EXTENSIONS, is_current
+from reframe_pipeline.domain.events import MANIFEST_NAME
+from reframe_pipeline.domain.manifest import Manifest, VariantRecord
+from reframe_pipeline.domain.planning import PlannedVariant
+from reframe_pipeline.observability import count, logger
+from reframe_pipeline.settings import Settings
+
+PREPARED_NAME = "_prepared.png"
+
+
+def output_dir(key: str, settings: Settings) -> str:
+    return f"{settings.output_prefix}{key[len(settings.input_prefix) :]}/"
+
+
+def in_folder(key: str, out_dir: str) -> bool:
+    """Directly in a source's output folder: a nested folder holds the outputs of another source
+    (``uploads/shoot`` and ``uploads/shoot/cover.png`` are both legal keys)."""
+    return key.startswith(out_dir) and "/" not in key[len(out_dir) :]
+
+
+class OutputFolder:
+    def __init__(self, storage: Storage, out_dir: str, io: ThreadPoolExecutor) -> None:
+        self.storage = storage
+        self.out_dir = out_dir
+        self._io = io
+
+    def finish(self, manifest: Manifest) -> None:
+        """The source's work is done (whatever its outcome): its manifest is written."""
+        self.storage.write(self.out_dir + MANIFEST_NAME, manifest.to_json(), "application/json", {})
+
+    def delete_all(self) -> int:
+        keys = [item.key for item in self.storage.list_objects(self.out_dir) if in_folder(item.key, self.out_dir)]
+        self.storage.delete(keys)
+        count("OutputsDeleted", len(keys))
+        return len(keys)
+
+    def existing(
+        self,
+        info: ObjectInfo,
+        variants: list[PlannedVariant],
+        present: set[str] | None = None,
+    ) -> dict[str, ObjectInfo]:
+        """Variants already written for this source version with these parameters (nothing to pay).
+        ``present``: the keys in the folder, when the caller has listed them already."""
+        if present is None:
+            present = {item.key for item in self.storage.list_objects(self.out_dir)}
+        keys = [(v, f"{self.out_dir}{v.name}.{ext}") for v in variants for ext in OUTPUT_EXTENSIONS]
+        candidates = [(v, key) for v, key in keys if key in present]
+        heads = self._io.map(self.storage.head, [key for _, key in candidates])  # independent: all at once
+        return {
+            v.name: head
+            for (v, _), head in zip(candidates, heads, strict=True)
+            if head is not None and is_current(head, info, v.param_hash)
+        }
+
+    def remove_stale(
+        self,
+        present: set[str],
+        records: list[VariantRecord],
+        prepared: bool,
+        prune: bool,
+    ) -> None:
+        """Remove what this run made obsolete: a variant it rewrote under another extension, a prepared
+        copy no longer needed, and (with ``prune``) variants of targets gone from the config. A variant
+        that failed here is never touched: another invocation may have just written it."""
+        written = {r.name: r.key for r in records if r.key}
+        planned = {r.name for r in records}
+
+        def obsolete(key: str) -> bool:
+            name = key[len(self.out_dir) :]
+            if not in_folder(key, self.out_dir) or name == MANIFEST_NAME:
+                return False
+            if name == PREPARED_NAME:
+                return not prepared
+            stem = name.rsplit(".", 1)[0]
+            if stem in written:
+                return key != written[stem]
+            return prune and stem not in planned
+
+        stale = sorted(key for key in present if obsolete(key))
+        if stale:
+            self.storage.delete(stale)
+            logger.info("removed obsolete outputs", extra={"removed": stale})
