@@ -7,7 +7,9 @@ import json
 import pytest
 
 from reframe_cli.cli import main
+from reframe_pipeline import settings as settings_module
 from reframe_pipeline.domain.planning import plan
+from reframe_pipeline.domain.pricing import DEFAULT_PRICES, UnpricedError, estimate
 from reframe_pipeline.domain.sidecar import InvalidSidecarError, parse_sidecar
 from reframe_pipeline.settings import Settings, SettingsError
 
@@ -139,3 +141,15 @@ def test_validate_applies_the_style_prefix_and_default_speed(tmp_path, capsys, m
     )
     assert main(["validate", str(path)]) == 0
     assert "TURBO" in capsys.readouterr().out
+
+
+def test_a_provider_without_prices_is_refused_not_counted_as_free(monkeypatch: pytest.MonkeyPatch):
+    # As if a provider were added to the code but not to the price table.
+    monkeypatch.setattr(settings_module, "DEFAULT_PRICES", {"segmind": {"TURBO": 0.037}})
+    with pytest.raises(SettingsError, match="PRICE_TABLE has no price for segmind DEFAULT, QUALITY"):
+        Settings.from_env({})
+
+
+def test_an_estimate_for_an_unknown_provider_fails_loudly():
+    with pytest.raises(UnpricedError, match="no price for acme DEFAULT"):
+        estimate(DEFAULT_PRICES, "acme", "DEFAULT")

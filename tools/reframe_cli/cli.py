@@ -1,4 +1,4 @@
-"""The `reframe` command (design section 6)."""
+"""The `reframe` command (README, "The `reframe` command")."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -22,9 +23,21 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 _metrics_lock = threading.Lock()  # provider calls run in threads; the metric set is shared
 
 
-def count(name: str, value: float = 1, unit: str = MetricUnit.Count.value) -> None:
+def count(name: str, value: float = 1) -> None:
+    """How many times something happened."""
+    measure(name, value, MetricUnit.Count)
+
+
+def measure(name: str, value: float, unit: MetricUnit) -> None:
+    """A quantity: a latency, a cost, a size."""
     with _metrics_lock:
         metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def traced(name: str) -> AbstractContextManager[object]:
+    """An X-Ray subsegment around a slow step (the provider call, the upload) when tracing is on."""
+    active = tracer()
+    return active.provider.in_subsegment(name) if active else nullcontext()
 
 
 def tracing_enabled() -> bool:

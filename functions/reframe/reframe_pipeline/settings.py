@@ -1,4 +1,4 @@
-"""Deployment settings, read from the environment and validated once (design section 5)."""
+"""Deployment settings, read from the environment and validated once (README, Settings)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -70,7 +70,7 @@ class Settings(BaseModel):
     # A failed SQS record returns after this many seconds, doubling with each receive (at most 900).
     retry_visibility_s: int = Field(30, ge=0, le=900)
     max_targets_per_object: int = Field(20, ge=1, le=200)
-    # Source limits (facts page, section 5): over bytes/pixels the source is downscaled first;
+    # Source limits (docs/architecture.md, "Sources"): over bytes/pixels the source is downscaled first;
     # over MAX_DECODE_PIXELS it is refused before decoding (it would not fit in memory).
     max_source_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     # Over this an object is refused before it is read: S3 objects reach 5 GB, the function's memory does not.
@@ -125,6 +125,11 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        missing = [
+            speed for speed in get_args(RenderingSpeed) if speed not in self.price_table.get(self.reframe_provider, {})
+        ]
+        if missing:
+            raise ValueError(f"PRICE_TABLE has no price for {self.reframe_provider} {', '.join(missing)}")
         if self.daily_budget_usd is not None and not self.idempotency_table:
             raise ValueError("DAILY_BUDGET_USD is counted in the idempotency table: set IDEMPOTENCY_TABLE too")
         inp, out = self.input_prefix, self.output_prefix

@@ -1,4 +1,4 @@
-"""Where an image's configuration comes from (design section 3): first found wins, no merging."""
+"""Where an image's configuration comes from (docs/sidecar.md): first found wins, no merging."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ from reframe_pipeline.domain.imaging import FORMATS, ImageCheckError, encode, fi
 from reframe_pipeline.domain.manifest import VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.domain.pricing import PriceTable, estimate
-from reframe_pipeline.observability import count, logger
+from reframe_pipeline.observability import MetricUnit, count, logger, measure, traced
 
 META_SOURCE_KEY = "source-key"
 META_SOURCE_ETAG = "source-etag"
@@ -185,7 +185,8 @@ class VariantProducer:
         current = job.storage.head(job.origin.key)
         if current is None or current.etag != job.origin.etag:
             raise SourceChangedError("the source was overwritten or deleted meanwhile: result not written")
-        job.storage.write(key, body, FORMATS[fmt].mime, variant_metadata(job.origin, v.param_hash))
+        with traced("upload"):
+            job.storage.write(key, body, FORMATS[fmt].mime, variant_metadata(job.origin, v.param_hash))
         return key, len(body)
 
     def produce(self, job: VariantJob) -> VariantRecord:
@@ -210,20 +211,21 @@ class VariantProducer:
             check_output_limits(job.key("x" * (_LONGEST_SUFFIX - 1)), variant_metadata(job.origin, v.param_hash))
             resume = self.journal.load(job.work_id)
             request = ReframeRequest(job.source, v.resolution, self._params(job), job.deadline, meter, resume)
-            result = self.provider.reframe(request)
+            with traced("provider call"):
+                result = self.provider.reframe(request)
             self.journal.advance(job.work_id, "generated")
             latency_ms = int((time.monotonic() - started) * 1000)
-            count("ProviderLatency", latency_ms, "Milliseconds")
+            measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
             key, size = self._write(job, result)
             self.journal.advance(job.work_id, "written")
         except Exception as exc:
             return self._failed(v, exc, {**base, "cost_usd": meter.spent, "attempts": meter.paid_attempts}, started)
         finally:
-            count("EstimatedCostUSD", meter.spent, "None")
+            measure("EstimatedCostUSD", meter.spent, MetricUnit.NoUnit)
         # A generation collected from an earlier attempt's ticket was paid for then.
         cost_usd = meter.spent + (cost if resume is not None and meter.paid_attempts == 0 else 0.0)
         count("VariantsCreated")
-        count("BytesWritten", size, "Bytes")
+        measure("BytesWritten", size, MetricUnit.Bytes)
         logger.info(
             "variant created",
             extra={

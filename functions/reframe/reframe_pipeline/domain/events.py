@@ -1,5 +1,5 @@
 """Event parsing: S3 notifications (direct or in SQS bodies) and EventBridge events -> ObjectEvents,
-and what each key is to the pipeline (design section 2)."""
+and what each key is to the pipeline (README, "What uploads are supported")."""
 
 from __future__ import annotations
 

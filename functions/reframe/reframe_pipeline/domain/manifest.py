@@ -1,4 +1,4 @@
-"""The manifest written beside the variants (design section 4)."""
+"""The manifest written beside the variants (README, "What comes out")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Source preparation with a fast path (facts page, section 5). The header alone (a ranged GET)
+"""Source preparation with a fast path (docs/architecture.md, "Sources"). The header alone (a ranged GET)
 tells format, pixel size and EXIF orientation; only a source that needs fixing is downloaded,
 fixed once, and stored as ``_prepared.png`` beside its variants."""
 

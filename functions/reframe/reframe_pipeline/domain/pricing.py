@@ -14,5 +14,14 @@ DEFAULT_PRICES: PriceTable = {
 }
 
 
+class UnpricedError(ValueError):
+    """A provider or speed missing from the price table: money would be counted as $0, silently."""
+
+
 def estimate(table: PriceTable, provider: str, rendering_speed: str) -> float:
-    return table.get(provider, {}).get(rendering_speed, 0.0)
+    try:
+        return table[provider][rendering_speed]
+    except KeyError:
+        raise UnpricedError(
+            f"no price for {provider} {rendering_speed}: add it to PRICE_TABLE (domain/pricing.py has the defaults)"
+        ) from None

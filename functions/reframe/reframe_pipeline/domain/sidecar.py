@@ -1,4 +1,4 @@
-"""The sidecar, format version 1 (design section 3): a pydantic model that rejects anything unknown."""
+"""The sidecar, format version 1 (docs/sidecar.md): a pydantic model that rejects anything unknown."""
 
 from __future__ import annotations
 
