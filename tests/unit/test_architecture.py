@@ -1,0 +1,65 @@
+"""The structure the architecture page describes: layers whose imports point inward, and an error-code
+table that lists every code the code can write."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "functions" / "reframe" / "reframe_pipeline"
+PAGE = ROOT / "docs" / "architecture.md"
+
+
+def imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("layer", ["domain", "application"])
+def test_inner_layers_import_no_adapter_and_no_aws_sdk(layer: str):
+    offenders = {
+        f"{path.name}: {module}"
+        for path in (PACKAGE / layer).glob("*.py")
+        for module in imports(path)
+        if module.startswith(("reframe_pipeline.adapters", "reframe_pipeline.composition", "boto", "requests"))
+    }
+    assert offenders == set()
+
+
+def test_the_domain_does_not_reach_the_application():
+    offenders = {
+        f"{path.name}: {module}"
+        for path in (PACKAGE / "domain").glob("*.py")
+        for module in imports(path)
+        if module.startswith(("reframe_pipeline.application", "reframe_pipeline.settings", "socket"))
+    }
+    assert offenders == set()
+
+
+def codes_in_code() -> set[str]:
+    codes: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["code"]:
+                if isinstance(node.value, ast.Constant):
+                    codes.add(node.value.value)
+            elif isinstance(node, ast.keyword) and node.arg == "code":
+                if isinstance(node.value, ast.Constant):
+                    codes.add(node.value.value)
+                elif isinstance(node.value, ast.JoinedStr):  # f"http_{status}"
+                    codes.add("http_<status>")
+    return codes
+
+
+def test_every_error_code_is_in_the_architecture_page_and_nothing_else():
+    documented = set(re.findall(r"^\| `([a-z_<>]+)` \|", PAGE.read_text(), re.M))
+    assert documented == codes_in_code()
