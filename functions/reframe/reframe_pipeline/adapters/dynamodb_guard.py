@@ -59,24 +59,29 @@ class DynamoDBGuard:
     def _once(self, work: VariantWork) -> VariantRecord:
         from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
         from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+        from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 
         config = IdempotencyConfig(
             expires_after_seconds=RECORD_TTL_S,
             raise_on_no_idempotency_key=True,
             lambda_context=_DeadlineContext(work.deadline),  # type: ignore[arg-type]
+            response_hook=_replayed,
         )
-        produced: list[VariantRecord] = []
 
-        @idempotent_function(data_keyword_argument="identity", persistence_store=self._store, config=config)
-        def reframe_variant(identity: dict[str, str]) -> dict[str, Any]:
+        @idempotent_function(
+            data_keyword_argument="identity",
+            persistence_store=self._store,
+            config=config,
+            output_serializer=PydanticSerializer(VariantRecord),
+        )
+        def reframe_variant(identity: dict[str, str]) -> VariantRecord:
             record = work.produce()
-            produced.append(record)
             if record.status == "failed" and not _paid_verdict(record):
                 raise _FailedVariantError(record)
-            return record.model_dump(mode="json")
+            return record
 
         try:
-            stored = reframe_variant(identity=work.identity)
+            made: VariantRecord = reframe_variant(identity=work.identity)
         except _FailedVariantError as failed:
             return failed.record
         except IdempotencyAlreadyInProgressError:
@@ -85,17 +90,20 @@ class DynamoDBGuard:
             return VariantRecord.failure(
                 work.identity["variant"], VariantInProgressError("another invocation is producing this variant")
             )
-        if produced:
-            return produced[0]
-        if stored.get("status") == "failed":  # a paid verdict (unsafe, wrong size): not paid for twice
-            count("VariantsFailed")
-            return VariantRecord.model_validate({**stored, "cost_usd": 0.0, "latency_ms": None, "attempts": 0})
-        # Produced and paid for earlier (the S3 check missed it, e.g. a concurrent duplicate finished
-        # between our listing and our call): report it without paying again.
-        count("VariantsExisting")
-        return VariantRecord.model_validate(
-            {**stored, "status": "existing", "cost_usd": 0.0, "latency_ms": None, "attempts": 0}
-        )
+        return made
+
+
+def _replayed(response: Any, idempotent_data: Any) -> VariantRecord:
+    """A record stored by an earlier run: nothing is paid now. A paid verdict (unsafe, wrong size) stays
+    failed; a variant produced earlier (the S3 check missed it, e.g. a concurrent duplicate finished between
+    our listing and our call) is reported as existing."""
+    stored: VariantRecord = response  # names as Powertools' hook protocol calls them
+    free = {"cost_usd": 0.0, "latency_ms": None, "attempts": 0}
+    if stored.status == "failed":
+        count("VariantsFailed")
+        return VariantRecord.model_validate({**stored.model_dump(), **free})
+    count("VariantsExisting")
+    return VariantRecord.model_validate({**stored.model_dump(), **free, "status": "existing"})
 
 
 def _paid_verdict(record: VariantRecord) -> bool:
