@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from reframe_pipeline.application.discovery import FoundConfig, find_config
 from reframe_pipeline.application.fanout import FanOut
@@ -131,19 +131,9 @@ class Pipeline:
         s = self.settings
         folder = self.folder(storage, key)
         out_dir = folder.out_dir
-        try:
-            check_output_limits(out_dir + MANIFEST_NAME, {})
-        except OutputLimitError as exc:  # nowhere to write even a manifest: say it loudly, pay nothing
-            logger.error("source refused: its outputs cannot be stored", extra={"error": exc.message})
-            count("SourcesRejected")
-            return Outcome(event, "invalid", detail=exc.message)
-        # Four round trips that do not depend on each other: started together, they cost one.
-        info_lookup = self._io.submit(storage.head, key)
-        config_lookup = self._io.submit(
-            find_config, storage, key, s.input_prefix, s.default_sidecar, s.max_sidecar_bytes
-        )
-        header_lookup = self._io.submit(storage.read, key, HEADER_READS[0])
-        outputs_lookup = self._io.submit(storage.list_objects, out_dir)
+        if (refused := _unstorable(event, out_dir)) is not None:
+            return refused
+        info_lookup, config_lookup, header_lookup, outputs_lookup = self._look_up(storage, key, out_dir)
         info = info_lookup.result()
         if info is None:
             logger.info("skipped: the source no longer exists", extra={"source_key": key})
@@ -159,7 +149,7 @@ class Pipeline:
             variants, prune = self.plan_config(found)
             send_key, reasons = source_to_send(storage, info, out_dir, header_lookup.result(), s.source_limits)
         except PermanentError as exc:
-            return self._reject(folder, event, found, source_info, exc)
+            return _reject(folder, event, found, source_info, exc)
         if reasons:
             source_info.prepared = {"reasons": reasons}
         source = SourceImage(
@@ -168,40 +158,25 @@ class Pipeline:
         present = {item.key for item in outputs_lookup.result()}  # one listing serves both output checks
         existing = folder.existing(info, variants, present)
         records = self.fanout.run(storage, info, source, out_dir, variants, existing, deadline)
-        if (ended := self._source_moved_on(folder, event, info, records)) is not None:
+        if (ended := _source_moved_on(folder, event, info, records)) is not None:
             return ended
         manifest = Manifest(source=source_info, config=_config_info(found), variants=records)
         folder.finish(manifest)
         # A delete that landed during the write above found nothing to remove: remove it here.
-        if (ended := self._source_moved_on(folder, event, info, records)) is not None:
+        if (ended := _source_moved_on(folder, event, info, records)) is not None:
             return ended
         folder.remove_stale(present, records, prepared=bool(reasons), prune=prune)
-        counts = {f"variants_{k}": sum(r.status == k for r in records) for k in ("created", "existing", "failed")}
-        logger.info("source done", extra={"source_etag": info.etag, **counts})
-        outcome = Outcome(event, "processed", manifest=manifest, records=records)
-        if manifest.needs_retry:
-            failed = [r.name for r in records if r.retryable]
-            raise RetryLaterError(f"{len(failed)} variant(s) to retry: {', '.join(failed)}")
-        return outcome
+        return _done(event, info, manifest)
 
-    @staticmethod
-    def _source_moved_on(
-        folder: OutputFolder, event: ObjectEvent, info: ObjectInfo, records: list[VariantRecord]
-    ) -> Outcome | None:
-        """The source, looked at again after the slow part: deleted meanwhile, this run cleans up after
-        itself (the delete's own event may have run before our writes); overwritten, the newer event
-        owns the folder and this run writes nothing more. None: still the version we worked on."""
-        current = folder.storage.head(info.key)
-        if current is not None and current.etag == info.etag:
-            return None
-        if current is None:
-            deleted = folder.delete_all()
-            logger.info("source deleted while in work: removed its outputs", extra={"deleted": deleted})
-            count("SourcesGoneMidway")
-            return Outcome(event, "missing", detail=f"{info.key}: deleted meanwhile", records=records)
-        logger.info("source overwritten while in work: the newer upload's event takes over")
-        count("SourcesSuperseded")
-        return Outcome(event, "superseded", detail=f"{info.key}: overwritten meanwhile", records=records)
+    def _look_up(self, storage: Storage, key: str, out_dir: str) -> tuple[Future[Any], ...]:
+        """Four round trips that do not depend on each other: started together, they cost one."""
+        s = self.settings
+        return (
+            self._io.submit(storage.head, key),
+            self._io.submit(find_config, storage, key, s.input_prefix, s.default_sidecar, s.max_sidecar_bytes),
+            self._io.submit(storage.read, key, HEADER_READS[0]),
+            self._io.submit(storage.list_objects, out_dir),
+        )
 
     def plan_config(self, found: FoundConfig) -> tuple[list[PlannedVariant], bool]:
         s = self.settings
@@ -213,25 +188,6 @@ class Pipeline:
             style_prefix=s.style_prefix,
         )
         return variants, sidecar.prune
-
-    @staticmethod
-    def _reject(
-        folder: OutputFolder,
-        event: ObjectEvent,
-        found: FoundConfig,
-        source_info: SourceInfo,
-        exc: PermanentError,
-    ) -> Outcome:
-        """A permanent problem with the config or the source: a failed manifest, no call, no retry."""
-        error = ErrorInfo(code=exc.code, message=exc.message)
-        names = _raw_target_names(found.raw) if isinstance(exc, InvalidSidecarError) else []
-        records = [VariantRecord(name=name, status="failed", error=error) for name in names or ["*"]]
-        manifest = Manifest(source=source_info, config=_config_info(found), variants=records, error=error)
-        folder.finish(manifest)
-        logger.warning("source rejected", extra={"error_code": exc.code, "error": exc.message})
-        count("InvalidSidecars" if isinstance(exc, InvalidSidecarError) else "SourcesRejected")
-        count("VariantsFailed", len(records))
-        return Outcome(event, "invalid", manifest=manifest, detail=exc.message, records=records)
 
 
 def _config_info(found: FoundConfig) -> ConfigInfo:
@@ -257,3 +213,62 @@ def _raw_target_names(raw: bytes) -> list[str]:
             )
         names.append(str(label) if label else f"target-{index}")
     return names
+
+
+def _source_moved_on(
+    folder: OutputFolder, event: ObjectEvent, info: ObjectInfo, records: list[VariantRecord]
+) -> Outcome | None:
+    """The source, looked at again after the slow part: deleted meanwhile, this run cleans up after
+    itself (the delete's own event may have run before our writes); overwritten, the newer event
+    owns the folder and this run writes nothing more. None: still the version we worked on."""
+    current = folder.storage.head(info.key)
+    if current is not None and current.etag == info.etag:
+        return None
+    if current is None:
+        deleted = folder.delete_all()
+        logger.info("source deleted while in work: removed its outputs", extra={"deleted": deleted})
+        count("SourcesGoneMidway")
+        return Outcome(event, "missing", detail=f"{info.key}: deleted meanwhile", records=records)
+    logger.info("source overwritten while in work: the newer upload's event takes over")
+    count("SourcesSuperseded")
+    return Outcome(event, "superseded", detail=f"{info.key}: overwritten meanwhile", records=records)
+
+
+def _reject(
+    folder: OutputFolder,
+    event: ObjectEvent,
+    found: FoundConfig,
+    source_info: SourceInfo,
+    exc: PermanentError,
+) -> Outcome:
+    """A permanent problem with the config or the source: a failed manifest, no call, no retry."""
+    error = ErrorInfo(code=exc.code, message=exc.message)
+    names = _raw_target_names(found.raw) if isinstance(exc, InvalidSidecarError) else []
+    records = [VariantRecord(name=name, status="failed", error=error) for name in names or ["*"]]
+    manifest = Manifest(source=source_info, config=_config_info(found), variants=records, error=error)
+    folder.finish(manifest)
+    logger.warning("source rejected", extra={"error_code": exc.code, "error": exc.message})
+    count("InvalidSidecars" if isinstance(exc, InvalidSidecarError) else "SourcesRejected")
+    count("VariantsFailed", len(records))
+    return Outcome(event, "invalid", manifest=manifest, detail=exc.message, records=records)
+
+
+def _unstorable(event: ObjectEvent, out_dir: str) -> Outcome | None:
+    """Nowhere to write even a manifest (S3's key limit): say it loudly, pay nothing."""
+    try:
+        check_output_limits(out_dir + MANIFEST_NAME, {})
+    except OutputLimitError as exc:
+        logger.error("source refused: its outputs cannot be stored", extra={"error": exc.message})
+        count("SourcesRejected")
+        return Outcome(event, "invalid", detail=exc.message)
+    return None
+
+
+def _done(event: ObjectEvent, info: ObjectInfo, manifest: Manifest) -> Outcome:
+    records = manifest.variants
+    counts = {f"variants_{k}": sum(r.status == k for r in records) for k in ("created", "existing", "failed")}
+    logger.info("source done", extra={"source_etag": info.etag, **counts})
+    if manifest.needs_retry:
+        failed = [r.name for r in records if r.retryable]
+        raise RetryLaterError(f"{len(failed)} variant(s) to retry: {', '.join(failed)}")
+    return Outcome(event, "processed", manifest=manifest, records=records)

@@ -97,6 +97,15 @@ class VariantJob:
         return f"{self.out_dir}{self.variant.name}.{ext}"
 
 
+@dataclass(frozen=True)
+class _Made:
+    result: ReframeResult
+    key: str
+    size: int
+    latency_ms: int
+    resumed: bool
+
+
 class VariantMeter:
     """One variant's money and progress: each paid attempt reserved on its day, refunds for attempts
     that provably cost nothing, and the provider's ticket journaled before waiting for the result."""
@@ -208,46 +217,58 @@ class VariantProducer:
         meter = VariantMeter(self.budget, cost, self.journal, job.work_id)
         started = time.monotonic()
         try:
-            check_output_limits(job.key("x" * (_LONGEST_SUFFIX - 1)), variant_metadata(job.origin, v.param_hash))
-            resume = self.journal.load(job.work_id)
-            request = ReframeRequest(job.source, v.resolution, self._params(job), job.deadline, meter, resume)
-            with traced("provider call"):
-                result = self.provider.reframe(request)
-            self.journal.advance(job.work_id, "generated")
-            latency_ms = int((time.monotonic() - started) * 1000)
-            measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
-            key, size = self._write(job, result)
-            self.journal.advance(job.work_id, "written")
+            made = self._make(job, meter, started)
         except Exception as exc:
             return self._failed(v, exc, {**base, "cost_usd": meter.spent, "attempts": meter.paid_attempts}, started)
         finally:
             measure("EstimatedCostUSD", meter.spent, MetricUnit.NoUnit)
+        return self._created(v, made, meter, cost, base)
+
+    @staticmethod
+    def _created(
+        v: PlannedVariant, made: _Made, meter: VariantMeter, cost: float, base: dict[str, Any]
+    ) -> VariantRecord:
         # A generation collected from an earlier attempt's ticket was paid for then.
-        cost_usd = meter.spent + (cost if resume is not None and meter.paid_attempts == 0 else 0.0)
+        cost_usd = meter.spent + (cost if made.resumed and meter.paid_attempts == 0 else 0.0)
         count("VariantsCreated")
-        measure("BytesWritten", size, MetricUnit.Bytes)
+        measure("BytesWritten", made.size, MetricUnit.Bytes)
         logger.info(
             "variant created",
             extra={
-                "variant_key": key,
-                "latency_ms": latency_ms,
+                "variant_key": made.key,
+                "latency_ms": made.latency_ms,
                 "attempts": meter.paid_attempts,
-                "resumed": resume is not None,
+                "resumed": made.resumed,
                 "cost_usd": cost_usd,
-                **result.provider_meta,
+                **made.result.provider_meta,
             },
         )
         return VariantRecord(
             name=v.name,
-            key=key,
+            key=made.key,
             status="created",
             width=v.final_size.width,
             height=v.final_size.height,
             cost_usd=cost_usd,
-            latency_ms=latency_ms,
+            latency_ms=made.latency_ms,
             attempts=meter.paid_attempts,
-            **{**base, "seed": v.seed if v.seed is not None else result.seed},
+            **{**base, "seed": v.seed if v.seed is not None else made.result.seed},
         )
+
+    def _make(self, job: VariantJob, meter: VariantMeter, started: float) -> _Made:
+        """The steps of a variant's life after its reservation: submitted, generated, written."""
+        v = job.variant
+        check_output_limits(job.key("x" * (_LONGEST_SUFFIX - 1)), variant_metadata(job.origin, v.param_hash))
+        resume = self.journal.load(job.work_id)
+        request = ReframeRequest(job.source, v.resolution, self._params(job), job.deadline, meter, resume)
+        with traced("provider call"):
+            result = self.provider.reframe(request)
+        self.journal.advance(job.work_id, "generated")
+        latency_ms = int((time.monotonic() - started) * 1000)
+        measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
+        key, size = self._write(job, result)
+        self.journal.advance(job.work_id, "written")
+        return _Made(result, key, size, latency_ms, resumed=resume is not None)
 
     @staticmethod
     def _failed(v: PlannedVariant, exc: Exception, base: dict[str, Any], started: float) -> VariantRecord:

@@ -64,46 +64,50 @@ def plan(sidecar: Sidecar, *, provider: str, default_speed: str, style_prefix: s
     variants: list[PlannedVariant] = []
     seen: set[str] = set()
     for index, target in enumerate(sidecar.targets):
-        resolution, final = _geometry(target)
         _check_style_keys(target.style_reference_images, f"targets[{index}].style_reference_images", style_prefix)
-
-        def pick(field: str, target: Target = target) -> Any:
-            value = getattr(target, field)
-            return getattr(sidecar, field) if value is None else value
-
-        name = target.name or target.preset or str(final)
-        if name in seen:
-            raise InvalidSidecarError(f"targets[{index}].name: {name!r} is produced twice; give one of them a 'name'")
-        seen.add(name)
-        if pick("style_codes") and pick("style_reference_images"):
-            # Each level is checked by the model; a top-level value and a target's override can still meet.
+        variant = _plan_target(sidecar, index, target, provider, default_speed)
+        if variant.name in seen:
             raise InvalidSidecarError(
-                f"targets[{index}]: style_codes cannot be combined with style_reference_images"
-                " (one of them comes from the top level)"
+                f"targets[{index}].name: {variant.name!r} is produced twice; give one of them a 'name'"
             )
-        palette = pick("color_palette")
-        fields = {
-            "resolution": str(resolution),
-            "final_size": str(final),
-            "rendering_speed": pick("rendering_speed") or default_speed,
-            "seed": pick("seed"),
-            "style_codes": list(pick("style_codes") or ()),
-            "style_references": list(pick("style_reference_images") or ()),
-            "color_palette": palette.as_api() if palette else None,
-            "output": sidecar.output.model_dump(),
-        }
-        variants.append(
-            PlannedVariant(
-                name=name,
-                resolution=resolution,
-                final_size=final,
-                rendering_speed=fields["rendering_speed"],
-                seed=fields["seed"],
-                style_codes=tuple(fields["style_codes"]),
-                style_references=tuple(fields["style_references"]),
-                color_palette=fields["color_palette"],
-                output=sidecar.output,
-                param_hash=_hash(provider, fields),
-            )
-        )
+        seen.add(variant.name)
+        variants.append(variant)
     return variants
+
+
+def _plan_target(sidecar: Sidecar, index: int, target: Target, provider: str, default_speed: str) -> PlannedVariant:
+    resolution, final = _geometry(target)
+
+    def pick(field: str) -> Any:
+        value = getattr(target, field)
+        return getattr(sidecar, field) if value is None else value
+
+    if pick("style_codes") and pick("style_reference_images"):
+        # Each level is checked by the model; a top-level value and a target's override can still meet.
+        raise InvalidSidecarError(
+            f"targets[{index}]: style_codes cannot be combined with style_reference_images"
+            " (one of them comes from the top level)"
+        )
+    palette = pick("color_palette")
+    fields = {
+        "resolution": str(resolution),
+        "final_size": str(final),
+        "rendering_speed": pick("rendering_speed") or default_speed,
+        "seed": pick("seed"),
+        "style_codes": list(pick("style_codes") or ()),
+        "style_references": list(pick("style_reference_images") or ()),
+        "color_palette": palette.as_api() if palette else None,
+        "output": sidecar.output.model_dump(),
+    }
+    return PlannedVariant(
+        name=target.name or target.preset or str(final),
+        resolution=resolution,
+        final_size=final,
+        rendering_speed=fields["rendering_speed"],
+        seed=fields["seed"],
+        style_codes=tuple(fields["style_codes"]),
+        style_references=tuple(fields["style_references"]),
+        color_palette=fields["color_palette"],
+        output=sidecar.output,
+        param_hash=_hash(provider, fields),
+    )
