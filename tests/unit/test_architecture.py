@@ -63,3 +63,18 @@ def codes_in_code() -> set[str]:
 def test_every_error_code_is_in_the_architecture_page_and_nothing_else():
     documented = set(re.findall(r"^\| `([a-z_<>]+)` \|", PAGE.read_text(), re.M))
     assert documented == codes_in_code()
+
+
+def test_resetting_the_handler_lets_its_thread_pools_go(monkeypatch: pytest.MonkeyPatch):
+    import threading
+
+    from reframe_pipeline import handler
+
+    monkeypatch.setenv("REFRAME_PROVIDER", "local")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    handler.reset()
+    before = threading.active_count()
+    for _ in range(3):
+        list(handler.pipeline()._io.map(abs, range(20)))  # built, as by the first event, and its threads started
+        handler.reset()
+    assert threading.active_count() <= before + 1

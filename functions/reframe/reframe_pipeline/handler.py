@@ -34,6 +34,8 @@ def pipeline() -> Pipeline:
 def reset() -> None:
     """Forget what this process built from its environment (settings, clients, pipeline), as a new
     Lambda container would: for tools and tests that change the environment between invocations."""
+    if pipeline.cache_info().currsize:
+        pipeline().close()
     for built in (current, pipeline, s3_client, sqs_client):
         built.cache_clear()
 

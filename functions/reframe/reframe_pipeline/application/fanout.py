@@ -29,6 +29,9 @@ class FanOut:
         # One pool per process: MAX_PARALLEL_CALLS is the number of provider calls in flight.
         self._calls = ThreadPoolExecutor(max_parallel_calls, thread_name_prefix="reframe-call")
 
+    def close(self) -> None:
+        self._calls.shutdown()
+
     def run(
         self,
         storage: Storage,

@@ -88,6 +88,11 @@ class Pipeline:
         # S3 lookups of the sources being handled (up to 10 records of a batch at once).
         self._io = ThreadPoolExecutor(16, thread_name_prefix="reframe-io")
 
+    def close(self) -> None:
+        """Let the thread pools go (a tool or test that builds another pipeline in this process)."""
+        self._io.shutdown()
+        self.fanout.close()
+
     # -- entry point ---------------------------------------------------------------------------
     def handle(self, event: ObjectEvent, deadline: Deadline) -> Outcome:
         s = self.settings
