@@ -62,7 +62,7 @@ def _invoke(args: argparse.Namespace) -> int:
 
     event = _read_event(Path(args.event))
     settings = Settings.from_env()
-    needed_s = (settings.call_budget_ms + settings.upload_reserve_ms) / 1000
+    needed_s = settings.min_call_ms / 1000
     if args.timeout < needed_s:
         raise UserError(
             f"--timeout {args.timeout:g} is too short: no provider call starts with less than CALL_BUDGET_MS +"

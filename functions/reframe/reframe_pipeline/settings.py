@@ -30,6 +30,9 @@ DEFAULT_IDEOGRAM_URL = "https://api.ideogram.ai/v1/ideogram-v3/reframe"
 DEFAULT_MEMORY_MB = 1024
 
 
+MOST_PARALLEL_CALLS = 64
+
+
 class SettingsError(ValueError):
     """A setting is missing or wrong: raised at cold start so the deployment fails loudly."""
 
@@ -53,7 +56,7 @@ class Settings(BaseModel):
     ideogram_api_key: SecretStr | None = None
     ideogram_api_key_secret: str | None = None
     default_sidecar: str | None = None
-    max_parallel_calls: int = Field(8, ge=1, le=64)
+    max_parallel_calls: int = Field(8, ge=1, le=MOST_PARALLEL_CALLS)
     idempotency_table: str | None = None
     # Presigned URLs handed to the provider: short-lived (at most 15 minutes).
     presign_expiry_s: int = Field(900, ge=60, le=900)
@@ -170,6 +173,11 @@ class Settings(BaseModel):
     @property
     def decode_pixels_allowed(self) -> int:
         return decode_pixels_for(self.aws_lambda_function_memory_size)
+
+    @property
+    def min_call_ms(self) -> int:
+        """Time that must be left in the invocation to start a provider call: the call and the upload."""
+        return self.call_budget_ms + self.upload_reserve_ms
 
     @property
     def source_limits(self) -> Limits:

@@ -11,14 +11,16 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from reframe_pipeline.application.pipeline import LOOKUP_THREADS
 from reframe_pipeline.application.ports import ObjectInfo
+from reframe_pipeline.settings import MOST_PARALLEL_CALLS
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
-# Connections the client keeps: the pipeline's S3 lookups (16 threads) and uploads (MAX_PARALLEL_CALLS,
-# at most 64) can all be in flight at once.
-POOL_SIZE = 80
+# Connections the client keeps: the pipeline's S3 lookups and its uploads (one per provider call in flight,
+# MAX_PARALLEL_CALLS: at most 64) can all be in flight at once.
+POOL_SIZE = LOOKUP_THREADS + MOST_PARALLEL_CALLS
 
 
 @lru_cache(maxsize=1)

@@ -34,6 +34,9 @@ from reframe_pipeline.domain.sidecar import TARGET_KINDS, InvalidSidecarError, l
 from reframe_pipeline.observability import count, logger
 from reframe_pipeline.settings import Settings
 
+# S3 lookups of the sources being handled at once (up to 10 records of a batch, several lookups each).
+LOOKUP_THREADS = 16
+
 
 class RetryLaterError(TransientError):
     """Some variants could not be produced for a reason that may pass: the record goes back to SQS."""
@@ -80,13 +83,13 @@ class Pipeline:
             provider,
             settings.price_table,
             settings.presign_expiry_s,
-            min_remaining_ms=settings.call_budget_ms + settings.upload_reserve_ms,
+            min_remaining_ms=settings.min_call_ms,
             budget=budget,
             journal=journal,
         )
         self.fanout = FanOut(producer, guard, settings.max_parallel_calls)
         # S3 lookups of the sources being handled (up to 10 records of a batch at once).
-        self._io = ThreadPoolExecutor(16, thread_name_prefix="reframe-io")
+        self._io = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="reframe-io")
 
     def close(self) -> None:
         """Let the thread pools go (a tool or test that builds another pipeline in this process)."""

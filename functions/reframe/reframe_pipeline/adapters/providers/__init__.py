@@ -51,7 +51,7 @@ def _transport(settings: Settings) -> _Transport:
             connect_timeout_s=settings.connect_timeout_s,
             read_timeout_s=settings.read_timeout_s,
         ),
-        "min_remaining_ms": settings.call_budget_ms + settings.upload_reserve_ms,
+        "min_remaining_ms": settings.min_call_ms,
         "reserve_ms": settings.upload_reserve_ms,
     }
 

@@ -30,6 +30,13 @@ from reframe_pipeline.domain.resolutions import Size
 from reframe_pipeline.observability import count, logger
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def is_transient(status: int) -> bool:
+    """An HTTP status that may pass on its own: worth asking again."""
+    return status in TRANSIENT_STATUSES or status >= 500
+
+
 # Account conditions (key, permissions, credits: Segmind's 406, Ideogram's 402): wait, alarm, come back.
 ACCOUNT_STATUSES = frozenset({401, 402, 403, 404, 406})
 _MEDIA_HEADERS = ("x-request-id", "x-credits-consumed", "x-remaining-credits", "x-rate-limit-remaining")
@@ -103,7 +110,7 @@ def classify(response: requests.Response, secret: str | None) -> ProviderError:
     status = response.status_code
     message = error_message(response, secret)
     billed = status >= 500
-    if status in TRANSIENT_STATUSES or status >= 500:
+    if is_transient(status):
         return ProviderTransientError(
             message,
             code=f"http_{status}",

@@ -9,7 +9,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from reframe_pipeline.adapters.providers.http import TRANSIENT_STATUSES, Timeout
+from reframe_pipeline.adapters.providers.http import Timeout, is_transient
 from reframe_pipeline.domain.errors import PermanentError, ProviderTransientError
 from reframe_pipeline.domain.sidecar import check_reference, require_public
 
@@ -89,7 +89,7 @@ class SafeFetcher:
     @staticmethod
     def _reference_body(response: requests.Response, limit: int) -> bytes:
         status = response.status_code
-        if status in TRANSIENT_STATUSES or status >= 500:
+        if is_transient(status):
             raise ProviderTransientError(f"style reference answered HTTP {status}", code="style_reference_fetch")
         if status != 200:
             raise PermanentError(f"style reference answered HTTP {status}", code="bad_style_reference")
