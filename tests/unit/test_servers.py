@@ -33,8 +33,10 @@ def test_stop_leaves_no_moto_process(tmp_path: Path) -> None:
     assert not process_exists(server.pid)
     with pytest.raises(requests.ConnectionError):
         requests.get(server.url, timeout=5)
-    # The port is free again.
+    # The port is free again: nothing listens on it (connections it closed may linger in TIME_WAIT, which
+    # SO_REUSEADDR lets a new server bind past, as servers do).
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((servers.HOST, port))
     server.stop()  # idempotent
 

@@ -70,6 +70,8 @@ class Settings(BaseModel):
     # Expected duration of one provider call; no call starts unless this much time is left.
     # At least READ_TIMEOUT_S, or a call may still be waiting for its answer when Lambda stops.
     call_budget_ms: int = Field(60000, ge=0)
+    # Generations in flight across all instances (the provider account's limit), leased in the table.
+    provider_max_in_flight: int | None = Field(None, ge=1, le=1000)
     # A failed SQS record returns after this many seconds, doubling with each receive (at most 900).
     retry_visibility_s: int = Field(30, ge=0, le=900)
     max_targets_per_object: int = Field(20, ge=1, le=200)
@@ -99,10 +101,10 @@ class Settings(BaseModel):
             raise ValueError("must name a folder, e.g. 'styles/'")
         return value
 
-    @field_validator("daily_budget_usd", "default_sidecar", mode="before")
+    @field_validator("daily_budget_usd", "default_sidecar", "provider_max_in_flight", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
-        # The template passes an empty string for "no budget" and "no default sidecar".
+        # The template passes an empty string for "no budget", "no default sidecar" and "no shared limit".
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("price_table", mode="before")
@@ -133,6 +135,8 @@ class Settings(BaseModel):
         ]
         if missing:
             raise ValueError(f"PRICE_TABLE has no price for {self.reframe_provider} {', '.join(missing)}")
+        if self.provider_max_in_flight is not None and not self.idempotency_table:
+            raise ValueError("PROVIDER_MAX_IN_FLIGHT is leased in the idempotency table: set IDEMPOTENCY_TABLE too")
         if self.daily_budget_usd is not None and not self.idempotency_table:
             raise ValueError("DAILY_BUDGET_USD is counted in the idempotency table: set IDEMPOTENCY_TABLE too")
         inp, out = self.input_prefix, self.output_prefix

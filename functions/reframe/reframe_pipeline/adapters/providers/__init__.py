@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from reframe_pipeline.adapters.providers.http import RetryPolicy, pooled_session
 from reframe_pipeline.adapters.providers.limiter import LIMITER
+from reframe_pipeline.adapters.providers.shared_slots import SharedSlots
 from reframe_pipeline.application.ports import ReframeProvider
 from reframe_pipeline.domain.errors import AccountError
 from reframe_pipeline.settings import Settings
@@ -39,10 +40,22 @@ class _Transport(TypedDict):
     policy: RetryPolicy
     min_remaining_ms: int
     reserve_ms: int
+    slots: SharedSlots | None
+
+
+def _shared_slots(settings: Settings) -> SharedSlots | None:
+    """The account's limit across all instances, when PROVIDER_MAX_IN_FLIGHT is set (in the table)."""
+    if settings.provider_max_in_flight is None or not settings.idempotency_table:
+        return None
+    import boto3
+
+    client = boto3.session.Session().client("dynamodb")
+    return SharedSlots(settings.idempotency_table, settings.reframe_provider, settings.provider_max_in_flight, client)
 
 
 def _transport(settings: Settings) -> _Transport:
     return {
+        "slots": _shared_slots(settings),
         "session": pooled_session(settings.max_parallel_calls),
         "policy": RetryPolicy(
             max_attempts=settings.max_attempts,

@@ -17,6 +17,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from reframe_pipeline.adapters.providers.limiter import LIMITER, AimdLimiter
+from reframe_pipeline.adapters.providers.shared_slots import SharedSlots
 from reframe_pipeline.application.ports import Deadline, ReframeRequest, ReframeResult, Refund, Ticket
 from reframe_pipeline.domain.errors import (
     DeadlineError,
@@ -298,7 +299,9 @@ class RemoteProvider:
         policy: RetryPolicy,
         min_remaining_ms: int,
         reserve_ms: int,
+        slots: SharedSlots | None = None,
     ) -> None:
+        self._slots = slots
         self._url = url
         self._api_key = api_key
         self._session = session
@@ -307,6 +310,13 @@ class RemoteProvider:
         self._reserve_ms = reserve_ms
 
     def reframe(self, request: ReframeRequest) -> ReframeResult:
+        if self._slots is None:
+            return self._reframe(request)
+        # One of the account's slots (PROVIDER_MAX_IN_FLIGHT) from the request until the result is collected.
+        with self._slots.hold(request.deadline, self._min_remaining_ms):
+            return self._reframe(request)
+
+    def _reframe(self, request: ReframeRequest) -> ReframeResult:
         key = self._api_key()
         submit = self._submitter(request, key)
         ticket = request.resume if request.resume is not None and request.resume.alive() else None

@@ -1,0 +1,92 @@
+"""A provider limit that holds across function instances: PROVIDER_MAX_IN_FLIGHT leases in the
+idempotency table, one item per slot. A generation holds a slot from its request until its result is
+collected. A lease expires with the invocation that took it, so an instance killed mid-call cannot hold
+a slot forever. The per-process AIMD limiter still adapts to what the provider actually answers."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from reframe_pipeline.application.ports import Deadline
+from reframe_pipeline.domain.errors import DeadlineError
+from reframe_pipeline.observability import MetricUnit, count, logger, measure
+
+_WAIT_FIRST_S, _WAIT_MAX_S = 0.05, 1.0
+
+
+class SharedSlots:
+    def __init__(self, table: str, provider: str, size: int, client: Any) -> None:
+        self._table = table
+        self._provider = provider
+        self.size = size
+        self._client = client
+
+    @contextmanager
+    def hold(self, deadline: Deadline, reserve_ms: int) -> Iterator[None]:
+        """A slot for one generation, waited for (never past ``deadline`` less ``reserve_ms``: then a
+        DeadlineError hands the record back to the queue), released when the block ends."""
+        started = time.monotonic()
+        slot, holder = self._acquire(deadline, reserve_ms)
+        measure("SharedSlotWaitMs", (time.monotonic() - started) * 1000, MetricUnit.Milliseconds)
+        try:
+            yield
+        finally:
+            self._release(slot, holder)
+
+    def _acquire(self, deadline: Deadline, reserve_ms: int) -> tuple[int, str]:
+        holder = uuid.uuid4().hex
+        wait_s = _WAIT_FIRST_S
+        while True:
+            # The lease lasts as long as this invocation may: a killed instance's slot comes free then.
+            expires = int(time.time() * 1000) + max(0, deadline.remaining_ms())
+            for slot in random.sample(range(self.size), self.size):  # no slot is everyone's first try
+                if self._take(slot, holder, expires):
+                    return slot, holder
+            if deadline.remaining_ms() - wait_s * 1000 < reserve_ms:
+                count("SharedSlotTimeouts")
+                raise DeadlineError(
+                    f"all {self.size} {self._provider} slots (PROVIDER_MAX_IN_FLIGHT) stayed busy until the deadline"
+                )
+            time.sleep(random.uniform(0, wait_s))  # noqa: S311 - jitter, not cryptography
+            wait_s = min(_WAIT_MAX_S, wait_s * 2)
+
+    def _key(self, slot: int) -> dict[str, Any]:
+        return {"id": {"S": f"slot#{self._provider}#{slot}"}}
+
+    def _take(self, slot: int, holder: str, expires: int) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(slot),
+                UpdateExpression="SET holder = :holder, lease_expires = :expires",
+                ConditionExpression="attribute_not_exists(lease_expires) OR lease_expires < :now",
+                ExpressionAttributeValues={
+                    ":holder": {"S": holder},
+                    ":expires": {"N": str(expires)},
+                    ":now": {"N": str(int(time.time() * 1000))},
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _release(self, slot: int, holder: str) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(slot),
+                UpdateExpression="REMOVE holder, lease_expires",
+                ConditionExpression="holder = :holder",
+                ExpressionAttributeValues={":holder": {"S": holder}},
+            )
+        except ClientError as exc:  # expired and taken by another meanwhile: theirs now
+            logger.warning("shared slot lease was lost before release", extra={"error": str(exc)})
