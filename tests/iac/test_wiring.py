@@ -333,8 +333,9 @@ def test_other_permissions_are_scoped(ev: Evaluator, transformed: dict[str, Any]
     assert all(grants[a] == {"<UploadQueue.Arn>"} for a in sqs)
     assert grants["logs:PutLogEvents"] == {"<FunctionLogGroup.Arn>"}
     assert "xray:PutTraceSegments" in grants
+    assert grants["events:PutEvents"] == {"arn:aws:events:us-east-1:123456789012:event-bus/default"}
     services = {a.split(":")[0] for a in grants}
-    assert services == {"s3", "secretsmanager", "dynamodb", "sqs", "logs", "xray"}
+    assert services == {"s3", "secretsmanager", "dynamodb", "sqs", "logs", "xray", "events"}
 
 
 # ----------------------------------------------------------------------------- data, alarms, outputs

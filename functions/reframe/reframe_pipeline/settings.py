@@ -85,6 +85,8 @@ class Settings(BaseModel):
     daily_budget_usd: float | None = Field(None, gt=0)
     max_sidecar_bytes: int = Field(65536, ge=256, le=1048576)
     price_table: PriceTable = Field(default_factory=lambda: DEFAULT_PRICES)
+    # EventBridge bus told when a source's work ends (name or ARN); none: no events.
+    event_bus_name: str | None = None
 
     @field_validator("input_prefix", "output_prefix", "style_prefix")
     @classmethod
@@ -96,10 +98,10 @@ class Settings(BaseModel):
             raise ValueError("must name a folder, e.g. 'styles/'")
         return value
 
-    @field_validator("daily_budget_usd", "default_sidecar", mode="before")
+    @field_validator("daily_budget_usd", "default_sidecar", "event_bus_name", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
-        # The template passes an empty string for "no budget" and "no default sidecar".
+        # The template passes an empty string for "no budget", "no default sidecar" and "no bus".
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("price_table", mode="before")

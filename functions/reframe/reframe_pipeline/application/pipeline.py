@@ -10,13 +10,15 @@ from typing import Literal
 
 from reframe_pipeline.application.discovery import FoundConfig, find_config
 from reframe_pipeline.application.fanout import FanOut
-from reframe_pipeline.application.outputs import MANIFEST_NAME, OutputFolder, output_dir
+from reframe_pipeline.application.outputs import OutputFolder, output_dir
 from reframe_pipeline.application.ports import (
     Budget,
     Deadline,
     Journal,
+    Notifier,
     ObjectInfo,
     ReframeProvider,
+    Silent,
     SourceImage,
     Storage,
     VariantGuard,
@@ -72,10 +74,12 @@ class Pipeline:
         guard: VariantGuard,
         journal: Journal,
         budget: Budget,
+        notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
         self.provider = provider
         self.storage_for = storage_for
+        self.notifier = notifier or Silent()
         producer = VariantProducer(
             provider,
             settings.price_table,
@@ -119,20 +123,20 @@ class Pipeline:
     def remove_outputs(self, storage: Storage, event: ObjectEvent) -> Outcome:
         if storage.head(event.key) is not None:  # re-uploaded since the delete: keep the outputs
             return Outcome(event, "ignored", detail="source exists again")
-        deleted = self.folder(storage, event.key).delete_all()
+        deleted = self.folder(storage, event.key, _correlation_id(event)).delete_all()
         logger.info("source removed: deleted its outputs", extra={"deleted": deleted})
         return Outcome(event, "removed", detail=f"{deleted} objects deleted")
 
-    def folder(self, storage: Storage, key: str) -> OutputFolder:
-        return OutputFolder(storage, output_dir(key, self.settings), self._io)
+    def folder(self, storage: Storage, key: str, correlation_id: str = "") -> OutputFolder:
+        return OutputFolder(storage, key, output_dir(key, self.settings), self._io, self.notifier, correlation_id)
 
     # -- processing ----------------------------------------------------------------------------
     def process(self, storage: Storage, event: ObjectEvent, key: str, deadline: Deadline) -> Outcome:
         s = self.settings
-        folder = self.folder(storage, key)
+        folder = self.folder(storage, key, _correlation_id(event))
         out_dir = folder.out_dir
         try:
-            check_output_limits(out_dir + MANIFEST_NAME, {})
+            check_output_limits(folder.manifest_key, {})
         except OutputLimitError as exc:  # nowhere to write even a manifest: say it loudly, pay nothing
             logger.error("source refused: its outputs cannot be stored", extra={"error": exc.message})
             count("SourcesRejected")
@@ -154,7 +158,7 @@ class Pipeline:
             logger.info("skipped: no sidecar, no folder default, no DEFAULT_SIDECAR")
             count("SourcesUnconfigured")
             return Outcome(event, "unconfigured")
-        source_info = SourceInfo(bucket=storage.bucket, key=key, etag=info.etag)
+        source_info = SourceInfo(bucket=storage.bucket, key=key, etag=info.etag, version=info.version or None)
         try:
             variants, prune = self.plan_config(found)
             send_key, reasons = source_to_send(storage, info, out_dir, header_lookup.result(), s.source_limits)

@@ -1,4 +1,4 @@
-"""Every port the application talks to (storage, provider, guard, journal, budget) and the values that
+"""Every port the application talks to (storage, provider, guard, journal, budget, notifier) and the values that
 cross them. Adapters implement the ports; the handler and the CLI build the adapters and hand them in."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from reframe_pipeline.domain.manifest import VariantRecord
+from reframe_pipeline.domain.notices import NoticeDetail
 from reframe_pipeline.domain.resolutions import Size
 
 
@@ -199,3 +200,17 @@ class VariantGuard(Protocol):
     """Runs ``work.produce`` at most once per identity, however many deliveries and instances ask."""
 
     def run(self, work: VariantWork) -> VariantRecord: ...
+
+
+class Notifier(Protocol):
+    """Tells downstream systems that a source's work ended. Never raises: the work is done and paid for,
+    a notice that cannot be delivered is logged and counted by the adapter."""
+
+    def publish(self, detail: NoticeDetail) -> None: ...
+
+
+class Silent:
+    """No notices (no bus, no webhook configured)."""
+
+    def publish(self, detail: NoticeDetail) -> None:
+        return None

@@ -46,6 +46,7 @@ class SourceInfo(BaseModel):
     bucket: str
     key: str
     etag: str
+    version: str | None = None  # the S3 version id, or the last-modified time where versioning is off
     prepared: dict[str, list[str]] | None = None
 
 
