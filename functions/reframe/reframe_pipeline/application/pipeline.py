@@ -32,6 +32,7 @@ from reframe_pipeline.domain.errors import OutputLimitError, PermanentError, Tra
 from reframe_pipeline.domain.events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
 from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant, plan
+from reframe_pipeline.domain.provenance import source_credits
 from reframe_pipeline.domain.sidecar import TARGET_KINDS, InvalidSidecarError, load_json, parse_sidecar
 from reframe_pipeline.observability import count, logger
 from reframe_pipeline.settings import Settings
@@ -161,13 +162,16 @@ class Pipeline:
         source_info = SourceInfo(bucket=storage.bucket, key=key, etag=info.etag, version=info.version or None)
         try:
             variants, prune = self.plan_config(found)
-            send_key, reasons = source_to_send(storage, info, out_dir, header_lookup.result(), s.source_limits)
+            header = header_lookup.result()
+            send_key, reasons = source_to_send(storage, info, out_dir, header, s.source_limits)
         except PermanentError as exc:
             return self._reject(folder, event, found, source_info, exc)
         if reasons:
             source_info.prepared = {"reasons": reasons}
         source = SourceImage(
-            url=storage.presign_get(send_key, s.presign_expiry_s), loader=lambda: storage.read(send_key)
+            url=storage.presign_get(send_key, s.presign_expiry_s),
+            loader=lambda: storage.read(send_key),
+            credits=source_credits(header),
         )
         present = {item.key for item in outputs_lookup.result()}  # one listing serves both output checks
         existing = folder.existing(info, variants, present)

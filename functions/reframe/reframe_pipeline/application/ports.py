@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from reframe_pipeline.domain.manifest import VariantRecord
 from reframe_pipeline.domain.notices import NoticeDetail
+from reframe_pipeline.domain.provenance import Credits
 from reframe_pipeline.domain.resolutions import Size
 
 
@@ -60,10 +61,12 @@ class Deadline:
 
 class SourceImage:
     """The image sent to the provider: a presigned URL for remote providers, bytes loaded on demand
-    (once) for providers that need them, so a URL-only provider never downloads the source."""
+    (once) for providers that need them, so a URL-only provider never downloads the source. ``credits``:
+    the uploaded source's creator and rights, carried into every variant."""
 
-    def __init__(self, url: str, loader: Callable[[], bytes]) -> None:
+    def __init__(self, url: str, loader: Callable[[], bytes], credits: Credits | None = None) -> None:
         self.url = url
+        self.credits = credits or Credits()
         self._loader = loader
         self._data: bytes | None = None
         self._lock = threading.Lock()
