@@ -9,18 +9,32 @@ from reframe_pipeline.adapters.daily_budget import DailyBudget, Unlimited
 from reframe_pipeline.adapters.dynamodb_guard import DynamoDBGuard, NoGuard
 from reframe_pipeline.adapters.eventbridge import EventBridgeNotifier
 from reframe_pipeline.adapters.journal import DynamoDBJournal, MemoryJournal
-from reframe_pipeline.adapters.providers import build_provider
+from reframe_pipeline.adapters.providers import build_provider, key_source, retry_policy
+from reframe_pipeline.adapters.providers.http import pooled_session
+from reframe_pipeline.adapters.webhook import WebhookNotifier
 from reframe_pipeline.application.pipeline import Pipeline
-from reframe_pipeline.application.ports import Notifier, Silent, Storage
+from reframe_pipeline.application.ports import Broadcast, Notifier, Storage
 from reframe_pipeline.settings import Settings
 
 
 def build_notifier(settings: Settings) -> Notifier:
-    if not settings.event_bus_name:
-        return Silent()
-    import boto3  # only with a bus: a cold start without one does not build an EventBridge client
+    notifiers: list[Notifier] = []
+    if settings.event_bus_name:
+        import boto3  # only with a bus: a cold start without one does not build an EventBridge client
 
-    return EventBridgeNotifier(settings.event_bus_name, boto3.session.Session().client("events"))
+        notifiers.append(EventBridgeNotifier(settings.event_bus_name, boto3.session.Session().client("events")))
+    if settings.webhook_url:
+        notifiers.append(
+            WebhookNotifier(
+                settings.webhook_url,
+                key_source(settings.webhook_secret, settings.webhook_secret_arn, "webhook"),
+                pooled_session(2),
+                retry_policy(settings),
+                reserve_ms=settings.upload_reserve_ms,
+                public_only=not settings.webhook_allow_loopback_for_tests,
+            )
+        )
+    return Broadcast(*notifiers)
 
 
 def build_pipeline(settings: Settings, storage_for: Callable[[str], Storage]) -> Pipeline:

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -87,6 +88,13 @@ class Settings(BaseModel):
     price_table: PriceTable = Field(default_factory=lambda: DEFAULT_PRICES)
     # EventBridge bus told when a source's work ends (name or ARN); none: no events.
     event_bus_name: str | None = None
+    # An https URL on a public host told the same, signed per Standard Webhooks with the secret (local use)
+    # or the Secrets Manager secret holding it (deployed).
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_secret_arn: str | None = None
+    # Tests only: lets WEBHOOK_URL be http://127.0.0.1:PORT, a local receiver. Never in a deployment.
+    webhook_allow_loopback_for_tests: bool = False
 
     @field_validator("input_prefix", "output_prefix", "style_prefix")
     @classmethod
@@ -98,7 +106,7 @@ class Settings(BaseModel):
             raise ValueError("must name a folder, e.g. 'styles/'")
         return value
 
-    @field_validator("daily_budget_usd", "default_sidecar", "event_bus_name", mode="before")
+    @field_validator("daily_budget_usd", "default_sidecar", "event_bus_name", "webhook_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         # The template passes an empty string for "no budget", "no default sidecar" and "no bus".
@@ -145,9 +153,18 @@ class Settings(BaseModel):
                 f"CALL_BUDGET_MS ({self.call_budget_ms}) is below READ_TIMEOUT_S x 1000 "
                 f"({self.read_timeout_s * 1000:.0f}): a call could outlive the time kept for it"
             )
+        if self.webhook_url is not None:
+            self._check_webhook(self.webhook_url)
         if self.default_sidecar is not None:
             self._check_default_sidecar(self.default_sidecar)
         return self
+
+    def _check_webhook(self, url: str) -> None:
+        if not (self.webhook_secret or self.webhook_secret_arn):
+            raise ValueError("WEBHOOK_URL needs WEBHOOK_SECRET or WEBHOOK_SECRET_ARN to sign with")
+        loopback = self.webhook_allow_loopback_for_tests and urlsplit(url).hostname == "127.0.0.1"
+        if not (url.startswith("https://") or loopback):
+            raise ValueError(f"WEBHOOK_URL must be an https URL, not {url!r}")
 
     def _check_default_sidecar(self, document: str) -> None:
         """Planned as the pipeline plans it: a wrong default would fail every image that relies on it."""

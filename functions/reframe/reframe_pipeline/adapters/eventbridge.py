@@ -6,6 +6,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from reframe_pipeline.application.ports import Deadline
 from reframe_pipeline.domain.notices import NOTICE_SOURCE, NoticeDetail
 from reframe_pipeline.observability import count, logger
 
@@ -15,7 +16,7 @@ class EventBridgeNotifier:
         self.bus = bus
         self._client = client  # botocore retries throttling and 5xx itself
 
-    def publish(self, detail: NoticeDetail) -> None:
+    def publish(self, detail: NoticeDetail, deadline: Deadline) -> None:  # botocore's own timeouts: short
         entry = {
             "Source": NOTICE_SOURCE,
             "DetailType": detail.detail_type,

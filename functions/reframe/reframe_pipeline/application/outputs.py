@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from reframe_pipeline.application.ports import Notifier, ObjectInfo, Storage
+from reframe_pipeline.application.ports import Deadline, Notifier, ObjectInfo, Storage
 from reframe_pipeline.application.variants import OUTPUT_EXTENSIONS, is_current
 from reframe_pipeline.domain.events import MANIFEST_NAME
 from reframe_pipeline.domain.manifest import Manifest, VariantRecord
@@ -36,6 +36,7 @@ class OutputFolder:
         io: ThreadPoolExecutor,
         notifier: Notifier,
         correlation_id: str = "",
+        deadline: Deadline | None = None,
     ) -> None:
         self.storage = storage
         self.source_key = source_key
@@ -43,6 +44,7 @@ class OutputFolder:
         self._io = io
         self._notifier = notifier
         self._correlation_id = correlation_id
+        self._deadline = deadline or Deadline()
 
     @property
     def manifest_key(self) -> str:
@@ -51,7 +53,7 @@ class OutputFolder:
     def finish(self, manifest: Manifest) -> None:
         """The source's work is done (whatever its outcome): its manifest is written, then announced."""
         self.storage.write(self.manifest_key, manifest.to_json(), "application/json", {})
-        self._notifier.publish(ready(manifest, self.manifest_key, self._correlation_id))
+        self._notifier.publish(ready(manifest, self.manifest_key, self._correlation_id), self._deadline)
 
     def delete_all(self) -> int:
         """Delete the folder's outputs; announced when there were any (a repeated delete says nothing)."""
@@ -61,7 +63,8 @@ class OutputFolder:
         if keys:
             variants = [k for k in keys if k[len(self.out_dir) :] not in (MANIFEST_NAME, PREPARED_NAME)]
             self._notifier.publish(
-                removed(self.storage.bucket, self.source_key, self.manifest_key, variants, self._correlation_id)
+                removed(self.storage.bucket, self.source_key, self.manifest_key, variants, self._correlation_id),
+                self._deadline,
             )
         return len(keys)
 

@@ -12,13 +12,13 @@ from reframe_pipeline.application.discovery import FoundConfig, find_config
 from reframe_pipeline.application.fanout import FanOut
 from reframe_pipeline.application.outputs import OutputFolder, output_dir
 from reframe_pipeline.application.ports import (
+    Broadcast,
     Budget,
     Deadline,
     Journal,
     Notifier,
     ObjectInfo,
     ReframeProvider,
-    Silent,
     SourceImage,
     Storage,
     VariantGuard,
@@ -80,7 +80,7 @@ class Pipeline:
         self.settings = settings
         self.provider = provider
         self.storage_for = storage_for
-        self.notifier = notifier or Silent()
+        self.notifier = notifier or Broadcast()
         producer = VariantProducer(
             provider,
             settings.price_table,
@@ -117,24 +117,27 @@ class Pipeline:
         if event.action == "removed":
             if kind is not KeyKind.IMAGE:
                 return Outcome(event, "ignored", detail="sidecar removed; variants kept")
-            return self.remove_outputs(storage, event)
+            return self.remove_outputs(storage, event, deadline)
         return self.process(storage, event, image_key, deadline)
 
     # -- removal -------------------------------------------------------------------------------
-    def remove_outputs(self, storage: Storage, event: ObjectEvent) -> Outcome:
+    def remove_outputs(self, storage: Storage, event: ObjectEvent, deadline: Deadline) -> Outcome:
         if storage.head(event.key) is not None:  # re-uploaded since the delete: keep the outputs
             return Outcome(event, "ignored", detail="source exists again")
-        deleted = self.folder(storage, event.key, _correlation_id(event)).delete_all()
+        deleted = self.folder(storage, event.key, _correlation_id(event), deadline).delete_all()
         logger.info("source removed: deleted its outputs", extra={"deleted": deleted})
         return Outcome(event, "removed", detail=f"{deleted} objects deleted")
 
-    def folder(self, storage: Storage, key: str, correlation_id: str = "") -> OutputFolder:
-        return OutputFolder(storage, key, output_dir(key, self.settings), self._io, self.notifier, correlation_id)
+    def folder(
+        self, storage: Storage, key: str, correlation_id: str = "", deadline: Deadline | None = None
+    ) -> OutputFolder:
+        out_dir = output_dir(key, self.settings)
+        return OutputFolder(storage, key, out_dir, self._io, self.notifier, correlation_id, deadline)
 
     # -- processing ----------------------------------------------------------------------------
     def process(self, storage: Storage, event: ObjectEvent, key: str, deadline: Deadline) -> Outcome:
         s = self.settings
-        folder = self.folder(storage, key, _correlation_id(event))
+        folder = self.folder(storage, key, _correlation_id(event), deadline)
         out_dir = folder.out_dir
         try:
             check_output_limits(folder.manifest_key, {})

@@ -206,14 +206,18 @@ class VariantGuard(Protocol):
 
 
 class Notifier(Protocol):
-    """Tells downstream systems that a source's work ended. Never raises: the work is done and paid for,
-    a notice that cannot be delivered is logged and counted by the adapter."""
+    """Tells downstream systems that a source's work ended, within ``deadline``. Never raises: the work is
+    done and paid for, a notice that cannot be delivered is logged and counted by the adapter."""
 
-    def publish(self, detail: NoticeDetail) -> None: ...
+    def publish(self, detail: NoticeDetail, deadline: Deadline) -> None: ...
 
 
-class Silent:
-    """No notices (no bus, no webhook configured)."""
+class Broadcast:
+    """Every configured notifier in turn (none: no notices)."""
 
-    def publish(self, detail: NoticeDetail) -> None:
-        return None
+    def __init__(self, *notifiers: Notifier) -> None:
+        self.notifiers = notifiers
+
+    def publish(self, detail: NoticeDetail, deadline: Deadline) -> None:
+        for notifier in self.notifiers:
+            notifier.publish(detail, deadline)
