@@ -106,10 +106,12 @@ class Settings(BaseModel):
             raise ValueError("must name a folder, e.g. 'styles/'")
         return value
 
-    @field_validator("daily_budget_usd", "default_sidecar", "event_bus_name", "webhook_url", mode="before")
+    @field_validator(
+        "daily_budget_usd", "default_sidecar", "event_bus_name", "webhook_url", "webhook_secret_arn", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
-        # The template passes an empty string for "no budget", "no default sidecar" and "no bus".
+        # The template passes an empty string for "no budget", "no default sidecar", "no bus", "no webhook".
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("price_table", mode="before")
