@@ -105,7 +105,9 @@ def test_a_replayed_or_tampered_delivery_is_rejected(stack: Stack, receiver: Rec
         verifier.verify(body, headers)
 
 
-def test_a_receiver_failing_at_first_gets_the_notice_on_a_retry(stack: Stack, receiver: Receiver):
+def test_a_receiver_failing_at_first_gets_the_notice_on_a_retry(
+    stack: Stack, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+):
     receiver.failures_left = 2
     stack.put_image("uploads/w.jpg")
     stack.put("uploads/w.jpg.reframe.json", SIDECAR)
@@ -114,6 +116,9 @@ def test_a_receiver_failing_at_first_gets_the_notice_on_a_retry(stack: Stack, re
 
     assert len(receiver.verified()) == 1
     assert receiver.failures_left == 0
+    printed = capsys.readouterr().out
+    assert counted(printed, "WebhookRetries") == 2
+    assert counted(printed, "ProviderRetries") == 0
 
 
 def test_a_failing_receiver_is_logged_and_counted_and_costs_nothing_more(

@@ -43,7 +43,14 @@ class WebhookNotifier:
         body = json.dumps(
             {"type": kind, "timestamp": datetime.now(UTC).isoformat(), "data": detail.model_dump(mode="json")}
         )
-        plan = CallPlan(self._policy, deadline, self._reserve_ms, self._reserve_ms, provider="webhook")
+        plan = CallPlan(
+            self._policy,
+            deadline,
+            self._reserve_ms,
+            self._reserve_ms,
+            provider="webhook",
+            retries_metric="WebhookRetries",
+        )
         try:
             if self._public_only:  # resolved now: a public-looking name may point into a private network
                 check_public_url(self.url)
