@@ -277,7 +277,8 @@ def _role_statements(ev: Evaluator, transformed: dict[str, Any]) -> list[dict[st
     assert not role.get("ManagedPolicyArns"), role.get("ManagedPolicyArns")
     statements = []
     for policy in role["Policies"]:
-        statements += ev(policy["PolicyDocument"]["Statement"])
+        # A statement under a false condition (AWS::NoValue) is no statement.
+        statements += [s for s in ev(policy["PolicyDocument"]["Statement"]) if s is not None]
     return statements
 
 
@@ -333,8 +334,12 @@ def test_other_permissions_are_scoped(ev: Evaluator, transformed: dict[str, Any]
     assert all(grants[a] == {"<UploadQueue.Arn>"} for a in sqs)
     assert grants["logs:PutLogEvents"] == {"<FunctionLogGroup.Arn>"}
     assert "xray:PutTraceSegments" in grants
+    webhook_secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:hook-AbCdEf"
+    with_webhook = _grants(_role_statements(Evaluator(transformed, WebhookSecretArn=webhook_secret), transformed))
+    assert with_webhook["secretsmanager:GetSecretValue"] == {"<ApiKeySecret>", webhook_secret}
+    assert grants["events:PutEvents"] == {"arn:aws:events:us-east-1:123456789012:event-bus/default"}
     services = {a.split(":")[0] for a in grants}
-    assert services == {"s3", "secretsmanager", "dynamodb", "sqs", "logs", "xray"}
+    assert services == {"s3", "secretsmanager", "dynamodb", "sqs", "logs", "xray", "events"}
 
 
 # ----------------------------------------------------------------------------- data, alarms, outputs

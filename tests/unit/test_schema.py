@@ -54,3 +54,10 @@ def test_every_example_in_the_docs_is_a_valid_sidecar(text):
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda path: path.relative_to(ROOT).as_posix())
 def test_every_example_file_is_a_valid_sidecar(path):
     parse_sidecar(path.read_bytes(), max_bytes=65536, max_targets=20)
+
+
+def test_committed_notice_schema_is_up_to_date():
+    committed = ROOT / "schemas" / "notice.schema.json"
+    assert committed.read_text() == schema.render(notice=True), (
+        "schemas/notice.schema.json is out of date: run `reframe schema --notice > schemas/notice.schema.json`"
+    )

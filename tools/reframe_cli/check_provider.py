@@ -22,7 +22,7 @@ import requests
 from PIL import Image
 from requests.adapters import BaseAdapter
 
-from reframe_pipeline.adapters.providers import _key_source
+from reframe_pipeline.adapters.providers import key_source
 from reframe_pipeline.adapters.providers.http import RemoteProvider, RetryPolicy
 from reframe_pipeline.adapters.providers.ideogram import IdeogramProvider
 from reframe_pipeline.adapters.providers.segmind import SegmindProvider
@@ -86,9 +86,9 @@ def run(out: TextIO, err: TextIO, *, provider: str | None, image_url: str | None
         err.write("--image-url is for Segmind: Ideogram's check uploads a generated image\n")
         return 2
     url = settings.segmind_api_url if name == "segmind" else settings.ideogram_api_url
-    key_source = _key_source(getattr(settings, f"{name}_api_key"), getattr(settings, f"{name}_api_key_secret"), name)
+    read_key = key_source(getattr(settings, f"{name}_api_key"), getattr(settings, f"{name}_api_key_secret"), name)
     try:
-        key = key_source()
+        key = read_key()
     except ReframeError as exc:
         err.write(f"{exc.message}\n")
         return 2

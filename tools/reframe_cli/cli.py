@@ -104,7 +104,7 @@ def _presets(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     from . import schema
 
-    return schema.run(sys.stdout)
+    return schema.run(sys.stdout, notice=args.notice)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -185,7 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     _verbose(serve)
     presets = commands.add_parser("presets", help="the named output sizes and the resolution each is reframed at")
     presets.add_argument("--markdown", action="store_true", help="print docs/presets.md instead of a plain table")
-    commands.add_parser("schema", help="print the sidecar's JSON Schema (schemas/sidecar.schema.json)")
+    schema = commands.add_parser("schema", help="print the sidecar's JSON Schema (schemas/sidecar.schema.json)")
+    schema.add_argument(
+        "--notice", action="store_true", help="the notice detail's instead (schemas/notice.schema.json)"
+    )
     validate = commands.add_parser("validate", help="check a sidecar offline: its targets and estimated cost")
     validate.add_argument("file", help="a sidecar file (IMAGE.reframe.json or _reframe.json)")
     _verbose(validate)

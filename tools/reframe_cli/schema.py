@@ -1,6 +1,8 @@
-"""``reframe schema``: the JSON Schema of the sidecar, generated from the pipeline's pydantic model.
+"""``reframe schema``: the JSON Schema of the sidecar (``--notice``: of a notice's detail), generated
+from the pipeline's pydantic models.
 
-``reframe schema > schemas/sidecar.schema.json`` regenerates the committed copy. The model stays the
+``reframe schema > schemas/sidecar.schema.json`` and ``reframe schema --notice >
+schemas/notice.schema.json`` regenerate the committed copies. The model stays the
 authority: checks written as validators (the 69 resolutions, preset names, one target kind, style
 references) are not expressed in the schema, so an editor catches less than the pipeline does.
 """
@@ -10,6 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
+from pydantic import BaseModel
+
+from reframe_pipeline.domain.notices import NoticeDetail
 from reframe_pipeline.domain.sidecar import Sidecar
 
 SCHEMA_ID = "urn:reframe-pipeline:schema:sidecar:1"
@@ -19,23 +24,40 @@ DESCRIPTION = (
     "for every image in a folder and below. See docs/sidecar.md."
 )
 
+NOTICE = (
+    "urn:reframe-pipeline:schema:notice:1",
+    "Reframe Pipeline notice detail, schema version 1",
+    "The detail of the EventBridge events 'Reframe Variants Ready' and 'Reframe Variants Removed' "
+    "(source reframe.pipeline), and the data of the webhook. See README, Downstream integration.",
+)
 
-def sidecar_schema() -> dict[str, Any]:
-    generated = Sidecar.model_json_schema()
+
+def _schema(model: type[BaseModel], schema_id: str, title: str, description: str) -> dict[str, Any]:
+    # A sidecar is read (validation), a notice is written (serialization: every field is always there).
+    generated = model.model_json_schema(mode="serialization" if model is NoticeDetail else "validation")
     generated.pop("title", None)
+    generated.pop("description", None)  # the model's docstring: the schema has its own
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
-        "title": TITLE,
-        "description": DESCRIPTION,
+        "$id": schema_id,
+        "title": title,
+        "description": description,
         **generated,
     }
 
 
-def render() -> str:
-    return json.dumps(sidecar_schema(), indent=2, ensure_ascii=False) + "\n"
+def sidecar_schema() -> dict[str, Any]:
+    return _schema(Sidecar, SCHEMA_ID, TITLE, DESCRIPTION)
 
 
-def run(out: TextIO) -> int:
-    out.write(render())
+def notice_schema() -> dict[str, Any]:
+    return _schema(NoticeDetail, *NOTICE)
+
+
+def render(notice: bool = False) -> str:
+    return json.dumps(notice_schema() if notice else sidecar_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def run(out: TextIO, notice: bool = False) -> int:
+    out.write(render(notice))
     return 0

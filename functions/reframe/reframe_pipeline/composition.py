@@ -1,5 +1,5 @@
-"""The one place that chooses adapters: S3, DynamoDB (guard, journal, budget) and the provider, built
-from the settings and handed to the application. Used by the Lambda handler and the command line."""
+"""The one place that chooses adapters: S3, DynamoDB (guard, journal, budget), the provider and the
+notifier, built from the settings and handed to the application. Used by the Lambda handler and the command line."""
 
 from __future__ import annotations
 
@@ -7,18 +7,50 @@ from collections.abc import Callable
 
 from reframe_pipeline.adapters.daily_budget import DailyBudget, Unlimited
 from reframe_pipeline.adapters.dynamodb_guard import DynamoDBGuard, NoGuard
+from reframe_pipeline.adapters.eventbridge import EventBridgeNotifier
 from reframe_pipeline.adapters.journal import DynamoDBJournal, MemoryJournal
-from reframe_pipeline.adapters.providers import build_provider
+from reframe_pipeline.adapters.providers import build_provider, key_source, retry_policy
+from reframe_pipeline.adapters.providers.http import pooled_session
+from reframe_pipeline.adapters.webhook import WebhookNotifier
 from reframe_pipeline.application.pipeline import Pipeline
-from reframe_pipeline.application.ports import Storage
+from reframe_pipeline.application.ports import Broadcast, Notifier, Storage
 from reframe_pipeline.settings import Settings
+
+
+def build_notifier(settings: Settings) -> Notifier:
+    notifiers: list[Notifier] = []
+    if settings.event_bus_name:
+        import boto3  # only with a bus: a cold start without one does not build an EventBridge client
+
+        notifiers.append(EventBridgeNotifier(settings.event_bus_name, boto3.session.Session().client("events")))
+    if settings.webhook_url:
+        notifiers.append(
+            WebhookNotifier(
+                settings.webhook_url,
+                key_source(settings.webhook_secret, settings.webhook_secret_arn, "webhook"),
+                pooled_session(2),
+                retry_policy(settings),
+                reserve_ms=settings.upload_reserve_ms,
+                public_only=not settings.webhook_allow_loopback_for_tests,
+            )
+        )
+    return Broadcast(*notifiers)
 
 
 def build_pipeline(settings: Settings, storage_for: Callable[[str], Storage]) -> Pipeline:
     provider = build_provider(settings)
+    notifier = build_notifier(settings)
     table = settings.idempotency_table
     if not table:  # local use: protection within the process, and the check of the bucket
-        return Pipeline(settings, provider, storage_for, guard=NoGuard(), journal=MemoryJournal(), budget=Unlimited())
+        return Pipeline(
+            settings,
+            provider,
+            storage_for,
+            guard=NoGuard(),
+            journal=MemoryJournal(),
+            budget=Unlimited(),
+            notifier=notifier,
+        )
     import boto3  # only with a table: a cold start without one does not build a DynamoDB client
 
     dynamodb = boto3.session.Session().client("dynamodb")
@@ -30,4 +62,5 @@ def build_pipeline(settings: Settings, storage_for: Callable[[str], Storage]) ->
         guard=DynamoDBGuard(table),
         journal=DynamoDBJournal(table, dynamodb),
         budget=DailyBudget(table, limit, dynamodb) if limit is not None else Unlimited(),
+        notifier=notifier,
     )

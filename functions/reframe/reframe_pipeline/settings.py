@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -90,6 +91,15 @@ class Settings(BaseModel):
     daily_budget_usd: float | None = Field(None, gt=0)
     max_sidecar_bytes: int = Field(65536, ge=256, le=1048576)
     price_table: PriceTable = Field(default_factory=lambda: DEFAULT_PRICES)
+    # EventBridge bus told when a source's work ends (name or ARN); none: no events.
+    event_bus_name: str | None = None
+    # An https URL on a public host told the same, signed per Standard Webhooks with the secret (local use)
+    # or the Secrets Manager secret holding it (deployed).
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_secret_arn: str | None = None
+    # Tests only: lets WEBHOOK_URL be http://127.0.0.1:PORT, a local receiver. Never in a deployment.
+    webhook_allow_loopback_for_tests: bool = False
 
     @field_validator("input_prefix", "output_prefix", "style_prefix")
     @classmethod
@@ -101,10 +111,19 @@ class Settings(BaseModel):
             raise ValueError("must name a folder, e.g. 'styles/'")
         return value
 
-    @field_validator("daily_budget_usd", "default_sidecar", "provider_max_in_flight", mode="before")
+    @field_validator(
+        "daily_budget_usd",
+        "default_sidecar",
+        "provider_max_in_flight",
+        "event_bus_name",
+        "webhook_url",
+        "webhook_secret_arn",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
-        # The template passes an empty string for "no budget", "no default sidecar" and "no shared limit".
+        # The template passes an empty string for "no budget", "no default sidecar", "no shared limit",
+        # "no bus" and "no webhook".
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("price_table", mode="before")
@@ -155,9 +174,18 @@ class Settings(BaseModel):
                 f"CALL_BUDGET_MS ({self.call_budget_ms}) is below READ_TIMEOUT_S x 1000 "
                 f"({self.read_timeout_s * 1000:.0f}): a call could outlive the time kept for it"
             )
+        if self.webhook_url is not None:
+            self._check_webhook(self.webhook_url)
         if self.default_sidecar is not None:
             self._check_default_sidecar(self.default_sidecar)
         return self
+
+    def _check_webhook(self, url: str) -> None:
+        if not (self.webhook_secret or self.webhook_secret_arn):
+            raise ValueError("WEBHOOK_URL needs WEBHOOK_SECRET or WEBHOOK_SECRET_ARN to sign with")
+        loopback = self.webhook_allow_loopback_for_tests and urlsplit(url).hostname == "127.0.0.1"
+        if not (url.startswith("https://") or loopback):
+            raise ValueError(f"WEBHOOK_URL must be an https URL, not {url!r}")
 
     def _check_default_sidecar(self, document: str) -> None:
         """Planned as the pipeline plans it: a wrong default would fail every image that relies on it."""

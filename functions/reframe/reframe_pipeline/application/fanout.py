@@ -57,6 +57,7 @@ class FanOut:
                     provider=self.producer.provider.name,
                     seed=v.seed,
                     rendering_speed=v.rendering_speed,
+                    provenance=self.producer.provenance,
                 )
                 continue
             job = VariantJob(storage, info, source, out_dir, v, deadline, work_id=_work_id(storage, info, v))

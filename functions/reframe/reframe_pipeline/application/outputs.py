@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from reframe_pipeline.application.ports import ObjectInfo, Storage
+from reframe_pipeline.application.ports import Deadline, Notifier, ObjectInfo, Storage
 from reframe_pipeline.application.variants import OUTPUT_EXTENSIONS, is_current
 from reframe_pipeline.domain.events import MANIFEST_NAME
 from reframe_pipeline.domain.manifest import Manifest, VariantRecord
+from reframe_pipeline.domain.notices import ready, removed
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import count, logger
 from reframe_pipeline.settings import Settings
@@ -27,19 +28,44 @@ def in_folder(key: str, out_dir: str) -> bool:
 
 
 class OutputFolder:
-    def __init__(self, storage: Storage, out_dir: str, io: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        source_key: str,
+        out_dir: str,
+        io: ThreadPoolExecutor,
+        notifier: Notifier,
+        correlation_id: str = "",
+        deadline: Deadline | None = None,
+    ) -> None:
         self.storage = storage
+        self.source_key = source_key
         self.out_dir = out_dir
         self._io = io
+        self._notifier = notifier
+        self._correlation_id = correlation_id
+        self._deadline = deadline or Deadline()
+
+    @property
+    def manifest_key(self) -> str:
+        return self.out_dir + MANIFEST_NAME
 
     def finish(self, manifest: Manifest) -> None:
-        """The source's work is done (whatever its outcome): its manifest is written."""
-        self.storage.write(self.out_dir + MANIFEST_NAME, manifest.to_json(), "application/json", {})
+        """The source's work is done (whatever its outcome): its manifest is written, then announced."""
+        self.storage.write(self.manifest_key, manifest.to_json(), "application/json", {})
+        self._notifier.publish(ready(manifest, self.manifest_key, self._correlation_id), self._deadline)
 
     def delete_all(self) -> int:
+        """Delete the folder's outputs; announced when there were any (a repeated delete says nothing)."""
         keys = [item.key for item in self.storage.list_objects(self.out_dir) if in_folder(item.key, self.out_dir)]
         self.storage.delete(keys)
         count("OutputsDeleted", len(keys))
+        if keys:
+            variants = [k for k in keys if k[len(self.out_dir) :] not in (MANIFEST_NAME, PREPARED_NAME)]
+            self._notifier.publish(
+                removed(self.storage.bucket, self.source_key, self.manifest_key, variants, self._correlation_id),
+                self._deadline,
+            )
         return len(keys)
 
     def existing(

@@ -10,11 +10,13 @@ from typing import Any, Literal
 
 from reframe_pipeline.application.discovery import FoundConfig, find_config
 from reframe_pipeline.application.fanout import FanOut
-from reframe_pipeline.application.outputs import MANIFEST_NAME, OutputFolder, output_dir
+from reframe_pipeline.application.outputs import OutputFolder, output_dir
 from reframe_pipeline.application.ports import (
+    Broadcast,
     Budget,
     Deadline,
     Journal,
+    Notifier,
     ObjectInfo,
     ReframeProvider,
     SourceImage,
@@ -30,6 +32,7 @@ from reframe_pipeline.domain.errors import OutputLimitError, PermanentError, Tra
 from reframe_pipeline.domain.events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
 from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant, plan
+from reframe_pipeline.domain.provenance import source_credits
 from reframe_pipeline.domain.sidecar import TARGET_KINDS, InvalidSidecarError, load_json, parse_sidecar
 from reframe_pipeline.observability import count, logger
 from reframe_pipeline.settings import Settings
@@ -75,10 +78,12 @@ class Pipeline:
         guard: VariantGuard,
         journal: Journal,
         budget: Budget,
+        notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
         self.provider = provider
         self.storage_for = storage_for
+        self.notifier = notifier or Broadcast()
         producer = VariantProducer(
             provider,
             settings.price_table,
@@ -120,26 +125,29 @@ class Pipeline:
         if event.action == "removed":
             if kind is not KeyKind.IMAGE:
                 return Outcome(event, "ignored", detail="sidecar removed; variants kept")
-            return self.remove_outputs(storage, event)
+            return self.remove_outputs(storage, event, deadline)
         return self.process(storage, event, image_key, deadline)
 
     # -- removal -------------------------------------------------------------------------------
-    def remove_outputs(self, storage: Storage, event: ObjectEvent) -> Outcome:
+    def remove_outputs(self, storage: Storage, event: ObjectEvent, deadline: Deadline) -> Outcome:
         if storage.head(event.key) is not None:  # re-uploaded since the delete: keep the outputs
             return Outcome(event, "ignored", detail="source exists again")
-        deleted = self.folder(storage, event.key).delete_all()
+        deleted = self.folder(storage, event.key, _correlation_id(event), deadline).delete_all()
         logger.info("source removed: deleted its outputs", extra={"deleted": deleted})
         return Outcome(event, "removed", detail=f"{deleted} objects deleted")
 
-    def folder(self, storage: Storage, key: str) -> OutputFolder:
-        return OutputFolder(storage, output_dir(key, self.settings), self._io)
+    def folder(
+        self, storage: Storage, key: str, correlation_id: str = "", deadline: Deadline | None = None
+    ) -> OutputFolder:
+        out_dir = output_dir(key, self.settings)
+        return OutputFolder(storage, key, out_dir, self._io, self.notifier, correlation_id, deadline)
 
     # -- processing ----------------------------------------------------------------------------
     def process(self, storage: Storage, event: ObjectEvent, key: str, deadline: Deadline) -> Outcome:
         s = self.settings
-        folder = self.folder(storage, key)
+        folder = self.folder(storage, key, _correlation_id(event), deadline)
         out_dir = folder.out_dir
-        if (refused := _unstorable(event, out_dir)) is not None:
+        if (refused := _unstorable(event, folder)) is not None:
             return refused
         info_lookup, config_lookup, header_lookup, outputs_lookup = self._look_up(storage, key, out_dir)
         info = info_lookup.result()
@@ -152,16 +160,19 @@ class Pipeline:
             logger.info("skipped: no sidecar, no folder default, no DEFAULT_SIDECAR")
             count("SourcesUnconfigured")
             return Outcome(event, "unconfigured")
-        source_info = SourceInfo(bucket=storage.bucket, key=key, etag=info.etag)
+        source_info = SourceInfo(bucket=storage.bucket, key=key, etag=info.etag, version=info.version or None)
         try:
             variants, prune = self.plan_config(found)
-            send_key, reasons = source_to_send(storage, info, out_dir, header_lookup.result(), s.source_limits)
+            header = header_lookup.result()
+            send_key, reasons = source_to_send(storage, info, out_dir, header, s.source_limits)
         except PermanentError as exc:
             return _reject(folder, event, found, source_info, exc)
         if reasons:
             source_info.prepared = {"reasons": reasons}
         source = SourceImage(
-            url=storage.presign_get(send_key, s.presign_expiry_s), loader=lambda: storage.read(send_key)
+            url=storage.presign_get(send_key, s.presign_expiry_s),
+            loader=lambda: storage.read(send_key),
+            credits=source_credits(header),
         )
         present = {item.key for item in outputs_lookup.result()}  # one listing serves both output checks
         existing = folder.existing(info, variants, present)
@@ -261,10 +272,10 @@ def _reject(
     return Outcome(event, "invalid", manifest=manifest, detail=exc.message, records=records)
 
 
-def _unstorable(event: ObjectEvent, out_dir: str) -> Outcome | None:
+def _unstorable(event: ObjectEvent, folder: OutputFolder) -> Outcome | None:
     """Nowhere to write even a manifest (S3's key limit): say it loudly, pay nothing."""
     try:
-        check_output_limits(out_dir + MANIFEST_NAME, {})
+        check_output_limits(folder.manifest_key, {})
     except OutputLimitError as exc:
         logger.error("source refused: its outputs cannot be stored", extra={"error": exc.message})
         count("SourcesRejected")

@@ -1,4 +1,4 @@
-"""Every port the application talks to (storage, provider, guard, journal, budget) and the values that
+"""Every port the application talks to (storage, provider, guard, journal, budget, notifier) and the values that
 cross them. Adapters implement the ports; the handler and the CLI build the adapters and hand them in."""
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from reframe_pipeline.domain.manifest import VariantRecord
+from reframe_pipeline.domain.notices import NoticeDetail
+from reframe_pipeline.domain.provenance import Credits
 from reframe_pipeline.domain.resolutions import Size
 
 
@@ -59,10 +61,12 @@ class Deadline:
 
 class SourceImage:
     """The image sent to the provider: a presigned URL for remote providers, bytes loaded on demand
-    (once) for providers that need them, so a URL-only provider never downloads the source."""
+    (once) for providers that need them, so a URL-only provider never downloads the source. ``credits``:
+    the uploaded source's creator and rights, carried into every variant."""
 
-    def __init__(self, url: str, loader: Callable[[], bytes]) -> None:
+    def __init__(self, url: str, loader: Callable[[], bytes], credits: Credits | None = None) -> None:
         self.url = url
+        self.credits = credits or Credits()
         self._loader = loader
         self._data: bytes | None = None
         self._lock = threading.Lock()
@@ -199,3 +203,21 @@ class VariantGuard(Protocol):
     """Runs ``work.produce`` at most once per identity, however many deliveries and instances ask."""
 
     def run(self, work: VariantWork) -> VariantRecord: ...
+
+
+class Notifier(Protocol):
+    """Tells downstream systems that a source's work ended, within ``deadline``. Never raises: the work is
+    done and paid for, a notice that cannot be delivered is logged and counted by the adapter."""
+
+    def publish(self, detail: NoticeDetail, deadline: Deadline) -> None: ...
+
+
+class Broadcast:
+    """Every configured notifier in turn (none: no notices)."""
+
+    def __init__(self, *notifiers: Notifier) -> None:
+        self.notifiers = notifiers
+
+    def publish(self, detail: NoticeDetail, deadline: Deadline) -> None:
+        for notifier in self.notifiers:
+            notifier.publish(detail, deadline)

@@ -34,10 +34,20 @@ from reframe_pipeline.domain.errors import (
     PermanentError,
     SourceChangedError,
 )
-from reframe_pipeline.domain.imaging import FORMATS, ImageCheckError, encode, fit_exact, sniff, verify
+from reframe_pipeline.domain.imaging import (
+    FORMATS,
+    XMP_INSERTABLE,
+    ImageCheckError,
+    encode,
+    fit_exact,
+    insert_xmp,
+    sniff,
+    verify,
+)
 from reframe_pipeline.domain.manifest import VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.domain.pricing import PriceTable, estimate
+from reframe_pipeline.domain.provenance import provenance_for, xmp_packet
 from reframe_pipeline.observability import MetricUnit, count, logger, measure, traced
 
 META_SOURCE_KEY = "source-key"
@@ -136,17 +146,17 @@ class VariantMeter:
         self._journal.hold(self._work_id, ticket)
 
 
-def finish_image(body: bytes, variant: PlannedVariant) -> tuple[bytes, str]:
-    """Crop to exact sizes and convert formats only when asked; returns (bytes, format key)."""
+def finish_image(body: bytes, variant: PlannedVariant, xmp: bytes) -> tuple[bytes, str]:
+    """Crop to exact sizes and convert formats only when asked, and mark with ``xmp``: inserted into a
+    JPEG or PNG kept as it is (pixels untouched), encoded with the image otherwise; returns (bytes, format key)."""
     fmt = sniff(body[:32]) or "png"
-    wanted = variant.output.format
-    if not variant.needs_crop and wanted in ("original", fmt):
-        return body, fmt
+    target = fmt if variant.output.format == "original" else variant.output.format
+    if not variant.needs_crop and target == fmt and fmt in XMP_INSERTABLE:
+        return insert_xmp(body, fmt, xmp), fmt
     with Image.open(io.BytesIO(body)) as image:
         icc = image.info.get("icc_profile")
         result = fit_exact(image, variant.final_size) if variant.needs_crop else image.copy()
-    target = fmt if wanted == "original" else wanted
-    return encode(result, target, variant.output.quality, icc), target
+    return encode(result, target, variant.output.quality, icc, xmp), target
 
 
 class VariantProducer:
@@ -160,6 +170,7 @@ class VariantProducer:
         journal: Journal,
     ) -> None:
         self.provider = provider
+        self.provenance = provenance_for(provider.name)
         self.budget = budget
         self.journal = journal
         self.prices = prices
@@ -182,12 +193,11 @@ class VariantProducer:
 
     def _write(self, job: VariantJob, result: ReframeResult) -> tuple[str, int]:
         v = job.variant
-        body, fmt = finish_image(result.body, v)
-        if body is not result.body:  # the provider's bytes arrive verified; check what we changed
-            try:
-                verify(body, v.final_size)
-            except ImageCheckError as exc:  # our own output: a bug, not the user's input
-                raise PermanentError(f"output check failed: {exc}", code="output_check") from None
+        body, fmt = finish_image(result.body, v, xmp_packet(self.provenance, job.source.credits))
+        try:  # every output is changed by its marking at least: checked again
+            verify(body, v.final_size)
+        except ImageCheckError as exc:  # our own output: a bug, not the user's input
+            raise PermanentError(f"output check failed: {exc}", code="output_check") from None
         key = job.key(FORMATS[fmt].ext)
         # A source overwritten or deleted while the provider worked wins: this result describes a version
         # that is gone, and must not replace (or outlive) what the newer event makes.
@@ -224,9 +234,8 @@ class VariantProducer:
             measure("EstimatedCostUSD", meter.spent, MetricUnit.NoUnit)
         return self._created(v, made, meter, cost, base)
 
-    @staticmethod
     def _created(
-        v: PlannedVariant, made: _Made, meter: VariantMeter, cost: float, base: dict[str, Any]
+        self, v: PlannedVariant, made: _Made, meter: VariantMeter, cost: float, base: dict[str, Any]
     ) -> VariantRecord:
         # A generation collected from an earlier attempt's ticket was paid for then.
         cost_usd = meter.spent + (cost if made.resumed and meter.paid_attempts == 0 else 0.0)
@@ -252,6 +261,7 @@ class VariantProducer:
             cost_usd=cost_usd,
             latency_ms=made.latency_ms,
             attempts=meter.paid_attempts,
+            provenance=self.provenance,
             **{**base, "seed": v.seed if v.seed is not None else made.result.seed},
         )
 

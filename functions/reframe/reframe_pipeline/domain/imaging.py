@@ -1,8 +1,11 @@
-"""Image facts from bytes: format by magic bytes, verification, exact-size cropping, output encoding."""
+"""Image facts from bytes: format by magic bytes, verification, exact-size cropping, output encoding,
+XMP embedding."""
 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps
@@ -85,8 +88,10 @@ def fit_exact(image: Image.Image, size: Size) -> Image.Image:
     return ImageOps.fit(image, (size.width, size.height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
 
 
-def encode(image: Image.Image, fmt: str, quality: int = 90, icc_profile: bytes | None = None) -> bytes:
-    """Encode to a ``FORMATS`` key, keeping the colour profile."""
+def encode(
+    image: Image.Image, fmt: str, quality: int = 90, icc_profile: bytes | None = None, xmp: bytes | None = None
+) -> bytes:
+    """Encode to a ``FORMATS`` key, keeping the colour profile; with ``xmp`` (JPEG, PNG, WebP, AVIF)."""
     spec = FORMATS[fmt]
     if fmt == "jpeg" and image.mode not in ("RGB", "L", "CMYK"):
         image = image.convert("RGB")
@@ -97,6 +102,49 @@ def encode(image: Image.Image, fmt: str, quality: int = 90, icc_profile: bytes |
         options["compress_level"] = 6
     if icc_profile:
         options["icc_profile"] = icc_profile
+    if xmp and fmt not in XMP_INSERTABLE:
+        options["xmp"] = xmp
     out = io.BytesIO()
     image.save(out, spec.name, **options)
-    return out.getvalue()
+    return insert_xmp(out.getvalue(), fmt, xmp) if xmp and fmt in XMP_INSERTABLE else out.getvalue()
+
+
+# Formats whose XMP is inserted into the bytes as they are, pixels untouched; WebP and AVIF are re-encoded.
+XMP_INSERTABLE = frozenset({"jpeg", "png"})
+_JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\x00"
+_PNG_XMP = b"XML:com.adobe.xmp\x00"
+
+
+def insert_xmp(body: bytes, fmt: str, xmp: bytes) -> bytes:
+    """``body`` with ``xmp`` as its only XMP packet: a JPEG APP1 segment after SOI (and JFIF's APP0), or a
+    PNG iTXt chunk ``XML:com.adobe.xmp`` after IHDR (Pillow ignores ``xmp=`` for PNG)."""
+    return _jpeg_with_xmp(body, xmp) if fmt == "jpeg" else _png_with_xmp(body, xmp)
+
+
+def _jpeg_with_xmp(body: bytes, xmp: bytes) -> bytes:
+    segments, pos = [], 2
+    while body[pos : pos + 1] == b"\xff" and body[pos + 1] not in (0xDA, 0xD9):  # up to the scan
+        end = pos + 2 + int.from_bytes(body[pos + 2 : pos + 4])
+        segments.append(body[pos:end])
+        pos = end
+    kept = [seg for seg in segments if not (seg[1] == 0xE1 and seg[4:].startswith(_JPEG_XMP))]
+    lead = 1 if kept and kept[0][1] == 0xE0 else 0  # JFIF's APP0 must stay first
+    payload = _JPEG_XMP + xmp
+    ours = b"\xff\xe1" + (len(payload) + 2).to_bytes(2) + payload
+    return b"\xff\xd8" + b"".join(kept[:lead]) + ours + b"".join(kept[lead:]) + body[pos:]
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png_with_xmp(body: bytes, xmp: bytes) -> bytes:
+    chunks, pos = [], 8
+    while pos < len(body):
+        length = int.from_bytes(body[pos : pos + 4])
+        chunks.append(body[pos : pos + 12 + length])
+        pos += 12 + length
+    kept = [c for c in chunks if not (c[4:8] == b"iTXt" and c[8:].startswith(_PNG_XMP))]
+    # keyword, uncompressed, no language, no translated keyword, then the packet
+    ours = _png_chunk(b"iTXt", _PNG_XMP + b"\x00\x00" + b"\x00\x00" + xmp)
+    return body[:8] + kept[0] + ours + b"".join(kept[1:])

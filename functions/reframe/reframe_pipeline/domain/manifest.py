@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from reframe_pipeline.domain.errors import AccountError, ReframeError, TransientError
+from reframe_pipeline.domain.provenance import Provenance
 
 
 class ErrorInfo(BaseModel):
@@ -29,6 +30,7 @@ class VariantRecord(BaseModel):
     latency_ms: int | None = None
     attempts: int = 0
     error: ErrorInfo | None = None
+    provenance: Provenance | None = None  # what the variant's XMP says of how it was made
     # Failed for a reason that may pass (transient, account, deadline): the record goes back to SQS.
     retryable: bool = Field(False, exclude=True)
 
@@ -46,6 +48,7 @@ class SourceInfo(BaseModel):
     bucket: str
     key: str
     etag: str
+    version: str | None = None  # the S3 version id, or the last-modified time where versioning is off
     prepared: dict[str, list[str]] | None = None
 
 

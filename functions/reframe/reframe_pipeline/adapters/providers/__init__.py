@@ -16,7 +16,9 @@ from reframe_pipeline.domain.errors import AccountError
 from reframe_pipeline.settings import Settings
 
 
-def _key_source(direct: SecretStr | None, secret_name: str | None, provider: str) -> Callable[[], str]:
+def key_source(direct: SecretStr | None, secret_name: str | None, provider: str) -> Callable[[], str]:
+    """The key itself (local use), else a Secrets Manager secret read when needed."""
+
     def key() -> str:
         if direct:
             return direct.get_secret_value()
@@ -53,17 +55,21 @@ def _shared_slots(settings: Settings) -> SharedSlots | None:
     return SharedSlots(settings.idempotency_table, settings.reframe_provider, settings.provider_max_in_flight, client)
 
 
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.max_attempts,
+        base_s=settings.backoff_base_s,
+        max_s=settings.backoff_max_s,
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.read_timeout_s,
+    )
+
+
 def _transport(settings: Settings) -> _Transport:
     return {
         "slots": _shared_slots(settings),
         "session": pooled_session(settings.max_parallel_calls),
-        "policy": RetryPolicy(
-            max_attempts=settings.max_attempts,
-            base_s=settings.backoff_base_s,
-            max_s=settings.backoff_max_s,
-            connect_timeout_s=settings.connect_timeout_s,
-            read_timeout_s=settings.read_timeout_s,
-        ),
+        "policy": retry_policy(settings),
         "min_remaining_ms": settings.min_call_ms,
         "reserve_ms": settings.upload_reserve_ms,
     }
@@ -81,7 +87,7 @@ def build_provider(settings: Settings) -> ReframeProvider:
 
         return IdeogramProvider(
             url=settings.ideogram_api_url,
-            api_key=_key_source(settings.ideogram_api_key, settings.ideogram_api_key_secret, "ideogram"),
+            api_key=key_source(settings.ideogram_api_key, settings.ideogram_api_key_secret, "ideogram"),
             # Object-key style references arrive as presigned URLs of this endpoint (on AWS they may name the
             # global S3 host instead, which then passes the public-address check like any public URL).
             storage_endpoint=s3_client().meta.endpoint_url,
@@ -92,6 +98,6 @@ def build_provider(settings: Settings) -> ReframeProvider:
     return SegmindProvider(
         mode=settings.segmind_api_mode,
         url=settings.segmind_api_url,
-        api_key=_key_source(settings.segmind_api_key, settings.segmind_api_key_secret, "segmind"),
+        api_key=key_source(settings.segmind_api_key, settings.segmind_api_key_secret, "segmind"),
         **_transport(settings),
     )

@@ -202,6 +202,7 @@ class CallPlan:
     reserve_ms: int  # kept after the last request for the upload and the manifest
     provider: str
     charge: Callable[[], Refund] | None = None
+    retries_metric: str = "ProviderRetries"  # the webhook counts its own
 
 
 _BROKEN_ANSWERS = frozenset({"bad_image", "bad_body"})
@@ -226,7 +227,7 @@ def call_with_retries[T](send: Callable[[Timeout], T], plan: CallPlan, limiter: 
                 "provider call failed, retrying",
                 extra={"attempt": attempt, "error_code": failure.code, "error": failure.message, "retry_in_s": delay},
             )
-        count("ProviderRetries")
+        count(plan.retries_metric)
         time.sleep(delay)
 
 

@@ -1,0 +1,117 @@
+"""What downstream systems are told when a source's work ends (design section 9): the detail of one
+notice, built from the manifest. Pure: the adapters deliver it (EventBridge, a signed webhook)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from reframe_pipeline.domain.manifest import Manifest
+
+NOTICE_SOURCE = "reframe.pipeline"
+READY = "Reframe Variants Ready"
+REMOVED = "Reframe Variants Removed"
+
+
+class _Notice(BaseModel):
+    # Written, never read: the schema marks fields with defaults as present too.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+class NoticeSource(_Notice):
+    key: str
+    etag: str | None  # None once the source is deleted
+    version: str | None
+
+
+class NoticeVariant(_Notice):
+    name: str
+    key: str | None
+    status: Literal["created", "existing", "failed", "removed"]
+    size: str | None = None  # "WxH" of the variant written
+    error_code: str | None = None
+
+
+class NoticeCounts(_Notice):
+    created: int = 0
+    existing: int = 0
+    failed: int = 0
+    removed: int = 0
+
+
+class NoticeDetail(_Notice):
+    """The ``detail`` of a ``Reframe Variants Ready`` or ``Reframe Variants Removed`` event."""
+
+    schema_version: Literal[1] = 1  # raised on a change a consumer must know of
+    # The same for the same outcome (a redelivery that changes nothing): consumers de-duplicate on it.
+    event_id: str
+    bucket: str
+    source: NoticeSource
+    manifest_key: str
+    status: Literal["completed", "partial", "failed", "removed"]
+    counts: NoticeCounts
+    variants: list[NoticeVariant]
+    cost_usd: float  # spent by the run that sends the notice (0 for a redelivery that made nothing)
+    correlation_id: str
+
+    @property
+    def detail_type(self) -> str:
+        return REMOVED if self.status == "removed" else READY
+
+
+def _event_id(*facts: object) -> str:
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def ready(manifest: Manifest, manifest_key: str, correlation_id: str) -> NoticeDetail:
+    records = manifest.variants
+    made = sum(r.status != "failed" for r in records)
+    status = "completed" if made == len(records) and manifest.error is None else "partial" if made else "failed"
+    variants = [
+        NoticeVariant(
+            name=r.name,
+            key=r.key,
+            status=r.status,
+            size=f"{r.width}x{r.height}" if r.width and r.height else None,
+            error_code=r.error.code if r.error else None,
+        )
+        for r in records
+    ]
+    source = manifest.source
+    # created and existing are the same outcome (the variant is there): a redelivery keeps the id.
+    outcome = [(v.name, v.key, v.error_code or "ready") for v in variants]
+    return NoticeDetail(
+        event_id=_event_id(source.bucket, source.key, source.etag, source.version, status, outcome),
+        bucket=source.bucket,
+        source=NoticeSource(key=source.key, etag=source.etag, version=source.version),
+        manifest_key=manifest_key,
+        status=status,
+        counts=NoticeCounts(**{k: sum(r.status == k for r in records) for k in ("created", "existing", "failed")}),
+        variants=variants,
+        cost_usd=round(sum(r.cost_usd for r in records), 6),
+        correlation_id=correlation_id,
+    )
+
+
+def removed(
+    bucket: str, source_key: str, manifest_key: str, variant_keys: list[str], correlation_id: str
+) -> NoticeDetail:
+    """A deleted source's variants, ``variant_keys``, and its manifest are gone."""
+    variants = [
+        NoticeVariant(name=key.rsplit("/", 1)[-1].rsplit(".", 1)[0], key=key, status="removed")
+        for key in sorted(variant_keys)
+    ]
+    return NoticeDetail(
+        event_id=_event_id(bucket, source_key, "removed", sorted(variant_keys)),
+        bucket=bucket,
+        source=NoticeSource(key=source_key, etag=None, version=None),
+        manifest_key=manifest_key,
+        status="removed",
+        counts=NoticeCounts(removed=len(variants)),
+        variants=variants,
+        cost_usd=0.0,
+        correlation_id=correlation_id,
+    )
