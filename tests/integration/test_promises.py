@@ -236,11 +236,11 @@ def test_an_ideogram_result_whose_download_fails_is_fetched_again_not_generated_
 
 def test_an_async_job_outliving_the_invocation_is_collected_later_without_paying_again(stack: Stack, table: Any):
     stack.configure(CALL_BUDGET_MS="2000", READ_TIMEOUT_S="2", UPLOAD_RESERVE_MS="1000")
-    stack.emulator_config(latency_ms=4000)
+    stack.emulator_config(latency_ms=9000)  # the job outlives the invocation, however slow its start
     stack.put_image(SOURCE)
     stack.put(SOURCE + ".reframe.json", ONE)
 
-    first = stack.invoke(sqs_event(s3_event(SOURCE)), timeout_s=4)
+    first = stack.invoke(sqs_event(s3_event(SOURCE)), timeout_s=8)
 
     assert first == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
     assert stack.read_json(OUT + "manifest.json")["variants"][0]["error"]["code"] == "pending"
