@@ -1,0 +1,561 @@
+"""The orchestration rules, with in-memory ports only (tests/unit/fakes.py): what is paid for, what is
+written, kept and removed, and when a record goes back to SQS."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from reframe_pipeline.adapters.daily_budget import Unlimited
+from reframe_pipeline.adapters.dynamodb_guard import NoGuard
+from reframe_pipeline.adapters.journal import MemoryJournal
+from reframe_pipeline.application.outputs import PREPARED_NAME
+from reframe_pipeline.application.pipeline import Outcome, Pipeline, RetryLaterError
+from reframe_pipeline.application.ports import Budget, Deadline, ReframeRequest, Ticket, VariantGuard, VariantWork
+from reframe_pipeline.application.variants import META_PARAMS, META_SOURCE_ETAG, META_SOURCE_KEY
+from reframe_pipeline.domain.errors import (
+    ProviderRejectedError,
+    ProviderTransientError,
+)
+from reframe_pipeline.domain.events import ObjectEvent
+from reframe_pipeline.domain.manifest import VariantRecord
+from reframe_pipeline.domain.pricing import DEFAULT_PRICES
+from reframe_pipeline.settings import Settings
+from tests.unit.fakes import Clock, FakeProvider, MemoryBudget, MemoryStorage, S3LimitError, solid_png
+
+PRICE = DEFAULT_PRICES["segmind"]["DEFAULT"]
+SOURCE = "uploads/photo.png"
+OUT = "reframed/photo.png/"
+MANIFEST = OUT + "manifest.json"
+# Small allowed resolutions: the fake provider's PNGs stay cheap.
+TARGETS = ["1536x512", "512x1536", "960x832"]
+
+
+class RecordingGuard:
+    """NoGuard that keeps what it was asked to guard."""
+
+    def __init__(self) -> None:
+        self.works: list[VariantWork] = []
+
+    def run(self, work: VariantWork) -> VariantRecord:
+        self.works.append(work)
+        return work.produce()
+
+
+class Harness:
+    def __init__(
+        self,
+        storage: MemoryStorage | None = None,
+        provider: FakeProvider | None = None,
+        budget: Budget | None = None,
+        guard: VariantGuard | None = None,
+        **settings: Any,
+    ) -> None:
+        self.storage = storage or MemoryStorage()
+        self.provider = provider or FakeProvider()
+        self.budget = budget or Unlimited()
+        self.journal = MemoryJournal()
+        self.settings = Settings(**{"max_parallel_calls": 4, **settings})
+        self.pipeline = Pipeline(
+            self.settings,
+            self.provider,
+            self._storage_for,
+            guard=guard or NoGuard(),
+            journal=self.journal,
+            budget=self.budget,
+        )
+        self.clock = Clock()
+
+    def _storage_for(self, bucket: str) -> MemoryStorage:
+        assert bucket == self.storage.bucket
+        return self.storage
+
+    def upload(self, key: str = SOURCE, body: bytes | None = None, **sidecar: Any) -> None:
+        self.storage.put(key, solid_png(64, 48) if body is None else body)
+        if sidecar:
+            self.sidecar(key, **sidecar)
+
+    def sidecar(self, key: str = SOURCE, targets: list[Any] | None = None, **fields: Any) -> None:
+        targets = TARGETS[:2] if targets is None else targets
+        document = {
+            "version": 1,
+            "targets": [t if isinstance(t, dict) else {"resolution": t} for t in targets],
+            **fields,
+        }
+        self.storage.put(key + ".reframe.json", json.dumps(document).encode())
+
+    def handle(self, key: str = SOURCE, action: str = "created", deadline: Deadline | None = None) -> Outcome:
+        event = ObjectEvent(bucket=self.storage.bucket, key=key, action=action)  # type: ignore[arg-type]
+        return self.pipeline.handle(event, deadline or self.clock.deadline())
+
+    def manifest(self, out: str = OUT) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(self.storage.body(out + "manifest.json"))
+        return document
+
+    def statuses(self, out: str = OUT) -> dict[str, str]:
+        return {v["name"]: v["status"] for v in self.manifest(out)["variants"]}
+
+    def close(self) -> None:
+        self.pipeline._io.shutdown()
+        self.pipeline.fanout._calls.shutdown()
+
+
+@pytest.fixture
+def make() -> Iterator[Any]:
+    made: list[Harness] = []
+
+    def build(**options: Any) -> Harness:
+        harness = Harness(**options)
+        made.append(harness)
+        return harness
+
+    yield build
+    for harness in made:
+        harness.close()
+
+
+def _found(h: Harness) -> Any:
+    from reframe_pipeline.application.discovery import find_config
+
+    return find_config(h.storage, SOURCE, "uploads/", None, 65536)
+
+
+# -- skip what exists ------------------------------------------------------------------------------
+
+
+def test_a_second_run_pays_nothing(make: Any) -> None:
+    budget = MemoryBudget(limit=10.0)
+    h = make(budget=budget)
+    h.upload(targets=TARGETS[:2])
+    first = h.handle()
+    assert first.action == "processed"
+    assert [r.status for r in first.records] == ["created", "created"]
+    assert [r.cost_usd for r in first.records] == [PRICE, PRICE]
+    assert h.provider.calls == 2
+    assert budget.spent == pytest.approx(2 * PRICE)
+    assert sorted(h.storage.keys(OUT)) == [OUT + "1536x512.png", OUT + "512x1536.png", MANIFEST]
+    written = h.storage.head(OUT + "1536x512.png")
+    assert written is not None
+    source = h.storage.head(SOURCE)
+    assert source is not None
+    assert written.metadata[META_SOURCE_ETAG] == source.etag
+    assert written.metadata[META_SOURCE_KEY] == SOURCE
+    assert written.metadata[META_PARAMS] == h.pipeline.plan_config(_found(h))[0][0].param_hash
+    assert h.manifest()["source"] == {"bucket": "bucket", "key": SOURCE, "etag": source.etag, "prepared": None}
+
+    second = h.handle(SOURCE + ".reframe.json")  # the sidecar's own event re-plans the image
+    assert second.action == "processed"
+    assert [r.status for r in second.records] == ["existing", "existing"]
+    assert [r.key for r in second.records] == [OUT + "1536x512.png", OUT + "512x1536.png"]
+    assert h.provider.calls == 2
+    assert len(budget.reservations) == 2
+    assert h.statuses() == {"1536x512": "existing", "512x1536": "existing"}
+
+
+def test_new_parameters_or_a_new_upload_are_paid_for_again(make: Any) -> None:
+    h = make()
+    h.upload(targets=TARGETS[:1], seed=100)
+    h.handle()
+    h.sidecar(targets=TARGETS[:1], seed=200)
+    assert [r.status for r in h.handle().records] == ["created"]
+    h.upload(body=solid_png(64, 49))  # same parameters, another source version
+    assert [r.status for r in h.handle().records] == ["created"]
+    assert h.provider.calls == 3
+    assert [r.params.seed for r in h.provider.requests] == [100, 200, 200]
+
+
+def test_the_variant_identity_is_the_object_version_and_the_parameters(make: Any) -> None:
+    guard = RecordingGuard()
+    h = make(guard=guard)
+    h.upload(targets=TARGETS[:1], seed=100)
+    h.handle()
+    h.sidecar(targets=TARGETS[:1], seed=200)
+    h.handle()
+    first, second = (work.identity for work in guard.works)
+    source = h.storage.head(SOURCE)
+    assert source is not None
+    assert first["params"] != second["params"]
+    assert {k: v for k, v in first.items() if k != "params"} == {
+        "bucket": "bucket",
+        "key": SOURCE,
+        "version": source.version,
+        "etag": source.etag,
+        "variant": "1536x512",
+    }
+    assert {k: v for k, v in second.items() if k != "params"} == {k: v for k, v in first.items() if k != "params"}
+    # The record of a variant made earlier is trusted only while the bucket holds it for these parameters.
+    made = VariantRecord(name="1536x512", key=OUT + "1536x512.png", status="existing")
+    assert guard.works[1].still_valid(made)
+    assert not guard.works[0].still_valid(made)  # written for seed 200 since
+    assert not guard.works[1].still_valid(VariantRecord(name="1536x512", status="existing"))
+    h.storage.delete([OUT + "1536x512.png"])
+    assert not guard.works[1].still_valid(made)
+
+
+def test_a_paid_generation_is_resumed_only_for_the_same_parameters(make: Any) -> None:
+    ticket = Ticket(provider="segmind", result_url="https://result.example/1", expires_at=4e9)
+
+    def submitted_then_lost(request: ReframeRequest) -> None:
+        request.meter.submitted(ticket)
+        raise ProviderTransientError("connection lost while waiting", code="network")
+
+    h = make(provider=FakeProvider([submitted_then_lost]))
+    h.upload(targets=TARGETS[:1], seed=100)
+    with pytest.raises(RetryLaterError):
+        h.handle()
+    h.handle()  # the same work: the ticket is handed back
+    h.sidecar(targets=TARGETS[:1], seed=200)
+    h.handle()  # other parameters: other work, nothing to resume
+    assert [r.resume for r in h.provider.requests] == [None, ticket, None]
+
+
+# -- stale outputs ---------------------------------------------------------------------------------
+
+
+def test_prune_removes_a_target_gone_from_the_config(make: Any) -> None:
+    h = make()
+    h.upload(targets=TARGETS[:2])
+    h.handle()
+    h.sidecar(targets=TARGETS[:1])  # without prune: the old variant stays
+    h.handle()
+    assert OUT + "512x1536.png" in h.storage.keys(OUT)
+    h.sidecar(targets=TARGETS[:1], prune=True)
+    h.handle()
+    assert h.storage.keys(OUT) == [OUT + "1536x512.png", MANIFEST]
+    assert h.provider.calls == 2
+
+
+def test_a_variant_rewritten_under_another_extension_replaces_the_old_one(make: Any) -> None:
+    h = make()
+    h.upload(targets=TARGETS[:1])
+    h.handle()
+    h.sidecar(targets=TARGETS[:1], output={"format": "jpeg", "quality": 80})
+    outcome = h.handle()
+    assert [r.key for r in outcome.records] == [OUT + "1536x512.jpg"]
+    assert h.storage.keys(OUT) == [OUT + "1536x512.jpg", MANIFEST]
+    assert h.storage.body(OUT + "1536x512.jpg").startswith(b"\xff\xd8\xff")
+
+
+def test_a_failed_variant_keeps_what_the_folder_holds(make: Any) -> None:
+    h = make(provider=FakeProvider([None, ProviderRejectedError("refused", status=400, billed=False)]))
+    h.upload(targets=TARGETS[:1])
+    h.handle()
+    h.sidecar(targets=TARGETS[:1], output={"format": "jpeg"}, prune=True)
+    outcome = h.handle()
+    assert [r.status for r in outcome.records] == ["failed"]
+    assert OUT + "1536x512.png" in h.storage.keys(OUT)  # another invocation may have just written it
+
+
+def test_stale_removal_never_touches_a_nested_folder(make: Any) -> None:
+    # 'uploads/shoot' and 'uploads/shoot/cover.png' are both legal keys: the second's outputs lie in a
+    # folder inside the first's.
+    h = make()
+    h.upload("uploads/shoot/cover.png", targets=TARGETS[:1])
+    h.handle("uploads/shoot/cover.png")
+    nested = h.storage.keys("reframed/shoot/cover.png/")
+    assert nested == ["reframed/shoot/cover.png/1536x512.png", "reframed/shoot/cover.png/manifest.json"]
+    h.upload("uploads/shoot", targets=TARGETS[:1], prune=True)
+    h.handle("uploads/shoot")
+    h.sidecar("uploads/shoot", targets=TARGETS[1:2], prune=True)
+    h.handle("uploads/shoot")
+    assert h.storage.keys("reframed/shoot/") == ["reframed/shoot/512x1536.png", *nested, "reframed/shoot/manifest.json"]
+    h.storage.delete(["uploads/shoot"])
+    assert h.handle("uploads/shoot", action="removed").action == "removed"
+    assert h.storage.keys("reframed/shoot/") == nested
+
+
+# -- removal ---------------------------------------------------------------------------------------
+
+
+def test_a_delete_removes_the_outputs(make: Any) -> None:
+    h = make()
+    h.upload(targets=TARGETS[:2])
+    h.handle()
+    h.storage.delete([SOURCE])
+    outcome = h.handle(action="removed")
+    assert (outcome.action, outcome.detail) == ("removed", "3 objects deleted")
+    assert h.storage.keys(OUT) == []
+
+
+def test_a_late_delete_notification_after_a_re_upload_keeps_the_fresh_outputs(make: Any) -> None:
+    h = make()
+    h.upload(targets=TARGETS[:1])
+    h.handle()
+    h.storage.delete([SOURCE])
+    h.upload(body=solid_png(64, 50))  # re-uploaded before the delete's event arrived
+    h.handle()
+    outcome = h.handle(action="removed")
+    assert outcome.action == "ignored"
+    assert h.storage.keys(OUT) == [OUT + "1536x512.png", MANIFEST]
+
+
+def test_removing_a_sidecar_keeps_the_variants(make: Any) -> None:
+    h = make()
+    h.upload(targets=TARGETS[:1])
+    h.handle()
+    h.storage.delete([SOURCE + ".reframe.json"])
+    assert h.handle(SOURCE + ".reframe.json", action="removed").action == "ignored"
+    assert h.storage.keys(OUT) == [OUT + "1536x512.png", MANIFEST]
+
+
+# -- preparing a source ----------------------------------------------------------------------------
+
+
+def rotated_jpeg(colour: tuple[int, int, int] = (200, 10, 10)) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees to display
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), colour).save(buffer, "JPEG", exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def test_an_exif_rotated_source_is_prepared_once_per_version(make: Any) -> None:
+    h = make()
+    key, out = "uploads/phone.jpg", "reframed/phone.jpg/"
+    h.upload(key, rotated_jpeg(), targets=TARGETS[:1])
+    first = h.handle(key)
+    assert first.manifest is not None
+    assert first.manifest.source.prepared == {"reasons": ["exif-orientation"]}
+    with Image.open(io.BytesIO(h.storage.body(out + PREPARED_NAME))) as prepared:
+        assert prepared.size == (48, 64)  # upright
+    assert (out + PREPARED_NAME, 900) in h.storage.presigned  # the provider is sent the prepared copy
+    assert (key, 900) not in h.storage.presigned
+    assert h.provider.requests[0].source.url.endswith(PREPARED_NAME + "?X-Amz-Expires=900")
+
+    h.sidecar(key, targets=TARGETS[:2])
+    h.handle(key)
+    assert h.storage.writes.count(out + PREPARED_NAME) == 1
+    assert h.provider.calls == 2
+
+    h.upload(key, rotated_jpeg((10, 200, 10)))  # a new version: prepared again
+    h.handle(key)
+    assert h.storage.writes.count(out + PREPARED_NAME) == 2
+
+    h.upload(key, solid_png(64, 48))  # upright now: the prepared copy is obsolete
+    outcome = h.handle(key)
+    assert outcome.manifest is not None
+    assert outcome.manifest.source.prepared is None
+    assert out + PREPARED_NAME not in h.storage.keys(out)
+    assert h.provider.requests[-1].source.url.endswith(key + "?X-Amz-Expires=900")
+
+
+def test_an_upright_source_is_sent_as_it_is_after_reading_only_its_header(make: Any) -> None:
+    h = make()
+    h.upload(targets=TARGETS[:1])
+    h.handle()
+    assert PREPARED_NAME not in "".join(h.storage.keys())
+    assert [first for key, first in h.storage.reads if key == SOURCE] == [64 * 1024]
+    assert h.storage.presigned == [(SOURCE, 900)]
+
+
+# -- retries ---------------------------------------------------------------------------------------
+
+
+def test_a_transient_failure_is_retried_later_with_the_manifest_written(make: Any) -> None:
+    h = make(provider=FakeProvider([None, ProviderTransientError("busy", status=503)]), max_parallel_calls=1)
+    h.upload(targets=TARGETS[:2])
+    with pytest.raises(RetryLaterError, match=r"1 variant\(s\) to retry: 512x1536"):
+        h.handle()
+    manifest = h.manifest()
+    assert h.statuses() == {"1536x512": "created", "512x1536": "failed"}
+    assert manifest["variants"][1]["error"] == {"code": "provider_transient", "message": "busy"}
+    assert h.storage.keys(OUT) == [OUT + "1536x512.png", MANIFEST]
+
+    outcome = h.handle()  # the redelivery pays for the failed variant only
+    assert [r.status for r in outcome.records] == ["existing", "created"]
+    assert h.provider.calls == 3
+
+
+def test_a_permanent_failure_is_not_retried(make: Any) -> None:
+    h = make(provider=FakeProvider([ProviderRejectedError("unsafe", status=422)]))
+    h.upload(targets=TARGETS[:1])
+    outcome = h.handle()
+    assert outcome.action == "processed"
+    assert h.statuses() == {"1536x512": "failed"}
+    assert outcome.records[0].error is not None
+    assert outcome.records[0].error.code == "provider_rejected"
+
+
+# -- money -----------------------------------------------------------------------------------------
+
+
+def test_the_budget_pays_for_two_variants_of_three(make: Any) -> None:
+    budget = MemoryBudget(limit=2 * PRICE + PRICE / 2)
+    h = make(budget=budget, max_parallel_calls=1)
+    h.upload(targets=TARGETS)
+    outcome = h.handle()  # a refusal is final for this event: no retry
+    assert outcome.action == "processed"
+    assert [r.status for r in outcome.records] == ["created", "created", "failed"]
+    refused = outcome.records[2]
+    assert refused.error is not None
+    assert refused.error.code == "budget_exceeded"
+    assert (refused.cost_usd, refused.attempts) == (0.0, 0)
+    assert h.provider.calls == 2
+    assert budget.spent == pytest.approx(2 * PRICE)
+    assert h.statuses()["960x832"] == "failed"
+
+
+def test_an_attempt_that_cost_nothing_is_refunded(make: Any) -> None:
+    budget = MemoryBudget(limit=1.0)
+    rejected = ProviderRejectedError("bad request", status=400, billed=False)
+    h = make(budget=budget, provider=FakeProvider([rejected]))
+    h.upload(targets=TARGETS[:1])
+    outcome = h.handle()
+    assert outcome.records[0].status == "failed"
+    assert outcome.records[0].cost_usd == 0.0
+    assert budget.spent == 0.0
+    assert budget.refunds == budget.reservations
+    assert len(budget.refunds) == 1
+
+
+def test_an_attempt_that_may_have_cost_is_kept(make: Any) -> None:
+    budget = MemoryBudget(limit=1.0)
+    h = make(budget=budget, provider=FakeProvider([ProviderTransientError("lost", status=502, billed=True)]))
+    h.upload(targets=TARGETS[:1])
+    with pytest.raises(RetryLaterError):
+        h.handle()
+    assert budget.spent == pytest.approx(PRICE)
+    assert budget.refunds == []
+    assert h.manifest()["variants"][0]["cost_usd"] == pytest.approx(PRICE)
+
+
+# -- time ------------------------------------------------------------------------------------------
+
+
+def test_too_little_time_left_defers_every_variant_without_a_call(make: Any) -> None:
+    h = make()
+    h.upload(targets=TARGETS[:2])
+    needed = h.settings.call_budget_ms + h.settings.upload_reserve_ms
+    h.clock.remaining_ms = needed - 1
+    with pytest.raises(RetryLaterError):
+        h.handle()
+    assert h.provider.calls == 0
+    assert h.statuses() == {"1536x512": "failed", "512x1536": "failed"}
+    assert {v["error"]["code"] for v in h.manifest()["variants"]} == {"deadline"}
+    h.clock.remaining_ms = needed  # just enough: called
+    assert [r.status for r in h.handle().records] == ["created", "created"]
+
+
+# -- the source changing while it is worked on -----------------------------------------------------
+
+
+def test_a_source_deleted_during_the_call_wins(make: Any) -> None:
+    h = make()
+    h.provider.during = lambda request: h.storage.delete([SOURCE])
+    h.upload(targets=TARGETS[:2])
+    outcome = h.handle()
+    assert outcome.action == "missing"
+    assert {r.error.code for r in outcome.records if r.error} == {"source_changed"}
+    assert h.storage.keys(OUT) == []  # nothing written, nothing left behind
+
+
+def test_a_source_overwritten_during_the_call_wins(make: Any) -> None:
+    h = make()
+    newer = solid_png(64, 52)
+    h.provider.during = lambda request: h.storage.put(SOURCE, newer)
+    h.upload(targets=TARGETS[:2])
+    outcome = h.handle()
+    assert outcome.action == "superseded"
+    assert [r.status for r in outcome.records] == ["failed", "failed"]
+    assert h.storage.keys(OUT) == []  # the newer upload's event owns the folder
+    assert h.storage.body(SOURCE) == newer
+
+
+def test_a_source_gone_before_the_event_is_handled_costs_nothing(make: Any) -> None:
+    h = make()
+    h.sidecar(targets=TARGETS[:1])
+    assert h.handle().action == "missing"
+    assert h.provider.calls == 0
+    assert h.storage.keys("reframed/") == []
+
+
+# -- S3's limits -----------------------------------------------------------------------------------
+
+
+def test_a_variant_key_over_s3s_limit_is_refused_before_paying(make: Any) -> None:
+    budget = MemoryBudget(limit=1.0)
+    h = make(budget=budget)
+    name = "n" * 64
+    # The manifest's key fits (1024 bytes), the variant's does not.
+    stem = "d/" * 498
+    key = "uploads/" + stem + "p.png"
+    out = "reframed/" + stem + "p.png/"
+    assert len((out + "manifest.json").encode()) <= 1024 < len((out + name + ".png").encode())
+    h.upload(key, targets=[{"resolution": "1536x512", "name": name}])
+    outcome = h.handle(key)
+    assert outcome.action == "processed"
+    assert outcome.records[0].error is not None
+    assert outcome.records[0].error.code == "output_limit"
+    assert h.provider.calls == 0
+    assert budget.reservations == []
+    assert h.storage.keys(out) == [out + "manifest.json"]
+
+
+def test_a_source_whose_manifest_cannot_be_stored_is_refused_without_a_call(make: Any) -> None:
+    h = make()
+    key = "uploads/" + "k" * 1010  # its own sidecar's key would be too long: a folder default
+    h.upload(key)
+    h.storage.put("uploads/_reframe.json", json.dumps({"version": 1, "targets": [{"resolution": TARGETS[0]}]}).encode())
+    outcome = h.handle(key)
+    assert outcome.action == "invalid"
+    assert "1024" in outcome.detail
+    assert h.provider.calls == 0
+    assert h.storage.keys("reframed/") == []
+
+
+def test_the_fake_bucket_refuses_what_s3_refuses() -> None:
+    storage = MemoryStorage()
+    with pytest.raises(S3LimitError):
+        storage.write("k" * 1025, b"", "", {})
+    with pytest.raises(S3LimitError):
+        storage.write("k", b"", "", {"m": "v" * 2048})
+    storage.write("k" * 1024, b"x", "", {"m": "v" * 2047})
+    assert storage.keys() == ["k" * 1024]
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+
+def test_an_invalid_sidecar_fails_every_target_without_a_call(make: Any) -> None:
+    h = make()
+    h.upload(targets=["1536x512", {"resolution": "1x1", "name": "tiny"}])
+    outcome = h.handle()
+    assert outcome.action == "invalid"
+    assert h.provider.calls == 0
+    assert h.statuses() == {"1536x512": "failed", "tiny": "failed"}
+    assert h.manifest()["error"]["code"] == "invalid_sidecar"
+
+
+def test_a_folder_default_applies_and_the_nearest_wins(make: Any) -> None:
+    h = make()
+    h.upload("uploads/a/b/photo.png")
+    h.storage.put("uploads/_reframe.json", json.dumps({"version": 1, "targets": [{"resolution": TARGETS[0]}]}).encode())
+    h.storage.put(
+        "uploads/a/_reframe.json", json.dumps({"version": 1, "targets": [{"resolution": TARGETS[1]}]}).encode()
+    )
+    outcome = h.handle("uploads/a/b/photo.png")
+    assert [r.name for r in outcome.records] == [TARGETS[1]]
+    assert h.manifest("reframed/a/b/photo.png/")["config"] == {"from": "folder", "key": "uploads/a/_reframe.json"}
+
+
+def test_an_image_without_any_config_is_left_alone(make: Any) -> None:
+    h = make()
+    h.upload()
+    assert h.handle().action == "unconfigured"
+    assert h.storage.keys("reframed/") == []
+
+
+@pytest.mark.parametrize(
+    ("key", "action"),
+    [("reframed/photo.png/x.png", "ignored"), ("other/photo.png", "ignored"), ("uploads/a//b.png", "invalid")],
+)
+def test_keys_that_are_not_inputs_are_ignored(make: Any, key: str, action: str) -> None:
+    h = make()
+    h.upload(key, targets=TARGETS[:1])
+    assert h.handle(key).action == action
+    assert h.provider.calls == 0
