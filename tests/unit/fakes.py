@@ -41,10 +41,12 @@ class _Stored:
 
 class MemoryStorage:
     """One bucket in a dict, thread-safe. ETags are the MD5 of the body, as S3's for single-part uploads;
-    each write gets a new version id. ``writes``, ``deletes`` and ``presigned`` record what was asked."""
+    each write gets a new version id. ``writes``, ``deletes``, ``reads`` and ``presigned`` record what was
+    asked; ``before_read(key, first_bytes)``, when set, runs before each read (to change the bucket meanwhile)."""
 
     def __init__(self, bucket: str = "bucket") -> None:
         self.bucket = bucket
+        self.before_read: Callable[[str, int | None], None] | None = None
         self._objects: dict[str, _Stored] = {}
         self._lock = threading.Lock()
         self._versions = 0
@@ -62,6 +64,8 @@ class MemoryStorage:
             return self._info(key, stored)
 
     def read(self, key: str, first_bytes: int | None = None) -> bytes:
+        if self.before_read is not None:
+            self.before_read(key, first_bytes)
         with self._lock:
             self.reads.append((key, first_bytes))
             stored = self._objects.get(key)
@@ -156,13 +160,19 @@ class FakeProvider:
 
         ``script``: one step per call, in order (calls past the end succeed): an exception to raise (use the
         classes of domain/errors.py), a callable run mid-call (e.g. to change the bucket while the provider
-        works), or None for a plain success. ``during`` runs on every call, mid-call. ``requests``: the calls
+        works), or None for a plain success. ``image(size)`` makes the answer (default: a solid-colour PNG). ``during`` runs on every call, mid-call. ``requests``: the calls
     sent, i.e. charged (one the budget refused is not sent)."""
 
     name = "segmind"
 
-    def __init__(self, script: Iterable[Step] = (), during: Callable[[ReframeRequest], None] | None = None) -> None:
+    def __init__(
+        self,
+        script: Iterable[Step] = (),
+        during: Callable[[ReframeRequest], None] | None = None,
+        image: Callable[[Size], bytes] | None = None,
+    ) -> None:
         self._script: deque[Step] = deque(script)
+        self.image = image
         self.during = during
         self.requests: list[ReframeRequest] = []
         self._lock = threading.Lock()
@@ -187,7 +197,8 @@ class FakeProvider:
             if isinstance(step, ProviderError) and not step.billed:
                 refund()
             raise step
-        body = solid_png(request.resolution.width, request.resolution.height)
+        size = request.resolution
+        body = self.image(size) if self.image is not None else solid_png(size.width, size.height)
         seed = request.params.seed if request.params.seed is not None else 4242
         return ReframeResult(body=body, content_type="image/png", attempts=1, seed=seed)
 

@@ -559,3 +559,233 @@ def test_keys_that_are_not_inputs_are_ignored(make: Any, key: str, action: str) 
     h.upload(key, targets=TARGETS[:1])
     assert h.handle(key).action == action
     assert h.provider.calls == 0
+
+
+# -- what is written -------------------------------------------------------------------------------
+
+
+def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) -> None:
+    h = make()
+    h.upload(targets=TARGETS[:1])
+    outcome = h.handle()
+    variant = h.storage.head(OUT + "1536x512.png")
+    manifest = h.storage.head(MANIFEST)
+    assert variant is not None and manifest is not None
+    assert (variant.content_type, manifest.content_type) == ("image/png", "application/json")
+    assert manifest.metadata == {}
+    assert h.storage.body(MANIFEST).startswith(b'{\n  "source": {\n    "bucket"')
+    assert outcome.records[0].model_dump(exclude={"latency_ms"}) == {
+        "name": "1536x512",
+        "key": OUT + "1536x512.png",
+        "status": "created",
+        "width": 1536,
+        "height": 512,
+        "resolution": "1536x512",
+        "provider": "segmind",
+        "seed": 4242,  # the provider's, when the sidecar names none
+        "rendering_speed": "DEFAULT",
+        "cost_usd": PRICE,
+        "attempts": 1,
+        "error": None,
+    }
+    again = h.handle().records[0]
+    assert again.model_dump(exclude={"latency_ms"}) == {
+        "name": "1536x512",
+        "key": OUT + "1536x512.png",
+        "status": "existing",
+        "width": 1536,
+        "height": 512,
+        "resolution": "1536x512",
+        "provider": "segmind",
+        "seed": None,
+        "rendering_speed": "DEFAULT",
+        "cost_usd": 0.0,
+        "attempts": 0,
+        "error": None,
+    }
+
+
+def test_an_exact_size_is_cropped_and_converted_keeping_the_colour_profile(make: Any) -> None:
+    icc = b"\x00" * 128  # any bytes: Pillow carries the profile through, it does not parse it
+
+    def with_profile(size: Any) -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", (size.width, size.height), (10, 20, 30)).save(buffer, "PNG", icc_profile=icc, compress_level=1)
+        return buffer.getvalue()
+
+    h = make(provider=FakeProvider(image=with_profile))
+    h.upload(targets=[{"size": "1200x628", "name": "og"}], output={"format": "jpeg", "quality": 70})
+    outcome = h.handle()
+    assert [(r.key, r.width, r.height, r.resolution) for r in outcome.records] == [
+        (OUT + "og.jpg", 1200, 628, str(h.provider.requests[0].resolution))
+    ]
+    head = h.storage.head(OUT + "og.jpg")
+    assert head is not None
+    assert head.content_type == "image/jpeg"
+    with Image.open(io.BytesIO(h.storage.body(OUT + "og.jpg"))) as written:
+        assert (written.format, written.size) == ("JPEG", (1200, 628))
+        assert written.info.get("icc_profile") == icc
+
+
+def test_the_original_format_is_kept_when_only_cropping(make: Any) -> None:
+    h = make()
+    h.upload(targets=[{"size": "1000x500", "name": "wide"}])
+    h.handle()
+    with Image.open(io.BytesIO(h.storage.body(OUT + "wide.png"))) as written:
+        assert (written.format, written.size) == ("PNG", (1000, 500))
+
+
+def test_a_target_name_with_dots_is_one_variant(make: Any) -> None:
+    h = make()
+    h.upload(targets=[{"resolution": "1536x512", "name": "v1.2"}])
+    h.handle()
+    h.sidecar(targets=[{"resolution": "1536x512", "name": "v1.2"}], output={"format": "jpeg"}, prune=True)
+    h.handle()
+    assert h.storage.keys(OUT) == [MANIFEST, OUT + "v1.2.jpg"]
+
+
+def test_the_provider_is_asked_for_what_the_sidecar_says(make: Any) -> None:
+    h = make()
+    h.storage.put("styles/brand.png", solid_png(8, 8))
+    h.upload(
+        targets=[
+            {"resolution": "1536x512", "rendering_speed": "TURBO"},
+            {"resolution": "512x1536", "style_codes": ["5A3F09C1"]},
+        ],
+        style_reference_images=None,
+        color_palette={"name": "PASTEL"},
+        seed=4321,
+    )
+    h.sidecar(
+        targets=[
+            {
+                "resolution": "1536x512",
+                "rendering_speed": "TURBO",
+                "style_reference_images": ["styles/brand.png", "https://example.com/s.png"],
+            },
+            {"resolution": "512x1536", "style_codes": ["5A3F09C1"]},
+        ],
+        color_palette={"name": "PASTEL"},
+        seed=4321,
+    )
+    h.handle()
+    by_resolution = {str(r.resolution): r.params for r in h.provider.requests}
+    turbo, coded = by_resolution["1536x512"], by_resolution["512x1536"]
+    assert turbo.rendering_speed == "TURBO"
+    assert turbo.style_reference_urls == (
+        "https://bucket.s3.example/styles/brand.png?X-Amz-Expires=900",
+        "https://example.com/s.png",
+    )
+    assert (turbo.seed, turbo.color_palette, turbo.style_codes) == (4321, {"name": "PASTEL"}, ())
+    assert (coded.rendering_speed, coded.style_codes, coded.style_reference_urls) == ("DEFAULT", ("5A3F09C1",), ())
+    turbo_record = next(r for r in h.manifest()["variants"] if r["name"] == "1536x512")
+    assert turbo_record["cost_usd"] == DEFAULT_PRICES["segmind"]["TURBO"]
+    assert turbo_record["seed"] == 4321
+
+
+def test_every_paid_attempt_is_counted(make: Any) -> None:
+    budget = MemoryBudget(limit=1.0)
+    h = make(budget=budget, provider=FakeProvider([lambda request: request.meter.charge()]))  # one retry inside
+    h.upload(targets=TARGETS[:1])
+    record = h.handle().records[0]
+    assert (record.attempts, record.cost_usd) == (2, pytest.approx(2 * PRICE))
+    assert budget.spent == pytest.approx(2 * PRICE)
+
+
+def test_an_unexpected_error_is_retried_later_and_named(make: Any) -> None:
+    h = make(provider=FakeProvider([RuntimeError("boom")]))
+    h.upload(targets=TARGETS[:1])
+    with pytest.raises(RetryLaterError):
+        h.handle()
+    assert h.manifest()["variants"][0]["error"] == {"code": "internal", "message": "RuntimeError: boom"}
+
+
+# -- sources that are refused or read further ------------------------------------------------------
+
+
+def test_a_source_that_is_no_image_gives_a_failed_manifest_without_a_call(make: Any) -> None:
+    h = make()
+    h.upload(body=b"%PDF-1.7 not an image", targets=TARGETS[:2])
+    outcome = h.handle()
+    assert outcome.action == "invalid"
+    assert outcome.manifest is not None
+    assert outcome.manifest.error is not None
+    assert outcome.detail == outcome.manifest.error.message
+    assert outcome.manifest.error.code == "unsupported_image"
+    assert [(r.name, r.status, r.error) for r in outcome.records] == [("*", "failed", outcome.manifest.error)]
+    assert h.manifest()["variants"] == [{**h.manifest()["variants"][0], "name": "*", "status": "failed"}]
+    assert h.provider.calls == 0
+
+
+def test_a_truncated_header_is_refused_as_it_is(make: Any) -> None:
+    h = make()
+    h.upload(body=solid_png(64, 48)[:20], targets=TARGETS[:1])
+    outcome = h.handle()
+    assert outcome.action == "invalid"
+    assert "header does not parse:" in outcome.detail
+    assert [first for key, first in h.storage.reads if key == SOURCE] == [64 * 1024]
+
+
+def test_a_large_header_is_read_further_once(make: Any) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(buffer, "JPEG", icc_profile=b"\x00" * 100_000)
+    h = make()
+    h.upload("uploads/big.jpg", buffer.getvalue(), targets=TARGETS[:1])
+    outcome = h.handle("uploads/big.jpg")
+    assert outcome.records[0].status == "created"
+    assert [first for key, first in h.storage.reads if key == "uploads/big.jpg"] == [64 * 1024, 1024 * 1024]
+
+
+@pytest.mark.parametrize(
+    ("targets", "names"),
+    [
+        ([{"resolution": "1x1", "name": "tiny"}, "oops", {"seed": 5}], ["tiny", "target-1", "target-2"]),
+        ("not a list", ["*"]),
+    ],
+)
+def test_an_invalid_sidecar_names_each_target_it_can(make: Any, targets: Any, names: list[str]) -> None:
+    h = make()
+    h.upload()
+    h.storage.put(SOURCE + ".reframe.json", json.dumps({"version": 1, "targets": targets}).encode())
+    outcome = h.handle()
+    assert [r.name for r in outcome.records] == names
+    assert {r.error.code for r in outcome.records if r.error} == {"invalid_sidecar"}
+
+
+def test_a_sidecar_that_is_no_object_fails_as_one(make: Any) -> None:
+    h = make()
+    h.upload()
+    h.storage.put(SOURCE + ".reframe.json", b'[{"targets": [{"name": "x"}]}]')
+    assert [r.name for r in h.handle().records] == ["*"]
+
+
+def test_a_source_overwritten_while_it_is_prepared_is_not_sent(make: Any) -> None:
+    h = make()
+    key = "uploads/phone.jpg"
+    h.upload(key, rotated_jpeg(), targets=TARGETS[:1])
+    source = h.storage.head(key)
+    assert source is not None
+
+    def overwrite(read_key: str, first_bytes: int | None) -> None:
+        if read_key == key and first_bytes == source.size:  # the whole source, read to prepare it
+            h.storage.before_read = None
+            h.storage.put(key, rotated_jpeg((0, 0, 255)))
+
+    h.storage.before_read = overwrite
+    outcome = h.handle(key)
+    assert outcome.records[0].error is not None
+    assert outcome.records[0].error.code == "source_changed"
+    assert h.provider.calls == 0
+    assert "reframed/phone.jpg/" + PREPARED_NAME not in h.storage.keys()
+
+
+def test_events_carry_through_to_the_outcome(make: Any) -> None:
+    h = make()
+    h.upload(targets=TARGETS[:1])
+    h.handle()
+    event = ObjectEvent(bucket="bucket", key=SOURCE, action="removed")
+    kept = h.pipeline.handle(event, h.clock.deadline())
+    assert (kept.event, kept.action, kept.detail) == (event, "ignored", "source exists again")
+    h.storage.delete([SOURCE])
+    removed = h.pipeline.handle(event, h.clock.deadline())
+    assert (removed.event, removed.action, removed.detail) == (event, "removed", "2 objects deleted")
