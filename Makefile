@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install demo serve test unit lint bench clean
+.PHONY: install demo serve test unit lint bench mutate clean
 
 include iac.mk
 
@@ -38,6 +38,28 @@ test: lint iac-install
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
+
+# Mutation testing of domain/ and application/ against tests/unit (docs/mutation.md); not part of `make test`.
+# In a copy of the project (build/mutation) where the package lies at src/: mutmut then names mutants by the
+# module the tests import. MUTANTS='reframe_pipeline.application.outputs*' runs a part.
+MUTATION_DIR := build/mutation
+MUTATION_STAMP := $(VENV)/.mutation-installed
+MUTANTS ?=
+
+$(MUTATION_STAMP): $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,mutation]'
+	touch $@
+
+mutate: $(MUTATION_STAMP)
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)/src
+	cp -r functions/reframe/reframe_pipeline $(MUTATION_DIR)/src/
+	cp -r tests docs events examples schemas README.md template.yaml pyproject.toml $(MUTATION_DIR)/
+	find $(MUTATION_DIR) -name __pycache__ -prune -exec rm -rf {} +
+	@cd $(MUTATION_DIR) && start=$$SECONDS && \
+		{ PATH="$(CURDIR)/$(BIN):$$PATH" mutmut run $(MUTANTS) > mutmut-run.log 2>&1 || \
+			{ tail -n 40 mutmut-run.log; exit 1; }; } && \
+		$(CURDIR)/$(BIN)/python $(CURDIR)/tests/unit/mutation_report.py && \
+		echo "mutmut run: $$((SECONDS - start)) s (log: $(MUTATION_DIR)/mutmut-run.log)"
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

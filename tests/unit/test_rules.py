@@ -3,11 +3,19 @@ lives, what an unknown price costs."""
 
 from __future__ import annotations
 
+import itertools
+import json
+import math
+from typing import Any
+
 import pydantic
 import pytest
 
+from reframe_pipeline.domain.errors import ProviderRejectedError, ProviderTransientError
+from reframe_pipeline.domain.events import MalformedEventError, ObjectEvent, parse_notification, parse_sqs_body
 from reframe_pipeline.domain.pricing import DEFAULT_PRICES, estimate
-from reframe_pipeline.domain.sidecar import check_reference
+from reframe_pipeline.domain.resolutions import RESOLUTION_NAMES, nearest_resolution, parse_size
+from reframe_pipeline.domain.sidecar import InvalidSidecarError, check_reference, parse_sidecar
 from reframe_pipeline.settings import Settings
 
 
@@ -68,3 +76,112 @@ def test_an_unknown_provider_or_speed_is_free() -> None:
     assert estimate(DEFAULT_PRICES, "segmind", "FAST") == 0.0
     assert estimate(DEFAULT_PRICES, "other", "DEFAULT") == 0.0
     assert isinstance(estimate({}, "other", "DEFAULT"), float)
+
+
+def test_an_aspect_halfway_between_two_resolutions_goes_to_the_larger_area() -> None:
+    sizes = sorted((parse_size(name) for name in RESOLUTION_NAMES), key=lambda size: size.aspect)
+    for smaller_aspect, larger_aspect in itertools.pairwise(sizes):
+        halfway = math.sqrt(smaller_aspect.aspect * larger_aspect.aspect)
+        larger_area = max(smaller_aspect, larger_aspect, key=lambda size: size.width * size.height)
+        assert nearest_resolution(halfway) == larger_area, (smaller_aspect, larger_aspect)
+
+
+def test_a_provider_error_may_have_cost_unless_it_says_not() -> None:
+    assert ProviderTransientError("lost").billed is True
+    assert ProviderRejectedError("refused", status=400, billed=False).billed is False
+
+
+def _problem(document: dict[str, Any]) -> str:
+    with pytest.raises(InvalidSidecarError) as caught:
+        parse_sidecar(json.dumps(document).encode(), max_bytes=65536, max_targets=20)
+    return caught.value.message
+
+
+def test_a_sidecar_problem_names_its_field_or_the_sidecar() -> None:
+    assert _problem({"version": 1, "targets": [{"resolution": "1x1"}, {"preset": "nope"}]}).startswith(
+        "targets[0].resolution: '1x1' is not one of the 69 allowed resolutions (see the README); "
+        "targets[1].preset: unknown preset 'nope'"
+    )
+    assert _problem(
+        {
+            "version": 1,
+            "targets": [{"resolution": "1536x512"}],
+            "style_codes": ["5A3F09C1"],
+            "style_reference_images": ["styles/a.png"],
+        }
+    ) == ("sidecar: style_codes cannot be combined with style_reference_images")
+
+
+def _record(name: str, key: str = "uploads/a.jpg", **object_fields: str) -> dict[str, Any]:
+    return {"eventName": name, "s3": {"bucket": {"name": "b"}, "object": {"key": key, **object_fields}}}
+
+
+@pytest.mark.parametrize(
+    ("name", "action"),
+    [
+        ("s3:ObjectCreated:Put", "created"),
+        ("ObjectCreated:CompleteMultipartUpload", "created"),
+        ("s3:ObjectRemoved:Delete", "removed"),
+        ("ObjectRemoved:DeleteMarkerCreated", "removed"),
+    ],
+)
+def test_s3_event_names(name: str, action: str) -> None:
+    assert parse_notification({"Records": [_record(name, eTag="abc")]}) == [
+        ObjectEvent("b", "uploads/a.jpg", action, "abc")
+    ]  # type: ignore[arg-type]
+
+
+def test_the_etag_is_read_in_either_spelling() -> None:
+    (event,) = parse_notification({"Records": [_record("ObjectCreated:Put", etag="def")]})
+    assert event.etag == "def"
+    (event,) = parse_notification({"Records": [_record("ObjectCreated:Put", eTag="abc", etag="def")]})
+    assert event.etag == "abc"
+
+
+def test_a_record_without_an_event_name_is_skipped() -> None:
+    record = _record("")
+    del record["eventName"]
+    assert parse_notification({"Records": [record]}) == []
+
+
+@pytest.mark.parametrize(("detail_type", "action"), [("Object Created", "created"), ("Object Deleted", "removed")])
+def test_eventbridge_event_names(detail_type: str, action: str) -> None:
+    document = {
+        "source": "aws.s3",
+        "detail-type": detail_type,
+        "detail": {"bucket": {"name": "b"}, "object": {"key": "uploads/a+b.jpg", "etag": "e"}},
+    }
+    assert parse_notification(document) == [ObjectEvent("b", "uploads/a b.jpg", action, "e")]  # type: ignore[arg-type]
+    del document["detail-type"]
+    assert parse_notification(document) == []
+
+
+def test_only_an_s3_eventbridge_event_is_read_as_one() -> None:
+    with pytest.raises(MalformedEventError, match="neither 'Records'"):
+        parse_notification({"source": "aws.ec2", "detail": {}})
+    with pytest.raises(MalformedEventError, match="neither 'Records'"):
+        parse_notification({"source": "aws.s3"})
+    assert (
+        parse_notification(
+            {
+                "source": "aws.s3",
+                "detail-type": "Object Restore Completed",
+                "detail": {"bucket": {"name": "b"}, "object": {"key": "k"}},
+            }
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"Records": [{"eventName": "ObjectCreated:Put", "s3": {}}]}', "S3 record without 'bucket'"),
+        ('{"source": "aws.s3", "detail": {"bucket": {}}}', "EventBridge event without 'name'"),
+        ("{not json", "SQS message body is not JSON: Expecting property name"),
+    ],
+)
+def test_malformed_events_say_what_is_missing(body: str, message: str) -> None:
+    with pytest.raises(MalformedEventError) as caught:
+        parse_sqs_body(body)
+    assert caught.value.message.startswith(message)
