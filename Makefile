@@ -41,10 +41,12 @@ unit: $(STAMP)
 
 # Mutation testing of domain/ and application/ against tests/unit (docs/mutation.md); not part of `make test`.
 # In a copy of the project (build/mutation) where the package lies at src/: mutmut then names mutants by the
-# module the tests import. MUTANTS='reframe_pipeline.application.outputs*' runs a part.
+# module the tests import. By default the modules that hold the rules (the application layer, planning, the
+# sidecar, the manifest); MUTANTS= (empty) runs both layers whole, MUTANTS='reframe_pipeline.domain.events.*' one module.
 MUTATION_DIR := build/mutation
 MUTATION_STAMP := $(VENV)/.mutation-installed
-MUTANTS ?=
+MUTANTS ?= 'reframe_pipeline.application.*' 'reframe_pipeline.domain.planning.*' \
+	'reframe_pipeline.domain.sidecar.*' 'reframe_pipeline.domain.manifest.*'
 
 $(MUTATION_STAMP): $(STAMP)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,mutation]'

@@ -13,25 +13,31 @@ from collections import Counter
 from pathlib import Path
 
 KILLED = {1, 3, 24, 36, 37, 152, 255, -24}
-STATUS = {0: "survived", 5: "no tests", 33: "no tests", None: "not checked"}
+STATUS = {0: "survived", 5: "no tests", 33: "no tests"}
 
 
 def main(root: Path) -> int:
     per_module: dict[str, Counter[str]] = {}
     left: list[tuple[str, str]] = []
+    unchecked = 0
     for meta in sorted(root.glob("mutants/**/*.py.meta")):
         codes = json.loads(meta.read_text())["exit_code_by_key"]
         if not codes:
             continue
         module = str(meta.relative_to(root / "mutants" / "src"))[: -len(".py.meta")].replace("/", ".")
-        tally = per_module.setdefault(module, Counter())
+        tally: Counter[str] = Counter()
         for name, code in sorted(codes.items(), key=lambda item: _order(item[0])):
+            if code is None:  # outside the mutants asked for (make mutate MUTANTS=...)
+                unchecked += 1
+                continue
             tally["total"] += 1
             if code in KILLED:
                 tally["killed"] += 1
                 tally["by mypy"] += code == 37
             else:
                 left.append((STATUS.get(code, f"exit {code}"), name))
+        if tally["total"]:
+            per_module[module] = tally
     if not per_module:
         print("no mutation results: run `mutmut run` first")
         return 1
@@ -41,6 +47,8 @@ def main(root: Path) -> int:
         print(f"{module:<{width}}  {tally['killed']:>4}/{tally['total']:<4}  {_ratio(tally)}  ({tally['by mypy']})")
     total = sum((tally for tally in per_module.values()), Counter())
     print(f"{'all':<{width}}  {total['killed']:>4}/{total['total']:<4}  {_ratio(total)}  ({total['by mypy']})")
+    if unchecked:
+        print(f"({unchecked} mutants of other modules not run)")
     print(f"\nnot killed ({len(left)}; `mutmut show NAME` in build/mutation gives the change):")
     for status, name in left:
         print(f"  {status:<10} {name}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +18,15 @@ from reframe_pipeline.adapters.dynamodb_guard import NoGuard
 from reframe_pipeline.adapters.journal import MemoryJournal
 from reframe_pipeline.application.outputs import PREPARED_NAME
 from reframe_pipeline.application.pipeline import Outcome, Pipeline, RetryLaterError
-from reframe_pipeline.application.ports import Budget, Deadline, ReframeRequest, Ticket, VariantGuard, VariantWork
+from reframe_pipeline.application.ports import (
+    Budget,
+    Deadline,
+    ReframeRequest,
+    SourceImage,
+    Ticket,
+    VariantGuard,
+    VariantWork,
+)
 from reframe_pipeline.application.variants import META_PARAMS, META_SOURCE_ETAG, META_SOURCE_KEY
 from reframe_pipeline.domain.errors import (
     ProviderRejectedError,
@@ -789,3 +799,66 @@ def test_events_carry_through_to_the_outcome(make: Any) -> None:
     h.storage.delete([SOURCE])
     removed = h.pipeline.handle(event, h.clock.deadline())
     assert (removed.event, removed.action, removed.detail) == (event, "removed", "2 objects deleted")
+
+
+# -- logs of failures ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("failure", "level", "code", "retryable"),
+    [
+        (ProviderTransientError("busy", status=503), "ERROR", "provider_transient", True),
+        (ProviderRejectedError("unsafe", status=422), "WARNING", "provider_rejected", False),
+    ],
+)
+def test_a_failed_variant_is_logged_with_its_code(
+    make: Any, caplog: pytest.LogCaptureFixture, failure: Exception, level: str, code: str, retryable: bool
+) -> None:
+    h = make(provider=FakeProvider([failure]))
+    h.upload(targets=TARGETS[:1])
+    with caplog.at_level(logging.INFO):
+        try:
+            h.handle()
+        except RetryLaterError:
+            assert retryable
+    (record,) = [r for r in caplog.records if r.getMessage() == "variant failed"]
+    assert record.levelname == level
+    assert (record.error_code, record.error, record.retryable) == (code, str(failure), retryable)  # type: ignore[attr-defined]
+
+
+# -- the values that cross the ports ---------------------------------------------------------------
+
+
+def test_a_deadline_reads_the_lambda_context_or_counts_down_on_its_own() -> None:
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            return 1234
+
+    assert Deadline.from_context(Context()).remaining_ms() == 1234
+    assert 899_000 < Deadline.from_context(object()).remaining_ms() <= 900_000
+    assert 4_000 < Deadline(budget_ms=5_000).remaining_ms() <= 5_000
+
+
+def test_a_source_image_is_loaded_once() -> None:
+    loads: list[int] = []
+    source = SourceImage("https://x", lambda: loads.append(1) or b"bytes")  # type: ignore[func-returns-value]
+    assert (source.load(), source.load(), loads) == (b"bytes", b"bytes", [1])
+
+
+def test_a_ticket_is_alive_while_it_can_still_be_collected() -> None:
+    now = time.time()
+    assert Ticket("segmind", "u", expires_at=now + 300).alive()
+    assert not Ticket("segmind", "u", expires_at=now + 60).alive()
+    assert Ticket("segmind", "u", expires_at=now + 60).alive(margin_s=10)
+
+
+def test_the_folder_lists_itself_when_not_given_a_listing(make: Any) -> None:
+    h = make()
+    h.upload(targets=TARGETS[:2])
+    h.handle()
+    source = h.storage.head(SOURCE)
+    assert source is not None
+    variants, _ = h.pipeline.plan_config(_found(h))
+    existing = h.pipeline.folder(h.storage, SOURCE).existing(source, variants)
+    assert sorted(existing) == ["1536x512", "512x1536"]
+    assert existing["1536x512"].key == OUT + "1536x512.png"
