@@ -39,14 +39,13 @@ test: lint iac-install
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
 
-# Mutation testing of domain/ and application/ against tests/unit (docs/mutation.md); not part of `make test`.
-# In a copy of the project (build/mutation) where the package lies at src/: mutmut then names mutants by the
-# module the tests import. By default the modules that hold the rules (the application layer, planning, the
-# sidecar, the manifest); MUTANTS= (empty) runs both layers whole, MUTANTS='reframe_pipeline.domain.events.*' one module.
+# Mutation testing against tests/unit (docs/mutation.md); not part of `make test`. In a copy of the project
+# (build/mutation) where the package lies at src/: mutmut then names mutants by the module the tests import.
+# By default the modules that hold the rules (pyproject's [tool.mutmut] only_mutate: the application layer,
+# planning, the sidecar, the manifest); MUTATE_ALL=1 mutates the domain and application layers whole.
 MUTATION_DIR := build/mutation
 MUTATION_STAMP := $(VENV)/.mutation-installed
-MUTANTS ?= 'reframe_pipeline.application.*' 'reframe_pipeline.domain.planning.*' \
-	'reframe_pipeline.domain.sidecar.*' 'reframe_pipeline.domain.manifest.*'
+MUTATE_ALL ?=
 
 $(MUTATION_STAMP): $(STAMP)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,mutation]'
@@ -57,8 +56,12 @@ mutate: $(MUTATION_STAMP)
 	cp -r functions/reframe/reframe_pipeline $(MUTATION_DIR)/src/
 	cp -r tests docs events examples schemas README.md template.yaml pyproject.toml $(MUTATION_DIR)/
 	find $(MUTATION_DIR) -name __pycache__ -prune -exec rm -rf {} +
+ifeq ($(MUTATE_ALL),1)
+	sed -i 's|^only_mutate = .*|only_mutate = ["src/reframe_pipeline/domain/*", "src/reframe_pipeline/application/*"]|' \
+		$(MUTATION_DIR)/pyproject.toml
+endif
 	@cd $(MUTATION_DIR) && start=$$SECONDS && \
-		{ PATH="$(CURDIR)/$(BIN):$$PATH" mutmut run $(MUTANTS) > mutmut-run.log 2>&1 || \
+		{ PATH="$(CURDIR)/$(BIN):$$PATH" mutmut run > mutmut-run.log 2>&1 || \
 			{ tail -n 40 mutmut-run.log; exit 1; }; } && \
 		$(CURDIR)/$(BIN)/python $(CURDIR)/tests/unit/mutation_report.py && \
 		echo "mutmut run: $$((SECONDS - start)) s (log: $(MUTATION_DIR)/mutmut-run.log)"

@@ -54,6 +54,7 @@ class MemoryStorage:
         self.deletes: list[str] = []
         self.presigned: list[tuple[str, int]] = []
         self.reads: list[tuple[str, int | None]] = []
+        self.listings: list[str] = []
 
     # -- the port --------------------------------------------------------------------------------
     def head(self, key: str) -> ObjectInfo | None:
@@ -92,6 +93,7 @@ class MemoryStorage:
 
     def list_objects(self, prefix: str) -> list[ObjectInfo]:
         with self._lock:
+            self.listings.append(prefix)
             return [
                 ObjectInfo(key=key, etag=_etag(stored.body), size=len(stored.body))
                 for key, stored in sorted(self._objects.items())
@@ -160,7 +162,7 @@ class FakeProvider:
 
         ``script``: one step per call, in order (calls past the end succeed): an exception to raise (use the
         classes of domain/errors.py), a callable run mid-call (e.g. to change the bucket while the provider
-        works), or None for a plain success. ``image(size)`` makes the answer (default: a solid-colour PNG). ``during`` runs on every call, mid-call. ``requests``: the calls
+        works), or None for a plain success. A request that resumes a ticket collects it: not charged again. ``image(size)`` makes the answer (default: a solid-colour PNG). ``during`` runs on every call, mid-call. ``requests``: the calls
     sent, i.e. charged (one the budget refused is not sent)."""
 
     name = "segmind"
@@ -185,7 +187,8 @@ class FakeProvider:
         return sorted((r.resolution for r in self.requests), key=str)
 
     def reframe(self, request: ReframeRequest) -> ReframeResult:
-        refund = request.meter.charge()  # may raise BudgetExceededError: then nothing is sent
+        # May raise BudgetExceededError: then nothing is sent. Collecting a paid generation costs nothing.
+        refund = request.meter.charge() if request.resume is None else (lambda: None)
         with self._lock:
             self.requests.append(request)
             step = self._script.popleft() if self._script else None

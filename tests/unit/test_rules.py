@@ -3,16 +3,21 @@ lives, what an unknown price costs."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
+import time
 from typing import Any
 
 import pydantic
 import pytest
 
-from reframe_pipeline.domain.errors import ProviderRejectedError, ProviderTransientError
+from reframe_pipeline.application.ports import Ticket
+from reframe_pipeline.application.variants import check_output_limits, source_key_tag
+from reframe_pipeline.domain.errors import OutputLimitError, ProviderRejectedError, ProviderTransientError
 from reframe_pipeline.domain.events import MalformedEventError, ObjectEvent, parse_notification, parse_sqs_body
+from reframe_pipeline.domain.planning import plan
 from reframe_pipeline.domain.pricing import DEFAULT_PRICES, estimate
 from reframe_pipeline.domain.resolutions import RESOLUTION_NAMES, nearest_resolution, parse_size
 from reframe_pipeline.domain.sidecar import InvalidSidecarError, check_reference, parse_sidecar
@@ -185,3 +190,40 @@ def test_malformed_events_say_what_is_missing(body: str, message: str) -> None:
     with pytest.raises(MalformedEventError) as caught:
         parse_sqs_body(body)
     assert caught.value.message.startswith(message)
+
+
+def test_the_source_key_goes_into_metadata_quoted_or_hashed() -> None:
+    assert source_key_tag("uploads/a b.png") == "uploads/a%20b.png"
+    assert source_key_tag("k" * 512) == "k" * 512
+    assert source_key_tag("k" * 513) == "sha256:" + hashlib.sha256(b"k" * 513).hexdigest()
+
+
+def test_metadata_over_two_kilobytes_is_refused_before_paying() -> None:
+    check_output_limits("k", {"m": "v" * 2047})
+    with pytest.raises(OutputLimitError, match=r"^the output's metadata would be 2049 bytes, over S3's limit of 2 KB$"):
+        check_output_limits("k", {"mm": "v" * 2047})
+
+
+def test_style_codes_and_references_from_two_levels_are_refused_with_a_reason() -> None:
+    sidecar = parse_sidecar(
+        json.dumps(
+            {
+                "version": 1,
+                "style_codes": ["5A3F09C1"],
+                "targets": [{"resolution": "1536x512", "style_reference_images": ["styles/a.png"]}],
+            }
+        ).encode(),
+        max_bytes=65536,
+        max_targets=20,
+    )
+    with pytest.raises(InvalidSidecarError) as caught:
+        plan(sidecar, provider="segmind", default_speed="DEFAULT", style_prefix="styles/")
+    assert caught.value.message == (
+        "targets[0]: style_codes cannot be combined with style_reference_images (one of them comes from the top level)"
+    )
+
+
+def test_a_ticket_keeps_two_minutes_to_spare_by_default() -> None:
+    now = time.time()
+    assert Ticket("segmind", "u", expires_at=now + 120.5).alive()
+    assert not Ticket("segmind", "u", expires_at=now + 120.5).alive(margin_s=121)
