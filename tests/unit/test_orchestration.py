@@ -38,9 +38,11 @@ from reframe_pipeline.domain.errors import (
     ProviderTransientError,
 )
 from reframe_pipeline.domain.events import ObjectEvent
+from reframe_pipeline.domain.imaging import ImageCheckError
 from reframe_pipeline.domain.manifest import VariantRecord
 from reframe_pipeline.domain.planning import plan
 from reframe_pipeline.domain.pricing import DEFAULT_PRICES
+from reframe_pipeline.domain.resolutions import Size
 from reframe_pipeline.domain.sidecar import parse_sidecar
 from reframe_pipeline.settings import Settings
 from tests.unit.fakes import Clock, FakeProvider, MemoryBudget, MemoryStorage, S3LimitError, solid_png
@@ -184,6 +186,7 @@ def test_new_parameters_or_a_new_upload_are_paid_for_again(make: Any) -> None:
     assert [r.status for r in h.handle().records] == ["created"]
     assert h.provider.calls == 3
     assert [r.params.seed for r in h.provider.requests] == [100, 200, 200]
+    assert [(r.status, r.seed) for r in h.handle().records] == [("existing", 200)]
 
 
 def test_the_variant_identity_is_the_object_version_and_the_parameters(make: Any) -> None:
@@ -468,6 +471,7 @@ def test_a_source_deleted_during_the_call_wins(make: Any) -> None:
     outcome = h.handle()
     assert outcome.action == "missing"
     assert {r.error.code for r in outcome.records if r.error} == {"source_changed"}
+    assert set(h.journal.states.values()) == {"generated"}  # paid for and made, never written
     assert h.storage.keys(OUT) == []  # nothing written, nothing left behind
 
 
@@ -478,6 +482,9 @@ def test_a_source_overwritten_during_the_call_wins(make: Any) -> None:
     h.upload(targets=TARGETS[:2])
     outcome = h.handle()
     assert outcome.action == "superseded"
+    assert {r.error.message for r in outcome.records if r.error} == {
+        "the source was overwritten or deleted meanwhile: result not written"
+    }
     assert [r.status for r in outcome.records] == ["failed", "failed"]
     assert h.storage.keys(OUT) == []  # the newer upload's event owns the folder
     assert h.storage.body(SOURCE) == newer
@@ -659,6 +666,8 @@ def test_a_target_name_with_dots_is_one_variant(make: Any) -> None:
     h.sidecar(targets=[{"resolution": "1536x512", "name": "v1.2"}], output={"format": "jpeg"}, prune=True)
     h.handle()
     assert h.storage.keys(OUT) == [MANIFEST, OUT + "v1.2.jpg"]
+    assert [r.status for r in h.handle().records] == ["existing"]  # and pruning keeps it
+    assert h.storage.keys(OUT) == [MANIFEST, OUT + "v1.2.jpg"]
 
 
 def test_the_provider_is_asked_for_what_the_sidecar_says(make: Any) -> None:
@@ -792,6 +801,7 @@ def test_a_source_overwritten_while_it_is_prepared_is_not_sent(make: Any) -> Non
     outcome = h.handle(key)
     assert outcome.records[0].error is not None
     assert outcome.records[0].error.code == "source_changed"
+    assert outcome.records[0].error.message == "the source was overwritten or deleted while it was prepared"
     assert h.provider.calls == 0
     assert h.storage.keys("reframed/phone.jpg/") == ["reframed/phone.jpg/manifest.json"]
 
@@ -1038,13 +1048,13 @@ def test_a_collected_generation_is_reported_at_its_price(make: Any) -> None:
 
 
 class _Ticking:
-    """time.monotonic advancing a quarter second per call: latencies without waiting."""
+    """time.monotonic advancing a second per call: latencies without waiting."""
 
     def __init__(self) -> None:
         self.now = 0.0
 
     def monotonic(self) -> float:
-        self.now += 0.25
+        self.now += 1.0
         return self.now
 
 
@@ -1053,7 +1063,7 @@ def test_latencies_are_in_milliseconds(make: Any, monkeypatch: pytest.MonkeyPatc
     h = make(provider=FakeProvider([None, ProviderRejectedError("no", status=422)]), max_parallel_calls=1)
     h.upload(targets=TARGETS[:2])
     created, failed = h.handle().records
-    assert (created.latency_ms, failed.latency_ms) == (250, 250)
+    assert (created.latency_ms, failed.latency_ms) == (1000, 1000)
 
 
 @pytest.mark.parametrize(("extra", "refused"), [(0, False), (1, True)])
@@ -1076,3 +1086,45 @@ def test_a_variant_key_is_checked_for_the_longest_extension(make: Any, extra: in
         assert record.error.message == (
             "the output key would be 1025 bytes, over S3's limit of 1024: shorten the source key or the target name"
         )
+
+
+def test_a_ticket_that_had_to_be_paid_again_is_counted_once(make: Any) -> None:
+    ticket = Ticket(provider="segmind", result_url="https://result.example/1", expires_at=4e9)
+
+    def submitted_then_lost(request: ReframeRequest) -> None:
+        request.meter.submitted(ticket)
+        raise ProviderTransientError("connection lost while waiting", code="network")
+
+    def expired_so_generated_again(request: ReframeRequest) -> None:
+        request.meter.charge()
+
+    h = make(provider=FakeProvider([submitted_then_lost, expired_so_generated_again]))
+    h.upload(targets=TARGETS[:1])
+    with pytest.raises(RetryLaterError):
+        h.handle()
+    record = h.handle().records[0]
+    assert h.provider.requests[1].resume == ticket
+    assert (record.attempts, record.cost_usd) == (1, PRICE)
+
+
+def test_an_output_of_ours_that_fails_its_check_is_a_permanent_failure(
+    make: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[tuple[bytes, Any]] = []
+
+    def failing_check(body: bytes, expected: Any = None) -> None:
+        checked.append((body, expected))
+        raise ImageCheckError("image is 1x1, expected 1000x500")
+
+    monkeypatch.setattr(variants_module, "verify", failing_check)
+    h = make()
+    h.upload(targets=[{"size": "1000x500", "name": "wide"}, TARGETS[0]])
+    outcome = h.handle()  # a bug of ours, not the user's input: no retry
+    wide, plain = outcome.records
+    assert wide.error is not None
+    assert (wide.error.code, wide.error.message) == (
+        "output_check",
+        "output check failed: image is 1x1, expected 1000x500",
+    )
+    assert plain.status == "created"  # the provider's own bytes arrive checked: not checked again
+    assert [expected for _, expected in checked] == [Size(1000, 500)]
