@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -1128,3 +1129,12 @@ def test_an_output_of_ours_that_fails_its_check_is_a_permanent_failure(
     )
     assert plain.status == "created"  # the provider's own bytes arrive checked: not checked again
     assert [expected for _, expected in checked] == [Size(1000, 500)]
+
+
+def test_provider_calls_run_in_the_call_pool_of_max_parallel_calls_threads(make: Any) -> None:
+    threads: list[str] = []
+    h = make(max_parallel_calls=1)
+    h.provider.during = lambda request: threads.append(threading.current_thread().name)
+    h.upload(targets=TARGETS)
+    h.handle()
+    assert threads == ["reframe-call_0"] * 3  # MAX_PARALLEL_CALLS=1: one call at a time, on one thread
