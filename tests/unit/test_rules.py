@@ -16,7 +16,14 @@ import pytest
 from reframe_pipeline.application.ports import Ticket
 from reframe_pipeline.application.variants import check_output_limits, source_key_tag
 from reframe_pipeline.domain.errors import OutputLimitError, ProviderRejectedError, ProviderTransientError
-from reframe_pipeline.domain.events import MalformedEventError, ObjectEvent, parse_notification, parse_sqs_body
+from reframe_pipeline.domain.events import (
+    KeyKind,
+    MalformedEventError,
+    ObjectEvent,
+    classify,
+    parse_notification,
+    parse_sqs_body,
+)
 from reframe_pipeline.domain.planning import plan
 from reframe_pipeline.domain.pricing import DEFAULT_PRICES, estimate
 from reframe_pipeline.domain.resolutions import RESOLUTION_NAMES, nearest_resolution, parse_size
@@ -227,3 +234,8 @@ def test_a_ticket_keeps_two_minutes_to_spare_by_default() -> None:
     now = time.time()
     assert Ticket("segmind", "u", expires_at=now + 120.5).alive()
     assert not Ticket("segmind", "u", expires_at=now + 120.5).alive(margin_s=121)
+
+
+def test_a_key_at_the_bucket_root_is_outside_the_input() -> None:
+    assert classify("photo.png", "uploads/", "reframed/") is KeyKind.OUTSIDE_INPUT
+    assert classify("manifest.json", "uploads/", "reframed/") is KeyKind.OUTPUT
