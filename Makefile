@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install demo serve test unit lint bench clean
+.PHONY: install demo serve test unit lint bench mutate clean
 
 include iac.mk
 
@@ -38,6 +38,33 @@ test: lint iac-install
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
+
+# Mutation testing against tests/unit (docs/mutation.md); not part of `make test`. In a copy of the project
+# (build/mutation) where the package lies at src/: mutmut then names mutants by the module the tests import.
+# By default the modules that hold the rules (pyproject's [tool.mutmut] only_mutate: the application layer,
+# planning, the sidecar, the manifest); MUTATE_ALL=1 mutates the domain and application layers whole.
+MUTATION_DIR := build/mutation
+MUTATION_STAMP := $(VENV)/.mutation-installed
+MUTATE_ALL ?=
+
+$(MUTATION_STAMP): $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,mutation]'
+	touch $@
+
+mutate: $(MUTATION_STAMP)
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)/src
+	cp -r functions/reframe/reframe_pipeline $(MUTATION_DIR)/src/
+	cp -r tests docs events examples schemas README.md template.yaml pyproject.toml $(MUTATION_DIR)/
+	find $(MUTATION_DIR) -name __pycache__ -prune -exec rm -rf {} +
+ifeq ($(MUTATE_ALL),1)
+	sed -i 's|^only_mutate = .*|only_mutate = ["src/reframe_pipeline/domain/*", "src/reframe_pipeline/application/*"]|' \
+		$(MUTATION_DIR)/pyproject.toml
+endif
+	@cd $(MUTATION_DIR) && start=$$SECONDS && \
+		{ PATH="$(CURDIR)/$(BIN):$$PATH" mutmut run > mutmut-run.log 2>&1 || \
+			{ tail -n 40 mutmut-run.log; exit 1; }; } && \
+		$(CURDIR)/$(BIN)/python $(CURDIR)/tests/unit/mutation_report.py && \
+		echo "mutmut run: $$((SECONDS - start)) s (log: $(MUTATION_DIR)/mutmut-run.log)"
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
