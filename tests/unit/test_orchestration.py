@@ -43,7 +43,6 @@ from reframe_pipeline.domain.imaging import ImageCheckError
 from reframe_pipeline.domain.manifest import VariantRecord
 from reframe_pipeline.domain.planning import plan
 from reframe_pipeline.domain.pricing import DEFAULT_PRICES
-from reframe_pipeline.domain.resolutions import Size
 from reframe_pipeline.domain.sidecar import parse_sidecar
 from reframe_pipeline.settings import Settings
 from tests.unit.fakes import Clock, FakeProvider, MemoryBudget, MemoryStorage, S3LimitError, solid_png
@@ -166,7 +165,13 @@ def test_a_second_run_pays_nothing(make: Any) -> None:
     assert written.metadata[META_SOURCE_ETAG] == source.etag
     assert written.metadata[META_SOURCE_KEY] == SOURCE
     assert written.metadata[META_PARAMS] == h.pipeline.plan_config(_found(h))[0][0].param_hash
-    assert h.manifest()["source"] == {"bucket": "bucket", "key": SOURCE, "etag": source.etag, "prepared": None}
+    assert h.manifest()["source"] == {
+        "bucket": "bucket",
+        "key": SOURCE,
+        "etag": source.etag,
+        "version": source.version,
+        "prepared": None,
+    }
 
     second = h.handle(SOURCE + ".reframe.json")  # the sidecar's own event re-plans the image
     assert second.action == "processed"
@@ -612,6 +617,10 @@ def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) ->
         "cost_usd": PRICE,
         "attempts": 1,
         "error": None,
+        "provenance": {
+            "digital_source_type": "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia",
+            "model": "Ideogram 3.0 Reframe (Segmind)",
+        },
     }
     again = h.handle().records[0]
     assert again.model_dump(exclude={"latency_ms"}) == {
@@ -627,6 +636,10 @@ def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) ->
         "cost_usd": 0.0,
         "attempts": 0,
         "error": None,
+        "provenance": {
+            "digital_source_type": "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia",
+            "model": "Ideogram 3.0 Reframe (Segmind)",
+        },
     }
 
 
@@ -1015,11 +1028,14 @@ def test_a_header_that_never_parses_is_refused_after_the_last_read(make: Any) ->
     assert h.handle().detail.startswith("the PNG header does not parse: ")
 
 
-def test_the_providers_bytes_are_stored_untouched_when_nothing_is_asked(make: Any) -> None:
+def test_the_providers_pixels_are_stored_untouched_when_nothing_is_asked(make: Any) -> None:
     h = make()
     h.upload(targets=TARGETS[:1])
     h.handle()
-    assert h.storage.body(OUT + "1536x512.png") == solid_png(1536, 512)
+    stored = h.storage.body(OUT + "1536x512.png")
+    with Image.open(io.BytesIO(stored)) as written, Image.open(io.BytesIO(solid_png(1536, 512))) as given:
+        assert written.tobytes() == given.tobytes()  # the provenance mark is added beside the pixels
+    assert b"compositeWithTrainedAlgorithmicMedia" in stored
 
 
 def test_the_journal_follows_each_variant_to_written(make: Any) -> None:
@@ -1127,8 +1143,9 @@ def test_an_output_of_ours_that_fails_its_check_is_a_permanent_failure(
         "output_check",
         "output check failed: image is 1x1, expected 1000x500",
     )
-    assert plain.status == "created"  # the provider's own bytes arrive checked: not checked again
-    assert [expected for _, expected in checked] == [Size(1000, 500)]
+    # Every stored output is checked, the provider's own bytes too: marking them changed them.
+    assert plain.error is not None and plain.error.code == "output_check"
+    assert sorted(str(expected) for _, expected in checked) == ["1000x500", "1536x512"]
 
 
 def test_provider_calls_run_in_the_call_pool_of_max_parallel_calls_threads(make: Any) -> None:

@@ -25,7 +25,7 @@ from reframe_pipeline.domain.events import (
     parse_sqs_body,
 )
 from reframe_pipeline.domain.planning import plan
-from reframe_pipeline.domain.pricing import DEFAULT_PRICES, estimate
+from reframe_pipeline.domain.pricing import DEFAULT_PRICES, UnpricedError, estimate
 from reframe_pipeline.domain.resolutions import RESOLUTION_NAMES, nearest_resolution, parse_size
 from reframe_pipeline.domain.sidecar import InvalidSidecarError, check_reference, parse_sidecar
 from reframe_pipeline.settings import Settings
@@ -83,11 +83,11 @@ def test_presigned_urls_live_at_most_fifteen_minutes(seconds: int) -> None:
     assert Settings(presign_expiry_s=60).presign_expiry_s == 60
 
 
-def test_an_unknown_provider_or_speed_is_free() -> None:
+def test_an_unknown_provider_or_speed_is_refused_never_counted_as_free() -> None:
     assert estimate(DEFAULT_PRICES, "segmind", "QUALITY") == 0.113
-    assert estimate(DEFAULT_PRICES, "segmind", "FAST") == 0.0
-    assert estimate(DEFAULT_PRICES, "other", "DEFAULT") == 0.0
-    assert isinstance(estimate({}, "other", "DEFAULT"), float)
+    for provider, speed in (("segmind", "FAST"), ("other", "DEFAULT")):
+        with pytest.raises(UnpricedError):
+            estimate(DEFAULT_PRICES, provider, speed)
 
 
 def test_an_aspect_halfway_between_two_resolutions_goes_to_the_larger_area() -> None:
