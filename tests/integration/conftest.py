@@ -128,6 +128,17 @@ def stack(
 
 
 @pytest.fixture
+def ideogram(stack: Stack) -> Stack:
+    """The stack with REFRAME_PROVIDER=ideogram, on the emulator's Ideogram endpoint."""
+    stack.configure(
+        REFRAME_PROVIDER="ideogram",
+        IDEOGRAM_API_URL=f"{stack.emulator.url}/v1/ideogram-v3/reframe",
+        IDEOGRAM_API_KEY=EMULATOR_API_KEY,
+    )
+    return stack
+
+
+@pytest.fixture
 def logs() -> Iterator[io.StringIO]:
     """Everything the handler logs (JSON lines) and prints (EMF metrics) during the test."""
     stream = io.StringIO()

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from ..conftest import EMULATOR_API_KEY
 from .conftest import Stack, s3_event, sqs_event
 
 SOURCE = "uploads/campaign/poster.jpg"
 OUT = "reframed/campaign/poster.jpg/"
 ONE_TARGET = {"version": 1, "targets": [{"resolution": "1024x1024"}]}
-
-
-@pytest.fixture
-def ideogram(stack: Stack) -> Stack:
-    stack.configure(
-        REFRAME_PROVIDER="ideogram",
-        IDEOGRAM_API_URL=f"{stack.emulator.url}/v1/ideogram-v3/reframe",
-        IDEOGRAM_API_KEY=EMULATOR_API_KEY,
-    )
-    return stack
 
 
 def upload(stack: Stack, sidecar: dict) -> None:

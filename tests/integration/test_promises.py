@@ -23,7 +23,6 @@ from reframe_cli.lambda_context import LocalContext
 from reframe_cli.localstack import wait_until
 from reframe_pipeline import handler
 
-from ..conftest import EMULATOR_API_KEY
 from .conftest import BUCKET, Stack, s3_event, sqs_event
 from .test_reliability import TABLE, create_idempotency_table
 
@@ -76,16 +75,6 @@ def ticket_stored(table: Any) -> bool:
 
 def by_endpoint(stack: Stack, endpoint: str) -> int:
     return int(stack.stats()["by_endpoint"].get(endpoint, 0))
-
-
-@pytest.fixture
-def ideogram(stack: Stack) -> Stack:
-    stack.configure(
-        REFRAME_PROVIDER="ideogram",
-        IDEOGRAM_API_URL=f"{stack.emulator.url}/v1/ideogram-v3/reframe",
-        IDEOGRAM_API_KEY=EMULATOR_API_KEY,
-    )
-    return stack
 
 
 @pytest.fixture
