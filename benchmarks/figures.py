@@ -14,10 +14,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from reframe_cli.localstack import LocalStack, wait_until
 from reframe_cli.logs import handler_output_to
 from reframe_cli.samples import IMAGES
-from reframe_cli.servers import ServerProcess
+from reframe_local.moto_stack import MotoStack, wait_until
+from reframe_local.servers import ServerProcess
 from reframe_pipeline.domain.local_engine import extend_canvas
 from reframe_pipeline.domain.resolutions import RESOLUTIONS, Size
 
@@ -202,7 +202,7 @@ def throughput(emulator: ServerProcess, sizes: Sizes, log_dir: Path) -> Figure:
     folder = "uploads/throughput/"
     seed = {folder + "_reframe.json": sidecar(targets)}
     # The pollers' handler logs and metrics are kept off the terminal.
-    with handler_output_to(io.StringIO()), LocalStack.start(log_dir, bucket="bench-throughput", seed=seed) as stack:
+    with handler_output_to(io.StringIO()), MotoStack.start(log_dir, bucket="bench-throughput", seed=seed) as stack:
         stack.start_pollers(sizes.pollers)
         bucket = stack.wiring.bucket
 

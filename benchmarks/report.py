@@ -22,7 +22,7 @@ MEANING = {
     "provider by presigned URL and the function reads only its header (4096x4096 is within "
     "MAX_SOURCE_PIXELS, so no prepared copy is made): the two figures should be about equal.",
     5: "The emulator allows 4 calls in flight (429 beyond) at 1 s each. 40 sources x 3 targets go through "
-    "S3 -> SQS -> 3 pollers -> handler (`reframe_cli.localstack`), timed from the first upload until every "
+    "S3 -> SQS -> 3 pollers -> handler (`reframe_local.moto_stack`), timed from the first upload until every "
     "variant exists and the queue is empty. Throughput is calls billed per second against the 4 calls/s "
     "the limit allows.",
     6: "`local_engine.extend_canvas` from the 600x400 sample (examples/images/coffee.png) to each of the "
@@ -78,7 +78,7 @@ Measured {when:%Y-%m-%d %H:%M} UTC on {machine}.
 minutes, prints each figure with its goal and rewrites this page. `python -m benchmarks --smoke` runs every
 figure at tiny sizes in a few seconds to check the harness (the end-to-end test `tests/e2e/test_bench_smoke.py`
 does). moto's server and the provider emulator run as child processes on 127.0.0.1
-(`reframe_cli.servers`) and are stopped when the run ends.
+(`reframe_local.servers`) and are stopped when the run ends.
 
 The emulator renders with `render: "fast"` (`POST /_emulator/config`): a flat image of the requested size,
 PNG at the fastest compression, instead of extending the source with the local engine. On 2 cores the

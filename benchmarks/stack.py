@@ -1,4 +1,4 @@
-"""The servers the figures run against, as child processes (``reframe_cli.servers``), and the handler of
+"""The servers the figures run against, as child processes (``reframe_local.servers``), and the handler of
 this process pointed at them."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 import requests
 from PIL import Image
 
-from reframe_cli import servers
 from reframe_cli.backfill import notification
-from reframe_cli.lambda_context import LocalContext
-from reframe_cli.localstack import point_handler_at
 from reframe_cli.logs import handler_output_to
-from reframe_cli.servers import ServerProcess
+from reframe_local import servers
+from reframe_local.lambda_context import LocalContext
+from reframe_local.moto_stack import point_handler_at
+from reframe_local.servers import ServerProcess
 from reframe_pipeline.application.ports import ObjectInfo
 from reframe_pipeline.domain.events import SIDECAR_SUFFIX
 

@@ -18,8 +18,8 @@ import pytest
 import requests
 from PIL import Image
 
-from reframe_cli import servers
-from reframe_cli.servers import ServerProcess
+from reframe_local import servers
+from reframe_local.servers import ServerProcess
 
 IMAGES = Path(__file__).resolve().parents[1] / "examples" / "images"
 EMULATOR_API_KEY = "test-key-123"

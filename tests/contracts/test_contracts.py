@@ -15,8 +15,8 @@ import requests
 from jsonschema import Draft202012Validator
 from requests.adapters import HTTPAdapter
 
-from reframe_cli.emulator.api import IDEOGRAM_MAX_REFERENCES_BYTES
-from reframe_cli.servers import ServerProcess
+from reframe_local.emulator.api import IDEOGRAM_MAX_REFERENCES_BYTES
+from reframe_local.servers import ServerProcess
 from reframe_pipeline.adapters.providers.http import RemoteProvider, RetryPolicy
 from reframe_pipeline.adapters.providers.ideogram import MAX_REFERENCES_BYTES, IdeogramProvider
 from reframe_pipeline.adapters.providers.segmind import SegmindProvider

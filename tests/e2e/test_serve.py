@@ -19,8 +19,8 @@ import pytest
 import requests
 from PIL import Image
 
-from reframe_cli import servers
 from reframe_cli.samples import IMAGES
+from reframe_local import servers
 
 from .conftest import clean_env
 

@@ -24,9 +24,9 @@ import pytest
 import requests
 from PIL import Image
 
-from reframe_cli.localstack import LocalStack, wait_until
-from reframe_cli.poller import lambda_event
-from reframe_cli.servers import ServerProcess
+from reframe_local.moto_stack import MotoStack, wait_until
+from reframe_local.poller import lambda_event
+from reframe_local.servers import ServerProcess
 
 from ..conftest import EMULATOR_API_KEY
 
@@ -70,7 +70,7 @@ class Killer:
     that it kills once that process has a call at the provider: its messages come back after their
     visibility timeout, its in-progress locks expire with its deadline, and the redelivery resumes."""
 
-    def __init__(self, stack: LocalStack, emulator: str, workdir: Path) -> None:
+    def __init__(self, stack: MotoStack, emulator: str, workdir: Path) -> None:
         self.stack, self.emulator, self.workdir = stack, emulator, workdir
         self.killed = 0
 
@@ -135,7 +135,7 @@ def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_emulator: S
         f"{admin}/faults", json={"random": {"rate": 0.2, "seed": 11, "kinds": FAULT_KINDS}}, timeout=10
     ).raise_for_status()
 
-    with LocalStack.start(tmp_path, bucket="soak-bucket", retry_delay_s=2, max_receives=8) as stack:
+    with MotoStack.start(tmp_path, bucket="soak-bucket", retry_delay_s=2, max_receives=8) as stack:
         dynamodb = stack.moto.client("dynamodb")
         dynamodb.create_table(
             TableName=TABLE,

@@ -14,10 +14,10 @@ import pytest
 import requests
 from PIL import Image
 
-from reframe_cli import servers
-from reframe_cli.lambda_context import LocalContext
 from reframe_cli.logs import handler_output_to
-from reframe_cli.servers import ServerProcess
+from reframe_local import servers
+from reframe_local.lambda_context import LocalContext
+from reframe_local.servers import ServerProcess
 from reframe_pipeline import handler
 
 from ..conftest import EMULATOR_API_KEY

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from reframe_cli import servers
 from reframe_cli.cli import main
+from reframe_local import servers
 from reframe_pipeline.domain.events import parse_sqs_body
 
 from .conftest import BUCKET, Stack

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from reframe_cli.cli import main
-from reframe_cli.servers import ServerProcess
+from reframe_local.servers import ServerProcess
 
 from ..conftest import EMULATOR_API_KEY
 

@@ -18,10 +18,10 @@ import pytest
 import requests
 from PIL import Image
 
-from reframe_cli import servers
-from reframe_cli.emulator import EmulatorConfig, main, make_server
-from reframe_cli.emulator.state import STARTING_CREDITS, EmulatorState
-from reframe_cli.servers import ServerProcess
+from reframe_local import servers
+from reframe_local.emulator import EmulatorConfig, main, make_server
+from reframe_local.emulator.state import STARTING_CREDITS, EmulatorState
+from reframe_local.servers import ServerProcess
 from reframe_pipeline.domain.imaging import ImageCheckError, sniff, verify
 
 from ..conftest import EMULATOR_API_KEY

@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from reframe_cli import servers
+from reframe_local import servers
 
 from .conftest import Stack, s3_event
 from .test_failure_logs import counted, lines

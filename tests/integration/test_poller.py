@@ -11,9 +11,9 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from reframe_cli import servers
-from reframe_cli.localstack import Wiring, queue_depth, wait_until, wire_bucket
-from reframe_cli.poller import BatchReport, Poller, lambda_event
+from reframe_local import servers
+from reframe_local.moto_stack import Wiring, queue_depth, wait_until, wire_bucket
+from reframe_local.poller import BatchReport, Poller, lambda_event
 from reframe_pipeline import handler
 
 from .conftest import IMAGES

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from reframe_cli import servers
-from reframe_cli.lambda_context import LocalContext
-from reframe_cli.localstack import wait_until
+from reframe_local import servers
+from reframe_local.lambda_context import LocalContext
+from reframe_local.moto_stack import wait_until
 from reframe_pipeline import handler
 
 from .conftest import BUCKET, Stack, s3_event, sqs_event

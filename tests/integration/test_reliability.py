@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from reframe_cli import servers
+from reframe_local import servers
 from reframe_pipeline.observability import logger
 
 from ..conftest import EMULATOR_API_KEY

@@ -9,8 +9,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from reframe_cli import servers
-from reframe_cli.servers import ServerProcess
+from reframe_local import servers
+from reframe_local.servers import ServerProcess
 
 BUCKET = "limits"
 CJK = "漢"  # three bytes in UTF-8

@@ -12,8 +12,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from reframe_cli import servers
-from reframe_cli.servers import ServerProcess
+from reframe_local import servers
+from reframe_local.servers import ServerProcess
 
 BODY = b"reframe test object\n"
 OTHER_BODY = b"another object\n"

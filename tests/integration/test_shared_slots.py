@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from reframe_cli import servers
-from reframe_cli.localstack import wait_until
+from reframe_local import servers
+from reframe_local.moto_stack import wait_until
 from reframe_pipeline.adapters.providers.shared_slots import SharedSlots
 from reframe_pipeline.application.ports import Deadline
 from reframe_pipeline.domain.errors import DeadlineError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pillow_heif
 from PIL import Image, ImageChops, ImageStat
 
-from reframe_cli import servers
+from reframe_local import servers
 from reframe_pipeline.adapters.s3_storage import S3Storage
 from reframe_pipeline.application.ports import Deadline
 from reframe_pipeline.composition import build_pipeline

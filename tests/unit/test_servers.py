@@ -11,7 +11,7 @@ import boto3
 import pytest
 import requests
 
-from reframe_cli import servers
+from reframe_local import servers
 
 
 def process_exists(pid: int) -> bool:

@@ -20,6 +20,7 @@ from urllib.parse import quote_plus, urlsplit
 import boto3
 from botocore.exceptions import ClientError
 
+from reframe_local.lambda_context import LocalContext
 from reframe_pipeline.application.discovery import find_config
 from reframe_pipeline.application.pipeline import Pipeline
 from reframe_pipeline.application.ports import ObjectInfo
@@ -29,7 +30,6 @@ from reframe_pipeline.domain.sidecar import InvalidSidecarError
 
 from .errors import UserError
 from .estimates import cost_table
-from .lambda_context import LocalContext
 from .logs import handler_output_to
 
 SQS_BATCH = 10  # send_message_batch takes at most 10 entries

@@ -55,9 +55,9 @@ def _read_event(path: Path) -> dict[str, Any]:
 
 
 def _invoke(args: argparse.Namespace) -> int:
+    from reframe_local.lambda_context import LocalContext
     from reframe_pipeline.settings import Settings
 
-    from .lambda_context import LocalContext
     from .logs import handler_output_to
 
     event = _read_event(Path(args.event))
@@ -136,7 +136,7 @@ def _check_provider(args: argparse.Namespace) -> int:
 
 
 def _emulator(args: argparse.Namespace, rest: list[str]) -> int:
-    from .emulator import main as emulator_main
+    from reframe_local.emulator import main as emulator_main
 
     return emulator_main(rest)
 

@@ -12,6 +12,8 @@ from typing import Any, TextIO
 
 from PIL import Image
 
+from reframe_local.moto_stack import MotoStack, wait_until
+from reframe_local.poller import BatchReport
 from reframe_pipeline.application.discovery import candidate_keys
 from reframe_pipeline.application.outputs import output_dir
 from reframe_pipeline.domain.events import MANIFEST_NAME
@@ -21,9 +23,7 @@ from reframe_pipeline.domain.sidecar import parse_sidecar
 from reframe_pipeline.settings import Settings
 
 from .contact_sheet import Tile, contact_sheet
-from .localstack import LocalStack, wait_until
 from .logs import handler_output_to
-from .poller import BatchReport
 from .samples import IMAGES, UPLOADS, sidecar_seed
 from .tables import markdown_table
 from .validate import requested
@@ -50,7 +50,7 @@ def run(output: Path, out: TextIO, *, pollers: int, timeout_s: float) -> int:
     with (
         (output / "logs.jsonl").open("w") as log,
         handler_output_to(log),
-        LocalStack.start(output, seed=sidecar_seed(settings.input_prefix)) as stack,
+        MotoStack.start(output, seed=sidecar_seed(settings.input_prefix)) as stack,
     ):
         stack.start_pollers(pollers, on_batch=report_errors)
         provider = Settings.from_env().reframe_provider  # the stack's default applies now
@@ -83,12 +83,12 @@ def run(output: Path, out: TextIO, *, pollers: int, timeout_s: float) -> int:
     return 0 if ok else 1
 
 
-def _keys(stack: LocalStack, prefix: str) -> set[str]:
+def _keys(stack: MotoStack, prefix: str) -> set[str]:
     pages = stack.s3.get_paginator("list_objects_v2").paginate(Bucket=stack.wiring.bucket, Prefix=prefix)
     return {item["Key"] for page in pages for item in page.get("Contents", [])}
 
 
-def _download_results(stack: LocalStack, manifest_key: str, output: Path) -> dict[str, Any] | None:
+def _download_results(stack: MotoStack, manifest_key: str, output: Path) -> dict[str, Any] | None:
     """The source's output folder (manifest, variants, a prepared copy), saved under ``output``
     at their bucket keys."""
     if manifest_key not in _keys(stack, manifest_key):

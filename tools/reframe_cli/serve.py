@@ -13,16 +13,16 @@ from typing import Any, TextIO
 
 from botocore.exceptions import ClientError
 
+from reframe_local.moto_stack import MotoStack
+from reframe_local.poller import BatchReport
+from reframe_local.servers import REGION
 from reframe_pipeline.application.outputs import output_dir
 from reframe_pipeline.domain.errors import PermanentError
 from reframe_pipeline.domain.events import MANIFEST_NAME, SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify, parse_sqs_body
 from reframe_pipeline.settings import Settings
 
-from .localstack import LocalStack
 from .logs import handler_output_to
-from .poller import BatchReport
 from .samples import sidecar_seed
-from .servers import REGION
 
 # A manifest older than its batch (minus the manifest's one-second resolution) is from an earlier run.
 _CLOCK_SLACK_S = 1.0
@@ -31,7 +31,7 @@ _CLOCK_SLACK_S = 1.0
 class Progress:
     """Turns each handled batch into one line per source."""
 
-    def __init__(self, stack: LocalStack, settings: Settings, out: TextIO) -> None:
+    def __init__(self, stack: MotoStack, settings: Settings, out: TextIO) -> None:
         self._stack = stack
         self._settings = settings
         self._out = out
@@ -94,7 +94,7 @@ def _older_than(manifest: dict[str, Any], timestamp: float) -> bool:
     return datetime.fromisoformat(manifest["generated_at"]).timestamp() < timestamp
 
 
-def instructions(stack: LocalStack, settings: Settings, logs: Path, pollers: int) -> str:
+def instructions(stack: MotoStack, settings: Settings, logs: Path, pollers: int) -> str:
     url, bucket, inp, out = stack.url, stack.wiring.bucket, settings.input_prefix, settings.output_prefix
     sidecar = json.dumps({"version": 1, "targets": [{"preset": "linkedin-banner"}, {"size": "1200x628"}]})
     return f"""\
@@ -130,7 +130,7 @@ def run(out: TextIO, *, pollers: int, bucket: str) -> int:
         with (
             logs.open("w") as log,
             handler_output_to(log),
-            LocalStack.start(state, bucket=bucket, seed=sidecar_seed(settings.input_prefix)) as stack,
+            MotoStack.start(state, bucket=bucket, seed=sidecar_seed(settings.input_prefix)) as stack,
         ):
             settings = Settings.from_env()  # with the stack's default provider
             stack.start_pollers(pollers, on_batch=Progress(stack, settings, out))

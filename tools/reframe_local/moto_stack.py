@@ -125,8 +125,8 @@ def point_handler_at(endpoint_url: str) -> None:
     handler.reset()
 
 
-class LocalStack(StopsOnExit):
-    """moto, wired. Start with LocalStack.start(), then start_pollers(); stop() (or ``with``) ends it all."""
+class MotoStack(StopsOnExit):
+    """moto, wired. Start with MotoStack.start(), then start_pollers(); stop() (or ``with``) ends it all."""
 
     def __init__(self, moto: ServerProcess, wiring: Wiring) -> None:
         self.moto = moto
@@ -144,7 +144,7 @@ class LocalStack(StopsOnExit):
         seed: Mapping[str, bytes] | None = None,
         retry_delay_s: int = RETRY_DELAY_S,
         max_receives: int = MAX_RECEIVES,
-    ) -> LocalStack:
+    ) -> MotoStack:
         """moto with the bucket, ``seed`` objects and queues, and the handler pointed at it."""
         from reframe_pipeline.settings import current
 

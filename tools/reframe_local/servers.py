@@ -122,7 +122,7 @@ def start_moto(*, log_path: Path | None = None, timeout: float = 30.0) -> Server
 
     def launch() -> ServerProcess:
         port = free_port()
-        argv = [sys.executable, "-m", "reframe_cli.s3_limits_server", "-H", HOST, "-p", str(port)]
+        argv = [sys.executable, "-m", "reframe_local.s3_limits_server", "-H", HOST, "-p", str(port)]
         return _spawn("moto", argv, f"http://{HOST}:{port}", log)
 
     return _start(launch, lambda server: _http_ok(f"{server.url}/moto-api/"), timeout)
@@ -186,7 +186,7 @@ def start_weed(
 def start_emulator(
     api_key: str, *extra_args: str, log_path: Path | None = None, timeout: float = 30.0
 ) -> ServerProcess:
-    """The provider emulator (``reframe_cli.emulator``) expecting ``api_key``."""
+    """The provider emulator (``reframe_local.emulator``) expecting ``api_key``."""
     log = log_path or _temp_log("emulator")
 
     def launch() -> ServerProcess:
@@ -194,7 +194,7 @@ def start_emulator(
         argv = [
             sys.executable,
             "-m",
-            "reframe_cli.emulator",
+            "reframe_local.emulator",
             *("--host", HOST, "--port", str(port), "--api-key", api_key),
             *extra_args,
         ]

@@ -1,6 +1,6 @@
 """A Segmind-compatible reframe server (plus Ideogram's own endpoint) with fault injection, for tests.
 
-Run it with ``python -m reframe_cli.emulator --port 8765 --api-key KEY``; ``make_server`` gives an
+Run it with ``python -m reframe_local.emulator --port 8765 --api-key KEY``; ``make_server`` gives an
 in-process server. The endpoints and fault kinds are described in ``server.py`` and ``state.py``.
 """
 

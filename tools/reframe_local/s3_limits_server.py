@@ -1,6 +1,6 @@
 """moto's server, refusing the S3 writes that AWS refuses and moto stores: long keys, large metadata.
 
-``python -m reframe_cli.s3_limits_server -H 127.0.0.1 -p PORT`` serves what ``python -m moto.server``
+``python -m reframe_local.s3_limits_server -H 127.0.0.1 -p PORT`` serves what ``python -m moto.server``
 serves (S3, SQS, DynamoDB, ``/moto-api/``). An S3 write (PUT object, CopyObject, multipart upload, POST
 upload) whose key is over 1024 UTF-8 bytes, or whose user metadata is over 2048 bytes, gets S3's 400
 error instead. Path-style addressing only: the bucket is the first path segment, the key the rest.
@@ -100,7 +100,7 @@ def with_s3_limits(app: WSGIApplication) -> WSGIApplication:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m reframe_cli.s3_limits_server", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m reframe_local.s3_limits_server", description=__doc__)
     parser.add_argument("-H", "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("-p", "--port", type=int, required=True, help="port to bind")
     args = parser.parse_args(argv)
