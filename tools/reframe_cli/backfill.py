@@ -190,6 +190,7 @@ def _use_provider(name: str) -> None:
     handler.reset()
 
 
+# Long for a reason: the backfill's steps in order (scan, estimate, confirm, enqueue or run, report).
 def run(
     url: str,
     out: TextIO,

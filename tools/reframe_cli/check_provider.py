@@ -69,6 +69,7 @@ def mask(key: str) -> str:
     return "*" * 8 + (key[-4:] if len(key) >= 16 else "")
 
 
+# Long for a reason: one call's checklist, each line printed as its step is done, so a failure shows where.
 def run(out: TextIO, err: TextIO, *, provider: str | None, image_url: str | None, dry_run: bool) -> int:
     try:
         settings = Settings.from_env()

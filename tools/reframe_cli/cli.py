@@ -152,6 +152,7 @@ def _verbose(command: argparse.ArgumentParser, also: str = "") -> None:
     command.add_argument("--verbose", action="store_true", help=f"{also}the traceback of an error")
 
 
+# Long for a reason: the table of every subcommand and its options, read top to bottom like `--help`.
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reframe",

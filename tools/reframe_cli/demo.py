@@ -33,6 +33,7 @@ _DONE = ("created", "existing")
 _PRICED = "segmind"
 
 
+# Long for a reason: the demo's story in order (stack up, uploads, wait, download, contact sheet, summary).
 def run(output: Path, out: TextIO, *, pollers: int, timeout_s: float) -> int:
     """Run the demo; 0 when every variant was produced. ``out`` is the terminal: the handler's own
     output goes to ``output/logs.jsonl``."""

@@ -128,6 +128,8 @@ def start_moto(*, log_path: Path | None = None, timeout: float = 30.0) -> Server
     return _start(launch, lambda server: _http_ok(f"{server.url}/moto-api/"), timeout)
 
 
+# Long for a reason: SeaweedFS needs its identity file, its ports and its readiness check in one place,
+# or a half-started server could be left running.
 def start_weed(
     data_dir: Path,
     access_key: str,

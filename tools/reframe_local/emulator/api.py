@@ -103,6 +103,7 @@ class IdeogramForm:
     style_references: list[bytes]
 
 
+# Long for a reason: one pass over the multipart form, each field checked as Ideogram's contract says.
 def parse_ideogram(content_type: str, body: bytes) -> IdeogramForm:
     """Read multipart/form-data: the ``image`` file, optional ``style_reference_images`` files, fields."""
     if not content_type.lower().startswith("multipart/form-data"):

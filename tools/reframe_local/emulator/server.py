@@ -177,6 +177,8 @@ def make_server(host: str, port: int, config: EmulatorConfig) -> EmulatorServer:
     return server_class((str(address), port), EmulatorState(config))
 
 
+# Long for a reason: http.server routes every request of a server through one handler class; each endpoint
+# is a method of its own below.
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as clients with a session expect
     disable_nagle_algorithm = True  # else headers and body, sent apart, stall on delayed ACKs (40 ms)

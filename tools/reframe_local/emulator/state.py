@@ -172,6 +172,8 @@ class Job:
         }
 
 
+# Long for a reason: every piece of the emulator's mutable state behind one lock (config, faults, stats,
+# results, v2 jobs); split apart, a reset could leave half of it stale.
 class EmulatorState:
     """Thread-safe: every handler thread goes through these methods."""
 
