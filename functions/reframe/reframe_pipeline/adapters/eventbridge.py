@@ -1,4 +1,4 @@
-"""Notices as EventBridge events on EVENT_BUS_NAME (design section 9)."""
+"""Notices as EventBridge events on EVENT_BUS_NAME (README, "Downstream integration")."""
 
 from __future__ import annotations
 

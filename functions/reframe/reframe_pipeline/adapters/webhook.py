@@ -1,5 +1,5 @@
-"""Notices POSTed to WEBHOOK_URL, signed per Standard Webhooks (design section 9), with the provider calls'
-deadline-clamped timeouts, retries and backoff. A webhook that fails is logged and counted, never a
+"""Notices POSTed to WEBHOOK_URL, signed per Standard Webhooks (README, "Downstream integration"), with the
+provider calls' deadline-clamped timeouts, retries and backoff. A webhook that fails is logged and counted, never a
 reason to fail or repeat the work."""
 
 from __future__ import annotations
