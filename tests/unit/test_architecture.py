@@ -81,7 +81,7 @@ def test_resetting_the_handler_lets_its_thread_pools_go(monkeypatch: pytest.Monk
 
 
 def test_code_points_to_documents_in_the_repository_only():
-    pattern = re.compile(r"design section|facts page|design\.md", re.I)
+    pattern = re.compile(r"design\ssection|facts\spage|design\.md", re.I)
     roots = [PACKAGE, ROOT / "tools", ROOT / "benchmarks"]
     offenders = [
         f"{p.relative_to(ROOT)}" for root in roots for p in root.rglob("*.py") if pattern.search(p.read_text())
