@@ -178,14 +178,17 @@ def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_emulator: S
             pages = stack.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="reframed/soak/")
             return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
+        def variants_in(keys: list[str]) -> list[str]:
+            return [key for key in keys if key.endswith(".png") and "/_generation-" not in key]
+
         def all_done() -> bool:
-            return stack.pending() == 0 and sum(k.endswith(".png") for k in listing()) == len(live) * len(TARGETS)
+            return stack.pending() == 0 and len(variants_in(listing())) == len(live) * len(TARGETS)
 
         assert wait_until(all_done, timeout_s=420), f"pending={stack.pending()} outputs={len(listing())}"
         outputs = listing()
         dead = stack.dead_letters()
         etags = {key: stack.s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"') for key in live}
-        variants = [key for key in outputs if not key.endswith("manifest.json")]
+        variants = variants_in(outputs)
         stale = [
             key
             for key in variants

@@ -85,11 +85,11 @@ def test_a_run_produces_the_missing_variants_and_is_resumable(bucket: Stack, cap
     assert "3/3" in err  # the progress line
     assert bucket.stats()["billed"] == 5
     out_special = "reframed/cfg/spring sale+50%/café ünï.jpg/"
-    assert bucket.keys(out_special) == [
+    assert bucket.outputs(out_special) == [
         out_special + n for n in ("1536x640.png", "instagram-story.png", "manifest.json")
     ]
     assert bucket.image(out_special + "instagram-story.png").size == (1080, 1920)
-    assert bucket.keys("reframed/own.jpg/") == ["reframed/own.jpg/736x1312.png", "reframed/own.jpg/manifest.json"]
+    assert bucket.outputs("reframed/own.jpg/") == ["reframed/own.jpg/736x1312.png", "reframed/own.jpg/manifest.json"]
     assert bucket.keys("reframed/loose/") == [] and bucket.keys("reframed/broken.png/") == []
 
     _, report, _ = backfill(capsys, "--dry-run")

@@ -90,6 +90,9 @@ class Settings(BaseModel):
     # Estimated spend per UTC day, counted in IDEMPOTENCY_TABLE; none by default.
     daily_budget_usd: float | None = Field(None, gt=0)
     max_sidecar_bytes: int = Field(65536, ge=256, le=1048576)
+    # Each paid generation is kept this long (the bucket's lifecycle rule) so a change of size, format or
+    # quality re-renders it for free; 0: none kept, every change pays.
+    generations_keep_days: int = Field(30, ge=0, le=3650)
     price_table: PriceTable = Field(default_factory=lambda: DEFAULT_PRICES)
     # EventBridge bus told when a source's work ends (name or ARN); none: no events.
     event_bus_name: str | None = None

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reframe_pipeline.application.discovery import FoundConfig, find_config
-from reframe_pipeline.application.fanout import FanOut
+from reframe_pipeline.application.fanout import FanOut, Survey
+from reframe_pipeline.application.generations import Generations
 from reframe_pipeline.application.outputs import OutputFolder, output_dir
 from reframe_pipeline.application.ports import (
     Broadcast,
@@ -173,10 +174,13 @@ class Pipeline:
             url=storage.presign_get(send_key, s.presign_expiry_s),
             loader=lambda: storage.read(send_key),
             credits=source_credits(header),
+            recipe=",".join(reasons) if reasons else "original",
         )
-        present = {item.key for item in outputs_lookup.result()}  # one listing serves both output checks
-        existing = folder.existing(info, variants, present)
-        records = self.fanout.run(storage, info, source, out_dir, variants, existing, deadline)
+        present = {item.key for item in outputs_lookup.result()}  # one listing serves every output check
+        existing, replaced = folder.survey(info, variants, present)
+        generations = Generations(storage, out_dir, present, keep=s.generations_keep_days > 0)
+        survey = Survey(existing, replaced, generations)
+        records = self.fanout.run(storage, info, source, out_dir, variants, survey, deadline)
         if (ended := _source_moved_on(folder, event, info, records)) is not None:
             return ended
         manifest = Manifest(source=source_info, config=_config_info(found), variants=records)

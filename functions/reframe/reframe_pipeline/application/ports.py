@@ -35,7 +35,9 @@ class Storage(Protocol):
 
     def read(self, key: str, first_bytes: int | None = None) -> bytes: ...
 
-    def write(self, key: str, body: bytes, content_type: str, metadata: dict[str, str]) -> None: ...
+    def write(
+        self, key: str, body: bytes, content_type: str, metadata: dict[str, str], tags: dict[str, str] | None = None
+    ) -> None: ...
 
     def presign_get(self, key: str, expires_s: int) -> str: ...
 
@@ -62,11 +64,15 @@ class Deadline:
 class SourceImage:
     """The image sent to the provider: a presigned URL for remote providers, bytes loaded on demand
     (once) for providers that need them, so a URL-only provider never downloads the source. ``credits``:
-    the uploaded source's creator and rights, carried into every variant."""
+    the uploaded source's creator and rights, carried into every variant; ``recipe``: how the upload was
+    prepared ("original" when sent as it is)."""
 
-    def __init__(self, url: str, loader: Callable[[], bytes], credits: Credits | None = None) -> None:
+    def __init__(
+        self, url: str, loader: Callable[[], bytes], credits: Credits | None = None, recipe: str = "original"
+    ) -> None:
         self.url = url
         self.credits = credits or Credits()
+        self.recipe = recipe  # how the upload was prepared for the provider: part of what it generates from
         self._loader = loader
         self._data: bytes | None = None
         self._lock = threading.Lock()

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from PIL import Image
 
+from reframe_pipeline.application.generations import LONGEST_NAME, META_GENERATION, META_SEED, Generations
 from reframe_pipeline.application.ports import (
     Budget,
     Deadline,
@@ -58,6 +59,7 @@ OUTPUT_EXTENSIONS = tuple(sorted({spec.ext for spec in FORMATS.values()} | {"jpe
 MAX_KEY_BYTES = 1024
 MAX_METADATA_BYTES = 2048
 _LONGEST_SUFFIX = max(len(f".{ext}") for ext in OUTPUT_EXTENSIONS)
+_LARGEST_SEED = 2**31 - 1  # the providers' seeds are 32-bit: the longest metadata a seed can take
 
 
 def source_key_tag(key: str) -> str:
@@ -80,8 +82,28 @@ def check_output_limits(key: str, metadata: dict[str, str]) -> None:
         raise OutputLimitError(f"the output's metadata would be {meta_bytes} bytes, over S3's limit of 2 KB")
 
 
-def variant_metadata(origin: ObjectInfo, param_hash: str) -> dict[str, str]:
-    return {META_SOURCE_KEY: source_key_tag(origin.key), META_SOURCE_ETAG: origin.etag, META_PARAMS: param_hash}
+def variant_metadata(origin: ObjectInfo, param_hash: str, gen_id: str, seed: int | None) -> dict[str, str]:
+    """What a variant says of itself: its source version, parameters, generation and the seed used (so a
+    variant people liked can be generated again)."""
+    return {
+        META_SOURCE_KEY: source_key_tag(origin.key),
+        META_SOURCE_ETAG: origin.etag,
+        META_PARAMS: param_hash,
+        META_GENERATION: gen_id,
+        **({META_SEED: str(seed)} if seed is not None else {}),
+    }
+
+
+def generation_metadata(origin: ObjectInfo, variant: PlannedVariant, provider: str) -> dict[str, str]:
+    """What a kept generation says of itself: its source version and what the provider was asked."""
+    return {
+        META_SOURCE_KEY: source_key_tag(origin.key),
+        META_SOURCE_ETAG: origin.etag,
+        META_PARAMS: variant.generation_hash,
+        "provider": provider,
+        "resolution": str(variant.resolution),
+        "rendering-speed": variant.rendering_speed,
+    }
 
 
 def is_current(head: ObjectInfo | None, origin: ObjectInfo, param_hash: str) -> bool:
@@ -101,7 +123,10 @@ class VariantJob:
     out_dir: str
     variant: PlannedVariant
     deadline: Deadline
-    work_id: str  # the variant's identity in the journal
+    generations: Generations  # the source's kept generations in this run
+    gen_id: str  # the generation this variant is rendered from (generation_id)
+    work_id: str  # the generation's identity in the journal: what is paid for
+    previous_generation: str | None = None  # the generation of the rendition this one replaces
 
     def key(self, ext: str) -> str:
         return f"{self.out_dir}{self.variant.name}.{ext}"
@@ -114,6 +139,9 @@ class _Made:
     size: int
     latency_ms: int
     resumed: bool
+    rerendered: bool  # rendered from a kept generation: nothing paid
+    generation_key: str | None
+    note: str | None = None
 
 
 class VariantMeter:
@@ -144,6 +172,19 @@ class VariantMeter:
 
     def submitted(self, ticket: Ticket | None) -> None:
         self._journal.hold(self._work_id, ticket)
+
+
+def _seed(variant: PlannedVariant, result: ReframeResult) -> int | None:
+    """The sidecar's seed, or the one the provider says it used."""
+    return variant.seed if variant.seed is not None else result.seed
+
+
+def _check_source(job: VariantJob) -> None:
+    """A source overwritten or deleted while the provider worked wins: this result describes a version
+    that is gone, and must not replace (or outlive) what the newer event makes."""
+    current = job.storage.head(job.origin.key)
+    if current is None or current.etag != job.origin.etag:
+        raise SourceChangedError("the source was overwritten or deleted meanwhile: result not written")
 
 
 def finish_image(body: bytes, variant: PlannedVariant, xmp: bytes) -> tuple[bytes, str]:
@@ -199,13 +240,10 @@ class VariantProducer:
         except ImageCheckError as exc:  # our own output: a bug, not the user's input
             raise PermanentError(f"output check failed: {exc}", code="output_check") from None
         key = job.key(FORMATS[fmt].ext)
-        # A source overwritten or deleted while the provider worked wins: this result describes a version
-        # that is gone, and must not replace (or outlive) what the newer event makes.
-        current = job.storage.head(job.origin.key)
-        if current is None or current.etag != job.origin.etag:
-            raise SourceChangedError("the source was overwritten or deleted meanwhile: result not written")
+        _check_source(job)
         with traced("upload"):
-            job.storage.write(key, body, FORMATS[fmt].mime, variant_metadata(job.origin, v.param_hash))
+            metadata = variant_metadata(job.origin, v.param_hash, job.gen_id, _seed(v, result))
+            job.storage.write(key, body, FORMATS[fmt].mime, metadata)
         return key, len(body)
 
     def produce(self, job: VariantJob) -> VariantRecord:
@@ -232,14 +270,17 @@ class VariantProducer:
             return self._failed(v, exc, {**base, "cost_usd": meter.spent, "attempts": meter.paid_attempts}, started)
         finally:
             measure("EstimatedCostUSD", meter.spent, MetricUnit.NoUnit)
-        return self._created(v, made, meter, cost, base)
+        return self._created(job, made, meter, cost, base)
 
     def _created(
-        self, v: PlannedVariant, made: _Made, meter: VariantMeter, cost: float, base: dict[str, Any]
+        self, job: VariantJob, made: _Made, meter: VariantMeter, cost: float, base: dict[str, Any]
     ) -> VariantRecord:
-        # A generation collected from an earlier attempt's ticket was paid for then.
+        v = job.variant
+        # A generation collected from an earlier attempt's ticket was paid for then; a kept one, earlier still.
         cost_usd = meter.spent + (cost if made.resumed and meter.paid_attempts == 0 else 0.0)
         count("VariantsCreated")
+        if made.rerendered:
+            count("VariantsRerendered")
         measure("BytesWritten", made.size, MetricUnit.Bytes)
         logger.info(
             "variant created",
@@ -248,6 +289,7 @@ class VariantProducer:
                 "latency_ms": made.latency_ms,
                 "attempts": meter.paid_attempts,
                 "resumed": made.resumed,
+                "rendered_from_generation": made.rerendered,
                 "cost_usd": cost_usd,
                 **made.result.provider_meta,
             },
@@ -262,23 +304,43 @@ class VariantProducer:
             latency_ms=made.latency_ms,
             attempts=meter.paid_attempts,
             provenance=self.provenance,
-            **{**base, "seed": v.seed if v.seed is not None else made.result.seed},
+            generation=job.gen_id,
+            generation_key=made.generation_key,
+            rendered_from_generation=made.rerendered,
+            note=made.note,
+            **{**base, "seed": _seed(v, made.result)},
         )
 
     def _make(self, job: VariantJob, meter: VariantMeter, started: float) -> _Made:
-        """The steps of a variant's life after its reservation: submitted, generated, written."""
+        """The steps of a variant's life after its reservation: submitted, generated (or found kept),
+        written. Renditions of one generation take turns, so the first pays and the others render."""
         v = job.variant
-        check_output_limits(job.key("x" * (_LONGEST_SUFFIX - 1)), variant_metadata(job.origin, v.param_hash))
-        resume = self.journal.load(job.work_id)
-        request = ReframeRequest(job.source, v.resolution, self._params(job), job.deadline, meter, resume)
-        with traced("provider call"):
-            result = self.provider.reframe(request)
-        self.journal.advance(job.work_id, "generated")
+        gen_metadata = generation_metadata(job.origin, v, self.provider.name)
+        longest_key = job.key("x" * (_LONGEST_SUFFIX - 1))
+        check_output_limits(longest_key, variant_metadata(job.origin, v.param_hash, job.gen_id, _LARGEST_SEED))
+        check_output_limits(job.out_dir + LONGEST_NAME, gen_metadata)
+        with job.generations.exclusive(job.gen_id):
+            kept = job.generations.load(job.gen_id)
+            resume = None
+            if kept is None:
+                resume = self.journal.load(job.work_id)
+                request = ReframeRequest(job.source, v.resolution, self._params(job), job.deadline, meter, resume)
+                with traced("provider call"):
+                    result = self.provider.reframe(request)
+                self.journal.advance(job.work_id, "generated")
+                _check_source(job)
+                generation_key = job.generations.store(job.gen_id, result, gen_metadata)
+            else:
+                result, generation_key = kept
         latency_ms = int((time.monotonic() - started) * 1000)
-        measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
+        if kept is None:
+            measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
         key, size = self._write(job, result)
         self.journal.advance(job.work_id, "written")
-        return _Made(result, key, size, latency_ms, resumed=resume is not None)
+        note = None
+        if kept is None and job.previous_generation == job.gen_id:
+            note = "its kept generation had expired or was deleted: generated (and paid for) again"
+        return _Made(result, key, size, latency_ms, resume is not None, kept is not None, generation_key, note)
 
     @staticmethod
     def _failed(v: PlannedVariant, exc: Exception, base: dict[str, Any], started: float) -> VariantRecord:
