@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from reframe_pipeline.application.generations import KIND_TAG
 from reframe_pipeline.settings import DEFAULT_MEMORY_MB, Settings
 
 from .conftest import ACCOUNT, REGION, ROOT, STACK
@@ -307,7 +308,7 @@ def test_s3_permissions_follow_the_prefixes(ev: Evaluator, transformed: dict[str
     grants = _grants(statements)
     bucket = f"arn:aws:s3:::{bucket_name}"
     assert grants["s3:GetObject"] == {f"{bucket}/uploads/*", f"{bucket}/styles/*", f"{bucket}/reframed/*"}
-    assert grants["s3:PutObject"] == {f"{bucket}/reframed/*"}
+    assert grants["s3:PutObject"] == grants["s3:PutObjectTagging"] == {f"{bucket}/reframed/*"}
     assert grants["s3:DeleteObject"] == {f"{bucket}/reframed/*"}
     assert grants["s3:ListBucket"] == {bucket}
     # Unconditioned on purpose: a missing sidecar must answer 404, not 403 (see template.yaml).
@@ -316,6 +317,7 @@ def test_s3_permissions_follow_the_prefixes(ev: Evaluator, transformed: dict[str
     assert {a for a in grants if a.startswith("s3:")} == {
         "s3:GetObject",
         "s3:PutObject",
+        "s3:PutObjectTagging",
         "s3:DeleteObject",
         "s3:ListBucket",
     }
@@ -357,6 +359,18 @@ def test_bucket_is_private_encrypted_and_tls_only(ev: Evaluator, transformed: di
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert ev(props["VersioningConfiguration"]) is None
     assert Evaluator(transformed, EnableVersioning="true")(props["VersioningConfiguration"]) == {"Status": "Enabled"}
+
+
+def test_kept_generations_expire_by_their_tag(ev: Evaluator, transformed: dict[str, Any]) -> None:
+    _, function = only(transformed, "AWS::Lambda::Function")
+    rules = transformed["Resources"]["Bucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    (rule,) = [r for r in rules if r["Id"] == "expire-kept-generations"]
+    assert rule["TagFilters"] == [{"Key": k, "Value": v} for k, v in KIND_TAG.items()]  # what the function tags
+    assert (ev(rule["Status"]), ev(rule["ExpirationInDays"])) == ("Enabled", "30")
+    assert ev(function["Properties"]["Environment"]["Variables"])["GENERATIONS_KEEP_DAYS"] == "30"
+    none_kept = Evaluator(transformed, GenerationsKeepDays="0")
+    assert none_kept(rule["Status"]) == "Disabled"
+    assert Settings.from_env(none_kept(function["Properties"]["Environment"]["Variables"])).generations_keep_days == 0
 
 
 def test_idempotency_table(transformed: dict[str, Any]) -> None:

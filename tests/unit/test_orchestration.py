@@ -957,10 +957,10 @@ def test_the_stored_identities_do_not_change() -> None:
     (variant,) = plan(sidecar, provider="segmind", default_speed="DEFAULT", style_prefix="styles/")
     assert variant.param_hash == "dec5f7da6b82769e40b0fe11d29757fc"
     origin = ObjectInfo(key=SOURCE, etag="e", size=1, version="v1")
-    gen_id = generation_id(variant, origin, SourceImage("https://s.example/p", lambda: b""))
-    assert (variant.generation_hash, gen_id) == ("2ce90daab65a097d31ced907df991297", "0459af81e3f8c139ccd4269e5de9143e")
+    gen_id = generation_id(variant, origin, Settings().source_limits.recipe)
+    assert (variant.generation_hash, gen_id) == ("2ce90daab65a097d31ced907df991297", "4508869083e5a9e9fe84cb4b63cd5fae")
     assert fanout._work_id(MemoryStorage(), origin, gen_id) == (
-        "c851db16259f1af251dc2df1831673d8ca5d8c6737cb7fb24d85bed2abddb367"
+        "4b11f002f1eea709625457de0fe8a0234675e5c95642b11934ca706bdea87775"
     )
     event = ObjectEvent(bucket="bucket", key=SOURCE, action="created")
     assert pipeline_module._correlation_id(event) == "ad34b4771942b12b"
@@ -1193,3 +1193,47 @@ def test_provider_calls_run_in_the_call_pool_of_max_parallel_calls_threads(make:
     h.upload(targets=TARGETS)
     h.handle()
     assert threads == ["reframe-call_0"] * 3  # MAX_PARALLEL_CALLS=1: one call at a time, on one thread
+
+
+# -- generations and renditions --------------------------------------------------------------------
+
+
+def test_targets_sharing_a_generation_pay_for_it_once_in_the_same_run(make: Any) -> None:
+    h = make()  # four calls in flight: the two renditions run at the same time
+    h.upload(targets=[{"size": "320x240", "name": "small"}, {"size": "640x480", "name": "large"}])
+    outcome = h.handle()
+    assert h.provider.calls == 1
+    by_name = {r.name: r for r in outcome.records}
+    assert {r.status for r in by_name.values()} == {"created"}
+    assert by_name["small"].generation == by_name["large"].generation
+    assert sorted(r.rendered_from_generation for r in by_name.values()) == [False, True]
+    assert sum(r.cost_usd for r in by_name.values()) == PRICE
+
+
+class _GenerationsRefused(MemoryStorage):
+    def write(
+        self, key: str, body: bytes, content_type: str, metadata: dict[str, str], tags: dict[str, str] | None = None
+    ) -> None:
+        if GENERATION_PREFIX in key:
+            raise S3LimitError("AccessDenied")
+        super().write(key, body, content_type, metadata, tags)
+
+
+def test_a_generation_that_cannot_be_kept_still_makes_its_variant(make: Any) -> None:
+    h = make(storage=_GenerationsRefused())
+    h.upload(targets=TARGETS[:1])
+    (record,) = h.handle().records
+    assert (record.status, record.generation_key) == ("created", None)
+    assert h.generations() == []
+    h.sidecar(targets=TARGETS[:1], output={"format": "jpeg"})
+    h.handle()
+    assert h.provider.calls == 2  # nothing kept: the change of format pays
+
+
+def test_kept_generations_are_tagged_for_their_lifecycle_rule(make: Any) -> None:
+    h = make()
+    h.upload(targets=TARGETS[:1])
+    h.handle()
+    (kept,) = h.generations()
+    assert h.storage.tags[kept] == {"reframe-kind": "generation"}
+    assert h.storage.tags[OUT + "1536x512.png"] == {}

@@ -17,7 +17,7 @@ from reframe_local.poller import BatchReport
 from reframe_pipeline.application.discovery import candidate_keys
 from reframe_pipeline.application.outputs import output_dir
 from reframe_pipeline.domain.events import MANIFEST_NAME
-from reframe_pipeline.domain.planning import plan
+from reframe_pipeline.domain.planning import generation_payers, plan
 from reframe_pipeline.domain.pricing import estimate
 from reframe_pipeline.domain.sidecar import parse_sidecar
 from reframe_pipeline.settings import Settings
@@ -173,6 +173,7 @@ def planned(settings: Settings) -> str:
             style_prefix=settings.style_prefix,
         )
         configured_by = f"its sidecar `{config}`" if origin == "object" else f"the folder default `{config}`"
+        payers = generation_payers(variants)  # targets that share a generation pay for it once
         for index, (target, variant) in enumerate(zip(sidecar.targets, variants, strict=True)):
             kind, asked = requested(target)
             first = index == 0
@@ -187,7 +188,8 @@ def planned(settings: Settings) -> str:
                     variant.output.format,
                 ]
             )
-            speeds[variant.rendering_speed] += 1
+            if payers[variant.name] == variant.name:
+                speeds[variant.rendering_speed] += 1
     headers = ["upload", "configured by", "variant", "size", "asked as", "speed", "output"]
     cost = sum(n * estimate(settings.price_table, _PRICED, speed) for speed, n in speeds.items())
     by_speed = ", ".join(f"{n} {speed}" for speed, n in sorted(speeds.items()))

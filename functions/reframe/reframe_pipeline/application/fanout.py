@@ -9,7 +9,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from reframe_pipeline.application.generations import META_GENERATION, META_SEED, Generations, generation_id
+from reframe_pipeline.application.generations import META_GENERATION, META_SEED, Generations
 from reframe_pipeline.application.ports import (
     Deadline,
     ObjectInfo,
@@ -73,7 +73,7 @@ class FanOut:
                     generation=existing[v.name].metadata.get(META_GENERATION),
                 )
                 continue
-            gen_id = generation_id(v, info, source)
+            gen_id = outputs.generations.id_for(v, info)
             job = VariantJob(
                 storage,
                 info,

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reframe_pipeline.application.ports import ObjectInfo, ReframeResult, SourceImage, Storage
+from reframe_pipeline.application.ports import ObjectInfo, ReframeResult, Storage
 from reframe_pipeline.domain.imaging import FORMATS, sniff
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import logger
@@ -23,10 +23,10 @@ KIND_TAG = {"reframe-kind": "generation"}
 LONGEST_NAME = f"{GENERATION_PREFIX}{'0' * 32}.{max((spec.ext for spec in FORMATS.values()), key=len)}"
 
 
-def generation_id(variant: PlannedVariant, origin: ObjectInfo, source: SourceImage) -> str:
+def generation_id(variant: PlannedVariant, origin: ObjectInfo, recipe: str) -> str:
     """Everything the provider's pixels depend on: the parameters it sees, the source version and how
-    that source was prepared."""
-    canonical = "\n".join((variant.generation_hash, origin.etag, origin.version, source.recipe))
+    that source is prepared (``Limits.recipe``)."""
+    canonical = "\n".join((variant.generation_hash, origin.etag, origin.version, recipe))
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -44,16 +44,24 @@ class Generations:
     rendition needs one, written once when paid for. Renditions that share a generation wait for each
     other, so one run never pays twice for the same pixels."""
 
-    def __init__(self, storage: Storage, out_dir: str, present: set[str], keep: bool) -> None:
+    def __init__(self, storage: Storage, out_dir: str, present: set[str], keep: bool, recipe: str) -> None:
         self.storage = storage
         self.out_dir = out_dir
         self.keep = keep
+        self.recipe = recipe
         self._found = {
             id_of(key[len(out_dir) :]): key for key in present if key.startswith(out_dir + GENERATION_PREFIX)
         }
         self._made: dict[str, tuple[ReframeResult, str | None]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+
+    def id_for(self, variant: PlannedVariant, origin: ObjectInfo) -> str:
+        return generation_id(variant, origin, self.recipe)
+
+    def listed(self, gen_id: str) -> bool:
+        """Kept in the bucket as of the folder's listing (an estimate: it may expire before use)."""
+        return gen_id in self._found
 
     @contextmanager
     def exclusive(self, gen_id: str) -> Iterator[None]:

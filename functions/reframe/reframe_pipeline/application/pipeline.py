@@ -143,6 +143,11 @@ class Pipeline:
         out_dir = output_dir(key, self.settings)
         return OutputFolder(storage, key, out_dir, self._io, self.notifier, correlation_id, deadline)
 
+    def generations(self, storage: Storage, out_dir: str, present: set[str]) -> Generations:
+        """A source's kept generations, as its folder's listing (``present``) shows them."""
+        s = self.settings
+        return Generations(storage, out_dir, present, s.generations_keep_days > 0, s.source_limits.recipe)
+
     # -- processing ----------------------------------------------------------------------------
     def process(self, storage: Storage, event: ObjectEvent, key: str, deadline: Deadline) -> Outcome:
         s = self.settings
@@ -174,12 +179,10 @@ class Pipeline:
             url=storage.presign_get(send_key, s.presign_expiry_s),
             loader=lambda: storage.read(send_key),
             credits=source_credits(header),
-            recipe=",".join(reasons) if reasons else "original",
         )
         present = {item.key for item in outputs_lookup.result()}  # one listing serves every output check
         existing, replaced = folder.survey(info, variants, present)
-        generations = Generations(storage, out_dir, present, keep=s.generations_keep_days > 0)
-        survey = Survey(existing, replaced, generations)
+        survey = Survey(existing, replaced, self.generations(storage, out_dir, present))
         records = self.fanout.run(storage, info, source, out_dir, variants, survey, deadline)
         if (ended := _source_moved_on(folder, event, info, records)) is not None:
             return ended

@@ -64,15 +64,11 @@ class Deadline:
 class SourceImage:
     """The image sent to the provider: a presigned URL for remote providers, bytes loaded on demand
     (once) for providers that need them, so a URL-only provider never downloads the source. ``credits``:
-    the uploaded source's creator and rights, carried into every variant; ``recipe``: how the upload was
-    prepared ("original" when sent as it is)."""
+    the uploaded source's creator and rights, carried into every variant."""
 
-    def __init__(
-        self, url: str, loader: Callable[[], bytes], credits: Credits | None = None, recipe: str = "original"
-    ) -> None:
+    def __init__(self, url: str, loader: Callable[[], bytes], credits: Credits | None = None) -> None:
         self.url = url
         self.credits = credits or Credits()
-        self.recipe = recipe  # how the upload was prepared for the provider: part of what it generates from
         self._loader = loader
         self._data: bytes | None = None
         self._lock = threading.Lock()

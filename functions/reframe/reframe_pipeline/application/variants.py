@@ -339,7 +339,10 @@ class VariantProducer:
         self.journal.advance(job.work_id, "written")
         note = None
         if kept is None and job.previous_generation == job.gen_id:
-            note = "its kept generation had expired or was deleted: generated (and paid for) again"
+            again = (
+                "collected again from the provider" if meter.paid_attempts == 0 else "generated (and paid for) again"
+            )
+            note = f"its kept generation had expired or was deleted: {again}"
         return _Made(result, key, size, latency_ms, resume is not None, kept is not None, generation_key, note)
 
     @staticmethod

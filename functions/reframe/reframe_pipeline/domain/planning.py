@@ -114,3 +114,10 @@ def _plan_target(sidecar: Sidecar, index: int, target: Target, provider: str, de
         param_hash=_hash(provider, fields),
         generation_hash=_hash(provider, generation),
     )
+
+
+def generation_payers(variants: list[PlannedVariant]) -> dict[str, str]:
+    """Each variant's name -> the name of the first variant with the same generation: the one that pays
+    for it (itself), while the others are rendered from it for free."""
+    first: dict[str, str] = {}
+    return {v.name: first.setdefault(v.generation_hash, v.name) for v in variants}
