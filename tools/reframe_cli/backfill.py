@@ -73,12 +73,12 @@ class Survey:
             ("variants planned", planned),
             ("  already present", planned - len(missing)),
             ("  missing", len(missing)),
-            ("    to generate (paid)", len(paid)),
-            ("    to re-render (free)", len(missing) - len(paid)),
+            ("    paid generations", len(paid)),
+            ("    free re-renders", len(missing) - len(paid)),
             ("images needing work", len(self.todo)),
         ]
         lines = [f"s3://{self.bucket}/{self.prefix} (provider {pipeline.provider.name})"]
-        lines += [f"{label:<24}{value:>8}" for label, value in counts]
+        lines += [f"{label:<22}{value:>8}" for label, value in counts]
         lines += [f"invalid: {key}: {message}" for key, message in list(self.invalid.items())[:_SHOWN]]
         if len(self.invalid) > _SHOWN:
             lines.append(f"invalid: ... and {len(self.invalid) - _SHOWN} more")
