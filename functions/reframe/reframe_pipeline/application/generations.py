@@ -24,9 +24,9 @@ LONGEST_NAME = f"{GENERATION_PREFIX}{'0' * 32}.{max((spec.ext for spec in FORMAT
 
 
 def generation_id(variant: PlannedVariant, origin: ObjectInfo, recipe: str) -> str:
-    """Everything the provider's pixels depend on: the parameters it sees, the source version and how
-    that source is prepared (``Limits.recipe``)."""
-    canonical = "\n".join((variant.generation_hash, origin.etag, origin.version, recipe))
+    """Everything the provider's pixels depend on: the parameters it sees, the source's content (its
+    ETag: a re-upload of the same bytes makes the same pixels) and how it is prepared (``Limits.recipe``)."""
+    canonical = "\n".join((variant.generation_hash, origin.etag, recipe))
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
