@@ -620,6 +620,7 @@ def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) ->
         "provenance": {
             "digital_source_type": "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia",
             "model": "Ideogram 3.0 Reframe (Segmind)",
+            "signed": False,
         },
     }
     again = h.handle().records[0]
@@ -639,6 +640,7 @@ def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) ->
         "provenance": {
             "digital_source_type": "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia",
             "model": "Ideogram 3.0 Reframe (Segmind)",
+            "signed": False,
         },
     }
 

@@ -16,7 +16,7 @@ from reframe_pipeline.application.ports import (
     VariantGuard,
     VariantWork,
 )
-from reframe_pipeline.application.variants import VariantJob, VariantProducer, is_current
+from reframe_pipeline.application.variants import VariantJob, VariantProducer, is_current, is_signed
 from reframe_pipeline.domain.manifest import VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import count, logger
@@ -57,7 +57,7 @@ class FanOut:
                     provider=self.producer.provider.name,
                     seed=v.seed,
                     rendering_speed=v.rendering_speed,
-                    provenance=self.producer.provenance,
+                    provenance=self.producer.provenance.model_copy(update={"signed": is_signed(existing[v.name])}),
                 )
                 continue
             job = VariantJob(storage, info, source, out_dir, v, deadline, work_id=_work_id(storage, info, v))

@@ -14,10 +14,12 @@ from PIL import Image
 
 from reframe_pipeline.application.ports import (
     Budget,
+    ContentSigner,
     Deadline,
     GenerationParams,
     Journal,
     ObjectInfo,
+    ParentImage,
     ReframeProvider,
     ReframeRequest,
     ReframeResult,
@@ -53,6 +55,8 @@ from reframe_pipeline.observability import MetricUnit, count, logger, measure, t
 META_SOURCE_KEY = "source-key"
 META_SOURCE_ETAG = "source-etag"
 META_PARAMS = "params-hash"
+# Present on a variant signed with C2PA Content Credentials: an `existing` variant's manifest entry says so too.
+META_CREDENTIALS = "content-credentials"
 OUTPUT_EXTENSIONS = tuple(sorted({spec.ext for spec in FORMATS.values()} | {"jpeg"}))
 # S3's own limits: a write over them fails after the provider was paid, so they are checked before.
 MAX_KEY_BYTES = 1024
@@ -80,8 +84,13 @@ def check_output_limits(key: str, metadata: dict[str, str]) -> None:
         raise OutputLimitError(f"the output's metadata would be {meta_bytes} bytes, over S3's limit of 2 KB")
 
 
-def variant_metadata(origin: ObjectInfo, param_hash: str) -> dict[str, str]:
-    return {META_SOURCE_KEY: source_key_tag(origin.key), META_SOURCE_ETAG: origin.etag, META_PARAMS: param_hash}
+def variant_metadata(origin: ObjectInfo, param_hash: str, signed: bool = False) -> dict[str, str]:
+    metadata = {META_SOURCE_KEY: source_key_tag(origin.key), META_SOURCE_ETAG: origin.etag, META_PARAMS: param_hash}
+    return {**metadata, META_CREDENTIALS: "c2pa"} if signed else metadata
+
+
+def is_signed(head: ObjectInfo) -> bool:
+    return head.metadata.get(META_CREDENTIALS) == "c2pa"
 
 
 def is_current(head: ObjectInfo | None, origin: ObjectInfo, param_hash: str) -> bool:
@@ -114,6 +123,7 @@ class _Made:
     size: int
     latency_ms: int
     resumed: bool
+    signed: bool
 
 
 class VariantMeter:
@@ -168,9 +178,11 @@ class VariantProducer:
         min_remaining_ms: int,
         budget: Budget,
         journal: Journal,
+        signer: ContentSigner | None = None,
     ) -> None:
         self.provider = provider
         self.provenance = provenance_for(provider.name)
+        self.signer = signer  # None: C2PA_SIGNING=off
         self.budget = budget
         self.journal = journal
         self.prices = prices
@@ -191,9 +203,11 @@ class VariantProducer:
             color_palette=v.color_palette,
         )
 
-    def _write(self, job: VariantJob, result: ReframeResult) -> tuple[str, int]:
+    def _write(self, job: VariantJob, result: ReframeResult) -> tuple[str, int, bool]:
         v = job.variant
         body, fmt = finish_image(result.body, v, xmp_packet(self.provenance, job.source.credits))
+        signed = self._signed(job, body, fmt)
+        body = signed or body
         try:  # every output is changed by its marking at least: checked again
             verify(body, v.final_size)
         except ImageCheckError as exc:  # our own output: a bug, not the user's input
@@ -205,8 +219,24 @@ class VariantProducer:
         if current is None or current.etag != job.origin.etag:
             raise SourceChangedError("the source was overwritten or deleted meanwhile: result not written")
         with traced("upload"):
-            job.storage.write(key, body, FORMATS[fmt].mime, variant_metadata(job.origin, v.param_hash))
-        return key, len(body)
+            job.storage.write(
+                key, body, FORMATS[fmt].mime, variant_metadata(job.origin, v.param_hash, signed=signed is not None)
+            )
+        return key, len(body), signed is not None
+
+    def _signed(self, job: VariantJob, body: bytes, fmt: str) -> bytes | None:
+        """``body`` with Content Credentials, after its XMP (the signature binds every byte); None when signing
+        is off or failed."""
+        if self.signer is None:
+            return None
+        source = job.source.load()
+        parent = ParentImage(
+            title=job.origin.key.rsplit("/", 1)[-1],
+            mime=FORMATS[sniff(source[:32]) or "png"].mime,
+            body=source,
+        )
+        with traced("sign"):
+            return self.signer.sign(body, FORMATS[fmt].mime, parent, self.provenance)
 
     def produce(self, job: VariantJob) -> VariantRecord:
         """Call the provider (or collect a generation paid for earlier) and write the checked result;
@@ -261,14 +291,17 @@ class VariantProducer:
             cost_usd=cost_usd,
             latency_ms=made.latency_ms,
             attempts=meter.paid_attempts,
-            provenance=self.provenance,
+            provenance=self.provenance.model_copy(update={"signed": made.signed}),
             **{**base, "seed": v.seed if v.seed is not None else made.result.seed},
         )
 
     def _make(self, job: VariantJob, meter: VariantMeter, started: float) -> _Made:
         """The steps of a variant's life after its reservation: submitted, generated, written."""
         v = job.variant
-        check_output_limits(job.key("x" * (_LONGEST_SUFFIX - 1)), variant_metadata(job.origin, v.param_hash))
+        check_output_limits(
+            job.key("x" * (_LONGEST_SUFFIX - 1)),
+            variant_metadata(job.origin, v.param_hash, signed=self.signer is not None),
+        )
         resume = self.journal.load(job.work_id)
         request = ReframeRequest(job.source, v.resolution, self._params(job), job.deadline, meter, resume)
         with traced("provider call"):
@@ -276,9 +309,9 @@ class VariantProducer:
         self.journal.advance(job.work_id, "generated")
         latency_ms = int((time.monotonic() - started) * 1000)
         measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
-        key, size = self._write(job, result)
+        key, size, signed = self._write(job, result)
         self.journal.advance(job.work_id, "written")
-        return _Made(result, key, size, latency_ms, resumed=resume is not None)
+        return _Made(result, key, size, latency_ms, resumed=resume is not None, signed=signed)
 
     @staticmethod
     def _failed(v: PlannedVariant, exc: Exception, base: dict[str, Any], started: float) -> VariantRecord:
