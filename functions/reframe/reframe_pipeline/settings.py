@@ -98,8 +98,10 @@ class Settings(BaseModel):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     webhook_secret_arn: str | None = None
-    # Tests only: lets WEBHOOK_URL be http://127.0.0.1:PORT, a local receiver. Never in a deployment.
+    # Tests and `reframe demo/serve --webhook` only: lets WEBHOOK_URL be http://127.0.0.1:PORT, a local receiver.
+    # Refused in Lambda (which always sets AWS_LAMBDA_FUNCTION_NAME): the deployed guard cannot be turned off.
     webhook_allow_loopback_for_tests: bool = False
+    aws_lambda_function_name: str | None = None
     # C2PA Content Credentials in every generated variant, signed with a private key and its certificate chain:
     # one PEM text holding both, in the Secrets Manager secret (deployed) or in a file (local use).
     c2pa_signing: Literal["off", "on"] = "off"
@@ -181,6 +183,8 @@ class Settings(BaseModel):
                 f"CALL_BUDGET_MS ({self.call_budget_ms}) is below READ_TIMEOUT_S x 1000 "
                 f"({self.read_timeout_s * 1000:.0f}): a call could outlive the time kept for it"
             )
+        if self.webhook_allow_loopback_for_tests and self.aws_lambda_function_name:
+            raise ValueError("WEBHOOK_ALLOW_LOOPBACK_FOR_TESTS is for local runs: a Lambda function refuses it")
         if self.webhook_url is not None:
             self._check_webhook(self.webhook_url)
         if self.c2pa_signing == "on":
