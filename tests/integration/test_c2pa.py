@@ -15,8 +15,9 @@ from reframe_local import servers
 from reframe_local.signing_ca import signer_bundle
 
 from ..exiftool import EXIFTOOL, read_tags
-from .conftest import BUCKET, Stack, s3_event
+from .conftest import BUCKET, Stack, s3_event, sqs_event
 from .test_failure_logs import counted, lines
+from .test_promises import ONE, OUT, SOURCE, in_background, wait_at_provider
 from .test_provenance import COMPOSITE_WITH_TRAINED, credited_jpeg
 
 MIMES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "avif": "image/avif"}
@@ -164,3 +165,22 @@ def test_a_signer_that_fails_leaves_the_paid_variant_unsigned_logged_and_counted
     assert counted(capsys.readouterr().out, "SigningFailures") == 1
     key_body = key_only.splitlines()[1]  # a line of the key's base64
     assert key_body not in logs.getvalue()
+
+
+def test_a_source_deleted_during_the_call_is_neither_signed_nor_a_signing_failure(
+    signing: Stack, capsys: pytest.CaptureFixture[str]
+):
+    # The parent ingredient is the source itself: it is read after the source is found unchanged, never before.
+    signing.configure(SEGMIND_API_MODE="sync")
+    signing.put_image(SOURCE)
+    signing.put(SOURCE + ".reframe.json", ONE)
+    signing.emulator_config(latency_ms=2500)
+    create, create_result = in_background(signing, sqs_event(s3_event(SOURCE)))
+    wait_at_provider(signing)
+
+    signing.s3.delete_object(Bucket=BUCKET, Key=SOURCE)
+    create.join(timeout=60)
+
+    assert create_result == [{"batchItemFailures": []}]
+    assert signing.keys(OUT) == []
+    assert counted(capsys.readouterr().out, "SigningFailures") == 0

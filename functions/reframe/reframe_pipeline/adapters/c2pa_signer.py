@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from reframe_pipeline.application.ports import ParentImage
+from reframe_pipeline.domain.imaging import FORMATS, sniff
 from reframe_pipeline.domain.provenance import TOOL, Provenance
 from reframe_pipeline.observability import count, logger
 
@@ -36,7 +37,7 @@ class C2paSigner:
     def sign(self, body: bytes, mime: str, parent: ParentImage, provenance: Provenance) -> bytes | None:
         try:
             return self._sign(body, mime, parent, provenance)
-        except Exception as exc:  # the secret, the PEM, the native library: none may cost the paid variant
+        except Exception as exc:  # the secret, the PEM, the source, the native library: none may cost the paid variant
             logger.error("variant not signed", extra={"error": f"{type(exc).__name__}: {exc}"})
             count("SigningFailures")
             return None
@@ -52,8 +53,11 @@ class C2paSigner:
         ):
             # The edit intent adds c2pa.opened, which must name the parent ingredient.
             builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
+            source = parent.load()
             builder.add_ingredient(
-                {"title": parent.title, "relationship": "parentOf"}, parent.mime, io.BytesIO(parent.body)
+                {"title": parent.title, "relationship": "parentOf"},
+                FORMATS[sniff(source[:32]) or "png"].mime,
+                io.BytesIO(source),
             )
             builder.add_action(
                 {

@@ -228,8 +228,7 @@ class ParentImage:
     """The image a variant was made from (the one sent to the provider), as C2PA's parentOf ingredient."""
 
     title: str
-    mime: str
-    body: bytes
+    load: Callable[[], bytes]  # its bytes, read when signing (a URL-only provider never needed them)
 
 
 class ContentSigner(Protocol):

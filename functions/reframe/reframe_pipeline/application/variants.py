@@ -206,6 +206,12 @@ class VariantProducer:
     def _write(self, job: VariantJob, result: ReframeResult) -> tuple[str, int, bool]:
         v = job.variant
         body, fmt = finish_image(result.body, v, xmp_packet(self.provenance, job.source.credits))
+        # A source overwritten or deleted while the provider worked wins: this result describes a version
+        # that is gone, and must not replace (or outlive) what the newer event makes. Asked before signing,
+        # which reads the source as the variant's parent.
+        current = job.storage.head(job.origin.key)
+        if current is None or current.etag != job.origin.etag:
+            raise SourceChangedError("the source was overwritten or deleted meanwhile: result not written")
         signed = self._signed(job, body, fmt)
         body = signed or body
         try:  # every output is changed by its marking at least: checked again
@@ -213,11 +219,6 @@ class VariantProducer:
         except ImageCheckError as exc:  # our own output: a bug, not the user's input
             raise PermanentError(f"output check failed: {exc}", code="output_check") from None
         key = job.key(FORMATS[fmt].ext)
-        # A source overwritten or deleted while the provider worked wins: this result describes a version
-        # that is gone, and must not replace (or outlive) what the newer event makes.
-        current = job.storage.head(job.origin.key)
-        if current is None or current.etag != job.origin.etag:
-            raise SourceChangedError("the source was overwritten or deleted meanwhile: result not written")
         with traced("upload"):
             job.storage.write(
                 key, body, FORMATS[fmt].mime, variant_metadata(job.origin, v.param_hash, signed=signed is not None)
@@ -229,12 +230,7 @@ class VariantProducer:
         is off or failed."""
         if self.signer is None:
             return None
-        source = job.source.load()
-        parent = ParentImage(
-            title=job.origin.key.rsplit("/", 1)[-1],
-            mime=FORMATS[sniff(source[:32]) or "png"].mime,
-            body=source,
-        )
+        parent = ParentImage(title=job.origin.key.rsplit("/", 1)[-1], load=job.source.load)
         with traced("sign"):
             return self.signer.sign(body, FORMATS[fmt].mime, parent, self.provenance)
 
