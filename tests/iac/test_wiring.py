@@ -267,6 +267,21 @@ def test_the_function_environment_is_valid_settings(transformed: dict[str, Any])
         assert defaults.call_budget_ms + defaults.upload_reserve_ms < int(seconds) * 1000, seconds
 
 
+def test_signing_is_off_by_default_and_on_only_with_a_signer_secret(transformed: dict[str, Any]) -> None:
+    _, function = only(transformed, "AWS::Lambda::Function")
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert Settings.from_env(Evaluator(transformed)(variables)).c2pa_signing == "off"
+    secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:c2pa-AbCdEf"
+    signing = Settings.from_env(Evaluator(transformed, C2paSigning="on", C2paSignerSecretArn=secret)(variables))
+    assert (signing.c2pa_signing, signing.c2pa_signer_secret_arn) == ("on", secret)
+    # CloudFormation refuses "on" without a secret before the function could fail its cold start on it.
+    rule = transformed["Rules"]["SigningNeedsASigner"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "C2paSigning"}, "on"]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "C2paSignerSecretArn"}, ""]}]}
+    alarm = transformed["Resources"]["SigningFailuresAlarm"]
+    assert (alarm["Condition"], alarm["Properties"]["MetricName"]) == ("SignsVariants", "SigningFailures")
+
+
 # ----------------------------------------------------------------------------- IAM
 
 
@@ -339,6 +354,11 @@ def test_other_permissions_are_scoped(ev: Evaluator, transformed: dict[str, Any]
     webhook_secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:hook-AbCdEf"
     with_webhook = _grants(_role_statements(Evaluator(transformed, WebhookSecretArn=webhook_secret), transformed))
     assert with_webhook["secretsmanager:GetSecretValue"] == {"<ApiKeySecret>", webhook_secret}
+    signer_secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:c2pa-AbCdEf"
+    # The signer's secret is readable only while signing is on.
+    for signing, readable in (("on", {"<ApiKeySecret>", signer_secret}), ("off", {"<ApiKeySecret>"})):
+        signs = Evaluator(transformed, C2paSigning=signing, C2paSignerSecretArn=signer_secret)
+        assert _grants(_role_statements(signs, transformed))["secretsmanager:GetSecretValue"] == readable
     assert grants["events:PutEvents"] == {"arn:aws:events:us-east-1:123456789012:event-bus/default"}
     services = {a.split(":")[0] for a in grants}
     assert services == {"s3", "secretsmanager", "dynamodb", "sqs", "logs", "xray", "events"}

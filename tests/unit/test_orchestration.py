@@ -646,6 +646,7 @@ def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) ->
         "provenance": {
             "digital_source_type": "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia",
             "model": "Ideogram 3.0 Reframe (Segmind)",
+            "signed": False,
         },
         "generation": generation,
         "generation_key": f"{OUT}{GENERATION_PREFIX}{generation}.png",
@@ -669,6 +670,7 @@ def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) ->
         "provenance": {
             "digital_source_type": "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia",
             "model": "Ideogram 3.0 Reframe (Segmind)",
+            "signed": False,
         },
         "generation": generation,
         "generation_key": None,

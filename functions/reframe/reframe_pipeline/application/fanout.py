@@ -18,7 +18,7 @@ from reframe_pipeline.application.ports import (
     VariantGuard,
     VariantWork,
 )
-from reframe_pipeline.application.variants import VariantJob, VariantProducer, is_current
+from reframe_pipeline.application.variants import VariantJob, VariantProducer, is_current, is_signed
 from reframe_pipeline.domain.manifest import VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import count, logger
@@ -69,7 +69,7 @@ class FanOut:
                     provider=self.producer.provider.name,
                     seed=_seed(v, existing[v.name]),
                     rendering_speed=v.rendering_speed,
-                    provenance=self.producer.provenance,
+                    provenance=self.producer.provenance.model_copy(update={"signed": is_signed(existing[v.name])}),
                     generation=existing[v.name].metadata.get(META_GENERATION),
                 )
                 continue

@@ -15,6 +15,7 @@ from reframe_pipeline.application.outputs import OutputFolder, output_dir
 from reframe_pipeline.application.ports import (
     Broadcast,
     Budget,
+    ContentSigner,
     Deadline,
     Journal,
     Notifier,
@@ -80,6 +81,7 @@ class Pipeline:
         journal: Journal,
         budget: Budget,
         notifier: Notifier | None = None,
+        signer: ContentSigner | None = None,
     ) -> None:
         self.settings = settings
         self.provider = provider
@@ -92,6 +94,7 @@ class Pipeline:
             min_remaining_ms=settings.min_call_ms,
             budget=budget,
             journal=journal,
+            signer=signer,
         )
         self.fanout = FanOut(producer, guard, settings.max_parallel_calls)
         # S3 lookups of the sources being handled (up to 10 records of a batch at once).

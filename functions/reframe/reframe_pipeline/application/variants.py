@@ -15,10 +15,12 @@ from PIL import Image
 from reframe_pipeline.application.generations import LONGEST_NAME, META_GENERATION, META_SEED, Generations
 from reframe_pipeline.application.ports import (
     Budget,
+    ContentSigner,
     Deadline,
     GenerationParams,
     Journal,
     ObjectInfo,
+    ParentImage,
     ReframeProvider,
     ReframeRequest,
     ReframeResult,
@@ -54,6 +56,8 @@ from reframe_pipeline.observability import MetricUnit, count, logger, measure, t
 META_SOURCE_KEY = "source-key"
 META_SOURCE_ETAG = "source-etag"
 META_PARAMS = "params-hash"
+# Present on a variant signed with C2PA Content Credentials: an `existing` variant's manifest entry says so too.
+META_CREDENTIALS = "content-credentials"
 OUTPUT_EXTENSIONS = tuple(sorted({spec.ext for spec in FORMATS.values()} | {"jpeg"}))
 # S3's own limits: a write over them fails after the provider was paid, so they are checked before.
 MAX_KEY_BYTES = 1024
@@ -82,16 +86,23 @@ def check_output_limits(key: str, metadata: dict[str, str]) -> None:
         raise OutputLimitError(f"the output's metadata would be {meta_bytes} bytes, over S3's limit of 2 KB")
 
 
-def variant_metadata(origin: ObjectInfo, param_hash: str, gen_id: str, seed: int | None) -> dict[str, str]:
-    """What a variant says of itself: its source version, parameters, generation and the seed used (so a
-    variant people liked can be generated again)."""
+def variant_metadata(
+    origin: ObjectInfo, param_hash: str, gen_id: str, seed: int | None, signed: bool = False
+) -> dict[str, str]:
+    """What a variant says of itself: its source version, parameters, generation, the seed used (so a
+    variant people liked can be generated again) and whether it carries Content Credentials."""
     return {
         META_SOURCE_KEY: source_key_tag(origin.key),
         META_SOURCE_ETAG: origin.etag,
         META_PARAMS: param_hash,
         META_GENERATION: gen_id,
         **({META_SEED: str(seed)} if seed is not None else {}),
+        **({META_CREDENTIALS: "c2pa"} if signed else {}),
     }
+
+
+def is_signed(head: ObjectInfo) -> bool:
+    return head.metadata.get(META_CREDENTIALS) == "c2pa"
 
 
 def generation_metadata(origin: ObjectInfo, variant: PlannedVariant, provider: str) -> dict[str, str]:
@@ -141,6 +152,7 @@ class _Made:
     resumed: bool
     rerendered: bool  # rendered from a kept generation: nothing paid
     generation_key: str | None
+    signed: bool
     note: str | None = None
 
 
@@ -209,9 +221,11 @@ class VariantProducer:
         min_remaining_ms: int,
         budget: Budget,
         journal: Journal,
+        signer: ContentSigner | None = None,
     ) -> None:
         self.provider = provider
         self.provenance = provenance_for(provider.name)
+        self.signer = signer  # None: C2PA_SIGNING=off
         self.budget = budget
         self.journal = journal
         self.prices = prices
@@ -232,19 +246,30 @@ class VariantProducer:
             color_palette=v.color_palette,
         )
 
-    def _write(self, job: VariantJob, result: ReframeResult) -> tuple[str, int]:
+    def _write(self, job: VariantJob, result: ReframeResult) -> tuple[str, int, bool]:
         v = job.variant
         body, fmt = finish_image(result.body, v, xmp_packet(self.provenance, job.source.credits))
+        _check_source(job)  # before signing, which reads the source as the variant's parent
+        signed = self._signed(job, body, fmt)
+        body = signed or body
         try:  # every output is changed by its marking at least: checked again
             verify(body, v.final_size)
         except ImageCheckError as exc:  # our own output: a bug, not the user's input
             raise PermanentError(f"output check failed: {exc}", code="output_check") from None
         key = job.key(FORMATS[fmt].ext)
-        _check_source(job)
         with traced("upload"):
-            metadata = variant_metadata(job.origin, v.param_hash, job.gen_id, _seed(v, result))
+            metadata = variant_metadata(job.origin, v.param_hash, job.gen_id, _seed(v, result), signed is not None)
             job.storage.write(key, body, FORMATS[fmt].mime, metadata)
-        return key, len(body)
+        return key, len(body), signed is not None
+
+    def _signed(self, job: VariantJob, body: bytes, fmt: str) -> bytes | None:
+        """``body`` with Content Credentials, after its XMP (the signature binds every byte); None when signing
+        is off or failed."""
+        if self.signer is None:
+            return None
+        parent = ParentImage(title=job.origin.key.rsplit("/", 1)[-1], load=job.source.load)
+        with traced("sign"):
+            return self.signer.sign(body, FORMATS[fmt].mime, parent, self.provenance)
 
     def produce(self, job: VariantJob) -> VariantRecord:
         """Call the provider (or collect a generation paid for earlier) and write the checked result;
@@ -303,7 +328,7 @@ class VariantProducer:
             cost_usd=cost_usd,
             latency_ms=made.latency_ms,
             attempts=meter.paid_attempts,
-            provenance=self.provenance,
+            provenance=self.provenance.model_copy(update={"signed": made.signed}),
             generation=job.gen_id,
             generation_key=made.generation_key,
             rendered_from_generation=made.rerendered,
@@ -317,7 +342,8 @@ class VariantProducer:
         v = job.variant
         gen_metadata = generation_metadata(job.origin, v, self.provider.name)
         longest_key = job.key("x" * (_LONGEST_SUFFIX - 1))
-        check_output_limits(longest_key, variant_metadata(job.origin, v.param_hash, job.gen_id, _LARGEST_SEED))
+        signing = self.signer is not None
+        check_output_limits(longest_key, variant_metadata(job.origin, v.param_hash, job.gen_id, _LARGEST_SEED, signing))
         check_output_limits(job.out_dir + LONGEST_NAME, gen_metadata)
         with job.generations.exclusive(job.gen_id):
             kept = job.generations.load(job.gen_id)
@@ -335,7 +361,7 @@ class VariantProducer:
         latency_ms = int((time.monotonic() - started) * 1000)
         if kept is None:
             measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
-        key, size = self._write(job, result)
+        key, size, signed = self._write(job, result)
         self.journal.advance(job.work_id, "written")
         note = None
         if kept is None and job.previous_generation == job.gen_id:
@@ -343,7 +369,8 @@ class VariantProducer:
                 "collected again from the provider" if meter.paid_attempts == 0 else "generated (and paid for) again"
             )
             note = f"its kept generation had expired or was deleted: {again}"
-        return _Made(result, key, size, latency_ms, resume is not None, kept is not None, generation_key, note)
+        made = _Made(result, key, size, latency_ms, resume is not None, kept is not None, generation_key, signed, note)
+        return made
 
     @staticmethod
     def _failed(v: PlannedVariant, exc: Exception, base: dict[str, Any], started: float) -> VariantRecord:
