@@ -1,6 +1,6 @@
 """Pay for a generation once, render it many ways: over moto and the emulator, with the idempotency table
 of a deployment. Changing how a variant is rendered (format, quality, exact size) pays nothing; changing
-what the provider sees (seed, speed, the source) pays exactly once per affected target; a kept
+what the provider sees (seed, speed, style, the source) pays exactly once per affected target; a kept
 generation that is gone is paid for again exactly once, and the manifest says so."""
 
 from __future__ import annotations
@@ -80,14 +80,19 @@ def test_a_change_the_provider_sees_pays_once_per_affected_target_and_a_revert_i
     deployed.put(SOURCE + ".reframe.json", {"version": 1, "targets": faster, "seed": 112})
     deployed.invoke(s3_event(SOURCE + ".reframe.json"))
     assert billed(deployed) == 5
+    # A style on the other target only: that one pays.
+    styled = [faster[0], {**TARGETS[1], "style_codes": ["5A3F09C1"]}]
+    deployed.put(SOURCE + ".reframe.json", {"version": 1, "targets": styled, "seed": 112})
+    deployed.invoke(s3_event(SOURCE + ".reframe.json"))
+    assert billed(deployed) == 6
     # Back to seed 111: both generations are still kept.
     reverted = run(deployed, seed=111)
-    assert billed(deployed) == 5
+    assert billed(deployed) == 6
     assert {v["rendered_from_generation"] for v in reverted.values()} == {True}
     # A new version of the source is new pixels for every target.
     deployed.put_image(SOURCE, "chelsea.png")
     deployed.invoke(s3_event(SOURCE))
-    assert billed(deployed) == 7
+    assert billed(deployed) == 8
 
 
 def test_a_kept_generation_that_is_gone_is_collected_from_the_provider_while_it_holds_it(deployed: Stack):
