@@ -4,6 +4,7 @@ what neither linter looks at (rule names, runtime names, least privilege, timeou
 from __future__ import annotations
 
 import ast
+import json
 import re
 from typing import Any
 
@@ -430,10 +431,88 @@ def test_alarms(ev: Evaluator, transformed: dict[str, Any]) -> None:
     assert Evaluator(transformed, AlarmEmail="ops@example.com")(some["AlarmActions"]) == ["<AlarmTopic>"]
 
 
-def test_outputs(transformed: dict[str, Any]) -> None:
-    assert {"BucketName", "UploadPrefix", "QueueUrl", "DeadLetterQueueUrl", "FunctionName"} <= set(
+def test_outputs(ev: Evaluator, transformed: dict[str, Any]) -> None:
+    assert {"BucketName", "UploadPrefix", "QueueUrl", "DeadLetterQueueUrl", "FunctionName", "DashboardUrl"} <= set(
         transformed["Outputs"]
     )
+    assert ev(transformed["Outputs"]["DashboardUrl"]["Value"]) == (
+        "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards:name=<Dashboard>"
+    )
+
+
+# ----------------------------------------------------------------------------- dashboard
+
+FUNCTIONS = ROOT / "functions" / "reframe" / "reframe_pipeline"
+# count("Name"), measure("Name", ...), and the metric names handed to them as defaults or arguments.
+_EMITTED = re.compile(r'\b(?:count|measure)\(\s*"(\w+)"|_metric(?:: [\w |]+)? ?= ?"(\w+)"')
+
+
+def emitted_metrics() -> set[str]:
+    names: set[str] = set()
+    for path in FUNCTIONS.rglob("*.py"):
+        for match in _EMITTED.finditer(path.read_text()):
+            names.add(match.group(1) or match.group(2))
+    return names
+
+
+def dashboard_metrics(body: dict[str, Any]) -> list[list[Any]]:
+    return [row for widget in body["widgets"] for row in widget["properties"].get("metrics", [])]
+
+
+def test_the_emitted_metrics_are_found_in_the_code() -> None:
+    names = emitted_metrics()  # the scan below is only as good as this: it must see known metrics
+    assert {"VariantsCreated", "VariantsFailed", "ProviderLatency", "EstimatedCostUSD", "ProviderRetries"} <= names
+    assert {"ProviderThrottled", "ProviderConcurrencyLimit", "WebhookRetries"} <= names
+
+
+def test_dashboard_body_is_json_naming_metrics_the_code_emits(ev: Evaluator, transformed: dict[str, Any]) -> None:
+    _, dashboard = only(transformed, "AWS::CloudWatch::Dashboard")
+    body = json.loads(ev(dashboard["Properties"]["DashboardBody"]))
+    emitted = emitted_metrics()
+    rows = dashboard_metrics(body)
+    own = [row for row in rows if row[0] == "ReframePipeline"]
+    for row in own:
+        # Powertools' EMF: namespace ReframePipeline, the one dimension service=<POWERTOOLS_SERVICE_NAME>.
+        assert row[1] in emitted, f"the dashboard shows {row[1]}, which the function never emits"
+        assert row[2:4] == ["service", "reframe"], row
+    shown = {row[1] for row in own}
+    assert {
+        "VariantsCreated",
+        "VariantsFailed",
+        "ProviderLatency",
+        "ProviderThrottled",
+        "ProviderConcurrencyLimit",
+        "EstimatedCostUSD",
+    } <= shown
+    stats = {row[-1].get("stat") for row in own if row[1] == "ProviderLatency"}
+    assert stats == {"p50", "p95"}
+    queues = {(row[1], row[3]) for row in rows if row[0] == "AWS/SQS"}
+    assert queues == {
+        ("ApproximateAgeOfOldestMessage", "<UploadQueue.QueueName>"),
+        ("ApproximateNumberOfMessagesVisible", "<DeadLetterQueue.QueueName>"),
+    }
+    for widget in body["widgets"]:
+        assert widget["properties"]["region"] == REGION
+    env = ev(only(transformed, "AWS::Lambda::Function")[1]["Properties"]["Environment"]["Variables"])
+    assert (env["POWERTOOLS_SERVICE_NAME"], env["POWERTOOLS_METRICS_NAMESPACE"]) == ("reframe", "ReframePipeline")
+
+
+def _spend_widget(body: dict[str, Any]) -> dict[str, Any]:
+    (widget,) = [w for w in body["widgets"] if any(r[1] == "EstimatedCostUSD" for r in w["properties"]["metrics"])]
+    return dict(widget["properties"])
+
+
+def test_dashboard_spend_is_per_day_against_the_budget(transformed: dict[str, Any]) -> None:
+    _, dashboard = only(transformed, "AWS::CloudWatch::Dashboard")
+    without = _spend_widget(json.loads(Evaluator(transformed)(dashboard["Properties"]["DashboardBody"])))
+    assert (without["period"], without["stat"]) == (86400, "Sum")
+    assert without["annotations"] == {}  # no budget, no line
+    for amount in ("25", "12.50", "0.5"):
+        body = Evaluator(transformed, DailyBudgetUsd=amount)(dashboard["Properties"]["DashboardBody"])
+        assert _spend_widget(json.loads(body))["annotations"]["horizontal"][0]["value"] == float(amount)
+    # Every amount the parameter admits is a JSON number in the dashboard.
+    pattern = transformed["Parameters"]["DailyBudgetUsd"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "012") is None and re.fullmatch(pattern, "0.25")
 
 
 def test_every_checkov_skip_is_explained(template: dict[str, Any]) -> None:

@@ -167,3 +167,24 @@ def test_no_retry_past_the_deadline():
 
     with pytest.raises(DeadlineError, match="not retrying"):
         call_with_retries(send, plan(Deadline(lambda: 20_000)))
+
+
+def test_each_429_is_counted_for_the_dashboard(monkeypatch):
+    import reframe_pipeline.adapters.providers.http as http
+
+    counted = []
+    monkeypatch.setattr(http, "count", lambda name, value=1: counted.append(name))
+    outcomes = [ProviderTransientError("busy", status=429), ProviderTransientError("down", status=503), None]
+
+    def send(timeout):
+        failure = outcomes.pop(0)
+        if failure:
+            raise failure
+        return ReframeResult(body=b"img", content_type="image/png")
+
+    call_with_retries(send, plan())
+    assert counted.count("ProviderThrottled") == 1  # the 503 is a retry, not a throttle
+    counted.clear()
+    outcomes[:] = [ProviderTransientError("busy", status=429), None]
+    call_with_retries(send, CallPlan(FAST, Deadline(), 0, 0, provider="webhook", throttled_metric=None))
+    assert "ProviderThrottled" not in counted

@@ -50,6 +50,7 @@ class WebhookNotifier:
             self._reserve_ms,
             provider="webhook",
             retries_metric="WebhookRetries",
+            throttled_metric=None,  # a receiver's 429s are counted in WebhookRetries, not as the provider's
         )
         try:
             if self._public_only:  # resolved now: a public-looking name may point into a private network

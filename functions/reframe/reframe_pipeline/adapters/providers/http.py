@@ -203,6 +203,7 @@ class CallPlan:
     provider: str
     charge: Callable[[], Refund] | None = None
     retries_metric: str = "ProviderRetries"  # the webhook counts its own
+    throttled_metric: str | None = "ProviderThrottled"  # each 429 answer (the dashboard's "429s")
 
 
 _BROKEN_ANSWERS = frozenset({"bad_image", "bad_body"})
@@ -250,6 +251,8 @@ def _attempt[T](send: Callable[[Timeout], T], plan: CallPlan, limiter: AimdLimit
             succeeded = True
             return result
         throttled = failure.status == 429
+        if throttled and plan.throttled_metric:
+            count(plan.throttled_metric)
         if refund is not None and not failure.billed:
             refund()
         raise failure
