@@ -28,6 +28,7 @@ from reframe_pipeline.application.ports import (
     Budget,
     Deadline,
     ObjectInfo,
+    ReframeProvider,
     ReframeRequest,
     SourceImage,
     Ticket,
@@ -74,6 +75,7 @@ class Harness:
         provider: FakeProvider | None = None,
         budget: Budget | None = None,
         guard: VariantGuard | None = None,
+        fallback: ReframeProvider | None = None,
         **settings: Any,
     ) -> None:
         self.storage = storage or MemoryStorage()
@@ -88,6 +90,7 @@ class Harness:
             guard=guard or NoGuard(),
             journal=self.journal,
             budget=self.budget,
+            fallback=fallback,
         )
         self.clock = Clock()
 
@@ -652,6 +655,7 @@ def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) ->
         "generation_key": f"{OUT}{GENERATION_PREFIX}{generation}.png",
         "rendered_from_generation": False,
         "note": None,
+        "fallback_reason": None,
     }
     again = h.handle().records[0]
     assert again.model_dump(exclude={"latency_ms"}) == {
@@ -676,6 +680,7 @@ def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) ->
         "generation_key": None,
         "rendered_from_generation": False,
         "note": None,
+        "fallback_reason": None,
     }
 
 

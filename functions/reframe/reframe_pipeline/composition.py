@@ -12,7 +12,7 @@ from reframe_pipeline.adapters.daily_budget import DailyBudget, Unlimited
 from reframe_pipeline.adapters.dynamodb_guard import DynamoDBGuard, NoGuard
 from reframe_pipeline.adapters.eventbridge import EventBridgeNotifier
 from reframe_pipeline.adapters.journal import DynamoDBJournal, MemoryJournal
-from reframe_pipeline.adapters.providers import build_provider, key_source, retry_policy
+from reframe_pipeline.adapters.providers import build_fallback, build_provider, key_source, retry_policy
 from reframe_pipeline.adapters.providers.http import pooled_session
 from reframe_pipeline.adapters.webhook import WebhookNotifier
 from reframe_pipeline.application.pipeline import Pipeline
@@ -56,6 +56,7 @@ def build_pipeline(settings: Settings, storage_for: Callable[[str], Storage]) ->
     provider = build_provider(settings)
     notifier = build_notifier(settings)
     signer = build_signer(settings)
+    fallback = build_fallback(settings)
     table = settings.idempotency_table
     if not table:  # local use: protection within the process, and the check of the bucket
         return Pipeline(
@@ -67,6 +68,7 @@ def build_pipeline(settings: Settings, storage_for: Callable[[str], Storage]) ->
             budget=Unlimited(),
             notifier=notifier,
             signer=signer,
+            fallback=fallback,
         )
     import boto3  # only with a table: a cold start without one does not build a DynamoDB client
 
@@ -81,4 +83,5 @@ def build_pipeline(settings: Settings, storage_for: Callable[[str], Storage]) ->
         budget=DailyBudget(table, limit, dynamodb) if limit is not None else Unlimited(),
         notifier=notifier,
         signer=signer,
+        fallback=fallback,
     )

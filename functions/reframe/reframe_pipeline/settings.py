@@ -110,6 +110,15 @@ class Settings(BaseModel):
     c2pa_signing: Literal["off", "on"] = "off"
     c2pa_signer_secret_arn: str | None = None
     c2pa_signer_file: str | None = None
+    # "local": a variant the provider failed for good is made by the local engine instead, flagged in the
+    # manifest (provider "local", fallback_reason); none: it stays failed.
+    fallback_provider: Literal["none", "local"] = "none"
+
+    @field_validator("fallback_provider", mode="before")
+    @classmethod
+    def _fallback_off(cls, value: Any) -> Any:
+        # The template passes "none"; empty and "off" mean the same.
+        return "none" if isinstance(value, str) and value.strip().lower() in ("", "off", "none") else value
 
     @field_validator("input_prefix", "output_prefix", "style_prefix")
     @classmethod
@@ -192,6 +201,8 @@ class Settings(BaseModel):
             self._check_webhook(self.webhook_url)
         if self.c2pa_signing == "on":
             self._check_signer()
+        if self.fallback_provider == self.reframe_provider:
+            raise ValueError("FALLBACK_PROVIDER=local with REFRAME_PROVIDER=local falls back to itself: set it to none")
         if self.default_sidecar is not None:
             self._check_default_sidecar(self.default_sidecar)
         return self

@@ -76,7 +76,8 @@ class DynamoDBGuard:
         )
         def reframe_variant(identity: dict[str, str]) -> VariantRecord:
             record = work.produce()
-            if record.status == "failed" and not _paid_verdict(record):
+            # A fallback stands in for a failure: kept only like one, after a paid verdict.
+            if (record.status == "failed" or record.fallback_reason is not None) and not _paid_verdict(record):
                 raise _FailedVariantError(record)
             return record
 

@@ -104,7 +104,13 @@ class FanOut:
                 produce=lambda: self.producer.produce(job),
                 still_valid=lambda record: (
                     record.key is not None
-                    and is_current(job.storage.head(record.key), job.origin, job.variant.param_hash)
+                    and is_current(
+                        job.storage.head(record.key),
+                        job.origin,
+                        job.variant.param_hash,
+                        # A fallback made after a paid verdict (unsafe, the wrong size) is remembered with it.
+                        fallback_ok=record.fallback_reason is not None,
+                    )
                 ),
             )
         )

@@ -82,6 +82,7 @@ class Pipeline:
         budget: Budget,
         notifier: Notifier | None = None,
         signer: ContentSigner | None = None,
+        fallback: ReframeProvider | None = None,
     ) -> None:
         self.settings = settings
         self.provider = provider
@@ -95,6 +96,7 @@ class Pipeline:
             budget=budget,
             journal=journal,
             signer=signer,
+            fallback=fallback,
         )
         self.fanout = FanOut(producer, guard, settings.max_parallel_calls)
         # S3 lookups of the sources being handled (up to 10 records of a batch at once).

@@ -17,6 +17,7 @@ from reframe_pipeline.application.ports import (
     Budget,
     ContentSigner,
     Deadline,
+    FreeMeter,
     GenerationParams,
     Journal,
     ObjectInfo,
@@ -35,7 +36,9 @@ from reframe_pipeline.domain.errors import (
     DeadlineError,
     OutputLimitError,
     PermanentError,
+    ProviderError,
     SourceChangedError,
+    VariantInProgressError,
 )
 from reframe_pipeline.domain.imaging import (
     FORMATS,
@@ -50,7 +53,7 @@ from reframe_pipeline.domain.imaging import (
 from reframe_pipeline.domain.manifest import VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.domain.pricing import PriceTable, estimate
-from reframe_pipeline.domain.provenance import provenance_for, xmp_packet
+from reframe_pipeline.domain.provenance import Provenance, provenance_for, xmp_packet
 from reframe_pipeline.observability import MetricUnit, count, logger, measure, traced
 
 META_SOURCE_KEY = "source-key"
@@ -58,6 +61,8 @@ META_SOURCE_ETAG = "source-etag"
 META_PARAMS = "params-hash"
 # Present on a variant signed with C2PA Content Credentials: an `existing` variant's manifest entry says so too.
 META_CREDENTIALS = "content-credentials"
+# Present on a variant made by the fallback provider (its name): never current, so a later run tries the provider.
+META_FALLBACK = "fallback"
 OUTPUT_EXTENSIONS = tuple(sorted({spec.ext for spec in FORMATS.values()} | {"jpeg"}))
 # S3's own limits: a write over them fails after the provider was paid, so they are checked before.
 MAX_KEY_BYTES = 1024
@@ -117,13 +122,33 @@ def generation_metadata(origin: ObjectInfo, variant: PlannedVariant, provider: s
     }
 
 
-def is_current(head: ObjectInfo | None, origin: ObjectInfo, param_hash: str) -> bool:
-    """An output made from this version of the source with these parameters (nothing to pay)."""
+def is_current(head: ObjectInfo | None, origin: ObjectInfo, param_hash: str, *, fallback_ok: bool = False) -> bool:
+    """An output made from this version of the source with these parameters (nothing to pay). A fallback
+    variant is not, unless ``fallback_ok``: the provider is owed another try (a run, ``--retry-fallbacks``)."""
     return (
         head is not None
         and head.metadata.get(META_SOURCE_ETAG) == origin.etag
         and head.metadata.get(META_PARAMS) == param_hash
+        and (fallback_ok or META_FALLBACK not in head.metadata)
     )
+
+
+def is_fallback(head: ObjectInfo) -> bool:
+    return META_FALLBACK in head.metadata
+
+
+# Failures that are not the provider failing to make this variant: the work is not this run's to finish
+# (the source changed, another invocation holds it), or a fallback would fail the same way (S3's limits),
+# or the provider is still at it (a deadline, a job pending: collected on the redelivery).
+_NO_FALLBACK = (SourceChangedError, OutputLimitError, DeadlineError, VariantInProgressError)
+
+
+def falls_back(exc: Exception) -> bool:
+    """The provider failed for this variant in this run and will not make it now: refused it (unsafe, 4xx,
+    the wrong size twice), the budget refused it, the account is wrong, or its retries are used up."""
+    if isinstance(exc, _NO_FALLBACK):
+        return False
+    return isinstance(exc, ProviderError | BudgetExceededError | AccountError)
 
 
 @dataclass(frozen=True)
@@ -222,9 +247,12 @@ class VariantProducer:
         budget: Budget,
         journal: Journal,
         signer: ContentSigner | None = None,
+        fallback: ReframeProvider | None = None,
     ) -> None:
         self.provider = provider
         self.provenance = provenance_for(provider.name)
+        self.fallback = fallback  # None: FALLBACK_PROVIDER=none
+        self.fallback_provenance = provenance_for(fallback.name) if fallback else None
         self.signer = signer  # None: C2PA_SIGNING=off
         self.budget = budget
         self.journal = journal
@@ -246,11 +274,15 @@ class VariantProducer:
             color_palette=v.color_palette,
         )
 
-    def _write(self, job: VariantJob, result: ReframeResult) -> tuple[str, int, bool]:
+    def _write(
+        self, job: VariantJob, result: ReframeResult, provenance: Provenance | None = None, fallback: str | None = None
+    ) -> tuple[str, int, bool]:
+        """Finish, mark, sign, check and store the variant; ``fallback`` names the fallback provider that made it."""
         v = job.variant
-        body, fmt = finish_image(result.body, v, xmp_packet(self.provenance, job.source.credits))
+        provenance = provenance or self.provenance
+        body, fmt = finish_image(result.body, v, xmp_packet(provenance, job.source.credits))
         _check_source(job)  # before signing, which reads the source as the variant's parent
-        signed = self._signed(job, body, fmt)
+        signed = self._signed(job, body, fmt, provenance)
         body = signed or body
         try:  # every output is changed by its marking at least: checked again
             verify(body, v.final_size)
@@ -259,17 +291,20 @@ class VariantProducer:
         key = job.key(FORMATS[fmt].ext)
         with traced("upload"):
             metadata = variant_metadata(job.origin, v.param_hash, job.gen_id, _seed(v, result), signed is not None)
+            if fallback:  # not rendered from the provider's generation, and not current for a later run
+                del metadata[META_GENERATION]
+                metadata[META_FALLBACK] = fallback
             job.storage.write(key, body, FORMATS[fmt].mime, metadata)
         return key, len(body), signed is not None
 
-    def _signed(self, job: VariantJob, body: bytes, fmt: str) -> bytes | None:
+    def _signed(self, job: VariantJob, body: bytes, fmt: str, provenance: Provenance) -> bytes | None:
         """``body`` with Content Credentials, after its XMP (the signature binds every byte); None when signing
         is off or failed."""
         if self.signer is None:
             return None
         parent = ParentImage(title=job.origin.key.rsplit("/", 1)[-1], load=job.source.load)
         with traced("sign"):
-            return self.signer.sign(body, FORMATS[fmt].mime, parent, self.provenance)
+            return self.signer.sign(body, FORMATS[fmt].mime, parent, provenance)
 
     def produce(self, job: VariantJob) -> VariantRecord:
         """Call the provider (or collect a generation paid for earlier) and write the checked result;
@@ -292,7 +327,9 @@ class VariantProducer:
         try:
             made = self._make(job, meter, started)
         except Exception as exc:
-            return self._failed(v, exc, {**base, "cost_usd": meter.spent, "attempts": meter.paid_attempts}, started)
+            fields = {**base, "cost_usd": meter.spent, "attempts": meter.paid_attempts}
+            rescued = self._fall_back(job, exc, fields, started) if self.fallback and falls_back(exc) else None
+            return rescued or self._failed(v, exc, fields, started)
         finally:
             measure("EstimatedCostUSD", meter.spent, MetricUnit.NoUnit)
         return self._created(job, made, meter, cost, base)
@@ -371,6 +408,60 @@ class VariantProducer:
             note = f"its kept generation had expired or was deleted: {again}"
         made = _Made(result, key, size, latency_ms, resume is not None, kept is not None, generation_key, signed, note)
         return made
+
+    def _fall_back(
+        self, job: VariantJob, exc: Exception, fields: dict[str, Any], started: float
+    ) -> VariantRecord | None:
+        """The variant made by the fallback provider after the provider failed it with ``exc``, written beside
+        the others but never as a kept generation (those are the provider's); None when the fallback fails too.
+        The record keeps the provider's failure: its code and message, and whether the record goes back to
+        SQS (a transient or account failure: the redelivery tries the provider again)."""
+        assert self.fallback is not None and self.fallback_provenance is not None
+        v = job.variant
+        failure = VariantRecord.failure(v.name, exc)
+        params = GenerationParams(rendering_speed=v.rendering_speed, seed=v.seed)
+        try:
+            with traced("fallback"):
+                result = self.fallback.reframe(
+                    ReframeRequest(job.source, v.resolution, params, job.deadline, FreeMeter())
+                )
+            key, _size, signed = self._write(job, result, self.fallback_provenance, fallback=self.fallback.name)
+        except Exception as fallback_exc:
+            logger.error(
+                "fallback failed too",
+                extra={
+                    "error_code": failure.error.code if failure.error else None,
+                    "fallback_error": str(fallback_exc),
+                },
+            )
+            return None
+        (logger.error if failure.retryable else logger.warning)(
+            "variant made by the fallback provider",
+            extra={
+                "variant_key": key,
+                "fallback": self.fallback.name,
+                "error_code": failure.error.code if failure.error else None,
+                "error": str(exc),
+                "retryable": failure.retryable,
+            },
+        )
+        count("VariantsFallback")
+        if isinstance(exc, AccountError):
+            count("AccountErrors")
+        if isinstance(exc, BudgetExceededError):
+            count("BudgetRefusals")
+        return VariantRecord(
+            name=v.name,
+            key=key,
+            status="created",
+            width=v.final_size.width,
+            height=v.final_size.height,
+            latency_ms=int((time.monotonic() - started) * 1000),
+            provenance=self.fallback_provenance.model_copy(update={"signed": signed}),
+            fallback_reason=failure.error,
+            retryable=failure.retryable,
+            **{**fields, "provider": self.fallback.name, "seed": _seed(v, result)},
+        )
 
     @staticmethod
     def _failed(v: PlannedVariant, exc: Exception, base: dict[str, Any], started: float) -> VariantRecord:

@@ -35,7 +35,10 @@ class VariantRecord(BaseModel):
     generation_key: str | None = None  # where that generation is kept, when it is
     rendered_from_generation: bool = False  # made from a kept generation: nothing paid
     note: str | None = None
-    # Failed for a reason that may pass (transient, account, deadline): the record goes back to SQS.
+    # Made by the fallback provider (FALLBACK_PROVIDER) because the configured one failed for good: its error.
+    fallback_reason: ErrorInfo | None = None
+    # Failed for a reason that may pass (transient, account, deadline): the record goes back to SQS. A fallback
+    # made for such a reason keeps it: the provider is tried again on the redelivery.
     retryable: bool = Field(False, exclude=True)
 
     @classmethod

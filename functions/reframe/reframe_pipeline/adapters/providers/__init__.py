@@ -75,6 +75,15 @@ def _transport(settings: Settings) -> _Transport:
     }
 
 
+def build_fallback(settings: Settings) -> ReframeProvider | None:
+    """The provider of variants the configured one failed for good (FALLBACK_PROVIDER); None when off."""
+    if settings.fallback_provider == "local":
+        from reframe_pipeline.adapters.providers.local import LocalProvider
+
+        return LocalProvider()
+    return None
+
+
 def build_provider(settings: Settings) -> ReframeProvider:
     if settings.reframe_provider == "local":
         from reframe_pipeline.adapters.providers.local import LocalProvider
