@@ -25,6 +25,7 @@ from reframe_pipeline.application.discovery import find_config
 from reframe_pipeline.application.generations import Generations
 from reframe_pipeline.application.pipeline import Pipeline
 from reframe_pipeline.application.ports import ObjectInfo
+from reframe_pipeline.application.variants import is_fallback
 from reframe_pipeline.domain.events import KeyKind, classify
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.domain.sidecar import InvalidSidecarError
@@ -46,6 +47,7 @@ class ImageWork:
     planned: list[PlannedVariant]
     missing: list[PlannedVariant]
     paid: list[PlannedVariant]  # the missing variants whose generation is neither kept nor shared: paid for
+    fallbacks: int = 0  # variants made by the fallback provider (missing with --retry-fallbacks, else present)
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Survey:
     images: int = 0
     unconfigured: int = 0
     invalid: dict[str, str] = field(default_factory=dict)  # image key -> the sidecar's problem
+    retry_fallbacks: bool = False  # variants made by the fallback provider count as missing
     configured: list[ImageWork] = field(default_factory=list)
 
     @property
@@ -65,6 +68,7 @@ class Survey:
         planned = sum(len(work.planned) for work in self.configured)
         missing = [v for work in self.configured for v in work.missing]
         paid = [v for work in self.configured for v in work.paid]
+        fallbacks = sum(work.fallbacks for work in self.configured)
         counts = [
             ("images found", self.images),
             ("  unconfigured", self.unconfigured),
@@ -72,6 +76,7 @@ class Survey:
             ("  configured", len(self.configured)),
             ("variants planned", planned),
             ("  already present", planned - len(missing)),
+            ("  fallbacks" + (" to retry" if self.retry_fallbacks else " kept"), fallbacks),
             ("  missing", len(missing)),
             ("    paid generations", len(paid)),
             ("    free re-renders", len(missing) - len(paid)),
@@ -100,11 +105,13 @@ def _aws_refusal(exc: ClientError) -> str:
     return f"{(error.get('Message') or 'refused').rstrip('.')} ({error.get('Code')})"
 
 
-def survey(pipeline: Pipeline, bucket: str, prefix: str) -> Survey:
-    """Every image under ``prefix``, its planned variants and the ones not yet produced. Reads only."""
+def survey(pipeline: Pipeline, bucket: str, prefix: str, retry_fallbacks: bool = False) -> Survey:
+    """Every image under ``prefix``, its planned variants and the ones not yet produced. Reads only.
+    A variant made by the fallback provider is present, or with ``retry_fallbacks`` missing: the handler
+    then asks the provider for it (it never takes a fallback for the provider's variant)."""
     s = pipeline.settings
     storage = pipeline.storage_for(bucket)
-    result = Survey(bucket, prefix)
+    result = Survey(bucket, prefix, retry_fallbacks=retry_fallbacks)
     for info in storage.list_objects(prefix):
         if classify(info.key, s.input_prefix, s.output_prefix) is not KeyKind.IMAGE:
             continue
@@ -120,10 +127,11 @@ def survey(pipeline: Pipeline, bucket: str, prefix: str) -> Survey:
             continue
         folder = pipeline.folder(storage, info.key)
         present = {item.key for item in storage.list_objects(folder.out_dir)}
-        existing = folder.existing(info, planned, present)
-        missing = [v for v in planned if v.name not in existing]
+        existing = folder.existing(info, planned, present, fallback_ok=True)
+        fallbacks = {name for name, head in existing.items() if is_fallback(head)}
+        missing = [v for v in planned if v.name not in existing or (retry_fallbacks and v.name in fallbacks)]
         paid = _to_pay(pipeline.generations(storage, folder.out_dir, present), info, missing)
-        result.configured.append(ImageWork(info, planned, missing, paid))
+        result.configured.append(ImageWork(info, planned, missing, paid, len(fallbacks)))
     return result
 
 
@@ -218,6 +226,7 @@ def run(
     queue_url: str | None = None,
     provider: str | None = None,
     verbose: bool = False,
+    retry_fallbacks: bool = False,
 ) -> int:
     bucket, prefix = parse_s3_url(url)
     if provider:
@@ -234,7 +243,7 @@ def run(
             " images under it (give a prefix under it, or set INPUT_PREFIX as deployed)"
         )
     try:
-        found = survey(active, bucket, prefix)
+        found = survey(active, bucket, prefix, retry_fallbacks)
     except ClientError as exc:
         raise UserError(f"s3://{bucket}/{prefix}: {_aws_refusal(exc)}") from exc
     out.write(found.report(active))

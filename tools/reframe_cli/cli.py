@@ -141,6 +141,7 @@ def _backfill(args: argparse.Namespace) -> int:
         queue_url=args.queue,
         provider=args.provider,
         verbose=args.verbose,
+        retry_fallbacks=args.retry_fallbacks,
     )
 
 
@@ -218,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--queue", help="send the work to the deployed pipeline's SQS queue instead of running here")
     backfill.add_argument(
         "--provider", choices=["segmind", "ideogram", "local"], help="instead of REFRAME_PROVIDER (plan and local run)"
+    )
+    backfill.add_argument(
+        "--retry-fallbacks",
+        action="store_true",
+        help="count variants made by the fallback provider (FALLBACK_PROVIDER) as missing: ask the provider again",
     )
     _verbose(backfill, also="the handler's logs on stderr (local run) and ")
     check = commands.add_parser(

@@ -70,11 +70,17 @@ class OutputFolder:
         return len(keys)
 
     def survey(
-        self, info: ObjectInfo, variants: list[PlannedVariant], present: set[str] | None = None
+        self,
+        info: ObjectInfo,
+        variants: list[PlannedVariant],
+        present: set[str] | None = None,
+        *,
+        fallback_ok: bool = False,
     ) -> tuple[dict[str, ObjectInfo], dict[str, str]]:
         """The variants already written for this source version with these parameters (nothing to pay),
         and, for the others, the generation their outdated rendition came from (``present``: the keys
-        in the folder, when the caller has listed them already)."""
+        in the folder, when the caller has listed them already). A fallback variant counts as written only
+        with ``fallback_ok`` (a backfill's survey); a run tries the provider for it again."""
         if present is None:
             present = {item.key for item in self.storage.list_objects(self.out_dir)}
         keys = [(v, f"{self.out_dir}{v.name}.{ext}") for v in variants for ext in OUTPUT_EXTENSIONS]
@@ -83,16 +89,21 @@ class OutputFolder:
         current: dict[str, ObjectInfo] = {}
         replaced: dict[str, str] = {}
         for (v, _), head in zip(candidates, heads, strict=True):
-            if head is not None and is_current(head, info, v.param_hash):
+            if head is not None and is_current(head, info, v.param_hash, fallback_ok=fallback_ok):
                 current[v.name] = head
             elif head is not None and (generation := head.metadata.get(META_GENERATION)):
                 replaced[v.name] = generation
         return current, replaced
 
     def existing(
-        self, info: ObjectInfo, variants: list[PlannedVariant], present: set[str] | None = None
+        self,
+        info: ObjectInfo,
+        variants: list[PlannedVariant],
+        present: set[str] | None = None,
+        *,
+        fallback_ok: bool = False,
     ) -> dict[str, ObjectInfo]:
-        return self.survey(info, variants, present)[0]
+        return self.survey(info, variants, present, fallback_ok=fallback_ok)[0]
 
     def remove_stale(
         self,
