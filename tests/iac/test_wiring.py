@@ -283,6 +283,15 @@ def test_signing_is_off_by_default_and_on_only_with_a_signer_secret(transformed:
     assert (alarm["Condition"], alarm["Properties"]["MetricName"]) == ("SignsVariants", "SigningFailures")
 
 
+def test_the_fallback_is_off_by_default_and_passed_to_the_function(transformed: dict[str, Any]) -> None:
+    _, function = only(transformed, "AWS::Lambda::Function")
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert Settings.from_env(Evaluator(transformed)(variables)).fallback_provider == "none"
+    local = Settings.from_env(Evaluator(transformed, FallbackProvider="local")(variables))
+    assert local.fallback_provider == "local"
+    assert transformed["Parameters"]["FallbackProvider"]["AllowedValues"] == ["none", "local"]
+
+
 # ----------------------------------------------------------------------------- IAM
 
 
@@ -479,6 +488,7 @@ def test_dashboard_body_is_json_naming_metrics_the_code_emits(ev: Evaluator, tra
     assert {
         "VariantsCreated",
         "VariantsFailed",
+        "VariantsFallback",
         "ProviderLatency",
         "ProviderThrottled",
         "ProviderConcurrencyLimit",
