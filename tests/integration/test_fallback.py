@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from reframe_cli.cli import main
+from reframe_local import servers
 from reframe_pipeline.application.generations import GENERATION_PREFIX
 from reframe_pipeline.domain.provenance import COMPOSITE_SYNTHETIC, COMPOSITE_WITH_TRAINED
 
@@ -116,3 +117,41 @@ def test_without_the_setting_the_refused_variant_stays_missing(ideogram: Stack):
     ideogram.invoke(sqs_event(s3_event(SOURCE)))
     banner = entries(ideogram)["1536x640"]
     assert (banner["status"], banner["error"]["code"], banner["fallback_reason"]) == ("failed", "unsafe_image", None)
+
+
+# -- with the idempotency table: the guard neither pays twice for a verdict nor takes a fallback for done --
+
+
+@pytest.fixture
+def guarded(refusing: Stack, aws_env: str) -> Stack:
+    from .test_promises import TABLE, create_idempotency_table
+
+    create_idempotency_table(servers.client("dynamodb", aws_env))
+    refusing.configure(IDEMPOTENCY_TABLE=TABLE)
+    return refusing
+
+
+def test_a_duplicate_event_does_not_pay_again_for_an_unsafe_verdict_filled_by_the_fallback(guarded: Stack):
+    guarded.faults("unsafe", "ok")
+    assert guarded.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}
+    billed = guarded.stats()["billed"]
+
+    assert guarded.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}  # S3 sends duplicates
+    banner = entries(guarded)["1536x640"]
+    assert (banner["status"], banner["provider"], banner["fallback_reason"]["code"]) == (
+        "existing",
+        "local",
+        "unsafe_image",
+    )
+    assert guarded.stats()["billed"] == billed  # the verdict is remembered with its fallback
+
+
+def test_with_the_table_a_fallback_for_a_transient_failure_is_not_recorded_as_done(guarded: Stack):
+    guarded.configure(MAX_ATTEMPTS="1")
+    guarded.faults("503", "ok")
+    assert guarded.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    assert entries(guarded)["1536x640"]["provider"] == "local"
+
+    assert guarded.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}
+    banner = entries(guarded)["1536x640"]
+    assert (banner["status"], banner["provider"], banner["fallback_reason"]) == ("created", "ideogram", None)

@@ -181,3 +181,20 @@ def test_the_setting_is_validated_once() -> None:
         Settings.from_env({"FALLBACK_PROVIDER": "segmind"})
     with pytest.raises(SettingsError, match="falls back to itself"):
         Settings.from_env({"FALLBACK_PROVIDER": "local", "REFRAME_PROVIDER": "local"})
+
+
+def test_the_providers_variant_replacing_a_fallback_is_announced_as_a_new_outcome() -> None:
+    from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
+    from reframe_pipeline.domain.notices import ready
+
+    def manifest(**fields: Any) -> Manifest:
+        variant = VariantRecord(name="banner", key=OUT + "banner.png", status="created", width=8, height=8, **fields)
+        source = SourceInfo(bucket="b", key=SOURCE, etag="e", version="v")
+        return Manifest(source=source, config=ConfigInfo(**{"from": "object"}), variants=[variant])
+
+    fallback = ready(manifest(provider="local", fallback_reason=ErrorInfo(code="unsafe_image", message="x")), "m", "c")
+    provider = ready(manifest(provider="segmind"), "m", "c")
+    assert fallback.status == provider.status == "completed"
+    assert fallback.event_id != provider.event_id  # a consumer de-duplicating on it still hears of the replacement
+    again = ready(manifest(provider="local", fallback_reason=ErrorInfo(code="unsafe_image", message="x")), "m", "c")
+    assert again.event_id == fallback.event_id

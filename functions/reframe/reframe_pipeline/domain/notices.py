@@ -81,8 +81,12 @@ def ready(manifest: Manifest, manifest_key: str, correlation_id: str) -> NoticeD
         for r in records
     ]
     source = manifest.source
-    # created and existing are the same outcome (the variant is there): a redelivery keeps the id.
-    outcome = [(v.name, v.key, v.error_code or "ready") for v in variants]
+    # created and existing are the same outcome (the variant is there): a redelivery keeps the id. A fallback
+    # (FALLBACK_PROVIDER) is another outcome than the provider's variant that later replaces it under the same key.
+    outcome = [
+        (v.name, v.key, v.error_code or ("fallback" if r.fallback_reason else "ready"))
+        for v, r in zip(variants, records, strict=True)
+    ]
     return NoticeDetail(
         event_id=_event_id(source.bucket, source.key, source.etag, source.version, status, outcome),
         bucket=source.bucket,
