@@ -8,6 +8,8 @@ from PIL import Image, ImageChops, ImageStat
 from reframe_pipeline.domain.local_engine import extend_canvas, fitted_box, pad_to_square
 from reframe_pipeline.domain.resolutions import RESOLUTIONS, Size
 
+from .images import opened, saved
+
 pytestmark = pytest.mark.usefixtures("bounded_memory")
 
 IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images"
@@ -170,6 +172,16 @@ def test_only_the_side_with_a_margin_fades() -> None:
     assert result.getpixel((100, 50)) != source.getpixel((99, 50))
 
 
+def test_only_the_top_or_bottom_with_a_margin_fades() -> None:
+    source = stripes((100, 100), vertical=False)
+    result = extend_canvas(source, Size(100, 101))  # one row of margin, at the bottom
+    assert result.crop((0, 0, 100, 96)).tobytes() == source.crop((0, 0, 100, 96)).tobytes()
+    assert result.getpixel((50, 99)) != source.getpixel((50, 99))
+    result = extend_canvas(source, Size(100, 102))  # one row above and one below
+    assert result.getpixel((50, 1)) != source.getpixel((50, 0))
+    assert result.getpixel((50, 100)) != source.getpixel((50, 99))
+
+
 def test_the_feather_is_a_few_percent_of_the_short_side_and_at_most_24_pixels() -> None:
     small, large = stripes((50, 50)), stripes((1000, 1000))
     result = extend_canvas(small, Size(150, 50))  # feather 2
@@ -193,6 +205,8 @@ def test_the_feather_is_a_few_percent_of_the_short_side_and_at_most_24_pixels() 
         ((40, 30), (1000, 30)),
         ((3, 3), (8, 64)),
         ((16, 16), (17, 16)),
+        ((100, 100), (150, 100)),  # a source wider than half the canvas: one mirrored copy on each side
+        ((100, 100), (100, 150)),
     ],
 )
 def test_a_flat_source_gives_a_flat_canvas(source_size: tuple[int, int], size: tuple[int, int]) -> None:
@@ -263,9 +277,28 @@ def test_a_palette_with_a_transparent_index_is_white_where_transparent() -> None
 
 
 @pytest.mark.parametrize(("mode", "value"), [("I;16", 51200), ("I", 51200), ("F", 51200.0)])
-def test_deep_greyscale_is_scaled_into_8_bits_not_clipped(mode: str, value: float) -> None:
-    result = extend_canvas(Image.new(mode, (20, 20), value), Size(40, 20))
-    assert result.getpixel((20, 10)) == (200, 200, 200)  # 51200 of 65536 is 200 of 256
+@pytest.mark.parametrize("size", [Size(40, 20), Size(10, 10)], ids=["extended", "same aspect"])
+def test_deep_greyscale_is_scaled_into_8_bits_not_clipped(mode: str, value: float, size: Size) -> None:
+    result = extend_canvas(Image.new(mode, (20, 20), value), size)
+    assert result.mode == "RGB"
+    assert result.getpixel((size.width // 2, size.height // 2)) == (200, 200, 200)  # 51200 of 65536: 200 of 256
+
+
+@pytest.mark.parametrize("mode", ["L", "CMYK", "P"])
+def test_a_source_of_the_canvas_aspect_is_rgb_too(mode: str) -> None:
+    result = extend_canvas(Image.new("RGB", (20, 10), (40, 80, 120)).convert(mode), Size(40, 20))
+    assert result.mode == "RGB"
+    assert result.size == (40, 20)
+
+
+@pytest.mark.parametrize(("mode", "key", "colour"), [("L", 50, 200), ("RGB", (0, 255, 0), (200, 20, 20))])
+def test_a_colour_keyed_source_is_white_where_keyed(mode: str, key: object, colour: object) -> None:
+    source = Image.new(mode, (20, 20), key)
+    source.paste(colour, (10, 0, 20, 20))
+    source = opened(saved(source, "PNG", transparency=key))  # as the local provider reads it
+    result = extend_canvas(source, Size(20, 20))
+    assert result.getpixel((2, 10)) == (255, 255, 255)
+    assert result.getpixel((17, 10)) == Image.new(mode, (1, 1), colour).convert("RGB").getpixel((0, 0))
 
 
 # --- where the source lands ------------------------------------------------------------------------------------
