@@ -121,9 +121,10 @@ def test_verify_refuses_another_size() -> None:
 
 
 def test_verify_refuses_bytes_that_are_no_image() -> None:
-    with pytest.raises(ImageCheckError, match="not a JPEG, PNG, WebP or other known image") as caught:
+    with pytest.raises(ImageCheckError) as caught:
         verify(b"<html>an error page</html>")
     assert type(caught.value) is ImageCheckError
+    assert str(caught.value) == "the bytes are not a JPEG, PNG, WebP or other known image"
 
 
 def test_verify_refuses_a_truncated_image_whatever_its_header_says() -> None:
@@ -275,6 +276,22 @@ def test_xmp_in_a_jpeg_replaces_every_older_packet_wherever_it_is() -> None:
     assert marked.count(JPEG_XMP_ID) == 1
     assert opened(marked).info["xmp"] == PACKET
     assert opened(marked).getexif()[0x8298] == "Someone"
+    assert opened(marked).tobytes() == opened(body).tobytes()
+
+
+def test_xmp_in_a_jpeg_is_found_by_markers_not_by_the_bytes_around_them() -> None:
+    """A large segment (a comment, as big as an ICC profile) whose length and last byte read like the markers
+    that end the header: the older packet after it is still found and replaced."""
+    body = saved(noise((24, 16)), "JPEG")
+    scan = body.index(b"\xff\xda")
+    text = b"c" * (0xDA00 - 3) + b"\xda"  # its length starts with 0xDA, its last byte is 0xDA
+    comment = b"\xff\xfe" + (len(text) + 2).to_bytes(2) + text
+    first = body[:scan] + comment + xmp_segment(OLD_PACKET) + body[scan:]
+
+    marked = insert_xmp(first, "jpeg", PACKET)
+
+    assert marked.count(JPEG_XMP_ID) == 1
+    assert opened(marked).info["xmp"] == PACKET
     assert opened(marked).tobytes() == opened(body).tobytes()
 
 

@@ -106,6 +106,11 @@ def test_probe_tells_format_and_size(pillow_format: str, key: str) -> None:
     assert probe(body, complete=True) == SourceFacts(key, Size(37, 23), 1)
 
 
+@pytest.mark.parametrize("size", [(1, 1), (1, 9), (9, 1)])
+def test_probe_takes_images_one_pixel_wide(size: tuple[int, int]) -> None:
+    assert probe(saved(Image.new("RGB", size), "PNG"), complete=True) == SourceFacts("png", Size(*size), 1)
+
+
 def test_probe_reads_heic() -> None:
     from reframe_pipeline.domain.preparation import _heif_support
 
@@ -129,6 +134,11 @@ def test_the_first_bytes_of_a_large_png_tell_its_size_and_orientation_without_it
     body = saved(noise((200, 150)), "PNG", exif=exif_orientation(8))
     assert len(body) > 50_000
     assert probe(body[:2000], complete=False) == SourceFacts("png", Size(200, 150), 8)
+
+
+def test_the_first_bytes_of_a_large_png_without_exif_tell_it_is_upright() -> None:
+    body = saved(noise((200, 150)), "PNG")
+    assert probe(body[:2000], complete=False) == SourceFacts("png", Size(200, 150), 1)
 
 
 def test_an_unknown_content_is_refused_whatever_its_name() -> None:
@@ -272,6 +282,9 @@ def test_greyscale_becomes_rgb() -> None:
     prepared = opened(prepare(saved(Image.new("L", (8, 8), 77), "TIFF"), LIMITS))
     assert prepared.mode == "RGB"
     assert prepared.getpixel((3, 3)) == (77, 77, 77)
+    prepared = opened(prepare(saved(Image.new("L", (80, 40), 77), "TIFF"), replace(LIMITS, max_pixels=800)))
+    assert (prepared.mode, prepared.size) == ("RGB", (40, 20))
+    assert prepared.getpixel((20, 10)) == (77, 77, 77)
 
 
 def test_alpha_is_kept_exactly_when_nothing_is_downscaled() -> None:
@@ -347,6 +360,14 @@ def test_downscaled_within_the_pixel_limit_keeping_the_aspect(fmt: str) -> None:
     assert all(abs(a - b) <= 3 for a, b in zip(prepared.getpixel((100, 50)), (10, 100, 200), strict=True))
 
 
+@pytest.mark.parametrize(("size", "expected"), [((10_000, 2), (5_000, 1)), ((2, 10_000), (1, 5_000))])
+def test_a_thin_source_is_downscaled_within_the_pixel_limit_too(
+    size: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    prepared = opened(prepare(saved(Image.new("RGB", size, (1, 2, 3)), "BMP"), replace(LIMITS, max_pixels=5_000)))
+    assert prepared.size == expected
+
+
 def test_exactly_the_pixel_limit_is_not_downscaled() -> None:
     source = noise((100, 50))
     prepared = opened(prepare(saved(source, "BMP"), replace(LIMITS, max_pixels=5_000)))
@@ -374,9 +395,19 @@ def test_a_non_square_copy_stays_in_its_aspect() -> None:
     assert prepared.size == (40, 20)
 
 
-def test_the_colour_profile_is_kept() -> None:
-    prepared = opened(prepare(saved(Image.new("RGB", (20, 10)), "TIFF", icc_profile=SRGB), LIMITS))
+@pytest.mark.parametrize("square", [False, True])
+def test_the_colour_profile_is_kept(square: bool) -> None:
+    body = saved(Image.new("RGB", (20, 10)), "TIFF", icc_profile=SRGB)
+    prepared = opened(prepare(body, replace(LIMITS, square=square)))
     assert prepared.info.get("icc_profile") == SRGB
+
+
+def test_a_square_copy_shrunk_to_the_byte_limit_keeps_the_colour_profile() -> None:
+    body = saved(noise((80, 40)), "TIFF", icc_profile=SRGB)
+    prepared = prepare(body, replace(LIMITS, max_bytes=6_000, square=True))
+    assert len(prepared) <= 6_000
+    assert opened(prepared).width < 80
+    assert opened(prepared).info.get("icc_profile") == SRGB
 
 
 def test_a_copy_over_the_byte_limit_is_shrunk_until_it_fits_keeping_its_profile() -> None:
