@@ -1229,3 +1229,19 @@ def test_each_paid_variant_is_measured_as_the_readme_lists(make: Any, monkeypatc
     assert by_name["BytesWritten"] == (len(h.storage.body(record.key)), variants_module.MetricUnit.Bytes)
     assert by_name["EstimatedCostUSD"] == (pytest.approx(record.cost_usd), variants_module.MetricUnit.NoUnit)
     assert by_name["ProviderLatency"][1] == variants_module.MetricUnit.Milliseconds
+
+
+def test_a_jpeg_answer_kept_as_it_is_keeps_the_providers_pixels(make: Any) -> None:
+    def jpeg(size: Any) -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", (size.width, size.height), (10, 120, 30)).save(buffer, "JPEG", quality=80)
+        return buffer.getvalue()
+
+    h = make(provider=FakeProvider(image=jpeg))
+    h.upload(targets=TARGETS[:1])
+    (record,) = h.handle().records
+    written = h.storage.body(record.key)
+    answered = jpeg(h.provider.requests[0].resolution)
+    assert written.startswith(b"\xff\xd8\xff")
+    assert written.endswith(answered[answered.index(b"\xff\xda") :])  # the same scan: not re-encoded
+    assert "compositeWithTrainedAlgorithmicMedia" in xmp_of(written)

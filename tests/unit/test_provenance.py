@@ -55,6 +55,7 @@ def test_each_provider_says_how_it_makes_images(provider: str, source_type: str,
     assert described.get(f"{{{IPTC_EXT}}}AISystemUsed") == model
     assert described.get(f"{{{XMP}}}CreatorTool") == "Reframe Pipeline"
     assert list(described) == []  # no credits: no creator, no rights
+    assert described.text is None
 
 
 def test_the_packet_is_wrapped_as_the_xmp_specification_asks() -> None:
@@ -102,6 +103,7 @@ def test_the_source_credits_come_from_its_exif() -> None:
 
 def test_padding_is_trimmed_and_empty_credits_are_none() -> None:
     assert source_credits(exif_header(artist="Jane\x00\x00 ", copyright="  ")) == Credits(creator="Jane", rights=None)
+    assert source_credits(exif_header(artist=" Xavier X\x00")) == Credits(creator="Xavier X", rights=None)
 
 
 def test_no_credits_from_an_image_without_exif_or_bytes_that_are_no_image() -> None:
