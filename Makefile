@@ -54,7 +54,7 @@ $(MUTATION_STAMP): $(STAMP)
 mutate: $(MUTATION_STAMP)
 	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)/src
 	cp -r functions/reframe/reframe_pipeline $(MUTATION_DIR)/src/
-	cp -r tests docs events examples schemas README.md template.yaml pyproject.toml $(MUTATION_DIR)/
+	cp -r functions tests docs events examples schemas README.md template.yaml pyproject.toml $(MUTATION_DIR)/
 	find $(MUTATION_DIR) -name __pycache__ -prune -exec rm -rf {} +
 ifeq ($(MUTATE_ALL),1)
 	sed -i 's|^only_mutate = .*|only_mutate = ["src/reframe_pipeline/domain/*", "src/reframe_pipeline/application/*"]|' \

@@ -1,11 +1,30 @@
-"""The AIMD limiter of provider calls: deterministic, no sleeps (a zero timeout tells 'would wait')."""
+"""The AIMD limiter of provider calls: deterministic, no sleeps (a zero timeout tells 'would wait').
+
+The process's limiter (LIMITER, which every provider call uses) is new at the start of each test: the
+``fresh_limiter`` fixture of conftest.py."""
+
+import json
 
 import pytest
+import requests
 
 from reframe_pipeline.adapters.providers.http import CallPlan, RetryPolicy, call_with_retries
-from reframe_pipeline.adapters.providers.limiter import PROBE_STEP, AimdLimiter
-from reframe_pipeline.application.ports import Deadline, ReframeResult
-from reframe_pipeline.domain.errors import DeadlineError, ProviderTransientError
+from reframe_pipeline.adapters.providers.limiter import LIMITER, PROBE_STEP, AimdLimiter
+from reframe_pipeline.adapters.providers.segmind import SegmindProvider
+from reframe_pipeline.application.ports import (
+    Deadline,
+    GenerationParams,
+    ReframeRequest,
+    ReframeResult,
+    SourceImage,
+)
+from reframe_pipeline.domain.errors import (
+    DeadlineError,
+    ProviderError,
+    ProviderRejectedError,
+    ProviderTransientError,
+)
+from reframe_pipeline.domain.resolutions import Size
 
 
 def fill(limiter):
@@ -111,3 +130,81 @@ def test_no_free_slot_before_the_deadline():
         call_with_retries(
             send, CallPlan(FAST, Deadline(lambda: 2_000), min_remaining_ms=2_000, reserve_ms=0, provider="p"), limiter
         )
+
+
+class Answering400:
+    """A session whose every POST is answered 400 Bad Request, as a provider refusing the request does."""
+
+    def __init__(self) -> None:
+        self.posts = 0
+
+    def post(self, url, **_):
+        self.posts += 1
+        response = requests.Response()
+        response.status_code = 400
+        response._content = json.dumps({"error": "invalid resolution"}).encode()
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+
+class FreeMeter:
+    def charge(self):
+        return lambda: None
+
+    def submitted(self, ticket):
+        pass
+
+
+def test_the_process_limiter_starts_each_test_new(fresh_limiter):
+    assert fresh_limiter is LIMITER
+    assert LIMITER.in_flight == 0
+    assert LIMITER.limit == AimdLimiter().limit
+
+
+def test_a_call_answered_400_gives_its_slot_back():
+    session = Answering400()
+    provider = SegmindProvider(
+        mode="sync",
+        url="https://api.segmind.example/v1/ideogram-3-reframe",
+        api_key=lambda: "k",
+        session=session,
+        policy=FAST,
+        min_remaining_ms=0,
+        reserve_ms=0,
+    )
+    request = ReframeRequest(
+        SourceImage("https://bucket.example/photo.jpg", lambda: b""),
+        Size(1024, 1024),
+        GenerationParams(),
+        Deadline(),
+        FreeMeter(),
+    )
+    limit = LIMITER.limit
+
+    with pytest.raises(ProviderRejectedError) as caught:
+        provider.reframe(request)
+
+    assert caught.value.status == 400
+    assert session.posts == 1  # a permanent error: not repeated
+    assert LIMITER.in_flight == 0
+    assert LIMITER.limit == limit  # and no sign of overload: the limit stays
+
+
+def test_every_failed_attempt_gives_its_slot_back():
+    limiter = AimdLimiter(2)
+    failures = [
+        ProviderRejectedError("refused", status=400),
+        ProviderTransientError("busy", status=429),
+        ProviderTransientError("down", status=503),
+        requests.ConnectionError("refused"),
+        RuntimeError("a bug"),
+    ]
+    for failure in failures:
+
+        def send(timeout, failure=failure):
+            raise failure
+
+        plan = CallPlan(RetryPolicy(max_attempts=1, base_s=0.0, max_s=0.0), Deadline(), 0, 0, "p")
+        with pytest.raises((ProviderError, RuntimeError)):
+            call_with_retries(send, plan, limiter)
+        assert limiter.in_flight == 0, failure

@@ -1244,3 +1244,93 @@ def test_kept_generations_are_tagged_for_their_lifecycle_rule(make: Any) -> None
     (kept,) = h.generations()
     assert h.storage.tags[kept] == {"reframe-kind": "generation"}
     assert h.storage.tags[OUT + "1536x512.png"] == {}
+
+
+# --- provenance in every variant, and the notices' deadline and contents ---------------------------------------
+
+
+def xmp_of(body: bytes) -> str:
+    with Image.open(io.BytesIO(body)) as image:
+        packet = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp") or b""
+    return packet.decode() if isinstance(packet, bytes) else packet
+
+
+@pytest.mark.parametrize(
+    ("output", "target", "key"),
+    [
+        ({"format": "original"}, {"resolution": "1536x512"}, OUT + "1536x512.png"),  # kept as it is
+        ({"format": "jpeg"}, {"resolution": "1536x512"}, OUT + "1536x512.jpg"),  # converted
+        ({"format": "webp"}, {"resolution": "1536x512"}, OUT + "1536x512.webp"),
+        ({"format": "original"}, {"size": "1000x500", "name": "wide"}, OUT + "wide.png"),  # cropped
+    ],
+)
+def test_every_variant_says_how_it_was_made_and_who_made_its_source(
+    make: Any, output: dict[str, str], target: dict[str, str], key: str
+) -> None:
+    exif = Image.Exif()
+    exif[0x013B] = "Jane Photographer"
+    source = io.BytesIO()
+    Image.new("RGB", (64, 48), (90, 60, 30)).save(source, "PNG", exif=exif.tobytes())
+    h = make()
+    h.upload(body=source.getvalue(), targets=[target], output=output)
+    h.handle()
+    packet = xmp_of(h.storage.body(key))
+    assert "compositeWithTrainedAlgorithmicMedia" in packet
+    assert "<rdf:li>Jane Photographer</rdf:li>" in packet
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.published: list[tuple[Any, Deadline]] = []
+
+    def publish(self, detail: Any, deadline: Deadline) -> None:
+        self.published.append((detail, deadline))
+
+
+def test_notices_are_sent_within_the_invocations_deadline_and_a_removal_names_the_variants(make: Any) -> None:
+    h = make()
+    notifier = h.pipeline.notifier = RecordingNotifier()
+    h.upload(targets=TARGETS[:2])
+    deadline = h.clock.deadline()
+    h.handle(deadline=deadline)
+    h.storage.delete([SOURCE])
+    removal_deadline = h.clock.deadline()
+    h.handle(action="removed", deadline=removal_deadline)
+
+    (made, made_deadline), (gone, gone_deadline) = notifier.published
+    assert (made.status, made_deadline) == ("completed", deadline)
+    assert (gone.status, gone_deadline) == ("removed", removal_deadline)
+    assert made_deadline is deadline and gone_deadline is removal_deadline
+    assert sorted(v.key for v in gone.variants) == sorted(v.key for v in made.variants)
+    assert gone.counts.removed == 2
+
+
+def test_each_paid_variant_is_measured_as_the_readme_lists(make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    measured: list[tuple[str, float, object]] = []
+    monkeypatch.setattr(variants_module, "measure", lambda name, value, unit: measured.append((name, value, unit)))
+    h = make()
+    h.upload(targets=TARGETS[:1])
+    outcome = h.handle()
+
+    (record,) = outcome.records
+    by_name = {name: (value, unit) for name, value, unit in measured}
+    assert sorted(by_name) == ["BytesWritten", "EstimatedCostUSD", "ProviderLatency"]
+    assert by_name["BytesWritten"] == (len(h.storage.body(record.key)), variants_module.MetricUnit.Bytes)
+    assert by_name["EstimatedCostUSD"] == (pytest.approx(record.cost_usd), variants_module.MetricUnit.NoUnit)
+    assert by_name["ProviderLatency"][1] == variants_module.MetricUnit.Milliseconds
+
+
+def test_a_jpeg_answer_kept_as_it_is_keeps_the_providers_pixels(make: Any) -> None:
+    def jpeg(size: Any) -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", (size.width, size.height), (10, 120, 30)).save(buffer, "JPEG", quality=80)
+        return buffer.getvalue()
+
+    h = make(provider=FakeProvider(image=jpeg))
+    h.upload(targets=TARGETS[:1])
+    (record,) = h.handle().records
+    written = h.storage.body(record.key)
+    answered = jpeg(h.provider.requests[0].resolution)
+    assert written.startswith(b"\xff\xd8\xff")
+    assert written.endswith(answered[answered.index(b"\xff\xda") :])  # the same scan: not re-encoded
+    assert "compositeWithTrainedAlgorithmicMedia" in xmp_of(written)

@@ -1,0 +1,38 @@
+"""Fixtures of the unit tests: each test starts with the process's provider call limiter as new; the image
+tests run with a bound on their memory."""
+
+from __future__ import annotations
+
+import re
+import resource
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reframe_pipeline.adapters.providers.limiter import LIMITER, AimdLimiter
+
+
+@pytest.fixture(autouse=True)
+def fresh_limiter() -> Iterator[AimdLimiter]:
+    """The limiter every provider call goes through is one per process: a slot one test leaks must not
+    narrow, or hide in, the next test. Each test gets it as a new process would, and hands it back."""
+    vars(LIMITER).update(vars(AimdLimiter()))
+    yield LIMITER
+    vars(LIMITER).update(vars(AimdLimiter()))
+
+
+@pytest.fixture
+def bounded_memory() -> Iterator[None]:
+    """These small images take little memory: a wrong size computation (an upscale where a downscale was
+    meant) fails with MemoryError at once instead of filling the machine's memory."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    status = re.search(r"VmData:\s+(\d+) kB", Path("/proc/self/status").read_text())
+    if status is None:  # not Linux: no bound
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_DATA, (int(status.group(1)) * 1024 + 1024**3, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))

@@ -1,0 +1,141 @@
+"""What downstream systems are told when a source's work ends (domain/notices.py; README, "Downstream
+integration"): the status of the outcome, each variant as written, the counts, the cost, and an event_id
+that is the same for the same outcome and new for any other."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
+from reframe_pipeline.domain.notices import READY, REMOVED, ready, removed
+
+SOURCE = SourceInfo(bucket="my-bucket", key="uploads/a/photo.jpg", etag="etag-1", version="v1")
+OG = VariantRecord(
+    name="og", key="reframed/a/photo.jpg/og.png", status="created", width=1200, height=628, cost_usd=0.075
+)
+STORY = VariantRecord(
+    name="story", key="reframed/a/photo.jpg/story.jpg", status="existing", width=1080, height=1920, cost_usd=0.0
+)
+FAILED = VariantRecord(
+    name="9:16", status="failed", error=ErrorInfo(code="budget_exceeded", message="the budget is spent")
+)
+
+
+def manifest(*variants: VariantRecord, source: SourceInfo = SOURCE, error: ErrorInfo | None = None) -> Manifest:
+    return Manifest(source=source, config=ConfigInfo(from_="object"), variants=list(variants), error=error)
+
+
+def notice(*variants: VariantRecord, **changes: object):
+    return ready(manifest(*variants, **changes), "reframed/a/photo.jpg/manifest.json", "corr-1")  # type: ignore[arg-type]
+
+
+def test_every_variant_there_is_completed() -> None:
+    detail = notice(OG, STORY)
+    assert (detail.status, detail.detail_type) == ("completed", READY)
+    assert detail.counts.model_dump() == {"created": 1, "existing": 1, "failed": 0, "removed": 0}
+    assert (detail.bucket, detail.source.key, detail.source.etag, detail.source.version) == (
+        "my-bucket",
+        "uploads/a/photo.jpg",
+        "etag-1",
+        "v1",
+    )
+    assert (detail.manifest_key, detail.correlation_id) == ("reframed/a/photo.jpg/manifest.json", "corr-1")
+
+
+def test_some_variants_there_is_partial_and_none_is_failed() -> None:
+    assert notice(OG, FAILED).status == "partial"
+    assert notice(OG, FAILED).counts.model_dump() == {"created": 1, "existing": 0, "failed": 1, "removed": 0}
+    assert notice(FAILED).status == "failed"
+    assert notice(FAILED).detail_type == READY
+
+
+def test_a_source_level_error_is_not_completed() -> None:
+    error = ErrorInfo(code="invalid_sidecar", message="bad")
+    assert notice(OG, error=error).status == "partial"
+    assert notice(error=error).status == "failed"
+
+
+def test_each_variant_as_written() -> None:
+    detail = notice(OG, FAILED)
+    assert [v.model_dump() for v in detail.variants] == [
+        {
+            "name": "og",
+            "key": "reframed/a/photo.jpg/og.png",
+            "status": "created",
+            "size": "1200x628",
+            "error_code": None,
+        },
+        {"name": "9:16", "key": None, "status": "failed", "size": None, "error_code": "budget_exceeded"},
+    ]
+
+
+def test_the_cost_is_what_this_run_spent() -> None:
+    third = VariantRecord(name="x", key="k", status="created", width=1, height=1, cost_usd=0.1 + 0.2)
+    assert notice(OG, STORY, third).cost_usd == pytest.approx(0.375)
+    assert notice(OG, STORY, third).cost_usd == round(0.075 + 0.0 + 0.1 + 0.2, 6)
+    assert notice(STORY).cost_usd == 0.0
+
+
+def test_the_event_id_is_a_hash_of_the_outcome() -> None:
+    assert re.fullmatch(r"[0-9a-f]{32}", notice(OG).event_id)
+    assert notice(OG, FAILED).event_id == notice(OG, FAILED).event_id
+
+
+def test_a_redelivery_that_changes_nothing_keeps_the_event_id() -> None:
+    redelivered = OG.model_copy(update={"status": "existing", "cost_usd": 0.0})
+    assert notice(redelivered, STORY).event_id == notice(OG, STORY).event_id
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"source": SOURCE.model_copy(update={"bucket": "other-bucket"})},
+        {"source": SOURCE.model_copy(update={"key": "uploads/a/other.jpg"})},
+        {"source": SOURCE.model_copy(update={"etag": "etag-2"})},  # a new upload
+        {"source": SOURCE.model_copy(update={"version": "v2"})},
+        {"variants": (OG.model_copy(update={"key": "reframed/a/photo.jpg/og.jpg"}), FAILED)},  # another format
+        {"variants": (OG.model_copy(update={"name": "og2"}), FAILED)},
+        {"variants": (OG, OG.model_copy(update={"name": "9:16"}))},  # the failed variant made since
+        {"variants": (OG, FAILED.model_copy(update={"error": ErrorInfo(code="http_400", message="no")}))},
+    ],
+)
+def test_any_other_outcome_gets_a_new_event_id(other: dict[str, object]) -> None:
+    changes = dict(other)  # the parameter itself is shared by every run of the test
+    variants = changes.pop("variants", (OG, FAILED))
+    assert notice(*variants, **changes).event_id != notice(OG, FAILED).event_id  # type: ignore[arg-type]
+
+
+def test_another_status_gets_a_new_event_id() -> None:
+    assert notice(OG, error=ErrorInfo(code="invalid_sidecar", message="bad")).event_id != notice(OG).event_id
+
+
+def test_a_removal_names_each_variant_by_its_file() -> None:
+    keys = ["reframed/a/photo.jpg/story.jpg", "reframed/a/photo.jpg/og.v2.png"]
+    detail = removed("my-bucket", "uploads/a/photo.jpg", "reframed/a/photo.jpg/manifest.json", keys, "corr-2")
+    assert (detail.status, detail.detail_type) == ("removed", REMOVED)
+    assert [(v.name, v.key, v.status) for v in detail.variants] == [
+        ("og.v2", "reframed/a/photo.jpg/og.v2.png", "removed"),
+        ("story", "reframed/a/photo.jpg/story.jpg", "removed"),
+    ]
+    assert detail.counts.model_dump() == {"created": 0, "existing": 0, "failed": 0, "removed": 2}
+    assert (detail.source.key, detail.source.etag, detail.source.version) == ("uploads/a/photo.jpg", None, None)
+    assert (detail.bucket, detail.manifest_key, detail.cost_usd, detail.correlation_id) == (
+        "my-bucket",
+        "reframed/a/photo.jpg/manifest.json",
+        0.0,
+        "corr-2",
+    )
+
+
+def test_a_removal_event_id_depends_on_what_was_removed_not_on_its_order() -> None:
+    keys = ["reframed/a/photo.jpg/story.jpg", "reframed/a/photo.jpg/og.png"]
+    first = removed("b", "uploads/a/photo.jpg", "m", keys, "c1")
+    assert removed("b", "uploads/a/photo.jpg", "m", list(reversed(keys)), "c2").event_id == first.event_id
+    assert removed("b", "uploads/a/photo.jpg", "m", keys[:1], "c1").event_id != first.event_id
+    assert removed("b2", "uploads/a/photo.jpg", "m", keys, "c1").event_id != first.event_id
+    assert removed("b", "uploads/a/other.jpg", "m", keys, "c1").event_id != first.event_id
+    assert re.fullmatch(r"[0-9a-f]{32}", first.event_id)
+    # a removal is another outcome than any made variants of the same source
+    assert first.event_id != notice(OG, STORY).event_id
