@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -107,3 +109,36 @@ def test_normal_use_is_untouched(s3: Any, moto_reset: ServerProcess) -> None:
     sqs = servers.client("sqs", moto_reset.url)
     assert sqs.create_queue(QueueName="q" * 80)["QueueUrl"].endswith("q" * 80)
     assert requests.get(f"{moto_reset.url}/moto-api/", timeout=10).status_code == 200
+
+
+def test_a_conditional_write_has_one_winner_among_concurrent_writers(moto_reset: ServerProcess) -> None:
+    # DynamoDB makes a conditional write atomic; moto alone lets two concurrent writers pass one condition.
+    dynamodb = servers.client("dynamodb", moto_reset.url)
+    dynamodb.create_table(
+        TableName="race",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    writers = 8
+
+    def claim(slot: str, barrier: threading.Barrier, holder: int) -> bool:
+        barrier.wait()
+        try:
+            dynamodb.update_item(
+                TableName="race",
+                Key={"id": {"S": slot}},
+                UpdateExpression="SET holder = :holder",
+                ConditionExpression="attribute_not_exists(holder)",
+                ExpressionAttributeValues={":holder": {"S": str(holder)}},
+            )
+        except dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    with ThreadPoolExecutor(writers) as pool:
+        for trial in range(300):
+            barrier = threading.Barrier(writers)
+            slots = [f"slot-{trial}"] * writers
+            wins = list(pool.map(claim, slots, [barrier] * writers, range(writers)))
+            assert sum(wins) == 1, f"trial {trial}: {sum(wins)} writers passed one condition"

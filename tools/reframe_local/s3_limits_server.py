@@ -4,6 +4,10 @@
 serves (S3, SQS, DynamoDB, ``/moto-api/``). An S3 write (PUT object, CopyObject, multipart upload, POST
 upload) whose key is over 1024 UTF-8 bytes, or whose user metadata is over 2048 bytes, gets S3's 400
 error instead. Path-style addressing only: the bucket is the first path segment, the key the rest.
+
+DynamoDB requests are applied one at a time: DynamoDB makes each conditional write atomic, moto checks
+the condition and writes in two steps, so two concurrent writers could both pass one condition (a
+shared provider slot taken twice, an idempotency lock held by two invocations).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import threading
 import uuid
 from collections.abc import Iterable
 from urllib.parse import parse_qs
@@ -80,9 +85,13 @@ def _refusal(environ: WSGIEnvironment) -> tuple[str, str, int, int] | None:
 
 
 def with_s3_limits(app: WSGIApplication) -> WSGIApplication:
-    """``app`` behind the S3 key and metadata limits."""
+    """``app`` behind the S3 key and metadata limits, its DynamoDB requests applied one at a time."""
+    dynamodb = threading.Lock()
 
     def limited(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if _service(environ) == "dynamodb":
+            with dynamodb:
+                return list(app(environ, start_response))  # the whole answer, inside the lock
         refusal = _refusal(environ)
         if refusal is None:
             return app(environ, start_response)
