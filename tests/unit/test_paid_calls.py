@@ -11,6 +11,7 @@ import pytest
 from reframe_pipeline.adapters.providers.http import (
     RemoteProvider,
     ResultLostError,
+    ResultPendingError,
     RetryPolicy,
     Timeout,
     WrongSizeAnswerError,
@@ -146,3 +147,14 @@ def test_each_request_gets_the_clamped_timeout():
     meter, provider = Meter(), ScriptedProvider(submits=[ticket()], collects=[RESULT])
     provider.reframe(request(meter, deadline=Deadline(lambda: 12_000)))
     assert provider.timeouts == [(5.0, 12.0)]
+
+
+def test_running_out_of_time_while_collecting_leaves_the_paid_generation_pending():
+    # However the time runs out once the ticket is journaled (a poll that would overrun, a request with
+    # no time left), the variant is "pending": the record comes back and the ticket is collected.
+    meter, held = Meter(), ticket()
+    provider = ScriptedProvider(submits=[held], collects=[DeadlineError("too little time left")])
+    with pytest.raises(ResultPendingError, match="collected later") as raised:
+        provider.reframe(request(meter))
+    assert raised.value.code == "pending"
+    assert meter.tickets == [held] and meter.charged == 1

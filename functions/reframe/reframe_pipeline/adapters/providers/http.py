@@ -350,6 +350,10 @@ class RemoteProvider:
         held = ticket
         try:
             return call_with_retries(lambda timeout: self._collect(held, request, key, timeout), self._plan(request))
+        except ResultPendingError:
+            raise
+        except DeadlineError as exc:  # out of time while collecting: the journaled generation is waited for later
+            raise ResultPendingError(f"{exc.message}; the paid generation is collected later") from None
         except ProviderTransientError as exc:
             if exc.code not in _BROKEN_ANSWERS:
                 raise
