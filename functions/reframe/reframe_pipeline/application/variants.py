@@ -7,7 +7,7 @@ import io
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from PIL import Image
@@ -30,6 +30,7 @@ from reframe_pipeline.application.ports import (
     Storage,
     Ticket,
 )
+from reframe_pipeline.domain.cropping import Box, crop_for
 from reframe_pipeline.domain.errors import (
     AccountError,
     BudgetExceededError,
@@ -54,6 +55,7 @@ from reframe_pipeline.domain.manifest import VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.domain.pricing import PriceTable, estimate
 from reframe_pipeline.domain.provenance import Provenance, provenance_for, xmp_packet
+from reframe_pipeline.domain.resolutions import Size
 from reframe_pipeline.observability import MetricUnit, count, logger, measure, traced
 
 META_SOURCE_KEY = "source-key"
@@ -224,17 +226,31 @@ def _check_source(job: VariantJob) -> None:
         raise SourceChangedError("the source was overwritten or deleted meanwhile: result not written")
 
 
-def finish_image(body: bytes, variant: PlannedVariant, xmp: bytes) -> tuple[bytes, str]:
-    """Crop to exact sizes and convert formats only when asked, and mark with ``xmp``: inserted into a
-    JPEG or PNG kept as it is (pixels untouched), encoded with the image otherwise; returns (bytes, format key)."""
+class Finished(NamedTuple):
+    body: bytes
+    fmt: str  # a FORMATS key
+    source_cropped: bool  # the exact-size crop had to cut into the source's box
+
+
+def finish_image(body: bytes, variant: PlannedVariant, xmp: bytes, source_box: Box | None = None) -> Finished:
+    """Crop to exact sizes (toward the target's focus, around ``source_box`` when known) and convert
+    formats only when asked, and mark with ``xmp``: inserted into a JPEG or PNG kept as it is (pixels
+    untouched), encoded with the image otherwise."""
     fmt = sniff(body[:32]) or "png"
     target = fmt if variant.output.format == "original" else variant.output.format
     if not variant.needs_crop and target == fmt and fmt in XMP_INSERTABLE:
-        return insert_xmp(body, fmt, xmp), fmt
+        return Finished(insert_xmp(body, fmt, xmp), fmt, False)
+    cropped = False
     with Image.open(io.BytesIO(body)) as image:
         icc = image.info.get("icc_profile")
-        result = fit_exact(image, variant.final_size) if variant.needs_crop else image.copy()
-    return encode(result, target, variant.output.quality, icc, xmp), target
+        if not variant.needs_crop:
+            result = image.copy()
+        elif variant.focus == "center" and source_box is None:
+            result = fit_exact(image, variant.final_size)
+        else:
+            crop = crop_for(Size(*image.size), variant.final_size, variant.focus, source_box)
+            result, cropped = fit_exact(image, variant.final_size, crop.window), crop.source_cropped
+    return Finished(encode(result, target, variant.output.quality, icc, xmp), target, cropped)
 
 
 class VariantProducer:
@@ -280,7 +296,7 @@ class VariantProducer:
         """Finish, mark, sign, check and store the variant; ``fallback`` names the fallback provider that made it."""
         v = job.variant
         provenance = provenance or self.provenance
-        body, fmt = finish_image(result.body, v, xmp_packet(provenance, job.source.credits))
+        body, fmt, _ = finish_image(result.body, v, xmp_packet(provenance, job.source.credits))
         _check_source(job)  # before signing, which reads the source as the variant's parent
         signed = self._signed(job, body, fmt, provenance)
         body = signed or body

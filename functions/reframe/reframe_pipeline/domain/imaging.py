@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
+from reframe_pipeline.domain.cropping import Box
 from reframe_pipeline.domain.resolutions import Size
 
 
@@ -83,9 +84,13 @@ def verify(body: bytes, expected: Size | None = None) -> tuple[str, Size]:
     return fmt, size
 
 
-def fit_exact(image: Image.Image, size: Size) -> Image.Image:
-    """Resize to cover ``size`` and centre-crop to exactly those pixels."""
-    return ImageOps.fit(image, (size.width, size.height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+def fit_exact(image: Image.Image, size: Size, window: Box | None = None) -> Image.Image:
+    """Resize to cover ``size`` and crop to exactly those pixels: the centre, or ``window`` of the image
+    (``cropping.crop_for``) scaled to ``size``."""
+    if window is None:
+        return ImageOps.fit(image, (size.width, size.height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    area = (window.x, window.y, window.x + window.width, window.y + window.height)
+    return image.resize((size.width, size.height), Image.Resampling.LANCZOS, box=area)
 
 
 def encode(

@@ -9,9 +9,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from reframe_pipeline.domain.cropping import Focus
 from reframe_pipeline.domain.presets import PRESETS
 from reframe_pipeline.domain.resolutions import Size, nearest_resolution, parse_aspect, parse_size
-from reframe_pipeline.domain.sidecar import InvalidSidecarError, OutputOptions, Sidecar, Target
+from reframe_pipeline.domain.sidecar import FocusPoint, InvalidSidecarError, OutputOptions, Sidecar, Target
 
 _OVERRIDABLE = ("rendering_speed", "seed", "style_codes", "style_reference_images", "color_palette")
 
@@ -27,8 +28,9 @@ class PlannedVariant:
     style_references: tuple[str, ...]  # object keys or https URLs, as written in the sidecar
     color_palette: dict[str, Any] | None
     output: OutputOptions
-    param_hash: str  # the rendition: the generation plus exact size and output options
+    param_hash: str  # the rendition: the generation plus exact size, focus and output options
     generation_hash: str  # what the provider sees: changing any of it pays for new pixels
+    focus: Focus = "center"  # where the exact-size crop goes
 
     @property
     def needs_crop(self) -> bool:
@@ -101,6 +103,13 @@ def _plan_target(sidecar: Sidecar, index: int, target: Target, provider: str, de
         "color_palette": palette.as_api() if palette else None,
     }
     fields = {**generation, "final_size": str(final), "output": sidecar.output.model_dump()}
+    focus: Focus = "center"
+    if isinstance(target.focus, FocusPoint):
+        focus = (target.focus.x, target.focus.y)
+    elif target.focus is not None:
+        focus = target.focus
+    if focus != "center":  # absent when centred: the parameter hashes of earlier variants stay as they were
+        fields["focus"] = list(focus) if isinstance(focus, tuple) else focus
     return PlannedVariant(
         name=target.name or target.preset or str(final),
         resolution=resolution,
@@ -113,6 +122,7 @@ def _plan_target(sidecar: Sidecar, index: int, target: Target, provider: str, de
         output=sidecar.output,
         param_hash=_hash(provider, fields),
         generation_hash=_hash(provider, generation),
+        focus=focus,
     )
 
 

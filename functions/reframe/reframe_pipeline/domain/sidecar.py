@@ -120,12 +120,21 @@ class Overrides(_Strict):
         return self
 
 
+class FocusPoint(_Strict):
+    """A point of the source (0..1 from its left and top edges) the crop is centred on when it can be."""
+
+    x: float = Field(ge=0, le=1)
+    y: float = Field(ge=0, le=1)
+
+
 class Target(Overrides):
     resolution: str | None = None
     aspect_ratio: str | None = None
     size: str | None = None
     preset: str | None = None
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    # Where an exact-size crop goes (size and preset targets): free to change, the generation is kept.
+    focus: Literal["center", "top", "bottom", "left", "right"] | FocusPoint | None = None
 
     @field_validator("resolution")
     @classmethod
@@ -165,6 +174,8 @@ class Target(Overrides):
                 "each target needs exactly one of 'resolution', 'aspect_ratio', 'size' or 'preset'"
                 + (f" (got {', '.join(kinds)})" if kinds else "")
             )
+        if self.focus is not None and self.size is None and self.preset is None:
+            raise ValueError("'focus' applies to 'size' and 'preset' targets, the ones cropped to exact pixels")
         return self
 
 
