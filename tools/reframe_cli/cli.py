@@ -110,7 +110,7 @@ def _serve(args: argparse.Namespace) -> int:
     from . import serve
 
     _webhook(args)
-    return serve.run(sys.stdout, pollers=args.pollers, bucket=args.bucket)
+    return serve.run(sys.stdout, pollers=args.pollers, bucket=args.bucket, gallery_port=args.gallery_port)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -222,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="keep the local stack running: uploads are reframed as they come")
     serve.add_argument("--pollers", type=_positive, default=2, help="concurrent SQS pollers (default: 2)")
     serve.add_argument("--bucket", default="reframe-local", help="the local bucket (default: reframe-local)")
+    serve.add_argument(
+        "--gallery-port", type=int, default=0, help="the review gallery's port on 127.0.0.1 (default: a free one)"
+    )
     _webhook_option(serve)
     _verbose(serve)
     presets = commands.add_parser("presets", help="the named output sizes and the resolution each is reframed at")

@@ -226,6 +226,8 @@ body{font-family:system-ui,sans-serif;margin:1rem;background:#fafafa;color:#222}
 header p{margin:.2rem 0}
 .filters label{margin-right:1rem}
 .filters input{position:absolute;opacity:0}
+.filters a{color:inherit;text-decoration:none}
+.message{background:#eef;padding:.3rem}
 .filters label span{padding:.2rem .6rem;border:1px solid #888;border-radius:1rem;cursor:pointer}
 .filters input:checked+span{background:#222;color:#fff}
 .variants{display:flex;flex-wrap:wrap;gap:.8rem}
@@ -245,6 +247,19 @@ body:has(#show-flagged:checked) section:not(.has-flagged){display:none}
 """
 
 
+def _poll_script(version: str, interval_s: int) -> str:
+    """The live page's one script: reload when the bucket's state differs from the one rendered. Without
+    JavaScript, a plain refresh at the same interval."""
+    token = json.dumps(version).replace("<", "\\u003c")
+    return (
+        f'<noscript><meta http-equiv="refresh" content="{interval_s}"></noscript>'
+        f"<script>const rendered={token};"
+        "setInterval(async()=>{try{const r=await fetch('version',{cache:'no-store'});"
+        "if(r.ok&&(await r.text())!==rendered)location.reload();}catch(e){}},"
+        f"{interval_s * 1000});</script>"
+    )
+
+
 def render(
     manifests: list[dict[str, Any]],
     image_url: ImageUrl,
@@ -254,21 +269,37 @@ def render(
     notice: str = "",
     regenerate: str | None = None,
     refresh_s: int | None = None,
+    version: str | None = None,
+    messages: list[str] | None = None,
 ) -> str:
     """The page. ``show`` picks the filter checked at first (FILTERS); ``notice`` is a line under the title
     (the presigned URLs' expiry, say); ``regenerate`` the URL a variant's regenerate form posts to (none:
-    no form); ``refresh_s`` makes the page reload itself every so many seconds."""
+    no form); ``refresh_s`` makes the page reload itself every so many seconds. A live page (``version``, a
+    token of the bucket's state) instead asks ``version`` at that interval and reloads only when it changed;
+    its filters are links (the choice survives a reload), and ``messages`` are lines shown under the title."""
     if show not in FILTERS:
         show = "all"
     ordered = sorted(manifests, key=lambda m: str((m.get("source") or {}).get("key", "")))
     t = totals(ordered)
     statuses = ", ".join(f"{n} {status}" for status, n in sorted(t.by_status.items())) or "none"
-    radios = "".join(
-        f'<label><input type="radio" name="show" id="show-{name}" value="{name}"'
-        f"{' checked' if name == show else ''}><span>{name}</span></label>"
-        for name in FILTERS
-    )
-    refresh = f'<meta http-equiv="refresh" content="{int(refresh_s)}">' if refresh_s else ""
+    if version is None:
+        radios = "".join(
+            f'<label><input type="radio" name="show" id="show-{name}" value="{name}"'
+            f"{' checked' if name == show else ''}><span>{name}</span></label>"
+            for name in FILTERS
+        )
+    else:
+        radios = "".join(
+            f'<label><input type="radio" name="show" id="show-{name}" value="{name}" disabled'
+            f'{" checked" if name == show else ""}><span><a href="?show={name}">{name}</a></span></label>'
+            for name in FILTERS
+        )
+    refresh = ""
+    if refresh_s and version is None:
+        refresh = f'<meta http-equiv="refresh" content="{int(refresh_s)}">'
+    elif refresh_s:
+        refresh = _poll_script(version or "", int(refresh_s))
+    shown = "".join(f'<p class="message">{_e(line)}</p>' for line in messages or [])
     body = "".join(_source_html(m, image_url, regenerate) for m in ordered) or "<p>No manifests yet.</p>"
     return (
         "<!doctype html>\n"
@@ -276,6 +307,7 @@ def render(
         f"<style>{_STYLE}</style></head><body>"
         f"<header><h1>{_e(title)}</h1>"
         + (f'<p class="notice">{_e(notice)}</p>' if notice else "")
+        + shown
         + f'<p class="totals">{t.sources} sources, {t.variants} variants ({_e(statuses)}); '
         f'<span class="failures">{t.failed} failed</span>, {t.flagged} flagged, '
         f"{t.rejected_sources} sources rejected; "
