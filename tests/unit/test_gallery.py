@@ -191,3 +191,10 @@ def test_expiry_is_stated_in_hours_or_minutes():
     assert gallery.expiry_text(86400) == "24 h"
     assert gallery.expiry_text(5400) == "1 h 30 min"
     assert gallery.expiry_text(600) == "10 min"
+
+
+def test_a_rejected_source_has_no_regenerate_form():
+    rejected = manifest("uploads/r.png", variant("1x1", "failed"), error={"code": "invalid_sidecar", "message": "m"})
+    page = gallery.render([rejected, manifest("uploads/ok.png", variant("a"))], url, title="t", regenerate="/r")
+    forms = [attrs for tag, attrs in parsed(page).tags if tag == "input" and attrs.get("name") == "source"]
+    assert [attrs["value"] for attrs in forms] == ["uploads/ok.png"]

@@ -208,12 +208,14 @@ def _source_html(manifest: dict[str, Any], image_url: ImageUrl, regenerate: str 
         classes.append("has-failed")
     if any(is_flagged(v) for v in variants):
         classes.append("has-flagged")
+    error = manifest.get("error")
     config = manifest.get("config") or {}
     origin = config.get("from", "?")
     config_text = f"config: {origin}" + (f" ({config['key']})" if config.get("key") else "")
-    error = manifest.get("error")
     rejected = f'<p class="error">{_e(error.get("code"))}: {_e(error.get("message"))}</p>' if error else ""
-    cards = "".join(_variant_html(key, v, image_url, regenerate) for v in variants)
+    # A rejected configuration has no target to give a new seed to: fix the sidecar instead.
+    form_to = None if error else regenerate
+    cards = "".join(_variant_html(key, v, image_url, form_to) for v in variants)
     return (
         f'<section class="{" ".join(classes)}" data-source="{_e(key)}">'
         f"<h2>{_e(key)}</h2><p class='meta'>{_e(config_text)} · generated {_e(manifest.get('generated_at'))}</p>"

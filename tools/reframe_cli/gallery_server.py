@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from reframe_pipeline.domain.errors import ReframeError
 from reframe_pipeline.settings import Settings
 
 from . import gallery
@@ -106,8 +107,9 @@ def start(state: Gallery, port: int = 0) -> ThreadingHTTPServer:
             source, variant = form.get("source", [""])[0], form.get("variant", [""])[0]
             try:
                 state.regenerate(source, variant)
-            except UserError as exc:
-                self._send(400, state.page("all", f"not regenerated: {exc}"), "text/html; charset=utf-8")
+            except (UserError, ReframeError) as exc:
+                reason = exc.message if isinstance(exc, ReframeError) else str(exc)
+                self._send(400, state.page("all", f"not regenerated: {reason}"), "text/html; charset=utf-8")
                 return
             self.send_response(303)  # back to the page: a reload does not post again
             self.send_header("Location", "./")
