@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any, TextIO
@@ -21,6 +22,7 @@ FILTERS = ("all", "failed", "flagged")
 # warned about it (``warning``/``warnings``, as the source check adds them).
 _FLAG_FIELDS = ("fallback_reason", "warning", "warnings")
 _BAR_WIDTH = 30
+READERS = 8  # manifests read at a time (boto3 clients are thread-safe; its default pool holds 10 connections)
 
 ImageUrl = Callable[[str], str]
 
@@ -92,31 +94,43 @@ def manifest_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
     return sorted(keys)
 
 
-def load_manifests(s3: Any, bucket: str, prefix: str, progress: TextIO | None = None) -> list[dict[str, Any]]:
-    """Every manifest under ``prefix``, parsed; a progress bar on ``progress`` while they are read. A manifest
-    that does not parse is shown as a rejected source, not skipped."""
+def load_manifests(
+    s3: Any, bucket: str, prefix: str, progress: TextIO | None = None, workers: int = READERS
+) -> list[dict[str, Any]]:
+    """Every manifest under ``prefix``, parsed, in key order, read ``workers`` at a time; a progress bar on
+    ``progress`` while they are read. A manifest that does not parse is shown as a rejected source, not skipped."""
     keys = manifest_keys(s3, bucket, prefix)
     manifests: list[dict[str, Any]] = []
-    for done, key in enumerate(keys):
-        if progress is not None:
-            _progress(progress, done, len(keys), key)
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        try:
-            document = json.loads(body)
-            if not isinstance(document, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            document = {
-                "source": {"key": key.removesuffix("/" + MANIFEST_NAME)},
-                "variants": [],
-                "error": {"code": "unreadable_manifest", "message": f"{key}: {exc}"},
-            }
-        manifests.append(document)
     if progress is not None:
-        _progress(progress, len(keys), len(keys))
+        _progress(progress, 0, len(keys))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for done, (key, body) in enumerate(zip(keys, pool.map(lambda k: _read(s3, bucket, k), keys), strict=True)):
+            manifests.append(_parse(key, body))
+            if progress is not None:
+                _progress(progress, done + 1, len(keys), key)
+    if progress is not None:
         progress.write("\n")
         progress.flush()
     return manifests
+
+
+def _read(s3: Any, bucket: str, key: str) -> bytes:
+    body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return body
+
+
+def _parse(key: str, body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body)
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        document = {
+            "source": {"key": key.removesuffix("/" + MANIFEST_NAME)},
+            "variants": [],
+            "error": {"code": "unreadable_manifest", "message": f"{key}: {exc}"},
+        }
+    return document
 
 
 def _progress(stream: TextIO, done: int, total: int, label: str = "") -> None:
@@ -173,7 +187,8 @@ def _variant_html(source_key: str, variant: dict[str, Any], image_url: ImageUrl,
         classes.append("flagged")
     key = variant.get("key")
     if key and not is_failed(variant):
-        thumb = f'<a href="{_e(image_url(key))}"><img loading="lazy" src="{_e(image_url(key))}" alt="{_e(key)}"></a>'
+        link = _e(image_url(key))  # presigning costs a signature: once per image
+        thumb = f'<a href="{link}"><img loading="lazy" src="{link}" alt="{_e(key)}"></a>'
     else:
         thumb = '<div class="missing">no image</div>'
     rows = "".join(f"<dt>{_e(name)}</dt><dd>{_e(value)}</dd>" for name, value in _details(variant))
