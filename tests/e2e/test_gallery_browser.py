@@ -85,12 +85,18 @@ def test_page_shows_every_variant_filters_and_regenerate_brings_a_new_one(
 
     s3: Any = servers.client("s3", endpoint)
     rocket = (IMAGES / "rocket.jpg").read_bytes()
+    # The invalid sidecar first, handled before its image comes: each source then gets one event, one manifest.
+    bad_sidecar = b'{"version":1,"targets":[{"resolution":"1x1"}]}'
+    s3.put_object(Bucket="reframe-local", Key=BROKEN + ".reframe.json", Body=bad_sidecar)
+    output.wait_for(re.escape(BROKEN) + r" \(sidecar created\) → left alone", WORK_TIMEOUT_S)
     s3.put_object(Bucket="reframe-local", Key=EVIL, Body=rocket)  # the folder default: two variants each
     s3.put_object(Bucket="reframe-local", Key=PLAIN, Body=rocket)
-    s3.put_object(
-        Bucket="reframe-local", Key=BROKEN + ".reframe.json", Body=b'{"version":1,"targets":[{"resolution":"1x1"}]}'
-    )
     s3.put_object(Bucket="reframe-local", Key=BROKEN, Body=(IMAGES / "coffee.png").read_bytes())
+    handled: set[str] = set()
+    while len(handled) < 3:
+        line = output.wait_for(r"^(uploads/\S+) → (2 created, 0 existing, 0 failed|rejected: )", WORK_TIMEOUT_S)
+        handled.add(line.group(1))
+    assert handled == {EVIL, PLAIN, BROKEN}
 
     # The page reloads itself as the manifests arrive: no reload from the test.
     page.locator("figure.variant").nth(4).wait_for()
