@@ -99,6 +99,11 @@ def start(state: Gallery, port: int = 0) -> ThreadingHTTPServer:
             if urlsplit(self.path).path != "/regenerate":
                 self._send(404, "not found\n", "text/plain; charset=utf-8")
                 return
+            # A form posted by another site's page (the browser says where it comes from) is refused.
+            origin = self.headers.get("origin")
+            if origin is not None and origin != f"http://{self.headers.get('host')}":
+                self._send(403, "cross-origin form refused\n", "text/plain; charset=utf-8")
+                return
             length = int(self.headers.get("content-length") or 0)
             if length > _MAX_FORM_BYTES:
                 self._send(413, "form too large\n", "text/plain; charset=utf-8")
