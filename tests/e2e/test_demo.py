@@ -117,6 +117,19 @@ def test_contact_sheet_and_table(demo: tuple[Path, str]) -> None:
 
 
 @pytest.mark.slow
+def test_static_gallery_beside_the_downloaded_variants(demo: tuple[Path, str]) -> None:
+    output, stdout = demo
+    page = (output / "gallery.html").read_text()
+    assert f"review gallery: {output / 'gallery.html'}" in stdout
+    sources = re.findall(r'<section class="[^"]*" data-source="([^"]+)"', page)
+    assert sorted(sources) == sorted(f"uploads/{source}" for source in CONFIGS)
+    images = re.findall(r'<img loading="lazy" src="([^"]+)"', page)
+    assert len(images) == sum(len(expected_sizes(source)) for source in CONFIGS)
+    for src in images:  # relative links to the files the demo downloaded
+        assert (output / src).is_file(), src
+
+
+@pytest.mark.slow
 def test_logs_are_json_with_correlation_keys_and_moto_is_gone(demo: tuple[Path, str]) -> None:
     output, stdout = demo
     lines = [json.loads(line) for line in (output / "logs.jsonl").read_text().splitlines()]

@@ -14,6 +14,7 @@ from .errors import UserError
 
 # Exit status of a command that could not run: a mistake the message explains (1 is a command's own "no").
 CANNOT_RUN = 2
+_MAX_PRESIGN_S = 7 * 24 * 3600
 
 
 def _one_line(exc: Exception) -> str | None:
@@ -109,7 +110,26 @@ def _serve(args: argparse.Namespace) -> int:
     from . import serve
 
     _webhook(args)
-    return serve.run(sys.stdout, pollers=args.pollers, bucket=args.bucket)
+    return serve.run(sys.stdout, pollers=args.pollers, bucket=args.bucket, gallery_port=args.gallery_port)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from . import gallery
+
+    with open(args.output, "w", encoding="utf-8") as output:
+        found = gallery.write_report(args.url, output, sys.stderr, expires_s=args.expires)
+    print(
+        f"{args.output}: {found.sources} sources, {found.variants} variants, {found.failed} failed,"
+        f" {found.flagged} flagged, cost ${found.cost_usd:.3f}"
+    )
+    return 0
+
+
+def _expiry(text: str) -> int:
+    value = _positive(text)
+    if value > _MAX_PRESIGN_S:
+        raise argparse.ArgumentTypeError(f"at most {_MAX_PRESIGN_S} seconds (7 days, S3's limit for a presigned URL)")
+    return value
 
 
 def _presets(args: argparse.Namespace) -> int:
@@ -202,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="keep the local stack running: uploads are reframed as they come")
     serve.add_argument("--pollers", type=_positive, default=2, help="concurrent SQS pollers (default: 2)")
     serve.add_argument("--bucket", default="reframe-local", help="the local bucket (default: reframe-local)")
+    serve.add_argument(
+        "--gallery-port", type=int, default=0, help="the review gallery's port on 127.0.0.1 (default: a free one)"
+    )
     _webhook_option(serve)
     _verbose(serve)
     presets = commands.add_parser("presets", help="the named output sizes and the resolution each is reframed at")
@@ -226,6 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="count variants made by the fallback provider (FALLBACK_PROVIDER) as missing: ask the provider again",
     )
     _verbose(backfill, also="the handler's logs on stderr (local run) and ")
+    report = commands.add_parser("report", help="the review gallery of a bucket's outputs as one static HTML file")
+    report.add_argument("url", help="s3://BUCKET/PREFIX (PREFIX defaults to OUTPUT_PREFIX)")
+    report.add_argument("-o", "--output", default="report.html", help="the file to write (default: report.html)")
+    report.add_argument(
+        "--expires",
+        type=_expiry,
+        default=24 * 3600,
+        help="seconds the images' presigned URLs stay valid (default: 86400; at most 604800)",
+    )
+    _verbose(report)
     check = commands.add_parser(
         "check-provider",
         help="one real, cheapest paid call (TURBO, smallest resolution) with the configured key; prints the answer",
@@ -255,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         "schema": lambda: _schema(args),
         "validate": lambda: _validate(args),
         "backfill": lambda: _backfill(args),
+        "report": lambda: _report(args),
         "check-provider": lambda: _check_provider(args),
         "emulator": lambda: _emulator(args, rest),
     }

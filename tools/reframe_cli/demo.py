@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import quote
 
 from PIL import Image
 
@@ -22,6 +23,7 @@ from reframe_pipeline.domain.pricing import estimate
 from reframe_pipeline.domain.sidecar import parse_sidecar
 from reframe_pipeline.settings import Settings
 
+from . import gallery
 from .contact_sheet import Tile, contact_sheet
 from .logs import handler_output_to
 from .samples import IMAGES, UPLOADS, sidecar_seed
@@ -81,7 +83,11 @@ def run(output: Path, out: TextIO, *, pollers: int, timeout_s: float) -> int:
         print(f"timed out after {timeout_s:.0f} s waiting for the manifests", file=out)
     if dead:
         print(f"{dead} event(s) went to the dead-letter queue", file=out)
+    page = output / "gallery.html"  # the review gallery over the files just downloaded, beside them
+    found = [m for m in manifests.values() if m]
+    page.write_text(gallery.render(found, quote, title="Reframe demo"), encoding="utf-8")
     print(f"contact sheet: {sheet}\nhandler logs and metrics: {output / 'logs.jsonl'}", file=out)
+    print(f"review gallery: {page} (live, with regenerate: make serve; a deployed bucket: reframe report)", file=out)
     print(f"notices (EventBridge events, one per outcome): {len(notices)} in {output / 'notices.jsonl'}", file=out)
     print(f"{'done' if ok else 'finished with problems'} in {time.monotonic() - clock:.1f} s", file=out)
     return 0 if ok else 1

@@ -21,6 +21,7 @@ from reframe_pipeline.domain.errors import PermanentError
 from reframe_pipeline.domain.events import MANIFEST_NAME, SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify, parse_sqs_body
 from reframe_pipeline.settings import Settings
 
+from . import gallery_server
 from .logs import handler_output_to
 from .samples import sidecar_seed
 
@@ -105,11 +106,12 @@ def _older_than(manifest: dict[str, Any], timestamp: float) -> bool:
     return datetime.fromisoformat(manifest["generated_at"]).timestamp() < timestamp
 
 
-def instructions(stack: MotoStack, settings: Settings, logs: Path, pollers: int) -> str:
+def instructions(stack: MotoStack, settings: Settings, logs: Path, pollers: int, gallery_url: str = "") -> str:
     url, bucket, inp, out = stack.url, stack.wiring.bucket, settings.input_prefix, settings.output_prefix
     sidecar = json.dumps({"version": 1, "targets": [{"preset": "linkedin-banner"}, {"size": "1200x628"}]})
     return f"""\
 Reframe local stack running (Ctrl-C to stop)
+  review gallery: {gallery_url} (every source and its variants; regenerate one with a new seed)
   moto (S3 + SQS): {url} (pid {stack.moto.pid}); bucket {bucket}; provider {settings.reframe_provider}
   events: s3://{bucket}/{inp}* -> queue {stack.wiring.queue_url.rsplit("/", 1)[-1]} -> {pollers} poller(s)
   notices: EventBridge bus {NOTICE_BUS} -> queue {stack.notice_queue_url.rsplit("/", 1)[-1]}, one "notice:" line each
@@ -131,7 +133,7 @@ Results (variants and manifest.json):
 """
 
 
-def run(out: TextIO, *, pollers: int, bucket: str) -> int:
+def run(out: TextIO, *, pollers: int, bucket: str, gallery_port: int = 0) -> int:
     """Serve until SIGINT/SIGTERM; the handler's own output goes to a logs.jsonl file."""
     settings = Settings.from_env()
     state = Path(tempfile.mkdtemp(prefix="reframe-serve-"))  # kept after exit, for its logs
@@ -146,9 +148,15 @@ def run(out: TextIO, *, pollers: int, bucket: str) -> int:
         ):
             settings = Settings.from_env()  # with the stack's default provider
             stack.start_pollers(pollers, on_batch=Progress(stack, settings, out))
-            print(instructions(stack, settings, logs, pollers), file=out, flush=True)
-            stop.wait()
-            print("stopping: finishing the batches in progress...", file=out, flush=True)
+            server = gallery_server.start(gallery_server.Gallery(stack.s3, bucket, settings), gallery_port)
+            gallery_url = f"http://127.0.0.1:{server.server_address[1]}/"
+            try:
+                print(instructions(stack, settings, logs, pollers, gallery_url), file=out, flush=True)
+                stop.wait()
+                print("stopping: finishing the batches in progress...", file=out, flush=True)
+            finally:
+                server.shutdown()
+                server.server_close()
         print(f"stopped: pollers joined, moto (pid {stack.moto.pid}) ended; logs kept in {state}", file=out, flush=True)
     finally:
         for sig, handler in previous.items():
