@@ -43,10 +43,14 @@ class Sizes:
     source_targets: int
     pollers: int
     engine_resolutions: int
+    instances: int  # figures 7 to 9: function instances, each a process
+    scale_sources: int  # figures 7 and 8, with source_targets each
+    burst_sources: int  # figure 9 (python -m benchmarks --burst N)
+    burst_latency_s: float
 
 
-FULL = Sizes(1.0, 8, 3, 20, 10, (4096, 1024), 8, 40, 3, 3, len(RESOLUTIONS))
-SMOKE = Sizes(0.1, 2, 1, 2, 2, (256, 128), 2, 3, 1, 2, 3)
+FULL = Sizes(1.0, 8, 3, 20, 10, (4096, 1024), 8, 40, 3, 3, len(RESOLUTIONS), 6, 48, 1000, 0.2)
+SMOKE = Sizes(0.1, 2, 1, 2, 2, (256, 128), 2, 3, 1, 2, 3, 2, 4, 6, 0.05)
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class Figure:
     details: str
 
 
-def _targets(count: int) -> list[str]:
+def targets_spread(count: int) -> list[str]:
     """``count`` different resolutions spread over the catalogue."""
     step = len(RESOLUTIONS) // count
     return [str(size) for size in RESOLUTIONS[::step][:count]]
@@ -75,12 +79,12 @@ def _timed_invocation(bench: Bench, key: str, targets: list[str]) -> float:
 def warm_up(bench: Bench, sizes: Sizes) -> None:
     """One invocation first, as a warm container has made: clients built, connections open."""
     configure_emulator(bench.emulator, latency_ms=0, render="fast")
-    _timed_invocation(bench, "uploads/warm/first.jpg", _targets(sizes.fanout_targets))
+    _timed_invocation(bench, "uploads/warm/first.jpg", targets_spread(sizes.fanout_targets))
 
 
 def fan_out(bench: Bench, sizes: Sizes) -> Figure:
     configure_emulator(bench.emulator, latency_ms=int(sizes.latency_s * 1000), render="fast")
-    targets = _targets(sizes.fanout_targets)
+    targets = targets_spread(sizes.fanout_targets)
     walls = [_timed_invocation(bench, f"uploads/fanout/{run}.jpg", targets) for run in range(sizes.fanout_runs)]
     wall = statistics.median(walls)
     ratio = wall / sizes.latency_s
@@ -97,7 +101,7 @@ def fan_out(bench: Bench, sizes: Sizes) -> Figure:
 
 def overhead(bench: Bench, sizes: Sizes) -> Figure:
     configure_emulator(bench.emulator, latency_ms=int(sizes.latency_s * 1000), render="fast")
-    target = _targets(1)
+    target = targets_spread(1)
     walls = [_timed_invocation(bench, f"uploads/overhead/{run}.jpg", target) for run in range(sizes.overhead_runs)]
     extra_ms = (statistics.median(walls) - sizes.latency_s) * 1000
     served_ms = [call["duration_ms"] - sizes.latency_s * 1000 for call in emulator_stats(bench.emulator)["calls"]]
@@ -170,7 +174,7 @@ def cold_start(sizes: Sizes, env: dict[str, str]) -> Figure:
 
 def memory(bench: Bench, sizes: Sizes) -> Figure:
     configure_emulator(bench.emulator, latency_ms=0, render="fast")
-    targets = _targets(sizes.memory_targets)
+    targets = targets_spread(sizes.memory_targets)
     peaks: dict[int, float] = {}
     for side in sizes.memory_sides:
         source = bench.upload(f"uploads/memory/{side}.jpg", jpeg(side, side), targets)
@@ -197,7 +201,7 @@ def memory(bench: Bench, sizes: Sizes) -> Figure:
 
 def throughput(emulator: ServerProcess, sizes: Sizes, log_dir: Path) -> Figure:
     configure_emulator(emulator, latency_ms=int(sizes.latency_s * 1000), max_in_flight=CALL_LIMIT, render="fast")
-    targets = _targets(sizes.source_targets)
+    targets = targets_spread(sizes.source_targets)
     expected = sizes.sources * len(targets)
     folder = "uploads/throughput/"
     seed = {folder + "_reframe.json": sidecar(targets)}

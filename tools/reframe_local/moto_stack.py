@@ -87,6 +87,16 @@ def wire_bucket(
     return Wiring(bucket, queue_url, queue_arn, dlq_url, retry_delay_s)
 
 
+def create_idempotency_table(dynamodb: Any, name: str) -> None:
+    """The table as template.yaml makes it: partition key ``id`` (idempotency records, journal, budget, slots)."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 def _queue_arn(sqs: Any, url: str) -> str:
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
     return str(attributes["QueueArn"])

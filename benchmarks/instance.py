@@ -1,0 +1,45 @@
+"""One function instance of the scale figures, in a process of its own:
+``python -m benchmarks.instance ENDPOINT QUEUE_URL QUEUE_ARN RETRY_DELAY_S``.
+
+It runs in the environment of a process that ran ``point_handler_at`` (endpoint, provider settings), builds
+the handler's clients, prints ``ready``, then takes SQS batches one at a time, as a Lambda instance does, until
+SIGTERM. Then it prints its peak RSS in MB.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+
+from reframe_cli.logs import handler_output_to
+from reframe_local.moto_stack import CONTEXT_TIMEOUT_S
+from reframe_local.poller import Poller
+from reframe_local.servers import client
+from reframe_pipeline import handler
+
+
+def main(argv: list[str]) -> None:
+    endpoint, queue_url, queue_arn, retry_delay_s = argv
+    # Blocked before the poller's threads start, so that only sigwait below receives it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    with open(os.devnull, "w") as devnull, handler_output_to(devnull):  # logs and metrics: not measured here
+        handler.pipeline()  # a cold start is not what the scale figures measure
+        poller = Poller(
+            client("sqs", endpoint),
+            queue_url,
+            queue_arn,
+            handler.lambda_handler,
+            context_timeout_s=CONTEXT_TIMEOUT_S,
+            retry_delay_s=int(retry_delay_s),
+        )
+        poller.start()
+        print("ready", file=sys.__stdout__, flush=True)
+        signal.sigwait({signal.SIGTERM})
+        poller.stop()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, flush=True)  # Linux reports kilobytes
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
