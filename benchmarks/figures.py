@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import collections
 import io
-import os
 import statistics
 import subprocess
 import sys
@@ -117,61 +115,6 @@ def overhead(bench: Bench, sizes: Sizes) -> Figure:
     )
 
 
-# Each prints the seconds its imports (and, for the pipeline, building the clients) took.
-_HANDLER = (
-    "import time; t = time.perf_counter(); from reframe_pipeline import handler; handler.pipeline(); "
-    "print(time.perf_counter() - t)"
-)
-_BASELINE = (
-    "import time; t = time.perf_counter(); import boto3; from aws_lambda_powertools import Logger, Metrics; "
-    "print(time.perf_counter() - t)"
-)
-
-
-def _child_seconds(code: str, env: dict[str, str]) -> float:
-    out = subprocess.run(  # noqa: S603 - our interpreter, our code
-        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True, cwd=ROOT
-    )
-    return float(out.stdout.strip().splitlines()[-1])
-
-
-def _import_breakdown(env: dict[str, str]) -> list[tuple[str, float]]:
-    """Top-level packages by own import time (``-X importtime``) that the handler adds to the baseline."""
-    code = (
-        "import sys, boto3; from aws_lambda_powertools import Logger, Metrics; print('--', file=sys.stderr); "
-        "from reframe_pipeline import handler; handler.pipeline()"
-    )
-    run = subprocess.run(  # noqa: S603
-        [sys.executable, "-X", "importtime", "-c", code], env=env, check=True, capture_output=True, text=True, cwd=ROOT
-    )
-    own: collections.defaultdict[str, float] = collections.defaultdict(float)
-    for line in run.stderr.split("--\n", 1)[-1].splitlines():
-        if line.startswith("import time:") and "|" in line and "self [us]" not in line:
-            self_us, _cumulative, name = line.removeprefix("import time:").split("|")
-            own[name.strip().split(".")[0]] += int(self_us) / 1000
-    return sorted(own.items(), key=lambda item: -item[1])[:8]
-
-
-def cold_start(sizes: Sizes, env: dict[str, str]) -> Figure:
-    handler_s: list[float] = []
-    baseline_s: list[float] = []
-    for _ in range(sizes.cold_runs):  # interleaved: a busy moment hits both alike
-        baseline_s.append(_child_seconds(_BASELINE, env))
-        handler_s.append(_child_seconds(_HANDLER, env))
-    handler_ms, baseline_ms = statistics.median(handler_s) * 1000, statistics.median(baseline_s) * 1000
-    ratio = handler_ms / baseline_ms
-    added = ", ".join(f"{name} {ms:.0f}" for name, ms in _import_breakdown(env))
-    return Figure(
-        3,
-        "Cold start: import handler + build clients, / import boto3 + Logger/Metrics",
-        f"{ratio:.2f} ({handler_ms:.0f} ms vs {baseline_ms:.0f} ms)",
-        "<= 1.3",
-        ratio <= 1.3,
-        f"medians of {len(handler_s)} fresh processes each; import time the handler adds, own ms by package "
-        f"(-X importtime, inflated by its bookkeeping): {added}",
-    )
-
-
 def memory(bench: Bench, sizes: Sizes) -> Figure:
     configure_emulator(bench.emulator, latency_ms=0, render="fast")
     targets = targets_spread(sizes.memory_targets)
@@ -260,10 +203,3 @@ def engine(sizes: Sizes) -> Figure:
         f"median over {len(per_mp)} resolutions (each the median of 3 runs); "
         f"range {min(per_mp):.1f}-{max(per_mp):.1f} ms/MP",
     )
-
-
-def child_env() -> dict[str, str]:
-    """The environment of the cold-start children: a key, a region, no endpoint."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
-    env.update(SEGMIND_API_KEY="x", AWS_DEFAULT_REGION="us-east-1", REFRAME_PROVIDER="segmind")
-    return env

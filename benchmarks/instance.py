@@ -3,7 +3,7 @@
 
 It runs in the environment of a process that ran ``point_handler_at`` (endpoint, provider settings), builds
 the handler's clients, prints ``ready``, then takes SQS batches one at a time, as a Lambda instance does, until
-SIGTERM. Then it prints its peak RSS in MB.
+SIGTERM. Then it prints its peak RSS in MB and the CPU seconds it used since it was ready.
 """
 
 from __future__ import annotations
@@ -35,10 +35,17 @@ def main(argv: list[str]) -> None:
             retry_delay_s=int(retry_delay_s),
         )
         poller.start()
+        ready_cpu_s = _cpu_s()
         print("ready", file=sys.__stdout__, flush=True)
         signal.sigwait({signal.SIGTERM})
         poller.stop()
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, flush=True)  # Linux reports kilobytes
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports kilobytes
+    print(peak_mb, _cpu_s() - ready_cpu_s, flush=True)
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

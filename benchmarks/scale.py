@@ -44,6 +44,7 @@ class Run:
     elapsed_s: float  # first upload until the queue is empty
     stats: dict[str, Any]  # the emulator's
     peaks_mb: list[float]  # each instance's peak RSS
+    cpu_s: dict[str, float]  # CPU seconds used during the run: moto, the emulator, the instances together
 
     @property
     def lost(self) -> int:
@@ -56,18 +57,28 @@ class Run:
         return (
             f"lost variants {self.lost}, dead letters {self.dead}, 429s per variant {self.throttled_per_variant():.2f} "
             f"({self.stats['rejected_429']}), most calls in flight {self.stats['max_in_flight_seen']}, "
-            f"billed {self.stats['billed']} for {self.expected} variants"
+            f"billed {self.stats['billed']} for {self.expected} variants; CPU seconds of the 2 x {self.elapsed_s:.0f} "
+            f"the cores had: {', '.join(f'{name} {seconds:.0f}' for name, seconds in self.cpu_s.items())}"
         )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 @contextmanager
-def instances(stack: MotoStack, env: dict[str, str], count: int, log_dir: Path) -> Iterator[list[float]]:
+def instances(stack: MotoStack, env: dict[str, str], count: int, log_dir: Path) -> Iterator[list[tuple[float, float]]]:
     """``count`` instance processes polling the stack's queue; on the way out they are stopped (SIGTERM, by
-    pid) and the list yielded receives the peak RSS of each that ended cleanly."""
+    pid) and the list yielded receives (peak RSS in MB, CPU seconds) of each that ended cleanly."""
     wiring = stack.wiring
     argv = [sys.executable, "-m", "benchmarks.instance", stack.url, wiring.queue_url, wiring.queue_arn, str(RETRY_S)]
     processes: list[subprocess.Popen[str]] = []
-    peaks: list[float] = []
+    usage: list[tuple[float, float]] = []
     try:
         for index in range(count):
             with (log_dir / f"instance-{index}.log").open("w") as log:
@@ -78,7 +89,7 @@ def instances(stack: MotoStack, env: dict[str, str], count: int, log_dir: Path) 
             assert process.stdout is not None
             if process.stdout.readline().strip() != "ready":
                 raise RuntimeError(f"instance {index} did not start; see {log_dir / f'instance-{index}.log'}")
-        yield peaks
+        yield usage
     finally:
         for process in processes:
             if process.poll() is None:
@@ -91,7 +102,8 @@ def instances(stack: MotoStack, env: dict[str, str], count: int, log_dir: Path) 
                 process.communicate()
                 continue
             if process.returncode == 0:
-                peaks.append(float(out.split()[-1]))
+                rss_mb, cpu_s = out.split()[-2:]
+                usage.append((float(rss_mb), float(cpu_s)))
 
 
 def run_instances(
@@ -113,7 +125,9 @@ def run_instances(
     run_dir = log_dir / name
     run_dir.mkdir(parents=True, exist_ok=True)
     seed = {folder + "_reframe.json": sidecar(targets)}
-    with MotoStack.start(run_dir, bucket=f"bench-{name}", seed=seed, retry_delay_s=RETRY_S, max_receives=MAX_RECEIVES) as stack:
+    with MotoStack.start(
+        run_dir, bucket=f"bench-{name}", seed=seed, retry_delay_s=RETRY_S, max_receives=MAX_RECEIVES
+    ) as stack:
         create_idempotency_table(stack.moto.client("dynamodb"), TABLE)
         env = {
             **{k: v for k, v in os.environ.items() if k != "PROVIDER_MAX_IN_FLIGHT"},
@@ -126,7 +140,8 @@ def run_instances(
         }
         bucket = stack.wiring.bucket
         expected = sources * len(targets)
-        with instances(stack, env, count, run_dir) as peaks:
+        emulator_cpu_s = cpu_seconds(emulator.pid)
+        with instances(stack, env, count, run_dir) as usage:
             started = time.perf_counter()
 
             def upload(index: int) -> None:
@@ -137,16 +152,21 @@ def run_instances(
             # Every upload's event is in the queue now: empty means each was handled or dead-lettered.
             drained = wait_until(lambda: stack.pending() == 0, timeout_s=60 + 4 * expected * latency_s / limit)
             elapsed = time.perf_counter() - started
+            busy = {"moto": cpu_seconds(stack.moto.pid), "emulator": cpu_seconds(emulator.pid) - emulator_cpu_s}
         pages = stack.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"reframed/{name}/")
         made = sum(not item["Key"].endswith("manifest.json") for page in pages for item in page.get("Contents", []))
         dead = stack.dead_letters()
-    return Run(expected, made, dead, drained, elapsed, emulator_stats(emulator), peaks)
+    busy["instances"] = sum(cpu for _rss, cpu in usage)
+    return Run(expected, made, dead, drained, elapsed, emulator_stats(emulator), [rss for rss, _cpu in usage], busy)
 
 
 def _throughput(run: Run, limit: int, latency_s: float) -> tuple[float, str]:
     ideal = limit / latency_s
     rate = run.stats["billed"] / run.elapsed_s
-    return rate / ideal, f"{rate / ideal:.0%} of {ideal:.1f} calls/s ({run.stats['billed']} calls in {run.elapsed_s:.1f} s)"
+    return (
+        rate / ideal,
+        f"{rate / ideal:.0%} of {ideal:.1f} calls/s ({run.stats['billed']} calls in {run.elapsed_s:.1f} s)",
+    )
 
 
 def shared_limit(emulator: ServerProcess, sizes: Sizes, log_dir: Path) -> list[Figure]:
@@ -173,7 +193,8 @@ def shared_limit(emulator: ServerProcess, sizes: Sizes, log_dir: Path) -> list[F
                 f"{sizes.instances} instances, a provider limit of {SCALE_LIMIT} in flight, "
                 f"{'with' if shared else 'without'} PROVIDER_MAX_IN_FLIGHT: {sizes.scale_sources} sources x "
                 f"{len(targets)} targets",
-                f"{measured}; {run.throttled_per_variant():.2f} 429s per variant; lost {run.lost}, dead letters {run.dead}",
+                f"{measured}; {run.throttled_per_variant():.2f} 429s per variant; lost {run.lost}, "
+                f"dead letters {run.dead}",
                 ">= 90 %, 0 lost, 0 dead letters" if shared else "none: the comparison for figure 7",
                 met if shared else None,
                 f"S3 -> SQS -> {sizes.instances} instance processes -> handler; {run.outcome()}"

@@ -7,6 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from reframe_pipeline.adapters import aws
 from reframe_pipeline.adapters.s3_storage import S3Storage, s3_client
 from reframe_pipeline.adapters.sqs_redelivery import hand_back, sqs_client
 from reframe_pipeline.application.pipeline import Outcome, Pipeline
@@ -36,7 +37,7 @@ def reset() -> None:
     Lambda container would: for tools and tests that change the environment between invocations."""
     if pipeline.cache_info().currsize:
         pipeline().close()
-    for built in (current, pipeline, s3_client, sqs_client):
+    for built in (current, pipeline, s3_client, sqs_client, aws.client, aws.session):
         built.cache_clear()
 
 

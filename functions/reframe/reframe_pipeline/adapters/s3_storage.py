@@ -7,10 +7,10 @@ import threading
 from functools import lru_cache
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from reframe_pipeline.adapters import aws
 from reframe_pipeline.application.pipeline import LOOKUP_THREADS
 from reframe_pipeline.application.ports import ObjectInfo
 from reframe_pipeline.settings import MOST_PARALLEL_CALLS
@@ -34,9 +34,9 @@ def s3_client() -> Any:
         read_timeout=30,
         s3={"addressing_style": "path"} if _custom_endpoint() else {},
     )
-    # A session of its own: it reads the credentials and endpoint of the environment it is built in,
-    # not whatever boto3's process-wide default session cached first.
-    return boto3.session.Session().client("s3", config=config)
+    # The process's session (adapters/aws.py), not boto3's default one: handler.reset() rebuilds it from the
+    # environment of the moment, with its credentials and endpoint.
+    return aws.session().client("s3", config=config)
 
 
 def _custom_endpoint() -> bool:

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from reframe_pipeline.adapters import aws
 from reframe_pipeline.observability import count, logger
 
 # The longest a record waits: a stored ticket (Segmind: one hour) is still alive when it returns.
@@ -35,7 +35,7 @@ def queue_url(arn: str) -> str:
 
 @cache
 def sqs_client() -> Any:
-    return boto3.session.Session().client("sqs")
+    return aws.client("sqs")
 
 
 def hand_back(records: Iterable[dict[str, Any]], failed_ids: set[str], base_s: int) -> None:
