@@ -7,6 +7,7 @@ import dataclasses
 import os
 import platform
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +44,12 @@ def machine() -> str:
     )
 
 
+def machine_load() -> str:
+    """The load average when the run starts: the cores may be shared with other work."""
+    one, five, _fifteen = os.getloadavg()
+    return f"load average {one:.1f} (5 min: {five:.1f}) at the start"
+
+
 def _lines(path: str) -> list[str]:
     try:
         return Path(path).read_text().splitlines()
@@ -63,13 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     sizes = SMOKE if args.smoke else FULL
     if args.burst is not None:
         sizes = dataclasses.replace(sizes, burst_sources=args.burst)
+    started, load = time.monotonic(), machine_load()
     with tempfile.TemporaryDirectory(prefix="reframe-bench-") as logs:
         results = measure(sizes, Path(logs))
+    minutes = max(1, round((time.monotonic() - started) / 60))
     for figure in results:
         print(f"{figure.number}. {figure.name}: {figure.measured} (goal {figure.goal}: {verdict(figure)})")
     output = args.output or (None if args.smoke else REPORT)
     if output is not None:
-        output.write_text(render(results, machine(), datetime.now(UTC), smoke=args.smoke))
+        output.write_text(render(results, f"{machine()}; {load}", datetime.now(UTC), smoke=args.smoke, minutes=minutes))
         print(f"written to {output}")
     return 0
 

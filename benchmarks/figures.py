@@ -47,7 +47,7 @@ class Sizes:
     burst_latency_s: float
 
 
-FULL = Sizes(1.0, 8, 3, 20, 10, (4096, 1024), 8, 40, 3, 3, len(RESOLUTIONS), 6, 48, 1000, 0.2)
+FULL = Sizes(1.0, 8, 3, 20, 10, (4096, 1024), 8, 40, 3, 3, len(RESOLUTIONS), 6, 48, 1000, 0.5)
 SMOKE = Sizes(0.1, 2, 1, 2, 2, (256, 128), 2, 3, 1, 2, 3, 2, 4, 6, 0.05)
 
 

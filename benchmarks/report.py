@@ -61,15 +61,21 @@ SHORTFALL = {
     "request takes 7-20 ms here where S3 answers in a few; the answer is decoded once. What would close it "
     "here is a faster stand-in for S3, not less work in the pipeline: the remaining requests are the ones "
     "the contract needs.",
-    3: "Measured split (one fresh process): importing the handler on top of the baseline 170-240 ms, "
-    "building its clients 115-125 ms, of which creating the boto3 S3 client alone is about 86 ms (loading "
-    "the S3 service model), which the baseline does not do but any function reading S3 must. The import "
-    "is mostly pydantic (the settings, sidecar and manifest models: about 30 ms of validator building plus "
-    "30 ms for pydantic itself), requests with charset_normalizer, and Pillow, which every event needs to "
-    "read the source's header. Deferring those to the first event (lazy imports, pydantic `defer_build`) "
-    "would improve this figure without shortening a real cold start, whose first event follows at once; "
-    "a ratio near 1.3 would need settings without pydantic and an S3 client built before the "
-    "measurement starts, neither of which makes the function faster.",
+    3: "What the handler adds to the baseline, measured apart above: about 115 ms more imports (pydantic and "
+    "the settings, sidecar, manifest and notice models it builds at import, about 50 ms; Pillow, which reads "
+    "every source's header, about 15 ms; the pipeline's own modules; `boto3.dynamodb` for the idempotency "
+    "records), about 45 ms for the DynamoDB client of the idempotency table, which the baseline does not build "
+    "but any function keeping such records must, and about 25 ms more in the first event than in a warm one "
+    "(first connections, Pillow's format plugins, Powertools' idempotency utility). Measured on 2026-11-25 and "
+    "kept: one boto3 session for every client (each client had its own, which loaded the endpoint rules and "
+    "models again: clients 189 -> 114 ms) and the SQS batch's failures reported without Powertools' batch "
+    "utility (67 ms of imports): together 2.68 -> 1.97 (485 -> 374 ms, medians of 7 each, the same "
+    "measurement before and after). Measured and not kept: pydantic `defer_build` on every model moved about "
+    "30 ms from the imports into the first event (medians of 8: imports 249 -> 221 ms, imports + first event "
+    "- warm event 419 -> 412 ms, within the noise), since every event validates the settings, a sidecar, a "
+    "manifest and a notice anyway; lazy imports of pydantic or Pillow move their cost the same way. What would "
+    "close the gap: the settings, sidecar and manifest validated without pydantic, about 50 ms, and nothing "
+    "else of that size is left.",
     4: "Most of the peak is the interpreter with boto3, Powertools, pydantic and Pillow loaded, plus one "
     "decoded result per call in flight.",
     5: "Throughput is lost whenever fewer than 4 calls are in flight: while the first 429s teach the limiter "
@@ -78,11 +84,14 @@ SHORTFALL = {
     7: "Throughput is lost at the start (the instances' first receives) and at the end, when fewer than 4 calls "
     "remain, and whenever a slot is free before a waiting call's next try takes it.",
     8: "",
-    9: "",
+    9: "Here the 2 cores, not the provider, set the pace: moto (one Python process answering S3, SQS and "
+    "DynamoDB, including the shared slots' conditional writes), the instances and the emulator share them; "
+    "the CPU seconds above say who used them. Deployed, S3, SQS and DynamoDB do not run on the function's "
+    "cores; a faster stand-in for them, or a machine with more cores, would close the gap.",
 }
 
 
-def render(results: list[Figure], machine: str, when: datetime, *, smoke: bool) -> str:
+def render(results: list[Figure], machine: str, when: datetime, *, smoke: bool, minutes: int) -> str:
     rows = "\n".join(f"| {f.number}. {f.name} | {f.measured} | {f.goal} | {verdict(f)} |" for f in results)
     details = "\n".join(f"- **{f.number}.** {MEANING[f.number]} Measured: {f.details}." for f in results)
     missed = [f for f in results if f.met is False]
@@ -98,11 +107,13 @@ Measured {when:%Y-%m-%d %H:%M} UTC on {machine}.
 
 ## How to run
 
-`make bench` (that is, `.venv/bin/python -m benchmarks` from the repository root) takes about two
-minutes, prints each figure with its goal and rewrites this page. `python -m benchmarks --smoke` runs every
-figure at tiny sizes in a few seconds to check the harness (the end-to-end test `tests/e2e/test_bench_smoke.py`
-does). moto's server and the provider emulator run as child processes on 127.0.0.1
-(`reframe_local.servers`) and are stopped when the run ends.
+`make bench` (that is, `.venv/bin/python -m benchmarks` from the repository root) takes about {minutes}
+minutes, prints each figure with its goal and rewrites this page; figure 9's burst alone takes about four.
+`python -m benchmarks --burst N` sets the burst's uploads (1,000 by default). `python -m benchmarks --smoke`
+runs every figure at tiny sizes in about 30 seconds to check the harness (the end-to-end test
+`tests/e2e/test_bench_smoke.py` does). moto's server, the provider emulator and the function instances of
+figures 7 to 9 run as child processes on 127.0.0.1 (`reframe_local.servers`, `benchmarks/instance.py`) and
+are stopped by their pid when the run ends.
 
 The emulator renders with `render: "fast"` (`POST /_emulator/config`): a flat image of the requested size,
 PNG at the fastest compression, instead of extending the source with the local engine. On 2 cores the
@@ -127,9 +138,15 @@ measure the emulator. Its fixed latency (`latency_ms`) stands in for the provide
   quarter of a slot per round of calls) up to MAX_PARALLEL_CALLS. Lowering it logs
   "provider throttled: fewer calls in flight" with `concurrency_limit` and emits the
   `ProviderConcurrencyLimit` metric.
-- **Cold start**: Powertools' batch utility (with every event data class) is imported on the first SQS batch
-  and its idempotency utility only when IDEMPOTENCY_TABLE is set; the X-Ray tracer only when tracing is on;
-  pillow_heif only when a HEIC/HEIF source arrives.
+- **A limit shared by every instance**: with PROVIDER_MAX_IN_FLIGHT, each generation holds one of that many
+  leases in the idempotency table (`reframe_pipeline/adapters/providers/shared_slots.py`) from its request
+  until its result is collected; a lease expires with the invocation that took it. A call that cannot get a
+  slot before its invocation's deadline hands its record back to the queue, which returns it after
+  RETRY_VISIBILITY_S (doubling per receive) instead of the queue's visibility timeout.
+- **Cold start**: one boto3 session for every AWS client (`reframe_pipeline/adapters/aws.py`); the SQS batch's
+  failures are reported by the handler itself; Powertools' idempotency utility is imported only when
+  IDEMPOTENCY_TABLE is set; the X-Ray tracer only when tracing is on; pillow_heif only when a HEIC/HEIF
+  source arrives.
 """
 
 
