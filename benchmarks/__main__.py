@@ -44,10 +44,9 @@ def machine() -> str:
     )
 
 
-def machine_load() -> str:
-    """The load average when the run starts: the cores may be shared with other work."""
-    one, five, _fifteen = os.getloadavg()
-    return f"load average {one:.1f} (5 min: {five:.1f}) at the start"
+def load_average() -> float:
+    """The last minute's: the cores may be shared with other work, which the figures then include."""
+    return os.getloadavg()[0]
 
 
 def _lines(path: str) -> list[str]:
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = SMOKE if args.smoke else FULL
     if args.burst is not None:
         sizes = dataclasses.replace(sizes, burst_sources=args.burst)
-    started, load = time.monotonic(), machine_load()
+    started, load = time.monotonic(), load_average()
     with tempfile.TemporaryDirectory(prefix="reframe-bench-") as logs:
         results = measure(sizes, Path(logs))
     minutes = max(1, round((time.monotonic() - started) / 60))
@@ -78,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{figure.number}. {figure.name}: {figure.measured} (goal {figure.goal}: {verdict(figure)})")
     output = args.output or (None if args.smoke else REPORT)
     if output is not None:
-        output.write_text(render(results, f"{machine()}; {load}", datetime.now(UTC), smoke=args.smoke, minutes=minutes))
+        where = f"{machine()}; load average {load:.1f} at the start, {load_average():.1f} at the end"
+        output.write_text(render(results, where, datetime.now(UTC), smoke=args.smoke, minutes=minutes))
         print(f"written to {output}")
     return 0
 

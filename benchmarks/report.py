@@ -26,7 +26,8 @@ MEANING = {
     "(`resource.getrusage`); the same for a 1024x1024 JPEG. With a remote provider the source goes to the "
     "provider by presigned URL and the function reads only its header (4096x4096 is within "
     "MAX_SOURCE_PIXELS, so no prepared copy is made): the two figures should be about equal.",
-    5: "The emulator allows 4 calls in flight (429 beyond) at 1 s each. 40 sources x 3 targets go through "
+    5: "The emulator allows 4 calls in flight (429 beyond) at 1 s each, called synchronously (with Segmind's "
+    "async API the limit would cover the requests, not the generations). 40 sources x 3 targets go through "
     "S3 -> SQS -> 3 pollers -> handler (`reframe_local.moto_stack`), timed from the first upload until every "
     "variant exists and the queue is empty. Throughput is calls billed per second against the 4 calls/s "
     "the limit allows.",
@@ -81,8 +82,14 @@ SHORTFALL = {
     5: "Throughput is lost whenever fewer than 4 calls are in flight: while the first 429s teach the limiter "
     "the provider's limit, after each halving, and at the start and end of the run.",
     6: "",
-    7: "Throughput is lost at the start (the instances' first receives) and at the end, when fewer than 4 calls "
-    "remain, and whenever a slot is free before a waiting call's next try takes it.",
+    7: "A waiting call tries every slot in turn (a conditional write each) before it sleeps, so with 6 x 8 calls "
+    "after 4 slots the instances sent the slot requests per variant counted above, and moto, one Python process "
+    "on the same 2 cores, spent much of its CPU time (above) answering them. Throughput is also lost at the "
+    "start (the instances' first receives), at the end (fewer than 4 calls left) and whenever a slot comes free "
+    "before a waiting call's next try (up to 1 s apart). Reading the slots first (one BatchGetItem of all of "
+    "them, then a write only to a free one; the function's role would need dynamodb:BatchGetItem) would make a "
+    "waiting try cost one request instead of one per slot; and with MaxConcurrency x MaxParallelCalls near the "
+    "limit, as docs/deploy.md advises, few calls wait at all.",
     8: "",
     9: "Here the 2 cores, not the provider, set the pace: moto (one Python process answering S3, SQS and "
     "DynamoDB, including the shared slots' conditional writes), the instances and the emulator share them; "

@@ -4,6 +4,7 @@ stack (S3 -> SQS -> instance -> handler), against one provider limit; with and w
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -45,6 +46,7 @@ class Run:
     stats: dict[str, Any]  # the emulator's
     peaks_mb: list[float]  # each instance's peak RSS
     cpu_s: dict[str, float]  # CPU seconds used during the run: moto, the emulator, the instances together
+    requests: dict[str, int]  # the instances' DynamoDB requests: all, and those for the shared slots
 
     @property
     def lost(self) -> int:
@@ -54,11 +56,15 @@ class Run:
         return float(self.stats["rejected_429"]) / max(1, self.made)
 
     def outcome(self) -> str:
+        busy = ", ".join(f"{name} {seconds:.0f}" for name, seconds in self.cpu_s.items())
+        per_variant = {name: count / max(1, self.made) for name, count in self.requests.items()}
         return (
-            f"lost variants {self.lost}, dead letters {self.dead}, 429s per variant {self.throttled_per_variant():.2f} "
+            f"DynamoDB requests per variant {per_variant['dynamodb']:.1f}, of which for the shared slots "
+            f"{per_variant['slot_requests']:.1f}; lost variants {self.lost}, dead letters {self.dead}, "
+            f"429s per variant {self.throttled_per_variant():.2f} "
             f"({self.stats['rejected_429']}), most calls in flight {self.stats['max_in_flight_seen']}, "
-            f"billed {self.stats['billed']} for {self.expected} variants; CPU seconds of the 2 x {self.elapsed_s:.0f} "
-            f"the cores had: {', '.join(f'{name} {seconds:.0f}' for name, seconds in self.cpu_s.items())}"
+            f"billed {self.stats['billed']} for {self.expected} variants; CPU seconds used, of the {os.cpu_count()} x "
+            f"{self.elapsed_s:.0f} the cores had: {busy}"
         )
 
 
@@ -72,13 +78,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def instances(stack: MotoStack, env: dict[str, str], count: int, log_dir: Path) -> Iterator[list[tuple[float, float]]]:
+def instances(stack: MotoStack, env: dict[str, str], count: int, log_dir: Path) -> Iterator[list[dict[str, float]]]:
     """``count`` instance processes polling the stack's queue; on the way out they are stopped (SIGTERM, by
-    pid) and the list yielded receives (peak RSS in MB, CPU seconds) of each that ended cleanly."""
+    pid) and the list yielded receives what each that ended cleanly reported (``benchmarks/instance.py``)."""
     wiring = stack.wiring
     argv = [sys.executable, "-m", "benchmarks.instance", stack.url, wiring.queue_url, wiring.queue_arn, str(RETRY_S)]
     processes: list[subprocess.Popen[str]] = []
-    usage: list[tuple[float, float]] = []
+    usage: list[dict[str, float]] = []
     try:
         for index in range(count):
             with (log_dir / f"instance-{index}.log").open("w") as log:
@@ -102,8 +108,7 @@ def instances(stack: MotoStack, env: dict[str, str], count: int, log_dir: Path) 
                 process.communicate()
                 continue
             if process.returncode == 0:
-                rss_mb, cpu_s = out.split()[-2:]
-                usage.append((float(rss_mb), float(cpu_s)))
+                usage.append(json.loads(out.splitlines()[-1]))
 
 
 def run_instances(
@@ -156,8 +161,10 @@ def run_instances(
         pages = stack.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"reframed/{name}/")
         made = sum(not item["Key"].endswith("manifest.json") for page in pages for item in page.get("Contents", []))
         dead = stack.dead_letters()
-    busy["instances"] = sum(cpu for _rss, cpu in usage)
-    return Run(expected, made, dead, drained, elapsed, emulator_stats(emulator), [rss for rss, _cpu in usage], busy)
+    busy["instances"] = sum(report["cpu_s"] for report in usage)
+    requests = {name: int(sum(report[name] for report in usage)) for name in ("dynamodb", "slot_requests")}
+    peaks = [report["rss_mb"] for report in usage]
+    return Run(expected, made, dead, drained, elapsed, emulator_stats(emulator), peaks, busy, requests)
 
 
 def _throughput(run: Run, limit: int, latency_s: float) -> tuple[float, str]:
