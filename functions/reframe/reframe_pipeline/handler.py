@@ -9,7 +9,7 @@ from typing import Any
 
 from reframe_pipeline.adapters import aws
 from reframe_pipeline.adapters.s3_storage import S3Storage, s3_client
-from reframe_pipeline.adapters.sqs_redelivery import hand_back, sqs_client
+from reframe_pipeline.adapters.sqs_redelivery import hand_back
 from reframe_pipeline.application.pipeline import Outcome, Pipeline
 from reframe_pipeline.application.ports import Deadline
 from reframe_pipeline.composition import build_pipeline
@@ -34,7 +34,7 @@ def reset() -> None:
     Lambda container would: for tools and tests that change the environment between invocations."""
     if pipeline.cache_info().currsize:
         pipeline().close()
-    for built in (current, pipeline, s3_client, sqs_client, aws.client, aws.session):
+    for built in (current, pipeline, s3_client, aws.client, aws.session):
         built.cache_clear()
 
 

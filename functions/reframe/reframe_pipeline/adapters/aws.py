@@ -4,10 +4,16 @@ from one session about 90 ms (``make bench``, figure 3)."""
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import Any
 
 import boto3
+from botocore.config import Config
+
+# A session is not thread-safe while it builds a client (the clients it built are): local pollers run several
+# invocations in one process, and their first ones may build clients at the same moment.
+_building = threading.Lock()
 
 
 @cache
@@ -16,7 +22,12 @@ def session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
+def new_client(service: str, config: Config | None = None) -> Any:
+    with _building:
+        return session().client(service, config=config)  # type: ignore[call-overload]
+
+
 @cache
 def client(service: str) -> Any:
-    """One client per service (boto3 clients are thread-safe), with the session's defaults."""
-    return session().client(service)  # type: ignore[call-overload]
+    """One client per service, with the session's defaults."""
+    return new_client(service)

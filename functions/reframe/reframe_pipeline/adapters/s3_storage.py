@@ -36,7 +36,7 @@ def s3_client() -> Any:
     )
     # The process's session (adapters/aws.py), not boto3's default one: handler.reset() rebuilds it from the
     # environment of the moment, with its credentials and endpoint.
-    return aws.session().client("s3", config=config)
+    return aws.new_client("s3", config)
 
 
 def _custom_endpoint() -> bool:
