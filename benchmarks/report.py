@@ -53,10 +53,15 @@ MEANING = {
 
 # Why a goal can be missed on a 2-core machine, and what would close the gap: shown for figures not met.
 SHORTFALL = {
-    1: "Every call's own work (the emulator fetching and checking the source, encoding its answer; the "
+    1: "Segmind's asynchronous API is the default (SEGMIND_API_MODE=auto), and a result is collected at the "
+    "first status poll after it is ready: the polls come 0.2, 0.6 and 1.4 s after the request, then every 2 s "
+    "at most (`adapters/providers/segmind.py`), so a 1 s generation is seen at 1.4 s. Besides, every call's "
+    "own work (the emulator fetching and checking the source, encoding its answer; the "
     "function checking and uploading each result) shares the 2 cores; a faster machine, or fewer checks of "
     "the provider's answer, would close it.",
-    2: "Besides the emulator's own share (above), each source costs six requests to moto: four independent "
+    2: "Most of it is that polling (see figure 1): measured on 2026-11-25 with SEGMIND_API_MODE=sync, the same "
+    "figure was 71 ms (median of 6), of which the emulator's own work 17 ms. Besides the emulator's own share "
+    "(above), each source costs six requests to moto: four independent "
     "lookups (head, sidecar, ranged header read, listing) that run together, then the variant and the "
     "manifest. moto is a Python server sharing the 2 cores with the pipeline and the emulator, so each "
     "request takes 7-20 ms here where S3 answers in a few; the answer is decoded once. What would close it "
