@@ -105,7 +105,10 @@ def overhead(bench: Bench, sizes: Sizes) -> Figure:
     target = targets_spread(1)
     walls = [_timed_invocation(bench, f"uploads/overhead/{run}.jpg", target) for run in range(sizes.overhead_runs)]
     extra_ms = (statistics.median(walls) - sizes.latency_s) * 1000
-    served_ms = [call["duration_ms"] - sizes.latency_s * 1000 for call in emulator_stats(bench.emulator)["calls"]]
+    # Only a synchronous call lasts the whole generation; an async request answers at once, its job runs apart.
+    calls = emulator_stats(bench.emulator)["calls"]
+    served_ms = [call["duration_ms"] - sizes.latency_s * 1000 for call in calls if call["endpoint"] == "segmind"]
+    served = f"{statistics.median(served_ms):.0f} ms" if served_ms else "not seen: the calls went to the async API"
     return Figure(
         2,
         "Overhead per variant: wall - call latency, 1 target",
@@ -114,7 +117,7 @@ def overhead(bench: Bench, sizes: Sizes) -> Figure:
         extra_ms <= 50,
         f"median of {len(walls)}; min {(min(walls) - sizes.latency_s) * 1000:.0f} ms, "
         f"max {(max(walls) - sizes.latency_s) * 1000:.0f} ms; of which the emulator's own work beyond the latency "
-        f"(fetching and checking the source, encoding its answer) {statistics.median(served_ms):.0f} ms",
+        f"(fetching and checking the source, encoding its answer) {served}",
     )
 
 
