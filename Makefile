@@ -66,8 +66,12 @@ endif
 		$(CURDIR)/$(BIN)/python $(CURDIR)/tests/unit/mutation_report.py && \
 		echo "mutmut run: $$((SECONDS - start)) s (log: $(MUTATION_DIR)/mutmut-run.log)"
 
+# The commit before notices and provenance (issue 13): the cold start with both features off is compared with it.
+BENCH_BASELINE ?= 772bd77
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks.features $(addprefix --baseline ,$(BENCH_BASELINE))
 
 clean:
 	rm -rf $(VENV) $(IAC_VENV) .aws-sam demo-output .pytest_cache .mypy_cache .ruff_cache

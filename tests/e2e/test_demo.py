@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 from PIL import Image
 
@@ -16,7 +17,9 @@ from reframe_cli.samples import SIDECARS, UPLOADS
 from reframe_pipeline.domain.planning import plan
 from reframe_pipeline.domain.sidecar import parse_sidecar
 
-from .conftest import clean_env
+from .conftest import Receiver, clean_env
+
+NOTICE_SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "notice.schema.json").read_text())
 
 # The settings' defaults (DEFAULT_RENDERING_SPEED, STYLE_PREFIX).
 PLAN = {"default_speed": "DEFAULT", "style_prefix": "styles/"}
@@ -36,10 +39,10 @@ def expected_sizes(source: str) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def demo(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> tuple[Path, str]:
     output = tmp_path_factory.mktemp("demo") / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "reframe_cli.cli", "demo", "--output", str(output)],
+        [sys.executable, "-m", "reframe_cli.cli", "demo", "--output", str(output), "--webhook", receiver.url],
         env=clean_env(),
         check=False,  # the assertion below shows the output
         capture_output=True,
@@ -129,3 +132,25 @@ def test_logs_are_json_with_correlation_keys_and_moto_is_gone(demo: tuple[Path, 
     pid = int(re.search(r"\(pid (\d+)\)", stdout).group(1))  # type: ignore[union-attr]
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+@pytest.mark.slow
+def test_each_source_is_announced_once_on_the_bus_and_by_the_signed_webhook(
+    demo: tuple[Path, str], receiver: Receiver
+) -> None:
+    output, stdout = demo
+    notices = [json.loads(line) for line in (output / "notices.jsonl").read_text().splitlines()]
+    for notice in notices:
+        jsonschema.validate(notice["detail"], NOTICE_SCHEMA)
+        assert (notice["source"], notice["detail-type"]) == ("reframe.pipeline", "Reframe Variants Ready")
+    details = {notice["detail"]["source"]["key"]: notice["detail"] for notice in notices}
+    assert len(notices) == len(details) == len(CONFIGS)
+    for source in CONFIGS:
+        detail = details[f"uploads/{source}"]
+        assert detail["status"] == "completed"
+        assert detail["counts"]["created"] == len(expected_sizes(source))
+    assert f"notices (EventBridge events, one per outcome): 5 in {output / 'notices.jsonl'}" in stdout
+    # The same notices, POSTed to the local receiver and verified with the secret the demo printed.
+    posted = receiver.verified(stdout)
+    assert sorted(p["data"]["event_id"] for p in posted) == sorted(d["event_id"] for d in details.values())
+    assert {p["type"] for p in posted} == {"reframe.variants.ready"}

@@ -22,7 +22,7 @@ from PIL import Image
 from reframe_cli.samples import IMAGES
 from reframe_local import servers
 
-from .conftest import clean_env
+from .conftest import Receiver, clean_env
 
 START_TIMEOUT_S = 60.0
 WORK_TIMEOUT_S = 60.0
@@ -58,9 +58,9 @@ class Output:
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Output]]:
+def serve(tmp_path: Path, receiver: Receiver) -> Iterator[tuple[subprocess.Popen[str], Output]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "reframe_cli.cli", "serve", "--pollers", "2"],
+        [sys.executable, "-m", "reframe_cli.cli", "serve", "--pollers", "2", "--webhook", receiver.url],
         env={**clean_env(), "TMPDIR": str(tmp_path)},  # where it keeps its logs
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -74,8 +74,8 @@ def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Output]]:
             process.wait(30)
 
 
-def test_upload_is_reframed_then_sigint_stops_everything(
-    serve: tuple[subprocess.Popen[str], Output], tmp_path: Path
+def test_upload_is_reframed_and_announced_then_sigint_stops_everything(
+    serve: tuple[subprocess.Popen[str], Output], tmp_path: Path, receiver: Receiver
 ) -> None:
     process, output = serve
     export = output.wait_for(r"^\s*export (AWS_ENDPOINT_URL=.*)$", START_TIMEOUT_S).group(1)
@@ -109,6 +109,14 @@ def test_upload_is_reframed_then_sigint_stops_everything(
         body = s3.get_object(Bucket="reframe-local", Key=key)["Body"].read()
         assert Image.open(io.BytesIO(body)).size == size
     output.wait_for(r"^uploads/photo\.jpg → 2 created, 0 existing, 0 failed \(\d+\.\d s\)$", WORK_TIMEOUT_S)
+    # One line per notice the bus delivered, right after its batch's line; the same notice POSTed, signed.
+    notice = output.wait_for(
+        r"^notice: Reframe Variants Ready: uploads/photo\.jpg completed "
+        r"\(2 created, 0 existing, 0 failed, 0 removed\) ([0-9a-f]{32})$",
+        5,
+    )
+    [posted] = receiver.verified("\n".join(output.lines))
+    assert posted["data"]["event_id"] == notice.group(1)
 
     process.send_signal(signal.SIGINT)
     assert process.wait(30) == 0

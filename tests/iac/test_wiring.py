@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from reframe_pipeline.application.generations import KIND_TAG
 from reframe_pipeline.settings import DEFAULT_MEMORY_MB, Settings
 
 from .conftest import ACCOUNT, REGION, ROOT, STACK
@@ -266,6 +267,21 @@ def test_the_function_environment_is_valid_settings(transformed: dict[str, Any])
         assert defaults.call_budget_ms + defaults.upload_reserve_ms < int(seconds) * 1000, seconds
 
 
+def test_signing_is_off_by_default_and_on_only_with_a_signer_secret(transformed: dict[str, Any]) -> None:
+    _, function = only(transformed, "AWS::Lambda::Function")
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert Settings.from_env(Evaluator(transformed)(variables)).c2pa_signing == "off"
+    secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:c2pa-AbCdEf"
+    signing = Settings.from_env(Evaluator(transformed, C2paSigning="on", C2paSignerSecretArn=secret)(variables))
+    assert (signing.c2pa_signing, signing.c2pa_signer_secret_arn) == ("on", secret)
+    # CloudFormation refuses "on" without a secret before the function could fail its cold start on it.
+    rule = transformed["Rules"]["SigningNeedsASigner"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "C2paSigning"}, "on"]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "C2paSignerSecretArn"}, ""]}]}
+    alarm = transformed["Resources"]["SigningFailuresAlarm"]
+    assert (alarm["Condition"], alarm["Properties"]["MetricName"]) == ("SignsVariants", "SigningFailures")
+
+
 # ----------------------------------------------------------------------------- IAM
 
 
@@ -307,7 +323,7 @@ def test_s3_permissions_follow_the_prefixes(ev: Evaluator, transformed: dict[str
     grants = _grants(statements)
     bucket = f"arn:aws:s3:::{bucket_name}"
     assert grants["s3:GetObject"] == {f"{bucket}/uploads/*", f"{bucket}/styles/*", f"{bucket}/reframed/*"}
-    assert grants["s3:PutObject"] == {f"{bucket}/reframed/*"}
+    assert grants["s3:PutObject"] == grants["s3:PutObjectTagging"] == {f"{bucket}/reframed/*"}
     assert grants["s3:DeleteObject"] == {f"{bucket}/reframed/*"}
     assert grants["s3:ListBucket"] == {bucket}
     # Unconditioned on purpose: a missing sidecar must answer 404, not 403 (see template.yaml).
@@ -316,6 +332,7 @@ def test_s3_permissions_follow_the_prefixes(ev: Evaluator, transformed: dict[str
     assert {a for a in grants if a.startswith("s3:")} == {
         "s3:GetObject",
         "s3:PutObject",
+        "s3:PutObjectTagging",
         "s3:DeleteObject",
         "s3:ListBucket",
     }
@@ -337,6 +354,11 @@ def test_other_permissions_are_scoped(ev: Evaluator, transformed: dict[str, Any]
     webhook_secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:hook-AbCdEf"
     with_webhook = _grants(_role_statements(Evaluator(transformed, WebhookSecretArn=webhook_secret), transformed))
     assert with_webhook["secretsmanager:GetSecretValue"] == {"<ApiKeySecret>", webhook_secret}
+    signer_secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:c2pa-AbCdEf"
+    # The signer's secret is readable only while signing is on.
+    for signing, readable in (("on", {"<ApiKeySecret>", signer_secret}), ("off", {"<ApiKeySecret>"})):
+        signs = Evaluator(transformed, C2paSigning=signing, C2paSignerSecretArn=signer_secret)
+        assert _grants(_role_statements(signs, transformed))["secretsmanager:GetSecretValue"] == readable
     assert grants["events:PutEvents"] == {"arn:aws:events:us-east-1:123456789012:event-bus/default"}
     services = {a.split(":")[0] for a in grants}
     assert services == {"s3", "secretsmanager", "dynamodb", "sqs", "logs", "xray", "events"}
@@ -357,6 +379,18 @@ def test_bucket_is_private_encrypted_and_tls_only(ev: Evaluator, transformed: di
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert ev(props["VersioningConfiguration"]) is None
     assert Evaluator(transformed, EnableVersioning="true")(props["VersioningConfiguration"]) == {"Status": "Enabled"}
+
+
+def test_kept_generations_expire_by_their_tag(ev: Evaluator, transformed: dict[str, Any]) -> None:
+    _, function = only(transformed, "AWS::Lambda::Function")
+    rules = transformed["Resources"]["Bucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    (rule,) = [r for r in rules if r["Id"] == "expire-kept-generations"]
+    assert rule["TagFilters"] == [{"Key": k, "Value": v} for k, v in KIND_TAG.items()]  # what the function tags
+    assert (ev(rule["Status"]), ev(rule["ExpirationInDays"])) == ("Enabled", "30")
+    assert ev(function["Properties"]["Environment"]["Variables"])["GENERATIONS_KEEP_DAYS"] == "30"
+    none_kept = Evaluator(transformed, GenerationsKeepDays="0")
+    assert none_kept(rule["Status"]) == "Disabled"
+    assert Settings.from_env(none_kept(function["Properties"]["Environment"]["Variables"])).generations_keep_days == 0
 
 
 def test_idempotency_table(transformed: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from reframe_local import servers
 from reframe_local.lambda_context import LocalContext
 from reframe_local.servers import ServerProcess
 from reframe_pipeline import handler
+from reframe_pipeline.application.generations import GENERATION_PREFIX
 
 from ..conftest import EMULATOR_API_KEY
 
@@ -60,6 +61,10 @@ class Stack:
     def keys(self, prefix: str = "") -> list[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
         return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+    def outputs(self, prefix: str = "") -> list[str]:
+        """The keys without the kept generations (their own tests look at them)."""
+        return [key for key in self.keys(prefix) if f"/{GENERATION_PREFIX}" not in key]
 
     def stats(self) -> dict[str, Any]:
         response = requests.get(f"{self.emulator.url}/_emulator/stats", timeout=10)

@@ -68,6 +68,7 @@ def test_dry_run_counts_and_estimates_without_writing_or_calling(bucket: Stack, 
     found = [report.count(label) for label in ("images found", "unconfigured", "invalid config", "configured")]
     assert found == [5, 1, 1, 3]
     assert [report.count(label) for label in ("variants planned", "already present", "missing")] == [5, 0, 5]
+    assert [report.count(label) for label in ("paid generations", "free re-renders")] == [5, 0]
     assert report.count("images needing work") == 3
     # Four DEFAULT variants and one QUALITY, per provider; the one in use marked.
     assert report.costs("segmind") == ["*", "0.000", "0.300", "0.113", "0.413"]
@@ -85,11 +86,11 @@ def test_a_run_produces_the_missing_variants_and_is_resumable(bucket: Stack, cap
     assert "3/3" in err  # the progress line
     assert bucket.stats()["billed"] == 5
     out_special = "reframed/cfg/spring sale+50%/café ünï.jpg/"
-    assert bucket.keys(out_special) == [
+    assert bucket.outputs(out_special) == [
         out_special + n for n in ("1536x640.png", "instagram-story.png", "manifest.json")
     ]
     assert bucket.image(out_special + "instagram-story.png").size == (1080, 1920)
-    assert bucket.keys("reframed/own.jpg/") == ["reframed/own.jpg/736x1312.png", "reframed/own.jpg/manifest.json"]
+    assert bucket.outputs("reframed/own.jpg/") == ["reframed/own.jpg/736x1312.png", "reframed/own.jpg/manifest.json"]
     assert bucket.keys("reframed/loose/") == [] and bucket.keys("reframed/broken.png/") == []
 
     _, report, _ = backfill(capsys, "--dry-run")
@@ -103,6 +104,15 @@ def test_a_run_produces_the_missing_variants_and_is_resumable(bucket: Stack, cap
     assert code == 0 and report.count("missing") == 1
     assert bucket.stats()["billed"] == 5
     assert "reframed/cfg/plain.png/1536x640.png" in bucket.keys("reframed/cfg/plain.png/")
+
+    # A new output format for the folder default: missing again, but re-rendered from the kept generations.
+    bucket.put("uploads/cfg/_reframe.json", {**TWO_TARGETS, "output": {"format": "webp"}})
+    _, report, _ = backfill(capsys, "--dry-run")
+    assert [report.count(label) for label in ("missing", "paid generations", "free re-renders")] == [4, 0, 4]
+    assert report.costs("segmind")[-1] == "0.000"
+    code, report, _ = backfill(capsys)
+    assert code == 0 and bucket.stats()["billed"] == 5
+    assert bucket.image(out_special + "instagram-story.webp").size == (1080, 1920)
 
     # Another provider means new pixels: every variant is missing again, at that provider's prices.
     _, report, _ = backfill(capsys, "--dry-run", "--provider", "local")

@@ -138,7 +138,7 @@ def test_a_notice_that_cannot_be_put_is_logged_and_counted_not_retried(
     result = stack.invoke(s3_event("uploads/d.jpg"))
 
     assert result.get("batchItemFailures", []) == []
-    assert stack.keys("reframed/d.jpg/") == [
+    assert stack.outputs("reframed/d.jpg/") == [
         "reframed/d.jpg/1024x1024.png",
         "reframed/d.jpg/manifest.json",
         "reframed/d.jpg/og.png",

@@ -28,7 +28,9 @@ def test_s3_event_fans_out_one_call_per_target(stack: Stack):
     result = stack.invoke(s3_event(SOURCE))
 
     assert [v["status"] for v in result["results"][0]["variants"]] == ["created"] * 3
-    assert stack.keys(OUT) == sorted(OUT + name for name in ("1536x640.png", "736x1312.png", "og.png", "manifest.json"))
+    assert stack.outputs(OUT) == sorted(
+        OUT + name for name in ("1536x640.png", "736x1312.png", "og.png", "manifest.json")
+    )
     assert stack.image(OUT + "1536x640.png").size == (1536, 640)
     assert stack.image(OUT + "736x1312.png").size == (736, 1312)
     assert stack.image(OUT + "og.png").size == (1200, 628)  # reframed to 1344x704, then cropped
@@ -48,7 +50,14 @@ def test_s3_event_fans_out_one_call_per_target(stack: Stack):
 
     head = stack.s3.head_object(Bucket=BUCKET, Key=OUT + "og.png")
     assert head["ContentType"] == "image/png"
-    assert set(head["Metadata"]) == {"source-key", "source-etag", "params-hash"}
+    assert set(head["Metadata"]) == {"source-key", "source-etag", "params-hash", "generation", "seed"}
+    # The generation it was rendered from is kept as the provider returned it, tagged for the lifecycle rule.
+    kept = f"{OUT}_generation-{head['Metadata']['generation']}.png"
+    generation = stack.s3.head_object(Bucket=BUCKET, Key=kept)
+    assert generation["Metadata"]["source-etag"] == head["Metadata"]["source-etag"]
+    assert generation["Metadata"]["resolution"] == "1344x704"
+    tags = stack.s3.get_object_tagging(Bucket=BUCKET, Key=kept)["TagSet"]
+    assert tags == [{"Key": "reframe-kind", "Value": "generation"}]
 
 
 def test_redelivery_pays_nothing(stack: Stack):
@@ -118,7 +127,7 @@ def test_sidecar_after_image(stack: Stack):
     stack.put(SOURCE + ".reframe.json", {"version": 1, "targets": [{"resolution": "1024x1024"}]})
     second = stack.invoke(s3_event(SOURCE + ".reframe.json"))
     assert second["results"][0]["action"] == "processed"
-    assert stack.keys(OUT) == [OUT + "1024x1024.png", OUT + "manifest.json"]
+    assert stack.outputs(OUT) == [OUT + "1024x1024.png", OUT + "manifest.json"]
 
 
 def test_folder_default_and_deployment_default(stack: Stack):

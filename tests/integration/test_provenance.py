@@ -49,6 +49,7 @@ def test_a_generated_variant_says_how_it_was_made(stack: Stack, tmp_path: Path, 
     assert variant["provenance"] == {
         "digital_source_type": COMPOSITE_WITH_TRAINED,
         "model": "Ideogram 3.0 Reframe (Segmind)",
+        "signed": False,
     }
     body = stack.s3.get_object(Bucket=BUCKET, Key=variant["key"])["Body"].read()
     tags = read_tags(body, tmp_path)
@@ -69,7 +70,7 @@ def test_the_local_engine_marks_a_composite_without_a_model_and_keeps_the_profil
     stack.invoke(s3_event("uploads/l.jpg"))
 
     [variant] = stack.read_json("reframed/l.jpg/manifest.json")["variants"]
-    assert variant["provenance"] == {"digital_source_type": COMPOSITE_SYNTHETIC, "model": None}
+    assert variant["provenance"] == {"digital_source_type": COMPOSITE_SYNTHETIC, "model": None, "signed": False}
     body = stack.s3.get_object(Bucket=BUCKET, Key=variant["key"])["Body"].read()
     tags = read_tags(body, tmp_path)
     assert tags["XMP-iptcExt:DigitalSourceType"] == COMPOSITE_SYNTHETIC

@@ -107,7 +107,9 @@ def test_overwrite_regenerates_and_delete_removes_everything(stack: Stack):
     manifest = stack.read_json("reframed/hero.jpg/manifest.json")
     assert manifest["source"]["etag"] != first_etag
     assert [v["status"] for v in manifest["variants"]] == ["created", "created"]
-    assert stack.stats()["billed"] == 4
+    # 64x64 is square too: both targets are rendered from one generation per source version.
+    assert [v["rendered_from_generation"] for v in manifest["variants"]] == [False, True]
+    assert stack.stats()["billed"] == 2
     head = stack.s3.head_object(Bucket=BUCKET, Key="reframed/hero.jpg/1024x1024.png")
     assert head["Metadata"]["source-etag"] == manifest["source"]["etag"]
 
@@ -123,15 +125,18 @@ def test_prune_removes_variants_of_targets_gone_from_the_config(stack: Stack):
         "uploads/p.jpg.reframe.json", {"version": 1, "prune": True, "targets": [{"size": "64x64"}, {"size": "96x64"}]}
     )
     stack.invoke(s3_event("uploads/p.jpg"))
-    assert stack.keys("reframed/p.jpg/") == [
+    assert stack.outputs("reframed/p.jpg/") == [
         "reframed/p.jpg/64x64.png",
         "reframed/p.jpg/96x64.png",
         "reframed/p.jpg/manifest.json",
     ]
+    kept = stack.s3.head_object(Bucket=BUCKET, Key="reframed/p.jpg/64x64.png")["Metadata"]["generation"]
+    assert len(stack.keys("reframed/p.jpg/_generation-")) == 2
 
     stack.put("uploads/p.jpg.reframe.json", {"version": 1, "prune": True, "targets": [{"size": "64x64"}]})
     stack.invoke(s3_event("uploads/p.jpg.reframe.json"))
-    assert stack.keys("reframed/p.jpg/") == ["reframed/p.jpg/64x64.png", "reframed/p.jpg/manifest.json"]
+    assert stack.outputs("reframed/p.jpg/") == ["reframed/p.jpg/64x64.png", "reframed/p.jpg/manifest.json"]
+    assert stack.keys("reframed/p.jpg/_generation-") == [f"reframed/p.jpg/_generation-{kept}.png"]
     assert stack.stats()["billed"] == 2  # the kept variant was not paid again
 
 

@@ -55,6 +55,7 @@ class MemoryStorage:
         self.presigned: list[tuple[str, int]] = []
         self.reads: list[tuple[str, int | None]] = []
         self.listings: list[str] = []
+        self.tags: dict[str, dict[str, str]] = {}
 
     # -- the port --------------------------------------------------------------------------------
     def head(self, key: str) -> ObjectInfo | None:
@@ -74,7 +75,9 @@ class MemoryStorage:
                 raise FileNotFoundError(f"memory://{self.bucket}/{key} does not exist")
             return stored.body[:first_bytes] if first_bytes else stored.body
 
-    def write(self, key: str, body: bytes, content_type: str, metadata: dict[str, str]) -> None:
+    def write(
+        self, key: str, body: bytes, content_type: str, metadata: dict[str, str], tags: dict[str, str] | None = None
+    ) -> None:
         key_bytes = len(key.encode())
         if key_bytes > S3_MAX_KEY_BYTES:
             raise S3LimitError(f"KeyTooLongError: {key_bytes} bytes")
@@ -85,6 +88,7 @@ class MemoryStorage:
             self._versions += 1
             self._objects[key] = _Stored(bytes(body), content_type, dict(metadata), f"v{self._versions}")
             self.writes.append(key)
+            self.tags[key] = dict(tags or {})
 
     def presign_get(self, key: str, expires_s: int) -> str:
         with self._lock:

@@ -21,6 +21,7 @@ from reframe_pipeline.application import fanout
 from reframe_pipeline.application import pipeline as pipeline_module
 from reframe_pipeline.application import variants as variants_module
 from reframe_pipeline.application.discovery import candidate_keys
+from reframe_pipeline.application.generations import GENERATION_PREFIX, generation_id
 from reframe_pipeline.application.outputs import PREPARED_NAME
 from reframe_pipeline.application.pipeline import Outcome, Pipeline, RetryLaterError
 from reframe_pipeline.application.ports import (
@@ -116,6 +117,13 @@ class Harness:
         document: dict[str, Any] = json.loads(self.storage.body(out + "manifest.json"))
         return document
 
+    def outputs(self, out: str = OUT) -> list[str]:
+        """The folder's keys without its kept generations (their own tests look at them)."""
+        return [key for key in self.storage.keys(out) if not key[len(out) :].startswith(GENERATION_PREFIX)]
+
+    def generations(self, out: str = OUT) -> list[str]:
+        return [key for key in self.storage.keys(out) if key.startswith(out + GENERATION_PREFIX)]
+
     def statuses(self, out: str = OUT) -> dict[str, str]:
         return {v["name"]: v["status"] for v in self.manifest(out)["variants"]}
 
@@ -157,7 +165,8 @@ def test_a_second_run_pays_nothing(make: Any) -> None:
     assert [r.cost_usd for r in first.records] == [PRICE, PRICE]
     assert h.provider.calls == 2
     assert budget.spent == pytest.approx(2 * PRICE)
-    assert sorted(h.storage.keys(OUT)) == [OUT + "1536x512.png", OUT + "512x1536.png", MANIFEST]
+    assert sorted(h.outputs()) == [OUT + "1536x512.png", OUT + "512x1536.png", MANIFEST]
+    assert len(h.generations()) == 2  # each paid generation kept once
     written = h.storage.head(OUT + "1536x512.png")
     assert written is not None
     source = h.storage.head(SOURCE)
@@ -250,9 +259,14 @@ def test_prune_removes_a_target_gone_from_the_config(make: Any) -> None:
     h.sidecar(targets=TARGETS[:1])  # without prune: the old variant stays
     h.handle()
     assert OUT + "512x1536.png" in h.storage.keys(OUT)
+    assert len(h.generations()) == 2
     h.sidecar(targets=TARGETS[:1], prune=True)
     h.handle()
-    assert h.storage.keys(OUT) == [OUT + "1536x512.png", MANIFEST]
+    assert h.outputs() == [OUT + "1536x512.png", MANIFEST]
+    kept = h.storage.head(OUT + "1536x512.png")
+    assert kept is not None
+    # The generation of the remaining target stays; the removed target's goes with it.
+    assert h.generations() == [f"{OUT}{GENERATION_PREFIX}{kept.metadata['generation']}.png"]
     assert h.provider.calls == 2
 
 
@@ -263,7 +277,9 @@ def test_a_variant_rewritten_under_another_extension_replaces_the_old_one(make: 
     h.sidecar(targets=TARGETS[:1], output={"format": "jpeg", "quality": 80})
     outcome = h.handle()
     assert [r.key for r in outcome.records] == [OUT + "1536x512.jpg"]
-    assert h.storage.keys(OUT) == [OUT + "1536x512.jpg", MANIFEST]
+    assert h.outputs() == [OUT + "1536x512.jpg", MANIFEST]
+    assert h.provider.calls == 1  # a new format only: rendered from the kept generation
+    assert (outcome.records[0].rendered_from_generation, outcome.records[0].cost_usd) == (True, 0.0)
     assert h.storage.body(OUT + "1536x512.jpg").startswith(b"\xff\xd8\xff")
 
 
@@ -271,9 +287,10 @@ def test_a_failed_variant_keeps_what_the_folder_holds(make: Any) -> None:
     h = make(provider=FakeProvider([None, ProviderRejectedError("refused", status=400, billed=False)]))
     h.upload(targets=TARGETS[:1])
     h.handle()
-    h.sidecar(targets=TARGETS[:1], output={"format": "jpeg"}, prune=True)
+    h.sidecar(targets=TARGETS[:1], output={"format": "jpeg"}, seed=7, prune=True)
     outcome = h.handle()
     assert [r.status for r in outcome.records] == ["failed"]
+    assert len(h.generations()) == 1  # the one the failed target may still need: not pruned
     assert OUT + "1536x512.png" in h.storage.keys(OUT)  # another invocation may have just written it
 
 
@@ -284,12 +301,20 @@ def test_stale_removal_never_touches_a_nested_folder(make: Any) -> None:
     h.upload("uploads/shoot/cover.png", targets=TARGETS[:1])
     h.handle("uploads/shoot/cover.png")
     nested = h.storage.keys("reframed/shoot/cover.png/")
-    assert nested == ["reframed/shoot/cover.png/1536x512.png", "reframed/shoot/cover.png/manifest.json"]
+    assert h.outputs("reframed/shoot/cover.png/") == [
+        "reframed/shoot/cover.png/1536x512.png",
+        "reframed/shoot/cover.png/manifest.json",
+    ]
     h.upload("uploads/shoot", targets=TARGETS[:1], prune=True)
     h.handle("uploads/shoot")
     h.sidecar("uploads/shoot", targets=TARGETS[1:2], prune=True)
     h.handle("uploads/shoot")
-    assert h.storage.keys("reframed/shoot/") == ["reframed/shoot/512x1536.png", *nested, "reframed/shoot/manifest.json"]
+    shoot = [key for key in h.storage.keys("reframed/shoot/") if key not in nested]
+    assert [key for key in shoot if GENERATION_PREFIX not in key] == [
+        "reframed/shoot/512x1536.png",
+        "reframed/shoot/manifest.json",
+    ]
+    assert set(nested) <= set(h.storage.keys("reframed/shoot/"))
     h.storage.delete(["uploads/shoot"])
     assert h.handle("uploads/shoot", action="removed").action == "removed"
     assert h.storage.keys("reframed/shoot/") == nested
@@ -304,7 +329,7 @@ def test_a_delete_removes_the_outputs(make: Any) -> None:
     h.handle()
     h.storage.delete([SOURCE])
     outcome = h.handle(action="removed")
-    assert (outcome.action, outcome.detail) == ("removed", "3 objects deleted")
+    assert (outcome.action, outcome.detail) == ("removed", "5 objects deleted")  # 2 generations kept too
     assert h.storage.keys(OUT) == []
 
 
@@ -317,7 +342,7 @@ def test_a_late_delete_notification_after_a_re_upload_keeps_the_fresh_outputs(ma
     h.handle()
     outcome = h.handle(action="removed")
     assert outcome.action == "ignored"
-    assert h.storage.keys(OUT) == [OUT + "1536x512.png", MANIFEST]
+    assert h.outputs() == [OUT + "1536x512.png", MANIFEST]
 
 
 def test_removing_a_sidecar_keeps_the_variants(make: Any) -> None:
@@ -326,7 +351,7 @@ def test_removing_a_sidecar_keeps_the_variants(make: Any) -> None:
     h.handle()
     h.storage.delete([SOURCE + ".reframe.json"])
     assert h.handle(SOURCE + ".reframe.json", action="removed").action == "ignored"
-    assert h.storage.keys(OUT) == [OUT + "1536x512.png", MANIFEST]
+    assert h.outputs() == [OUT + "1536x512.png", MANIFEST]
 
 
 # -- preparing a source ----------------------------------------------------------------------------
@@ -390,7 +415,7 @@ def test_a_transient_failure_is_retried_later_with_the_manifest_written(make: An
     manifest = h.manifest()
     assert h.statuses() == {"1536x512": "created", "512x1536": "failed"}
     assert manifest["variants"][1]["error"] == {"code": "provider_transient", "message": "busy"}
-    assert h.storage.keys(OUT) == [OUT + "1536x512.png", MANIFEST]
+    assert h.outputs() == [OUT + "1536x512.png", MANIFEST]
 
     outcome = h.handle()  # the redelivery pays for the failed variant only
     assert [r.status for r in outcome.records] == ["existing", "created"]
@@ -604,6 +629,7 @@ def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) ->
     assert (variant.content_type, manifest.content_type) == ("image/png", "application/json")
     assert manifest.metadata == {}
     assert h.storage.body(MANIFEST).startswith(b'{\n  "source": {\n    "bucket"')
+    generation = variant.metadata["generation"]
     assert outcome.records[0].model_dump(exclude={"latency_ms"}) == {
         "name": "1536x512",
         "key": OUT + "1536x512.png",
@@ -620,7 +646,12 @@ def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) ->
         "provenance": {
             "digital_source_type": "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia",
             "model": "Ideogram 3.0 Reframe (Segmind)",
+            "signed": False,
         },
+        "generation": generation,
+        "generation_key": f"{OUT}{GENERATION_PREFIX}{generation}.png",
+        "rendered_from_generation": False,
+        "note": None,
     }
     again = h.handle().records[0]
     assert again.model_dump(exclude={"latency_ms"}) == {
@@ -631,7 +662,7 @@ def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) ->
         "height": 512,
         "resolution": "1536x512",
         "provider": "segmind",
-        "seed": None,
+        "seed": 4242,  # kept in the variant's metadata
         "rendering_speed": "DEFAULT",
         "cost_usd": 0.0,
         "attempts": 0,
@@ -639,7 +670,12 @@ def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) ->
         "provenance": {
             "digital_source_type": "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia",
             "model": "Ideogram 3.0 Reframe (Segmind)",
+            "signed": False,
         },
+        "generation": generation,
+        "generation_key": None,
+        "rendered_from_generation": False,
+        "note": None,
     }
 
 
@@ -679,9 +715,10 @@ def test_a_target_name_with_dots_is_one_variant(make: Any) -> None:
     h.handle()
     h.sidecar(targets=[{"resolution": "1536x512", "name": "v1.2"}], output={"format": "jpeg"}, prune=True)
     h.handle()
-    assert h.storage.keys(OUT) == [MANIFEST, OUT + "v1.2.jpg"]
-    assert [r.status for r in h.handle().records] == ["existing"]  # and pruning keeps it
-    assert h.storage.keys(OUT) == [MANIFEST, OUT + "v1.2.jpg"]
+    assert h.outputs() == [MANIFEST, OUT + "v1.2.jpg"]
+    assert [r.status for r in h.handle().records] == ["existing"]  # and pruning keeps it, and its generation
+    assert h.outputs() == [MANIFEST, OUT + "v1.2.jpg"]
+    assert len(h.generations()) == 1
 
 
 def test_the_provider_is_asked_for_what_the_sidecar_says(make: Any) -> None:
@@ -829,7 +866,7 @@ def test_events_carry_through_to_the_outcome(make: Any) -> None:
     assert (kept.event, kept.action, kept.detail) == (event, "ignored", "source exists again")
     h.storage.delete([SOURCE])
     removed = h.pipeline.handle(event, h.clock.deadline())
-    assert (removed.event, removed.action, removed.detail) == (event, "removed", "2 objects deleted")
+    assert (removed.event, removed.action, removed.detail) == (event, "removed", "3 objects deleted")
 
 
 # -- logs of failures ------------------------------------------------------------------------------
@@ -911,8 +948,9 @@ def test_a_sidecar_is_read_one_byte_past_its_limit_only(make: Any) -> None:
 
 
 def test_the_stored_identities_do_not_change() -> None:
-    # The parameter hash is in every variant's metadata and the work id keys the journal: a change of
-    # either makes every variant made so far look stale (paid for again) and loses paid generations.
+    # The parameter hash is in every variant's metadata, the generation id names every kept generation,
+    # and the work id keys the journal: a change of any makes every variant made so far look stale (paid
+    # for again) or loses paid generations.
     sidecar = parse_sidecar(
         json.dumps({"version": 1, "targets": [{"size": "1200x628", "name": "og"}], "seed": 4242}).encode(),
         max_bytes=65536,
@@ -921,8 +959,10 @@ def test_the_stored_identities_do_not_change() -> None:
     (variant,) = plan(sidecar, provider="segmind", default_speed="DEFAULT", style_prefix="styles/")
     assert variant.param_hash == "dec5f7da6b82769e40b0fe11d29757fc"
     origin = ObjectInfo(key=SOURCE, etag="e", size=1, version="v1")
-    assert fanout._work_id(MemoryStorage(), origin, variant) == (
-        "14e3da4f955d8547781b3e222bc741448858513cc0af5fb999f49c5ee4e59e64"
+    gen_id = generation_id(variant, origin, Settings().source_limits.recipe)
+    assert (variant.generation_hash, gen_id) == ("2ce90daab65a097d31ced907df991297", "94f12f84491d3fd19deab1ea888c4b79")
+    assert fanout._work_id(MemoryStorage(), origin, gen_id) == (
+        "c87002586f226af3c98d30d2ebb93259ed955b6264bd04116f80d7ba25660670"
     )
     event = ObjectEvent(bucket="bucket", key=SOURCE, action="created")
     assert pipeline_module._correlation_id(event) == "ad34b4771942b12b"
@@ -1155,3 +1195,47 @@ def test_provider_calls_run_in_the_call_pool_of_max_parallel_calls_threads(make:
     h.upload(targets=TARGETS)
     h.handle()
     assert threads == ["reframe-call_0"] * 3  # MAX_PARALLEL_CALLS=1: one call at a time, on one thread
+
+
+# -- generations and renditions --------------------------------------------------------------------
+
+
+def test_targets_sharing_a_generation_pay_for_it_once_in_the_same_run(make: Any) -> None:
+    h = make()  # four calls in flight: the two renditions run at the same time
+    h.upload(targets=[{"size": "320x240", "name": "small"}, {"size": "640x480", "name": "large"}])
+    outcome = h.handle()
+    assert h.provider.calls == 1
+    by_name = {r.name: r for r in outcome.records}
+    assert {r.status for r in by_name.values()} == {"created"}
+    assert by_name["small"].generation == by_name["large"].generation
+    assert sorted(r.rendered_from_generation for r in by_name.values()) == [False, True]
+    assert sum(r.cost_usd for r in by_name.values()) == PRICE
+
+
+class _GenerationsRefused(MemoryStorage):
+    def write(
+        self, key: str, body: bytes, content_type: str, metadata: dict[str, str], tags: dict[str, str] | None = None
+    ) -> None:
+        if GENERATION_PREFIX in key:
+            raise S3LimitError("AccessDenied")
+        super().write(key, body, content_type, metadata, tags)
+
+
+def test_a_generation_that_cannot_be_kept_still_makes_its_variant(make: Any) -> None:
+    h = make(storage=_GenerationsRefused())
+    h.upload(targets=TARGETS[:1])
+    (record,) = h.handle().records
+    assert (record.status, record.generation_key) == ("created", None)
+    assert h.generations() == []
+    h.sidecar(targets=TARGETS[:1], output={"format": "jpeg"})
+    h.handle()
+    assert h.provider.calls == 2  # nothing kept: the change of format pays
+
+
+def test_kept_generations_are_tagged_for_their_lifecycle_rule(make: Any) -> None:
+    h = make()
+    h.upload(targets=TARGETS[:1])
+    h.handle()
+    (kept,) = h.generations()
+    assert h.storage.tags[kept] == {"reframe-kind": "generation"}
+    assert h.storage.tags[OUT + "1536x512.png"] == {}

@@ -113,3 +113,14 @@ def test_the_deployment_limits_apply(tmp_path, capsys, settings_env):
 def test_a_missing_file_exits_1(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "nope.json")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_targets_sharing_a_generation_are_priced_once(tmp_path, capsys):
+    shared = {"version": 1, "targets": [{"size": "320x240", "name": "small"}, {"size": "640x480", "name": "large"}]}
+    assert main(["validate", write(tmp_path, shared)]) == 0
+    out = capsys.readouterr().out
+    table = rows(out)
+    assert table["small"][-1] == "0.075"
+    assert table["large"][-3:] == ["0.000", "(from", "small)"]
+    assert table["total"] == ["total", "0.075"]
+    assert "1 paid generation(s), 1 target(s) rendered from another's for free" in out

@@ -1,4 +1,5 @@
-"""WEBHOOK_URL: https on a public host with a secret to sign with; http://127.0.0.1 only in tests."""
+"""WEBHOOK_URL: https on a public host with a secret to sign with; http://127.0.0.1 only in tests and local runs
+(`reframe demo/serve --webhook`), never in Lambda."""
 
 from __future__ import annotations
 
@@ -34,6 +35,13 @@ def test_loopback_only_with_the_test_setting():
     assert Settings.from_env(env).webhook_url == "http://127.0.0.1:9/r"
     with pytest.raises(SettingsError, match="must be an https URL"):
         Settings.from_env({**env, "WEBHOOK_URL": "http://10.0.0.1/r"})
+    # Lambda always names its function: there the allowance is refused, with or without a webhook.
+    for lambda_env in (
+        {**env, "AWS_LAMBDA_FUNCTION_NAME": "reframe"},
+        {"WEBHOOK_ALLOW_LOOPBACK_FOR_TESTS": "1", "AWS_LAMBDA_FUNCTION_NAME": "reframe"},
+    ):
+        with pytest.raises(SettingsError, match="for local runs: a Lambda function refuses it"):
+            Settings.from_env(lambda_env)
 
 
 class NoNetwork(requests.Session):

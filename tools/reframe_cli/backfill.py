@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 
 from reframe_local.lambda_context import LocalContext
 from reframe_pipeline.application.discovery import find_config
+from reframe_pipeline.application.generations import Generations
 from reframe_pipeline.application.pipeline import Pipeline
 from reframe_pipeline.application.ports import ObjectInfo
 from reframe_pipeline.domain.events import KeyKind, classify
@@ -44,6 +45,7 @@ class ImageWork:
     info: ObjectInfo
     planned: list[PlannedVariant]
     missing: list[PlannedVariant]
+    paid: list[PlannedVariant]  # the missing variants whose generation is neither kept nor shared: paid for
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Survey:
     def report(self, pipeline: Pipeline) -> str:
         planned = sum(len(work.planned) for work in self.configured)
         missing = [v for work in self.configured for v in work.missing]
+        paid = [v for work in self.configured for v in work.paid]
         counts = [
             ("images found", self.images),
             ("  unconfigured", self.unconfigured),
@@ -70,6 +73,8 @@ class Survey:
             ("variants planned", planned),
             ("  already present", planned - len(missing)),
             ("  missing", len(missing)),
+            ("    paid generations", len(paid)),
+            ("    free re-renders", len(missing) - len(paid)),
             ("images needing work", len(self.todo)),
         ]
         lines = [f"s3://{self.bucket}/{self.prefix} (provider {pipeline.provider.name})"]
@@ -77,9 +82,9 @@ class Survey:
         lines += [f"invalid: {key}: {message}" for key, message in list(self.invalid.items())[:_SHOWN]]
         if len(self.invalid) > _SHOWN:
             lines.append(f"invalid: ... and {len(self.invalid) - _SHOWN} more")
-        speeds = Counter(v.rendering_speed for v in missing)
+        speeds = Counter(v.rendering_speed for v in paid)
         table = cost_table(pipeline.settings.price_table, speeds, configured=pipeline.provider.name)
-        lines += ["", "estimated cost of the missing variants (USD):", table]
+        lines += ["", "estimated cost of the generations to pay for (USD):", table]
         return "\n".join(lines) + "\n"
 
 
@@ -113,10 +118,23 @@ def survey(pipeline: Pipeline, bucket: str, prefix: str) -> Survey:
         except InvalidSidecarError as exc:
             result.invalid[info.key] = exc.message
             continue
-        existing = pipeline.folder(storage, info.key).existing(info, planned)
+        folder = pipeline.folder(storage, info.key)
+        present = {item.key for item in storage.list_objects(folder.out_dir)}
+        existing = folder.existing(info, planned, present)
         missing = [v for v in planned if v.name not in existing]
-        result.configured.append(ImageWork(info, planned, missing))
+        paid = _to_pay(pipeline.generations(storage, folder.out_dir, present), info, missing)
+        result.configured.append(ImageWork(info, planned, missing, paid))
     return result
+
+
+def _to_pay(generations: Generations, info: ObjectInfo, missing: list[PlannedVariant]) -> list[PlannedVariant]:
+    """The missing variants that will pay: one per generation that is not kept in the folder."""
+    paid: dict[str, PlannedVariant] = {}
+    for v in missing:
+        gen_id = generations.id_for(v, info)
+        if not generations.listed(gen_id):
+            paid.setdefault(gen_id, v)
+    return list(paid.values())
 
 
 def notification(bucket: str, info: ObjectInfo) -> dict[str, Any]:

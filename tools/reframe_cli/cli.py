@@ -78,6 +78,14 @@ def _invoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _webhook_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--webhook",
+        metavar="URL",
+        help="also POST each notice, signed per Standard Webhooks, to URL: https, or a receiver at http://127.0.0.1:PORT",
+    )
+
+
 def _demo(args: argparse.Namespace) -> int:
     from reframe_pipeline.settings import Settings
 
@@ -86,12 +94,21 @@ def _demo(args: argparse.Namespace) -> int:
     if args.plan:
         sys.stdout.write(demo.planned(Settings.from_env()))
         return 0
+    _webhook(args)
     return demo.run(Path(args.output), sys.stdout, pollers=args.pollers, timeout_s=args.timeout)
+
+
+def _webhook(args: argparse.Namespace) -> None:
+    if args.webhook:
+        from .local_webhook import describe, post_notices_to
+
+        print(describe(args.webhook, post_notices_to(args.webhook)), flush=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from . import serve
 
+    _webhook(args)
     return serve.run(sys.stdout, pollers=args.pollers, bucket=args.bucket)
 
 
@@ -179,10 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--plan", action="store_true", help="only print what it uploads, the variants and their cost (docs/demo.md)"
     )
+    _webhook_option(demo)
     _verbose(demo)
     serve = commands.add_parser("serve", help="keep the local stack running: uploads are reframed as they come")
     serve.add_argument("--pollers", type=_positive, default=2, help="concurrent SQS pollers (default: 2)")
     serve.add_argument("--bucket", default="reframe-local", help="the local bucket (default: reframe-local)")
+    _webhook_option(serve)
     _verbose(serve)
     presets = commands.add_parser("presets", help="the named output sizes and the resolution each is reframed at")
     presets.add_argument("--markdown", action="store_true", help="print docs/presets.md instead of a plain table")

@@ -1,5 +1,5 @@
 """``reframe demo``: the sample images go through the local stack (S3 -> SQS -> poller -> handler);
-the variants, manifests, a contact sheet and the handler's logs land in one folder."""
+the variants, manifests, a contact sheet, the notices announced and the handler's logs land in one folder."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from reframe_local.poller import BatchReport
 from reframe_pipeline.application.discovery import candidate_keys
 from reframe_pipeline.application.outputs import output_dir
 from reframe_pipeline.domain.events import MANIFEST_NAME
-from reframe_pipeline.domain.planning import plan
+from reframe_pipeline.domain.planning import generation_payers, plan
 from reframe_pipeline.domain.pricing import estimate
 from reframe_pipeline.domain.sidecar import parse_sidecar
 from reframe_pipeline.settings import Settings
@@ -70,7 +70,9 @@ def run(output: Path, out: TextIO, *, pollers: int, timeout_s: float) -> int:
         complete = wait_until(finished, timeout_s)
         manifests = {key: _download_results(stack, manifest, output) for key, manifest in manifest_keys.items()}
         dead = stack.dead_letters()
+        notices = stack.notices()  # every batch is done: each announced its outcome during the batch
 
+    (output / "notices.jsonl").write_text("".join(json.dumps(notice) + "\n" for notice in notices))
     sheet = output / "contact-sheet.png"
     contact_sheet(_rows(sources, manifests, output, settings.input_prefix)).save(sheet)
     print(_table(manifests, settings.input_prefix), file=out)
@@ -80,6 +82,7 @@ def run(output: Path, out: TextIO, *, pollers: int, timeout_s: float) -> int:
     if dead:
         print(f"{dead} event(s) went to the dead-letter queue", file=out)
     print(f"contact sheet: {sheet}\nhandler logs and metrics: {output / 'logs.jsonl'}", file=out)
+    print(f"notices (EventBridge events, one per outcome): {len(notices)} in {output / 'notices.jsonl'}", file=out)
     print(f"{'done' if ok else 'finished with problems'} in {time.monotonic() - clock:.1f} s", file=out)
     return 0 if ok else 1
 
@@ -173,6 +176,7 @@ def planned(settings: Settings) -> str:
             style_prefix=settings.style_prefix,
         )
         configured_by = f"its sidecar `{config}`" if origin == "object" else f"the folder default `{config}`"
+        payers = generation_payers(variants)  # targets that share a generation pay for it once
         for index, (target, variant) in enumerate(zip(sidecar.targets, variants, strict=True)):
             kind, asked = requested(target)
             first = index == 0
@@ -187,7 +191,8 @@ def planned(settings: Settings) -> str:
                     variant.output.format,
                 ]
             )
-            speeds[variant.rendering_speed] += 1
+            if payers[variant.name] == variant.name:
+                speeds[variant.rendering_speed] += 1
     headers = ["upload", "configured by", "variant", "size", "asked as", "speed", "output"]
     cost = sum(n * estimate(settings.price_table, _PRICED, speed) for speed, n in speeds.items())
     by_speed = ", ".join(f"{n} {speed}" for speed, n in sorted(speeds.items()))

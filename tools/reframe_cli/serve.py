@@ -1,5 +1,5 @@
 """``reframe serve``: the local stack kept running; uploads are processed as they come, one progress
-line per source, until SIGINT or SIGTERM."""
+line per source and one per notice the pipeline announced, until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import ClientError
 
-from reframe_local.moto_stack import MotoStack
+from reframe_local.moto_stack import NOTICE_BUS, MotoStack
 from reframe_local.poller import BatchReport
 from reframe_local.servers import REGION
 from reframe_pipeline.application.outputs import output_dir
@@ -28,8 +28,17 @@ from .samples import sidecar_seed
 _CLOCK_SLACK_S = 1.0
 
 
+def notice_line(event: dict[str, Any]) -> str:
+    """One EventBridge notice as a line: what it says, of which source, and the id a consumer de-duplicates on."""
+    detail = event["detail"]
+    counts = ", ".join(f"{n} {status}" for status, n in detail["counts"].items())
+    return (
+        f"notice: {event['detail-type']}: {detail['source']['key']} {detail['status']} ({counts}) {detail['event_id']}"
+    )
+
+
 class Progress:
-    """Turns each handled batch into one line per source."""
+    """Turns each handled batch into one line per source, then one per notice it announced."""
 
     def __init__(self, stack: MotoStack, settings: Settings, out: TextIO) -> None:
         self._stack = stack
@@ -48,6 +57,8 @@ class Progress:
                 line = self._describe(event, message, report)
                 if line:
                     lines.append(line)
+        # moto delivered this batch's notices while the handler ran (another poller may have taken some first).
+        lines.extend(notice_line(event) for event in self._stack.notices())
         with self._lock:
             for line in lines:
                 print(line, file=self._out, flush=True)
@@ -101,6 +112,7 @@ def instructions(stack: MotoStack, settings: Settings, logs: Path, pollers: int)
 Reframe local stack running (Ctrl-C to stop)
   moto (S3 + SQS): {url} (pid {stack.moto.pid}); bucket {bucket}; provider {settings.reframe_provider}
   events: s3://{bucket}/{inp}* -> queue {stack.wiring.queue_url.rsplit("/", 1)[-1]} -> {pollers} poller(s)
+  notices: EventBridge bus {NOTICE_BUS} -> queue {stack.notice_queue_url.rsplit("/", 1)[-1]}, one "notice:" line each
   handler logs and metrics: {logs}
 
 In another shell (moto takes any credentials):

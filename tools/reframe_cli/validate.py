@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
-from reframe_pipeline.domain.planning import PlannedVariant, plan
+from reframe_pipeline.domain.planning import PlannedVariant, generation_payers, plan
 from reframe_pipeline.domain.pricing import estimate
 from reframe_pipeline.domain.sidecar import TARGET_KINDS, InvalidSidecarError, Target, parse_sidecar
 from reframe_pipeline.settings import Settings
@@ -50,8 +50,14 @@ def run(path: Path, out: TextIO, err: TextIO) -> int:
     options = sidecar.output
     quality = f", quality {options.quality}" if options.format in ("jpeg", "webp", "avif") else ""
     out.write(f"output: {options.format}{quality}{', prune' if sidecar.prune else ''}\n\n")
+    payers = generation_payers(variants)
+    paid = [v for v in variants if payers[v.name] == v.name]
+    out.write(
+        f"{len(paid)} paid generation(s), {len(variants) - len(paid)} target(s) rendered from another's for free;"
+        " a later change of only size (same shape), format or quality re-renders for free\n\n"
+    )
     out.write("estimated cost per upload (USD):\n")
-    speeds = Counter(v.rendering_speed for v in variants)
+    speeds = Counter(v.rendering_speed for v in paid)
     out.write(cost_table(settings.price_table, speeds, configured=provider) + "\n")
     return 0
 
@@ -60,9 +66,11 @@ def _targets_table(targets: list[Target], variants: list[PlannedVariant], settin
     headers = ["name", "kind", "requested", "API resolution", "final size", "speed", "seed", f"{provider} USD"]
     rows = []
     total = 0.0
+    payers = generation_payers(variants)
     # plan() keeps the targets' order, one variant per target.
     for target, variant in zip(targets, variants, strict=True):
-        cost = estimate(settings.price_table, provider, variant.rendering_speed)
+        shared = payers[variant.name] != variant.name
+        cost = 0.0 if shared else estimate(settings.price_table, provider, variant.rendering_speed)
         total += cost
         kind, asked = requested(target)
         rows.append(
@@ -74,7 +82,7 @@ def _targets_table(targets: list[Target], variants: list[PlannedVariant], settin
                 str(variant.final_size),
                 variant.rendering_speed,
                 "-" if variant.seed is None else str(variant.seed),
-                usd(cost),
+                f"{usd(cost)} (from {payers[variant.name]})" if shared else usd(cost),
             ]
         )
     rows.append(["total", "", "", "", "", "", "", usd(total)])

@@ -1,6 +1,7 @@
-"""The local stack behind ``reframe demo`` and ``reframe serve``: moto (S3 + SQS) wired as the SAM
+"""The local stack behind ``reframe demo`` and ``reframe serve``: moto (S3 + SQS + EventBridge) wired as the SAM
 template wires AWS (bucket notifications on INPUT_PREFIX -> queue -> DLQ), and pollers calling the
-real handler in this process."""
+real handler in this process. The handler's notices go to an EventBridge bus whose rule, like the README's,
+sends them to a queue the tools read."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from .poller import OnBatch, Poller
 from .servers import ServerProcess, StopsOnExit
 
 DEFAULT_BUCKET = "reframe-local"
+NOTICE_BUS = "reframe-local"
+NOTICE_PATTERN = {"source": ["reframe.pipeline"]}
 # The queue's visibility timeout. Deployed it is 6x the function timeout + 30 s; locally a failed
 # record comes back after this short delay (the poller hides in-flight messages longer, see Poller).
 RETRY_DELAY_S = 10
@@ -97,6 +100,17 @@ def create_idempotency_table(dynamodb: Any, name: str) -> None:
     )
 
 
+def wire_notices(events: Any, sqs: Any, bus: str = NOTICE_BUS) -> str:
+    """An EventBridge bus whose rule sends the pipeline's notices to a queue; returns the queue's URL. moto
+    delivers during PutEvents: a notice is in the queue when the handler's invocation returns."""
+    events.create_event_bus(Name=bus)
+    queue_url: str = sqs.create_queue(QueueName=f"{bus}-notices")["QueueUrl"]
+    events.put_rule(Name="notices", EventBusName=bus, EventPattern=json.dumps(NOTICE_PATTERN))
+    target = {"Id": "queue", "Arn": _queue_arn(sqs, queue_url)}
+    events.put_targets(Rule="notices", EventBusName=bus, Targets=[target])
+    return queue_url
+
+
 def _queue_arn(sqs: Any, url: str) -> str:
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
     return str(attributes["QueueArn"])
@@ -127,6 +141,7 @@ def point_handler_at(endpoint_url: str) -> None:
         AWS_REGION=servers.REGION,
     )
     os.environ.setdefault("REFRAME_PROVIDER", "local")
+    os.environ["EVENT_BUS_NAME"] = NOTICE_BUS  # a shell's bus name would name none in moto
     # Powertools warns on stderr after an invocation that added no metric (a test event, a key it
     # ignores). In Lambda that line lands in the function's log; here it would clutter the terminal.
     warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
@@ -138,9 +153,10 @@ def point_handler_at(endpoint_url: str) -> None:
 class MotoStack(StopsOnExit):
     """moto, wired. Start with MotoStack.start(), then start_pollers(); stop() (or ``with``) ends it all."""
 
-    def __init__(self, moto: ServerProcess, wiring: Wiring) -> None:
+    def __init__(self, moto: ServerProcess, wiring: Wiring, notice_queue_url: str) -> None:
         self.moto = moto
         self.wiring = wiring
+        self.notice_queue_url = notice_queue_url
         self.s3 = moto.client("s3")
         self.sqs = moto.client("sqs")
         self.poller: Poller | None = None
@@ -170,10 +186,11 @@ class MotoStack(StopsOnExit):
                 max_receives=max_receives,
                 seed=seed,
             )
+            notice_queue_url = wire_notices(moto.client("events"), moto.client("sqs"))
         except BaseException:
             moto.stop()
             raise
-        return cls(moto, wiring)
+        return cls(moto, wiring, notice_queue_url)
 
     def start_pollers(self, count: int = 1, on_batch: OnBatch | None = None) -> None:
         """``count`` poller threads calling the real handler."""
@@ -197,6 +214,19 @@ class MotoStack(StopsOnExit):
 
     def pending(self) -> int:
         return queue_depth(self.sqs, self.wiring.queue_url)
+
+    def notices(self) -> list[dict[str, Any]]:
+        """The EventBridge events delivered since the last call, oldest first as the queue hands them out."""
+        found: list[dict[str, Any]] = []
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self.notice_queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.notice_queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def dead_letters(self) -> int:
         return queue_depth(self.sqs, self.wiring.dlq_url)

@@ -1,9 +1,12 @@
-"""The one place that chooses adapters: S3, DynamoDB (guard, journal, budget), the provider and the
-notifier, built from the settings and handed to the application. Used by the Lambda handler and the command line."""
+"""The one place that chooses adapters: S3, DynamoDB (guard, journal, budget), the provider, the notifier and the
+signer, built from the settings and handed to the application. Used by the Lambda handler and the command line."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import SecretStr
 
 from reframe_pipeline.adapters import aws
 from reframe_pipeline.adapters.daily_budget import DailyBudget, Unlimited
@@ -14,7 +17,7 @@ from reframe_pipeline.adapters.providers import build_provider, key_source, retr
 from reframe_pipeline.adapters.providers.http import pooled_session
 from reframe_pipeline.adapters.webhook import WebhookNotifier
 from reframe_pipeline.application.pipeline import Pipeline
-from reframe_pipeline.application.ports import Broadcast, Notifier, Storage
+from reframe_pipeline.application.ports import Broadcast, ContentSigner, Notifier, Storage
 from reframe_pipeline.settings import Settings
 
 
@@ -37,9 +40,22 @@ def build_notifier(settings: Settings) -> Notifier:
     return Broadcast(*notifiers)
 
 
+def build_signer(settings: Settings) -> ContentSigner | None:
+    if settings.c2pa_signing == "off":
+        return None
+    # Only with signing on: the adapter is where c2pa (a 23 MB native library) is loaded.
+    from reframe_pipeline.adapters.c2pa_signer import C2paSigner
+
+    local = settings.c2pa_signer_file
+    return C2paSigner(
+        key_source(SecretStr(Path(local).read_text()) if local else None, settings.c2pa_signer_secret_arn, "c2pa")
+    )
+
+
 def build_pipeline(settings: Settings, storage_for: Callable[[str], Storage]) -> Pipeline:
     provider = build_provider(settings)
     notifier = build_notifier(settings)
+    signer = build_signer(settings)
     table = settings.idempotency_table
     if not table:  # local use: protection within the process, and the check of the bucket
         return Pipeline(
@@ -50,6 +66,7 @@ def build_pipeline(settings: Settings, storage_for: Callable[[str], Storage]) ->
             journal=MemoryJournal(),
             budget=Unlimited(),
             notifier=notifier,
+            signer=signer,
         )
     dynamodb = aws.client("dynamodb")  # only with a table: a cold start without one does not build it
     limit = settings.daily_budget_usd
@@ -61,4 +78,5 @@ def build_pipeline(settings: Settings, storage_for: Callable[[str], Storage]) ->
         journal=DynamoDBJournal(table, dynamodb),
         budget=DailyBudget(table, limit, dynamodb) if limit is not None else Unlimited(),
         notifier=notifier,
+        signer=signer,
     )

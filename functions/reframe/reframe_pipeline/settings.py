@@ -90,6 +90,9 @@ class Settings(BaseModel):
     # Estimated spend per UTC day, counted in IDEMPOTENCY_TABLE; none by default.
     daily_budget_usd: float | None = Field(None, gt=0)
     max_sidecar_bytes: int = Field(65536, ge=256, le=1048576)
+    # Each paid generation is kept this long (the bucket's lifecycle rule) so a change of size, format or
+    # quality re-renders it for free; 0: none kept, every change pays.
+    generations_keep_days: int = Field(30, ge=0, le=3650)
     price_table: PriceTable = Field(default_factory=lambda: DEFAULT_PRICES)
     # EventBridge bus told when a source's work ends (name or ARN); none: no events.
     event_bus_name: str | None = None
@@ -98,8 +101,15 @@ class Settings(BaseModel):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     webhook_secret_arn: str | None = None
-    # Tests only: lets WEBHOOK_URL be http://127.0.0.1:PORT, a local receiver. Never in a deployment.
+    # Tests and `reframe demo/serve --webhook` only: lets WEBHOOK_URL be http://127.0.0.1:PORT, a local receiver.
+    # Refused in Lambda (which always sets AWS_LAMBDA_FUNCTION_NAME): the deployed guard cannot be turned off.
     webhook_allow_loopback_for_tests: bool = False
+    aws_lambda_function_name: str | None = None
+    # C2PA Content Credentials in every generated variant, signed with a private key and its certificate chain:
+    # one PEM text holding both, in the Secrets Manager secret (deployed) or in a file (local use).
+    c2pa_signing: Literal["off", "on"] = "off"
+    c2pa_signer_secret_arn: str | None = None
+    c2pa_signer_file: str | None = None
 
     @field_validator("input_prefix", "output_prefix", "style_prefix")
     @classmethod
@@ -118,12 +128,14 @@ class Settings(BaseModel):
         "event_bus_name",
         "webhook_url",
         "webhook_secret_arn",
+        "c2pa_signer_secret_arn",
+        "c2pa_signer_file",
         mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         # The template passes an empty string for "no budget", "no default sidecar", "no shared limit",
-        # "no bus" and "no webhook".
+        # "no bus", "no webhook" and "no signer".
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("price_table", mode="before")
@@ -174,8 +186,12 @@ class Settings(BaseModel):
                 f"CALL_BUDGET_MS ({self.call_budget_ms}) is below READ_TIMEOUT_S x 1000 "
                 f"({self.read_timeout_s * 1000:.0f}): a call could outlive the time kept for it"
             )
+        if self.webhook_allow_loopback_for_tests and self.aws_lambda_function_name:
+            raise ValueError("WEBHOOK_ALLOW_LOOPBACK_FOR_TESTS is for local runs: a Lambda function refuses it")
         if self.webhook_url is not None:
             self._check_webhook(self.webhook_url)
+        if self.c2pa_signing == "on":
+            self._check_signer()
         if self.default_sidecar is not None:
             self._check_default_sidecar(self.default_sidecar)
         return self
@@ -186,6 +202,16 @@ class Settings(BaseModel):
         loopback = self.webhook_allow_loopback_for_tests and urlsplit(url).hostname == "127.0.0.1"
         if not (url.startswith("https://") or loopback):
             raise ValueError(f"WEBHOOK_URL must be an https URL, not {url!r}")
+
+    def _check_signer(self) -> None:
+        sources = [self.c2pa_signer_secret_arn, self.c2pa_signer_file]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError(
+                "C2PA_SIGNING=on needs one of C2PA_SIGNER_SECRET_ARN (a Secrets Manager secret) or C2PA_SIGNER_FILE"
+                " (a local file), each a PEM text holding the private key and its certificate chain"
+            )
+        if self.c2pa_signer_file is not None and not os.path.isfile(self.c2pa_signer_file):
+            raise ValueError(f"C2PA_SIGNER_FILE {self.c2pa_signer_file!r} is not a file")
 
     def _check_default_sidecar(self, document: str) -> None:
         """Planned as the pipeline plans it: a wrong default would fail every image that relies on it."""

@@ -6,6 +6,7 @@ import os
 import threading
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlencode
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -88,8 +89,13 @@ class S3Storage:
             self.bytes_read += len(body)
         return body
 
-    def write(self, key: str, body: bytes, content_type: str, metadata: dict[str, str]) -> None:
-        self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata)
+    def write(
+        self, key: str, body: bytes, content_type: str, metadata: dict[str, str], tags: dict[str, str] | None = None
+    ) -> None:
+        extra = {"Tagging": urlencode(tags)} if tags else {}
+        self._client.put_object(
+            Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata, **extra
+        )
 
     def presign_get(self, key: str, expires_s: int) -> str:
         url: str = self._client.generate_presigned_url(

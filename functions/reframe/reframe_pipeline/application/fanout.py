@@ -7,7 +7,9 @@ import contextvars
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
+from reframe_pipeline.application.generations import META_GENERATION, META_SEED, Generations
 from reframe_pipeline.application.ports import (
     Deadline,
     ObjectInfo,
@@ -16,10 +18,19 @@ from reframe_pipeline.application.ports import (
     VariantGuard,
     VariantWork,
 )
-from reframe_pipeline.application.variants import VariantJob, VariantProducer, is_current
+from reframe_pipeline.application.variants import VariantJob, VariantProducer, is_current, is_signed
 from reframe_pipeline.domain.manifest import VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import count, logger
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What the source's output folder holds for this run (OutputFolder.survey) and its kept generations."""
+
+    existing: dict[str, ObjectInfo]  # current variants by name: nothing to do
+    replaced: dict[str, str]  # the generation of each outdated rendition, by name
+    generations: Generations
 
 
 class FanOut:
@@ -39,9 +50,10 @@ class FanOut:
         source: SourceImage,
         out_dir: str,
         variants: list[PlannedVariant],
-        existing: dict[str, ObjectInfo],
+        outputs: Survey,
         deadline: Deadline,
     ) -> list[VariantRecord]:
+        existing, replaced = outputs.existing, outputs.replaced
         records: dict[str, VariantRecord] = {}
         futures = {}
         for v in variants:
@@ -55,12 +67,25 @@ class FanOut:
                     height=v.final_size.height,
                     resolution=str(v.resolution),
                     provider=self.producer.provider.name,
-                    seed=v.seed,
+                    seed=_seed(v, existing[v.name]),
                     rendering_speed=v.rendering_speed,
-                    provenance=self.producer.provenance,
+                    provenance=self.producer.provenance.model_copy(update={"signed": is_signed(existing[v.name])}),
+                    generation=existing[v.name].metadata.get(META_GENERATION),
                 )
                 continue
-            job = VariantJob(storage, info, source, out_dir, v, deadline, work_id=_work_id(storage, info, v))
+            gen_id = outputs.generations.id_for(v, info)
+            job = VariantJob(
+                storage,
+                info,
+                source,
+                out_dir,
+                v,
+                deadline,
+                outputs.generations,
+                gen_id,
+                work_id=_work_id(storage, info, gen_id),
+                previous_generation=replaced.get(v.name),
+            )
             context = contextvars.copy_context()  # carries the source's log keys into the thread
             futures[v.name] = self._calls.submit(context.run, self._produce_in_context, job)
         for name, future in futures.items():
@@ -97,5 +122,13 @@ def _identity(storage: Storage, origin: ObjectInfo, variant: PlannedVariant) -> 
     }
 
 
-def _work_id(storage: Storage, origin: ObjectInfo, variant: PlannedVariant) -> str:
-    return hashlib.sha256(json.dumps(_identity(storage, origin, variant), sort_keys=True).encode()).hexdigest()
+def _work_id(storage: Storage, origin: ObjectInfo, gen_id: str) -> str:
+    """What is paid for is a generation: renditions of one share its journal entry."""
+    identity = {"bucket": storage.bucket, "key": origin.key, "version": origin.version, "generation": gen_id}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _seed(variant: PlannedVariant, written: ObjectInfo) -> int | None:
+    """The sidecar's seed, or the one the provider used, as the variant's metadata keeps it."""
+    seed = written.metadata.get(META_SEED)
+    return variant.seed if variant.seed is not None else int(seed) if seed and seed.isdigit() else None

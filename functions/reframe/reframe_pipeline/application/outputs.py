@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from reframe_pipeline.application.generations import META_GENERATION, id_of, is_generation
 from reframe_pipeline.application.ports import Deadline, Notifier, ObjectInfo, Storage
 from reframe_pipeline.application.variants import OUTPUT_EXTENSIONS, is_current
 from reframe_pipeline.domain.events import MANIFEST_NAME
@@ -61,31 +62,37 @@ class OutputFolder:
         self.storage.delete(keys)
         count("OutputsDeleted", len(keys))
         if keys:
-            variants = [k for k in keys if k[len(self.out_dir) :] not in (MANIFEST_NAME, PREPARED_NAME)]
+            variants = [k for k in keys if _is_variant(k[len(self.out_dir) :])]
             self._notifier.publish(
                 removed(self.storage.bucket, self.source_key, self.manifest_key, variants, self._correlation_id),
                 self._deadline,
             )
         return len(keys)
 
-    def existing(
-        self,
-        info: ObjectInfo,
-        variants: list[PlannedVariant],
-        present: set[str] | None = None,
-    ) -> dict[str, ObjectInfo]:
-        """Variants already written for this source version with these parameters (nothing to pay).
-        ``present``: the keys in the folder, when the caller has listed them already."""
+    def survey(
+        self, info: ObjectInfo, variants: list[PlannedVariant], present: set[str] | None = None
+    ) -> tuple[dict[str, ObjectInfo], dict[str, str]]:
+        """The variants already written for this source version with these parameters (nothing to pay),
+        and, for the others, the generation their outdated rendition came from (``present``: the keys
+        in the folder, when the caller has listed them already)."""
         if present is None:
             present = {item.key for item in self.storage.list_objects(self.out_dir)}
         keys = [(v, f"{self.out_dir}{v.name}.{ext}") for v in variants for ext in OUTPUT_EXTENSIONS]
         candidates = [(v, key) for v, key in keys if key in present]
         heads = self._io.map(self.storage.head, [key for _, key in candidates])  # independent: all at once
-        return {
-            v.name: head
-            for (v, _), head in zip(candidates, heads, strict=True)
-            if head is not None and is_current(head, info, v.param_hash)
-        }
+        current: dict[str, ObjectInfo] = {}
+        replaced: dict[str, str] = {}
+        for (v, _), head in zip(candidates, heads, strict=True):
+            if head is not None and is_current(head, info, v.param_hash):
+                current[v.name] = head
+            elif head is not None and (generation := head.metadata.get(META_GENERATION)):
+                replaced[v.name] = generation
+        return current, replaced
+
+    def existing(
+        self, info: ObjectInfo, variants: list[PlannedVariant], present: set[str] | None = None
+    ) -> dict[str, ObjectInfo]:
+        return self.survey(info, variants, present)[0]
 
     def remove_stale(
         self,
@@ -95,10 +102,12 @@ class OutputFolder:
         prune: bool,
     ) -> None:
         """Remove what this run made obsolete: a variant it rewrote under another extension, a prepared
-        copy no longer needed, and (with ``prune``) variants of targets gone from the config. A variant
-        that failed here is never touched: another invocation may have just written it."""
+        copy no longer needed, and (with ``prune``) variants of targets gone from the config and kept
+        generations no target uses. A variant that failed here is never touched: another invocation may
+        have just written it (and a generation is pruned only when nothing failed, for the same reason)."""
         written = {r.name: r.key for r in records if r.key}
         planned = {r.name for r in records}
+        used = {r.generation for r in records if r.generation}
 
         def obsolete(key: str) -> bool:
             name = key[len(self.out_dir) :]
@@ -106,6 +115,8 @@ class OutputFolder:
                 return False
             if name == PREPARED_NAME:
                 return not prepared
+            if is_generation(name):  # kept for a revert until the lifecycle rule expires it, unless pruned
+                return prune and id_of(name) not in used and all(r.status != "failed" for r in records)
             stem = name.rsplit(".", 1)[0]
             if stem in written:
                 return key != written[stem]
@@ -115,3 +126,7 @@ class OutputFolder:
         if stale:
             self.storage.delete(stale)
             logger.info("removed obsolete outputs", extra={"removed": stale})
+
+
+def _is_variant(name: str) -> bool:
+    return name not in (MANIFEST_NAME, PREPARED_NAME) and not is_generation(name)

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reframe_pipeline.application.discovery import FoundConfig, find_config
-from reframe_pipeline.application.fanout import FanOut
+from reframe_pipeline.application.fanout import FanOut, Survey
+from reframe_pipeline.application.generations import Generations
 from reframe_pipeline.application.outputs import OutputFolder, output_dir
 from reframe_pipeline.application.ports import (
     Broadcast,
     Budget,
+    ContentSigner,
     Deadline,
     Journal,
     Notifier,
@@ -79,6 +81,7 @@ class Pipeline:
         journal: Journal,
         budget: Budget,
         notifier: Notifier | None = None,
+        signer: ContentSigner | None = None,
     ) -> None:
         self.settings = settings
         self.provider = provider
@@ -91,6 +94,7 @@ class Pipeline:
             min_remaining_ms=settings.min_call_ms,
             budget=budget,
             journal=journal,
+            signer=signer,
         )
         self.fanout = FanOut(producer, guard, settings.max_parallel_calls)
         # S3 lookups of the sources being handled (up to 10 records of a batch at once).
@@ -142,6 +146,11 @@ class Pipeline:
         out_dir = output_dir(key, self.settings)
         return OutputFolder(storage, key, out_dir, self._io, self.notifier, correlation_id, deadline)
 
+    def generations(self, storage: Storage, out_dir: str, present: set[str]) -> Generations:
+        """A source's kept generations, as its folder's listing (``present``) shows them."""
+        s = self.settings
+        return Generations(storage, out_dir, present, s.generations_keep_days > 0, s.source_limits.recipe)
+
     # -- processing ----------------------------------------------------------------------------
     def process(self, storage: Storage, event: ObjectEvent, key: str, deadline: Deadline) -> Outcome:
         s = self.settings
@@ -174,9 +183,10 @@ class Pipeline:
             loader=lambda: storage.read(send_key),
             credits=source_credits(header),
         )
-        present = {item.key for item in outputs_lookup.result()}  # one listing serves both output checks
-        existing = folder.existing(info, variants, present)
-        records = self.fanout.run(storage, info, source, out_dir, variants, existing, deadline)
+        present = {item.key for item in outputs_lookup.result()}  # one listing serves every output check
+        existing, replaced = folder.survey(info, variants, present)
+        survey = Survey(existing, replaced, self.generations(storage, out_dir, present))
+        records = self.fanout.run(storage, info, source, out_dir, variants, survey, deadline)
         if (ended := _source_moved_on(folder, event, info, records)) is not None:
             return ended
         manifest = Manifest(source=source_info, config=_config_info(found), variants=records)

@@ -1,5 +1,5 @@
-"""Every port the application talks to (storage, provider, guard, journal, budget, notifier) and the values that
-cross them. Adapters implement the ports; the handler and the CLI build the adapters and hand them in."""
+"""Every port the application talks to (storage, provider, guard, journal, budget, notifier, signer) and the values
+that cross them. Adapters implement the ports; the handler and the CLI build the adapters and hand them in."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from reframe_pipeline.domain.manifest import VariantRecord
 from reframe_pipeline.domain.notices import NoticeDetail
-from reframe_pipeline.domain.provenance import Credits
+from reframe_pipeline.domain.provenance import Credits, Provenance
 from reframe_pipeline.domain.resolutions import Size
 
 
@@ -35,7 +35,9 @@ class Storage(Protocol):
 
     def read(self, key: str, first_bytes: int | None = None) -> bytes: ...
 
-    def write(self, key: str, body: bytes, content_type: str, metadata: dict[str, str]) -> None: ...
+    def write(
+        self, key: str, body: bytes, content_type: str, metadata: dict[str, str], tags: dict[str, str] | None = None
+    ) -> None: ...
 
     def presign_get(self, key: str, expires_s: int) -> str: ...
 
@@ -221,3 +223,21 @@ class Broadcast:
     def publish(self, detail: NoticeDetail, deadline: Deadline) -> None:
         for notifier in self.notifiers:
             notifier.publish(detail, deadline)
+
+
+@dataclass(frozen=True)
+class ParentImage:
+    """The image a variant was made from (the one sent to the provider), as C2PA's parentOf ingredient."""
+
+    title: str
+    load: Callable[[], bytes]  # its bytes, read when signing (a URL-only provider never needed them)
+
+
+class ContentSigner(Protocol):
+    """Adds C2PA Content Credentials to a finished variant, whose XMP is already in: the signature binds every
+    byte, so nothing may change the file after it."""
+
+    def sign(self, body: bytes, mime: str, parent: ParentImage, provenance: Provenance) -> bytes | None:
+        """The signed bytes, or None when signing failed (logged and counted by the adapter): the variant is
+        paid for, so it is then written unsigned, never lost."""
+        ...

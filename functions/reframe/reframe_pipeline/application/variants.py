@@ -12,12 +12,15 @@ from urllib.parse import quote
 
 from PIL import Image
 
+from reframe_pipeline.application.generations import LONGEST_NAME, META_GENERATION, META_SEED, Generations
 from reframe_pipeline.application.ports import (
     Budget,
+    ContentSigner,
     Deadline,
     GenerationParams,
     Journal,
     ObjectInfo,
+    ParentImage,
     ReframeProvider,
     ReframeRequest,
     ReframeResult,
@@ -53,11 +56,14 @@ from reframe_pipeline.observability import MetricUnit, count, logger, measure, t
 META_SOURCE_KEY = "source-key"
 META_SOURCE_ETAG = "source-etag"
 META_PARAMS = "params-hash"
+# Present on a variant signed with C2PA Content Credentials: an `existing` variant's manifest entry says so too.
+META_CREDENTIALS = "content-credentials"
 OUTPUT_EXTENSIONS = tuple(sorted({spec.ext for spec in FORMATS.values()} | {"jpeg"}))
 # S3's own limits: a write over them fails after the provider was paid, so they are checked before.
 MAX_KEY_BYTES = 1024
 MAX_METADATA_BYTES = 2048
 _LONGEST_SUFFIX = max(len(f".{ext}") for ext in OUTPUT_EXTENSIONS)
+_LARGEST_SEED = 2**31 - 1  # the providers' seeds are 32-bit: the longest metadata a seed can take
 
 
 def source_key_tag(key: str) -> str:
@@ -80,8 +86,35 @@ def check_output_limits(key: str, metadata: dict[str, str]) -> None:
         raise OutputLimitError(f"the output's metadata would be {meta_bytes} bytes, over S3's limit of 2 KB")
 
 
-def variant_metadata(origin: ObjectInfo, param_hash: str) -> dict[str, str]:
-    return {META_SOURCE_KEY: source_key_tag(origin.key), META_SOURCE_ETAG: origin.etag, META_PARAMS: param_hash}
+def variant_metadata(
+    origin: ObjectInfo, param_hash: str, gen_id: str, seed: int | None, signed: bool = False
+) -> dict[str, str]:
+    """What a variant says of itself: its source version, parameters, generation, the seed used (so a
+    variant people liked can be generated again) and whether it carries Content Credentials."""
+    return {
+        META_SOURCE_KEY: source_key_tag(origin.key),
+        META_SOURCE_ETAG: origin.etag,
+        META_PARAMS: param_hash,
+        META_GENERATION: gen_id,
+        **({META_SEED: str(seed)} if seed is not None else {}),
+        **({META_CREDENTIALS: "c2pa"} if signed else {}),
+    }
+
+
+def is_signed(head: ObjectInfo) -> bool:
+    return head.metadata.get(META_CREDENTIALS) == "c2pa"
+
+
+def generation_metadata(origin: ObjectInfo, variant: PlannedVariant, provider: str) -> dict[str, str]:
+    """What a kept generation says of itself: its source version and what the provider was asked."""
+    return {
+        META_SOURCE_KEY: source_key_tag(origin.key),
+        META_SOURCE_ETAG: origin.etag,
+        META_PARAMS: variant.generation_hash,
+        "provider": provider,
+        "resolution": str(variant.resolution),
+        "rendering-speed": variant.rendering_speed,
+    }
 
 
 def is_current(head: ObjectInfo | None, origin: ObjectInfo, param_hash: str) -> bool:
@@ -101,7 +134,10 @@ class VariantJob:
     out_dir: str
     variant: PlannedVariant
     deadline: Deadline
-    work_id: str  # the variant's identity in the journal
+    generations: Generations  # the source's kept generations in this run
+    gen_id: str  # the generation this variant is rendered from (generation_id)
+    work_id: str  # the generation's identity in the journal: what is paid for
+    previous_generation: str | None = None  # the generation of the rendition this one replaces
 
     def key(self, ext: str) -> str:
         return f"{self.out_dir}{self.variant.name}.{ext}"
@@ -114,6 +150,10 @@ class _Made:
     size: int
     latency_ms: int
     resumed: bool
+    rerendered: bool  # rendered from a kept generation: nothing paid
+    generation_key: str | None
+    signed: bool
+    note: str | None = None
 
 
 class VariantMeter:
@@ -146,6 +186,19 @@ class VariantMeter:
         self._journal.hold(self._work_id, ticket)
 
 
+def _seed(variant: PlannedVariant, result: ReframeResult) -> int | None:
+    """The sidecar's seed, or the one the provider says it used."""
+    return variant.seed if variant.seed is not None else result.seed
+
+
+def _check_source(job: VariantJob) -> None:
+    """A source overwritten or deleted while the provider worked wins: this result describes a version
+    that is gone, and must not replace (or outlive) what the newer event makes."""
+    current = job.storage.head(job.origin.key)
+    if current is None or current.etag != job.origin.etag:
+        raise SourceChangedError("the source was overwritten or deleted meanwhile: result not written")
+
+
 def finish_image(body: bytes, variant: PlannedVariant, xmp: bytes) -> tuple[bytes, str]:
     """Crop to exact sizes and convert formats only when asked, and mark with ``xmp``: inserted into a
     JPEG or PNG kept as it is (pixels untouched), encoded with the image otherwise; returns (bytes, format key)."""
@@ -168,9 +221,11 @@ class VariantProducer:
         min_remaining_ms: int,
         budget: Budget,
         journal: Journal,
+        signer: ContentSigner | None = None,
     ) -> None:
         self.provider = provider
         self.provenance = provenance_for(provider.name)
+        self.signer = signer  # None: C2PA_SIGNING=off
         self.budget = budget
         self.journal = journal
         self.prices = prices
@@ -191,22 +246,30 @@ class VariantProducer:
             color_palette=v.color_palette,
         )
 
-    def _write(self, job: VariantJob, result: ReframeResult) -> tuple[str, int]:
+    def _write(self, job: VariantJob, result: ReframeResult) -> tuple[str, int, bool]:
         v = job.variant
         body, fmt = finish_image(result.body, v, xmp_packet(self.provenance, job.source.credits))
+        _check_source(job)  # before signing, which reads the source as the variant's parent
+        signed = self._signed(job, body, fmt)
+        body = signed or body
         try:  # every output is changed by its marking at least: checked again
             verify(body, v.final_size)
         except ImageCheckError as exc:  # our own output: a bug, not the user's input
             raise PermanentError(f"output check failed: {exc}", code="output_check") from None
         key = job.key(FORMATS[fmt].ext)
-        # A source overwritten or deleted while the provider worked wins: this result describes a version
-        # that is gone, and must not replace (or outlive) what the newer event makes.
-        current = job.storage.head(job.origin.key)
-        if current is None or current.etag != job.origin.etag:
-            raise SourceChangedError("the source was overwritten or deleted meanwhile: result not written")
         with traced("upload"):
-            job.storage.write(key, body, FORMATS[fmt].mime, variant_metadata(job.origin, v.param_hash))
-        return key, len(body)
+            metadata = variant_metadata(job.origin, v.param_hash, job.gen_id, _seed(v, result), signed is not None)
+            job.storage.write(key, body, FORMATS[fmt].mime, metadata)
+        return key, len(body), signed is not None
+
+    def _signed(self, job: VariantJob, body: bytes, fmt: str) -> bytes | None:
+        """``body`` with Content Credentials, after its XMP (the signature binds every byte); None when signing
+        is off or failed."""
+        if self.signer is None:
+            return None
+        parent = ParentImage(title=job.origin.key.rsplit("/", 1)[-1], load=job.source.load)
+        with traced("sign"):
+            return self.signer.sign(body, FORMATS[fmt].mime, parent, self.provenance)
 
     def produce(self, job: VariantJob) -> VariantRecord:
         """Call the provider (or collect a generation paid for earlier) and write the checked result;
@@ -232,14 +295,17 @@ class VariantProducer:
             return self._failed(v, exc, {**base, "cost_usd": meter.spent, "attempts": meter.paid_attempts}, started)
         finally:
             measure("EstimatedCostUSD", meter.spent, MetricUnit.NoUnit)
-        return self._created(v, made, meter, cost, base)
+        return self._created(job, made, meter, cost, base)
 
     def _created(
-        self, v: PlannedVariant, made: _Made, meter: VariantMeter, cost: float, base: dict[str, Any]
+        self, job: VariantJob, made: _Made, meter: VariantMeter, cost: float, base: dict[str, Any]
     ) -> VariantRecord:
-        # A generation collected from an earlier attempt's ticket was paid for then.
+        v = job.variant
+        # A generation collected from an earlier attempt's ticket was paid for then; a kept one, earlier still.
         cost_usd = meter.spent + (cost if made.resumed and meter.paid_attempts == 0 else 0.0)
         count("VariantsCreated")
+        if made.rerendered:
+            count("VariantsRerendered")
         measure("BytesWritten", made.size, MetricUnit.Bytes)
         logger.info(
             "variant created",
@@ -248,6 +314,7 @@ class VariantProducer:
                 "latency_ms": made.latency_ms,
                 "attempts": meter.paid_attempts,
                 "resumed": made.resumed,
+                "rendered_from_generation": made.rerendered,
                 "cost_usd": cost_usd,
                 **made.result.provider_meta,
             },
@@ -261,24 +328,49 @@ class VariantProducer:
             cost_usd=cost_usd,
             latency_ms=made.latency_ms,
             attempts=meter.paid_attempts,
-            provenance=self.provenance,
-            **{**base, "seed": v.seed if v.seed is not None else made.result.seed},
+            provenance=self.provenance.model_copy(update={"signed": made.signed}),
+            generation=job.gen_id,
+            generation_key=made.generation_key,
+            rendered_from_generation=made.rerendered,
+            note=made.note,
+            **{**base, "seed": _seed(v, made.result)},
         )
 
     def _make(self, job: VariantJob, meter: VariantMeter, started: float) -> _Made:
-        """The steps of a variant's life after its reservation: submitted, generated, written."""
+        """The steps of a variant's life after its reservation: submitted, generated (or found kept),
+        written. Renditions of one generation take turns, so the first pays and the others render."""
         v = job.variant
-        check_output_limits(job.key("x" * (_LONGEST_SUFFIX - 1)), variant_metadata(job.origin, v.param_hash))
-        resume = self.journal.load(job.work_id)
-        request = ReframeRequest(job.source, v.resolution, self._params(job), job.deadline, meter, resume)
-        with traced("provider call"):
-            result = self.provider.reframe(request)
-        self.journal.advance(job.work_id, "generated")
+        gen_metadata = generation_metadata(job.origin, v, self.provider.name)
+        longest_key = job.key("x" * (_LONGEST_SUFFIX - 1))
+        signing = self.signer is not None
+        check_output_limits(longest_key, variant_metadata(job.origin, v.param_hash, job.gen_id, _LARGEST_SEED, signing))
+        check_output_limits(job.out_dir + LONGEST_NAME, gen_metadata)
+        with job.generations.exclusive(job.gen_id):
+            kept = job.generations.load(job.gen_id)
+            resume = None
+            if kept is None:
+                resume = self.journal.load(job.work_id)
+                request = ReframeRequest(job.source, v.resolution, self._params(job), job.deadline, meter, resume)
+                with traced("provider call"):
+                    result = self.provider.reframe(request)
+                self.journal.advance(job.work_id, "generated")
+                _check_source(job)
+                generation_key = job.generations.store(job.gen_id, result, gen_metadata)
+            else:
+                result, generation_key = kept
         latency_ms = int((time.monotonic() - started) * 1000)
-        measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
-        key, size = self._write(job, result)
+        if kept is None:
+            measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
+        key, size, signed = self._write(job, result)
         self.journal.advance(job.work_id, "written")
-        return _Made(result, key, size, latency_ms, resumed=resume is not None)
+        note = None
+        if kept is None and job.previous_generation == job.gen_id:
+            again = (
+                "collected again from the provider" if meter.paid_attempts == 0 else "generated (and paid for) again"
+            )
+            note = f"its kept generation had expired or was deleted: {again}"
+        made = _Made(result, key, size, latency_ms, resume is not None, kept is not None, generation_key, signed, note)
+        return made
 
     @staticmethod
     def _failed(v: PlannedVariant, exc: Exception, base: dict[str, Any], started: float) -> VariantRecord:

@@ -31,6 +31,10 @@ class VariantRecord(BaseModel):
     attempts: int = 0
     error: ErrorInfo | None = None
     provenance: Provenance | None = None  # what the variant's XMP says of how it was made
+    generation: str | None = None  # the generation it was rendered from (its id)
+    generation_key: str | None = None  # where that generation is kept, when it is
+    rendered_from_generation: bool = False  # made from a kept generation: nothing paid
+    note: str | None = None
     # Failed for a reason that may pass (transient, account, deadline): the record goes back to SQS.
     retryable: bool = Field(False, exclude=True)
 

@@ -1,4 +1,6 @@
-"""From a validated sidecar to the list of variants to produce, each with its parameter hash."""
+"""From a validated sidecar to the list of variants to produce, each with two identities: what the
+provider generates (the generation hash: paid for) and how it is rendered (the parameter hash: free to
+change once the generation is kept)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ class PlannedVariant:
     style_references: tuple[str, ...]  # object keys or https URLs, as written in the sidecar
     color_palette: dict[str, Any] | None
     output: OutputOptions
-    param_hash: str
+    param_hash: str  # the rendition: the generation plus exact size and output options
+    generation_hash: str  # what the provider sees: changing any of it pays for new pixels
 
     @property
     def needs_crop(self) -> bool:
@@ -89,16 +92,15 @@ def _plan_target(sidecar: Sidecar, index: int, target: Target, provider: str, de
             " (one of them comes from the top level)"
         )
     palette = pick("color_palette")
-    fields = {
+    generation = {
         "resolution": str(resolution),
-        "final_size": str(final),
         "rendering_speed": pick("rendering_speed") or default_speed,
         "seed": pick("seed"),
         "style_codes": list(pick("style_codes") or ()),
         "style_references": list(pick("style_reference_images") or ()),
         "color_palette": palette.as_api() if palette else None,
-        "output": sidecar.output.model_dump(),
     }
+    fields = {**generation, "final_size": str(final), "output": sidecar.output.model_dump()}
     return PlannedVariant(
         name=target.name or target.preset or str(final),
         resolution=resolution,
@@ -110,4 +112,12 @@ def _plan_target(sidecar: Sidecar, index: int, target: Target, provider: str, de
         color_palette=fields["color_palette"],
         output=sidecar.output,
         param_hash=_hash(provider, fields),
+        generation_hash=_hash(provider, generation),
     )
+
+
+def generation_payers(variants: list[PlannedVariant]) -> dict[str, str]:
+    """Each variant's name -> the name of the first variant with the same generation: the one that pays
+    for it (itself), while the others are rendered from it for free."""
+    first: dict[str, str] = {}
+    return {v.name: first.setdefault(v.generation_hash, v.name) for v in variants}

@@ -73,6 +73,12 @@ class Limits:
     max_decode_pixels: int  # above this the source is refused undecoded: it would not fit in memory
     square: bool  # the provider needs square sources
 
+    @property
+    def recipe(self) -> str:
+        """What decides how a given source is prepared (the limits that change pixels, not those that
+        refuse): with the source's ETag, it decides the image the provider is sent."""
+        return f"bytes={self.max_bytes};pixels={self.max_pixels};square={self.square}"
+
 
 @dataclass(frozen=True)
 class SourceFacts:

@@ -35,6 +35,7 @@ class Provenance(BaseModel, frozen=True):
 
     digital_source_type: str  # an IPTC NewsCodes URI
     model: str | None  # the generative model; None for the local engine
+    signed: bool = False  # the variant carries C2PA Content Credentials (C2PA_SIGNING=on)
 
 
 def provenance_for(provider: str) -> Provenance:

@@ -80,7 +80,8 @@ class SegmindProvider(RemoteProvider):
                     self._mode = "sync"
             response, meta = self._post(self._url, key, timeout, json=body, headers=headers)
             data, content_type = decode_image_response(response, request.resolution, self._session, timeout)
-            return ReframeResult(body=data, content_type=content_type, seed=request.params.seed, provider_meta=meta)
+            seed = _seed_used(request, response)
+            return ReframeResult(body=data, content_type=content_type, seed=seed, provider_meta=meta)
 
         return submit
 
@@ -114,7 +115,7 @@ class SegmindProvider(RemoteProvider):
             timeout = clamped_timeout(self._policy, request.deadline, self._reserve_ms)
         response = self._get(ticket.result_url, key, timeout)
         data, content_type = decode_image_response(response, request.resolution, self._session, timeout)
-        return ReframeResult(body=data, content_type=content_type, seed=request.params.seed)
+        return ReframeResult(body=data, content_type=content_type, seed=_seed_used(request, response))
 
     def _get(self, url: str, key: str, timeout: Timeout) -> requests.Response:
         response = self._session.get(url, headers={"x-api-key": key}, timeout=timeout)
@@ -123,6 +124,26 @@ class SegmindProvider(RemoteProvider):
         if response.status_code != 200:
             raise classify(response, key)
         return response
+
+
+def _seed_used(request: ReframeRequest, response: requests.Response) -> int | None:
+    """The seed asked for; else the one Segmind reports, when it does (undocumented: a ``seed`` in a JSON
+    answer, at the top or in its ``metrics``), so a variant people liked can be made again."""
+    if request.params.seed is not None:
+        return request.params.seed
+    if "json" not in response.headers.get("Content-Type", ""):
+        return None
+    try:
+        document = response.json()
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    metrics = document.get("metrics")
+    for seed in (document.get("seed"), metrics.get("seed") if isinstance(metrics, dict) else None):
+        if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0:
+            return seed
+    return None
 
 
 def _json(response: requests.Response) -> dict[str, Any]:
