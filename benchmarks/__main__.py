@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import figures, scale
+from . import features, figures, scale
 from .cold_start import cold_start
 from .figures import FULL, SMOKE, Figure, Sizes
 from .report import render, verdict
@@ -56,6 +56,14 @@ def _lines(path: str) -> list[str]:
         return []
 
 
+def kept_section(report: Path) -> str:
+    """The section ``python -m benchmarks.features`` wrote into the page, kept: its own run rewrites it."""
+    text = report.read_text() if report.exists() else ""
+    if features.START not in text:
+        return ""
+    return "\n" + features.START + text.split(features.START, 1)[1].split(features.END, 1)[0] + features.END + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness, not the speed")
@@ -78,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or (None if args.smoke else REPORT)
     if output is not None:
         where = f"{machine()}; load average {load:.1f} at the start, {load_average():.1f} at the end"
-        output.write_text(render(results, where, datetime.now(UTC), smoke=args.smoke, minutes=minutes))
+        page = render(results, where, datetime.now(UTC), smoke=args.smoke, minutes=minutes)
+        output.write_text(page + kept_section(output))
         print(f"written to {output}")
     return 0
 

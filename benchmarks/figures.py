@@ -22,7 +22,7 @@ from reframe_local.servers import ServerProcess
 from reframe_pipeline.domain.local_engine import extend_canvas
 from reframe_pipeline.domain.resolutions import RESOLUTIONS, Size
 
-from .stack import Bench, configure_emulator, emulator_stats, invoke, jpeg, sidecar
+from .stack import Bench, configure_emulator, emulator_stats, invoke, jpeg, sidecar, variant_count
 
 SAMPLE = IMAGES / "rocket.jpg"
 ENGINE_SAMPLE = IMAGES / "coffee.png"  # 600x400
@@ -166,8 +166,7 @@ def throughput(emulator: ServerProcess, sizes: Sizes, log_dir: Path) -> Figure:
         bucket = stack.wiring.bucket
 
         def variants() -> int:
-            pages = stack.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="reframed/throughput/")
-            return sum(not item["Key"].endswith("manifest.json") for page in pages for item in page.get("Contents", []))
+            return variant_count(stack.s3, bucket, "reframed/throughput/")
 
         started = time.perf_counter()
         for index in range(sizes.sources):

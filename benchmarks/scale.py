@@ -21,7 +21,7 @@ from reframe_local.moto_stack import MotoStack, create_idempotency_table, wait_u
 from reframe_local.servers import ServerProcess
 
 from .figures import ROOT, Figure, Sizes, targets_spread
-from .stack import configure_emulator, emulator_stats, jpeg, provider_env, sidecar
+from .stack import configure_emulator, emulator_stats, jpeg, provider_env, sidecar, variant_count
 
 SCALE_LIMIT = 4  # figures 7 and 8: the emulator's calls in flight (429 inflight_limit beyond)
 BURST_LIMIT = 10  # figure 9: Ideogram's default in flight per organisation
@@ -158,8 +158,7 @@ def run_instances(
             drained = wait_until(lambda: stack.pending() == 0, timeout_s=60 + 4 * expected * latency_s / limit)
             elapsed = time.perf_counter() - started
             busy = {"moto": cpu_seconds(stack.moto.pid), "emulator": cpu_seconds(emulator.pid) - emulator_cpu_s}
-        pages = stack.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"reframed/{name}/")
-        made = sum(not item["Key"].endswith("manifest.json") for page in pages for item in page.get("Contents", []))
+        made = variant_count(stack.s3, bucket, f"reframed/{name}/")
         dead = stack.dead_letters()
     busy["instances"] = sum(report["cpu_s"] for report in usage)
     requests = {name: int(sum(report[name] for report in usage)) for name in ("dynamodb", "slot_requests")}
