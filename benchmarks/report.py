@@ -122,8 +122,9 @@ Measured {when:%Y-%m-%d %H:%M} UTC on {machine}.
 
 ## How to run
 
-`make bench` (that is, `.venv/bin/python -m benchmarks` from the repository root) takes about {minutes}
-minutes, prints each figure with its goal and rewrites this page; figure 9's burst alone takes about four.
+`make bench` runs `.venv/bin/python -m benchmarks` from the repository root, which takes about {minutes}
+minutes, prints each figure with its goal and rewrites this page (figure 9's burst alone takes about four),
+then `python -m benchmarks.features`, which rewrites its own section at the end.
 `python -m benchmarks --burst N` sets the burst's uploads (1,000 by default). `python -m benchmarks --smoke`
 runs every figure at tiny sizes in about 30 seconds to check the harness (the end-to-end test
 `tests/e2e/test_bench_smoke.py` does). moto's server, the provider emulator and the function instances of
