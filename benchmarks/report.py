@@ -14,51 +14,99 @@ MEANING = {
     2: "The same with one target, 20 times: the median wall time minus the 1 s latency is what the pipeline "
     "adds per variant (S3 head, sidecar, ranged header read, listing, presigning, the check of the answer, "
     "the upload, the manifest, and the emulator's own fetch of the source and encoding of its answer).",
-    3: "Fresh `python -c` processes: importing `reframe_pipeline.handler` and building its clients "
-    "(`handler.pipeline()`: settings, provider, S3 client), against importing boto3 and Powertools' "
-    "Logger/Metrics alone, which any Lambda function of this kind pays. Medians of 10 each, interleaved.",
+    3: "Fresh processes (`benchmarks/cold_child.py`), nothing heavy imported before the clock starts. The "
+    "handler: import `reframe_pipeline.handler`, then two SQS batches of one record each, for two fresh sources "
+    "of 2 targets, configured as deployed (with the idempotency table) but calling Segmind's synchronous API, "
+    "whose answer is not paced by polling, against moto and the emulator answering at once. Its cold start is "
+    "the imports plus the first event minus the second, warm, "
+    "event: whatever is deferred to the first event still counts. The baseline is what any function of this "
+    "kind pays: importing boto3, requests and Powertools' Logger and Metrics, building one S3 client, and its "
+    "first S3 request (a HEAD) minus a second one. Medians of 10 each, interleaved. Tracing is off in both: "
+    "with the template's `Tracing: Active`, Powertools' Tracer adds about 110 ms to any function using it.",
     4: "A fresh process handles one S3 event for a 4096x4096 JPEG with 8 targets, then reads its peak RSS "
     "(`resource.getrusage`); the same for a 1024x1024 JPEG. With a remote provider the source goes to the "
     "provider by presigned URL and the function reads only its header (4096x4096 is within "
     "MAX_SOURCE_PIXELS, so no prepared copy is made): the two figures should be about equal.",
-    5: "The emulator allows 4 calls in flight (429 beyond) at 1 s each. 40 sources x 3 targets go through "
+    5: "The emulator allows 4 calls in flight (429 beyond) at 1 s each, called synchronously (with Segmind's "
+    "async API the limit would cover the requests, not the generations). 40 sources x 3 targets go through "
     "S3 -> SQS -> 3 pollers -> handler (`reframe_local.moto_stack`), timed from the first upload until every "
     "variant exists and the queue is empty. Throughput is calls billed per second against the 4 calls/s "
     "the limit allows.",
     6: "`local_engine.extend_canvas` from the 600x400 sample (examples/images/coffee.png) to each of the "
     "69 resolutions: milliseconds per output megapixel, median over the resolutions; and 1536x640, which "
     "issue 3 asked to take well under 100 ms.",
+    7: "6 function instances, each a process of its own (`benchmarks/instance.py`: the real handler behind "
+    "the local SQS poller, one batch at a time, MAX_PARALLEL_CALLS 8), take the events of 48 sources x 3 "
+    "targets uploaded at once (S3 -> SQS -> instances), with the idempotency table and PROVIDER_MAX_IN_FLIGHT=4, "
+    "against an emulator that allows 4 calls in flight (429 `inflight_limit` beyond) at 1 s each, called "
+    "synchronously. Timed from the first upload until the queue is empty. Throughput is calls billed per "
+    "second against the 4 calls/s the limit allows; 429s per variant are the emulator's refusals over the "
+    "variants made. A failed record returns after RETRY_VISIBILITY_S = 1 s and goes to the dead-letter queue "
+    "after 5 receives, as in the template.",
+    8: "Figure 7's run without PROVIDER_MAX_IN_FLIGHT: each instance has only its own AIMD limiter, so up to "
+    "6 x 8 calls may be sent against a limit of 4.",
+    9: "A burst: 1,000 uploads by default (`python -m benchmarks --burst N`) under a folder sidecar of 2 targets, "
+    "put 8 at a time, handled by 6 instance processes sharing a limit of 10 in flight (Ideogram's default) "
+    "through PROVIDER_MAX_IN_FLIGHT, at 0.5 s per call. The ideal is the calls divided by the limit, times the "
+    "latency; the wall time runs from the first upload until the queue is empty. Every variant must exist, "
+    "and each instance's peak RSS (`resource.getrusage` when it stops) must stay within figure 4's 250 MB.",
 }
 
 # Why a goal can be missed on a 2-core machine, and what would close the gap: shown for figures not met.
 SHORTFALL = {
-    1: "Every call's own work (the emulator fetching and checking the source, encoding its answer; the "
+    1: "Segmind's asynchronous API is the default (SEGMIND_API_MODE=auto), and a result is collected at the "
+    "first status poll after it is ready: the polls come 0.2, 0.6 and 1.4 s after the request, then every 2 s "
+    "at most (`adapters/providers/segmind.py`), so a 1 s generation is seen at 1.4 s. Besides, every call's "
+    "own work (the emulator fetching and checking the source, encoding its answer; the "
     "function checking and uploading each result) shares the 2 cores; a faster machine, or fewer checks of "
     "the provider's answer, would close it.",
-    2: "Besides the emulator's own share (above), each source costs six requests to moto: four independent "
+    2: "Most of it is that polling (see figure 1): measured on 2026-11-25 with SEGMIND_API_MODE=sync, the same "
+    "figure was 71 ms (median of 6), of which the emulator's own work 17 ms. Besides the emulator's own share "
+    "(above), each source costs six requests to moto: four independent "
     "lookups (head, sidecar, ranged header read, listing) that run together, then the variant and the "
     "manifest. moto is a Python server sharing the 2 cores with the pipeline and the emulator, so each "
     "request takes 7-20 ms here where S3 answers in a few; the answer is decoded once. What would close it "
     "here is a faster stand-in for S3, not less work in the pipeline: the remaining requests are the ones "
     "the contract needs.",
-    3: "Measured split (one fresh process): importing the handler on top of the baseline 170-240 ms, "
-    "building its clients 115-125 ms, of which creating the boto3 S3 client alone is about 86 ms (loading "
-    "the S3 service model), which the baseline does not do but any function reading S3 must. The import "
-    "is mostly pydantic (the settings, sidecar and manifest models: about 30 ms of validator building plus "
-    "30 ms for pydantic itself), requests with charset_normalizer, and Pillow, which every event needs to "
-    "read the source's header. Deferring those to the first event (lazy imports, pydantic `defer_build`) "
-    "would improve this figure without shortening a real cold start, whose first event follows at once; "
-    "a ratio near 1.3 would need settings without pydantic and an S3 client built before the "
-    "measurement starts, neither of which makes the function faster.",
+    3: "What the handler adds to the baseline, measured apart (medians of 7 at a quieter moment than this run: "
+    "imports 235 vs 119 ms, clients 114 vs 67 ms, first event - warm event 21 vs 2 ms): about 115 ms more "
+    "imports (pydantic and "
+    "the settings, sidecar, manifest and notice models it builds at import, about 50 ms; Pillow, which reads "
+    "every source's header, about 15 ms; the pipeline's own modules; `boto3.dynamodb` for the idempotency "
+    "records), about 45 ms for the DynamoDB client of the idempotency table, which the baseline does not build "
+    "but any function keeping such records must, and about 25 ms more in the first event than in a warm one "
+    "(first connections, Pillow's format plugins, Powertools' idempotency utility). Measured on 2026-11-25 and "
+    "kept: one boto3 session for every client (each client had its own, which loaded the endpoint rules and "
+    "models again: clients 189 -> 114 ms) and the SQS batch's failures reported without Powertools' batch "
+    "utility (67 ms of imports): together 2.68 -> 1.97 (485 -> 374 ms, medians of 7 each, the same "
+    "measurement before and after). Measured and not kept: pydantic `defer_build` on every model moved about "
+    "30 ms from the imports into the first event (medians of 8: imports 249 -> 221 ms, imports + first event "
+    "- warm event 419 -> 412 ms, within the noise), since every event validates the settings, a sidecar, a "
+    "manifest and a notice anyway; lazy imports of pydantic or Pillow move their cost the same way. What would "
+    "close the gap: the settings, sidecar and manifest validated without pydantic, about 50 ms, and nothing "
+    "else of that size is left.",
     4: "Most of the peak is the interpreter with boto3, Powertools, pydantic and Pillow loaded, plus one "
     "decoded result per call in flight.",
     5: "Throughput is lost whenever fewer than 4 calls are in flight: while the first 429s teach the limiter "
     "the provider's limit, after each halving, and at the start and end of the run.",
     6: "",
+    7: "A waiting call tries every slot in turn (a conditional write each) before it sleeps, so with 6 x 8 calls "
+    "after 4 slots the instances sent the slot requests per variant counted above, and moto, one Python process "
+    "on the same 2 cores, spent much of its CPU time (above) answering them. Throughput is also lost at the "
+    "start (the instances' first receives), at the end (fewer than 4 calls left) and whenever a slot comes free "
+    "before a waiting call's next try (up to 1 s apart). Reading the slots first (one BatchGetItem of all of "
+    "them, then a write only to a free one; the function's role would need dynamodb:BatchGetItem) would make a "
+    "waiting try cost one request instead of one per slot; and with MaxConcurrency x MaxParallelCalls near the "
+    "limit, as docs/deploy.md advises, few calls wait at all.",
+    8: "",
+    9: "Here the 2 cores, not the provider, set the pace: moto (one Python process answering S3, SQS and "
+    "DynamoDB, including the shared slots' conditional writes), the instances and the emulator share them; "
+    "the CPU seconds above say who used them. Deployed, S3, SQS and DynamoDB do not run on the function's "
+    "cores; a faster stand-in for them, or a machine with more cores, would close the gap.",
 }
 
 
-def render(results: list[Figure], machine: str, when: datetime, *, smoke: bool) -> str:
+def render(results: list[Figure], machine: str, when: datetime, *, smoke: bool, minutes: int) -> str:
     rows = "\n".join(f"| {f.number}. {f.name} | {f.measured} | {f.goal} | {verdict(f)} |" for f in results)
     details = "\n".join(f"- **{f.number}.** {MEANING[f.number]} Measured: {f.details}." for f in results)
     missed = [f for f in results if f.met is False]
@@ -74,11 +122,14 @@ Measured {when:%Y-%m-%d %H:%M} UTC on {machine}.
 
 ## How to run
 
-`make bench` (that is, `.venv/bin/python -m benchmarks` from the repository root) takes about two
-minutes, prints each figure with its goal and rewrites this page. `python -m benchmarks --smoke` runs every
-figure at tiny sizes in a few seconds to check the harness (the end-to-end test `tests/e2e/test_bench_smoke.py`
-does). moto's server and the provider emulator run as child processes on 127.0.0.1
-(`reframe_local.servers`) and are stopped when the run ends.
+`make bench` runs `.venv/bin/python -m benchmarks` from the repository root, which takes about {minutes}
+minutes, prints each figure with its goal and rewrites this page (figure 9's burst alone takes about four),
+then `python -m benchmarks.features`, which rewrites its own section at the end.
+`python -m benchmarks --burst N` sets the burst's uploads (1,000 by default). `python -m benchmarks --smoke`
+runs every figure at tiny sizes in about 30 seconds to check the harness (the end-to-end test
+`tests/e2e/test_bench_smoke.py` does). moto's server, the provider emulator and the function instances of
+figures 7 to 9 run as child processes on 127.0.0.1 (`reframe_local.servers`, `benchmarks/instance.py`) and
+are stopped by their pid when the run ends.
 
 The emulator renders with `render: "fast"` (`POST /_emulator/config`): a flat image of the requested size,
 PNG at the fastest compression, instead of extending the source with the local engine. On 2 cores the
@@ -98,14 +149,20 @@ measure the emulator. Its fixed latency (`latency_ms`) stands in for the provide
 - **Fan-out**: the targets of a source run on a process-wide pool of MAX_PARALLEL_CALLS threads; the source is
   handed to the provider as a presigned URL, never downloaded by the function (only its header is read).
 - **Adaptive concurrency**: every provider call holds a slot of one AIMD limiter shared by all threads of the
-  process (`reframe_pipeline/providers/limiter.py`). A 429 halves the slots (not below 1, once per overload);
+  process (`reframe_pipeline/adapters/providers/limiter.py`). A 429 halves the slots (not below 1, once per overload);
   a success adds one back until the last level that drew no 429, then the limit probes upwards slowly (a
   quarter of a slot per round of calls) up to MAX_PARALLEL_CALLS. Lowering it logs
   "provider throttled: fewer calls in flight" with `concurrency_limit` and emits the
   `ProviderConcurrencyLimit` metric.
-- **Cold start**: Powertools' batch utility (with every event data class) is imported on the first SQS batch
-  and its idempotency utility only when IDEMPOTENCY_TABLE is set; the X-Ray tracer only when tracing is on;
-  pillow_heif only when a HEIC/HEIF source arrives.
+- **A limit shared by every instance**: with PROVIDER_MAX_IN_FLIGHT, each generation holds one of that many
+  leases in the idempotency table (`reframe_pipeline/adapters/providers/shared_slots.py`) from its request
+  until its result is collected; a lease expires with the invocation that took it. A call that cannot get a
+  slot before its invocation's deadline hands its record back to the queue, which returns it after
+  RETRY_VISIBILITY_S (doubling per receive) instead of the queue's visibility timeout.
+- **Cold start**: one boto3 session for every AWS client (`reframe_pipeline/adapters/aws.py`); the SQS batch's
+  failures are reported by the handler itself; Powertools' idempotency utility is imported only when
+  IDEMPOTENCY_TABLE is set; the X-Ray tracer only when tracing is on; pillow_heif only when a HEIC/HEIF
+  source arrives.
 """
 
 

@@ -21,6 +21,7 @@ from reframe_local import servers
 from reframe_local.lambda_context import LocalContext
 from reframe_local.moto_stack import point_handler_at
 from reframe_local.servers import ServerProcess
+from reframe_pipeline.application.outputs import is_variant
 from reframe_pipeline.application.ports import ObjectInfo
 from reframe_pipeline.domain.events import SIDECAR_SUFFIX
 
@@ -59,6 +60,12 @@ def jpeg(width: int, height: int) -> bytes:
     out = io.BytesIO()
     image.save(out, "JPEG", quality=90)
     return out.getvalue()
+
+
+def variant_count(s3: Any, bucket: str, prefix: str) -> int:
+    """The variants under an output prefix (each folder's manifest, prepared source and generations left out)."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sum(is_variant(item["Key"].rsplit("/", 1)[-1]) for page in pages for item in page.get("Contents", []))
 
 
 def sidecar(resolutions: list[str]) -> bytes:

@@ -23,7 +23,7 @@ import pytest
 import requests
 from PIL import Image
 
-from reframe_local.moto_stack import MotoStack, wait_until
+from reframe_local.moto_stack import MotoStack, create_idempotency_table, wait_until
 from reframe_local.poller import lambda_event
 from reframe_local.servers import ServerProcess
 
@@ -170,12 +170,7 @@ def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_emulator: S
 
     with MotoStack.start(tmp_path, bucket="soak-bucket", retry_delay_s=2, max_receives=8) as stack:
         dynamodb = stack.moto.client("dynamodb")
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_idempotency_table(dynamodb, TABLE)
         bucket = stack.wiring.bucket
         stack.s3.put_object(
             Bucket=bucket, Key="uploads/soak/_reframe.json", Body=json.dumps({"version": 1, "targets": TARGETS})

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from reframe_local import servers
+from reframe_local.moto_stack import create_idempotency_table as create_table
 from reframe_pipeline.observability import logger
 
 from ..conftest import EMULATOR_API_KEY
@@ -26,13 +27,7 @@ TABLE = "reframe-idempotency"
 
 
 def create_idempotency_table(dynamodb: Any) -> None:
-    """As template.yaml makes it: partition key ``id``."""
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(dynamodb, TABLE)
 
 
 def invoke_in_subprocess(event_file: Path) -> dict:

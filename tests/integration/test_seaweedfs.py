@@ -131,6 +131,7 @@ def test_the_pipeline_storage_adapter_signs_correctly(
 ) -> None:
     """The function's own S3 client configuration (SigV4, path style, presigning) against a store
     that checks every signature: what moto cannot prove."""
+    from reframe_pipeline import handler
     from reframe_pipeline.adapters import s3_storage as storage
 
     for name, value in {
@@ -140,7 +141,7 @@ def test_the_pipeline_storage_adapter_signs_correctly(
         "AWS_DEFAULT_REGION": servers.REGION,
     }.items():
         monkeypatch.setenv(name, value)
-    storage.s3_client.cache_clear()
+    handler.reset()  # the clients and their session, built again from this environment
     try:
         store = storage.S3Storage(bucket, storage.s3_client())
         key = "uploads/a b/été+1.jpg"
@@ -161,4 +162,4 @@ def test_the_pipeline_storage_adapter_signs_correctly(
         store.delete([key])
         assert store.head(key) is None
     finally:
-        storage.s3_client.cache_clear()
+        handler.reset()

@@ -90,6 +90,16 @@ def wire_bucket(
     return Wiring(bucket, queue_url, queue_arn, dlq_url, retry_delay_s)
 
 
+def create_idempotency_table(dynamodb: Any, name: str) -> None:
+    """The table as template.yaml makes it: partition key ``id`` (idempotency records, journal, budget, slots)."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 def wire_notices(events: Any, sqs: Any, bus: str = NOTICE_BUS) -> str:
     """An EventBridge bus whose rule sends the pipeline's notices to a queue; returns the queue's URL. moto
     delivers during PutEvents: a notice is in the queue when the handler's invocation returns."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from reframe_pipeline.adapters import aws
 from reframe_pipeline.adapters.daily_budget import DailyBudget, Unlimited
 from reframe_pipeline.adapters.dynamodb_guard import DynamoDBGuard, NoGuard
 from reframe_pipeline.adapters.eventbridge import EventBridgeNotifier
@@ -23,9 +24,8 @@ from reframe_pipeline.settings import Settings
 def build_notifier(settings: Settings) -> Notifier:
     notifiers: list[Notifier] = []
     if settings.event_bus_name:
-        import boto3  # only with a bus: a cold start without one does not build an EventBridge client
-
-        notifiers.append(EventBridgeNotifier(settings.event_bus_name, boto3.session.Session().client("events")))
+        # Only with a bus: a cold start without one does not build an EventBridge client.
+        notifiers.append(EventBridgeNotifier(settings.event_bus_name, aws.client("events")))
     if settings.webhook_url:
         notifiers.append(
             WebhookNotifier(
@@ -70,15 +70,13 @@ def build_pipeline(settings: Settings, storage_for: Callable[[str], Storage]) ->
             signer=signer,
             fallback=fallback,
         )
-    import boto3  # only with a table: a cold start without one does not build a DynamoDB client
-
-    dynamodb = boto3.session.Session().client("dynamodb")
+    dynamodb = aws.client("dynamodb")  # only with a table: a cold start without one does not build it
     limit = settings.daily_budget_usd
     return Pipeline(
         settings,
         provider,
         storage_for,
-        guard=DynamoDBGuard(table),
+        guard=DynamoDBGuard(table, dynamodb),
         journal=DynamoDBJournal(table, dynamodb),
         budget=DailyBudget(table, limit, dynamodb) if limit is not None else Unlimited(),
         notifier=notifier,

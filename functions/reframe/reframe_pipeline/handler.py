@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextvars
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from reframe_pipeline.adapters import aws
 from reframe_pipeline.adapters.s3_storage import S3Storage, s3_client
-from reframe_pipeline.adapters.sqs_redelivery import hand_back, sqs_client
+from reframe_pipeline.adapters.sqs_redelivery import hand_back
 from reframe_pipeline.application.pipeline import Outcome, Pipeline
 from reframe_pipeline.application.ports import Deadline
 from reframe_pipeline.composition import build_pipeline
@@ -16,9 +17,6 @@ from reframe_pipeline.domain.errors import PermanentError, ReframeError
 from reframe_pipeline.domain.events import ObjectEvent, is_sqs_batch, parse_notification, parse_sqs_body
 from reframe_pipeline.observability import count, logger, metrics, tracer
 from reframe_pipeline.settings import current
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 MAX_RECORDS_IN_PARALLEL = 10  # an SQS batch holds at most 10 messages
 
@@ -36,7 +34,7 @@ def reset() -> None:
     Lambda container would: for tools and tests that change the environment between invocations."""
     if pipeline.cache_info().currsize:
         pipeline().close()
-    for built in (current, pipeline, s3_client, sqs_client):
+    for built in (current, pipeline, s3_client, aws.client, aws.session):
         built.cache_clear()
 
 
@@ -57,8 +55,8 @@ def _handle_events(events: list[ObjectEvent], deadline: Deadline, **where: str) 
         try:
             summaries.append(_summary(pipeline().handle(event, deadline)))
         except Exception as exc:
-            # Said here, once: Powertools' batch utility keeps a record's exception to itself, and Lambda's
-            # report of a failed direct invocation names no object. A traceback only where it tells more.
+            # Said here, once: a failed SQS record is only handed back, and Lambda's report of a failed
+            # direct invocation names no object. A traceback only where it tells more.
             logger.error(
                 "record failed: it will be retried",
                 exc_info=not isinstance(exc, ReframeError),
@@ -84,14 +82,10 @@ def _handle_message(message_id: str, body: str, deadline: Deadline) -> list[dict
     return _handle_events(events, deadline, message_id=message_id)
 
 
-def _sqs_batch(event: dict[str, Any], context: Any, deadline: Deadline) -> dict[str, Any]:
-    # Imported on the first batch: Powertools' batch utility loads every event data class (~35 ms), a cost
-    # the cold start of a direct S3 or EventBridge invocation should not pay.
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
-    records = event["Records"]
-    # BatchProcessor walks the records one by one; starting them all first lets them run in parallel
-    # while it still decides, per record, what goes back to the queue.
+def _sqs_batch(records: list[dict[str, Any]], deadline: Deadline) -> dict[str, Any]:
+    """Every record at once, in parallel; those that raised go back to the queue (ReportBatchItemFailures).
+    Powertools' batch utility would do the bookkeeping, but importing it (every event data class, asyncio)
+    took 67 ms of each cold start."""
     with ThreadPoolExecutor(min(len(records), MAX_RECORDS_IN_PARALLEL), thread_name_prefix="record") as pool:
         started: dict[str, Future[list[dict[str, Any]]]] = {
             r["messageId"]: pool.submit(
@@ -99,22 +93,16 @@ def _sqs_batch(event: dict[str, Any], context: Any, deadline: Deadline) -> dict[
             )
             for r in records
         }
-
-        def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
-            return started[record.message_id].result()
-
-        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        result: dict[str, Any] = dict(process_partial_response(event, record_handler, processor, context))
-    failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
+    failed = [message_id for message_id, future in started.items() if future.exception() is not None]
     if failed:
-        hand_back(records, failed, current().retry_visibility_s)
-    return result
+        hand_back(records, set(failed), current().retry_visibility_s)
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 
 def _dispatch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     deadline = Deadline.from_context(context)
     if is_sqs_batch(event):
-        return _sqs_batch(event, context, deadline)
+        return _sqs_batch(event["Records"], deadline)
     # A direct S3 notification or an EventBridge event: a failure raises, so Lambda retries it.
     try:
         events = parse_notification(event)

@@ -42,10 +42,10 @@ class _VariantGoneError(Exception):
 
 class DynamoDBGuard:
     # Powertools' idempotency utility is imported only here: without IDEMPOTENCY_TABLE no cold start pays for it.
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, client: Any) -> None:
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-        self._store = DynamoDBPersistenceLayer(table_name=table)
+        self._store = DynamoDBPersistenceLayer(table_name=table, boto3_client=client)
 
     def run(self, work: VariantWork) -> VariantRecord:
         """``work.produce`` at most once for ``work.identity``."""

@@ -8,10 +8,10 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from reframe_pipeline.adapters import aws
 from reframe_pipeline.application.pipeline import LOOKUP_THREADS
 from reframe_pipeline.application.ports import ObjectInfo
 from reframe_pipeline.settings import MOST_PARALLEL_CALLS
@@ -35,9 +35,9 @@ def s3_client() -> Any:
         read_timeout=30,
         s3={"addressing_style": "path"} if _custom_endpoint() else {},
     )
-    # A session of its own: it reads the credentials and endpoint of the environment it is built in,
-    # not whatever boto3's process-wide default session cached first.
-    return boto3.session.Session().client("s3", config=config)
+    # The process's session (adapters/aws.py), not boto3's default one: handler.reset() rebuilds it from the
+    # environment of the moment, with its credentials and endpoint.
+    return aws.new_client("s3", config)
 
 
 def _custom_endpoint() -> bool:

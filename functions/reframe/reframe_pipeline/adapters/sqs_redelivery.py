@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from functools import cache
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from reframe_pipeline.adapters import aws
 from reframe_pipeline.observability import count, logger
 
 # The longest a record waits: a stored ticket (Segmind: one hour) is still alive when it returns.
@@ -33,11 +32,6 @@ def queue_url(arn: str) -> str:
     return f"https://sqs.{region}.{domain}/{account}/{name}"
 
 
-@cache
-def sqs_client() -> Any:
-    return boto3.session.Session().client("sqs")
-
-
 def hand_back(records: Iterable[dict[str, Any]], failed_ids: set[str], base_s: int) -> None:
     """Give each failed record of the batch its own visibility. A failure here is logged, not raised:
     the record then returns after the queue's own visibility timeout, as it would without this."""
@@ -54,7 +48,7 @@ def hand_back(records: Iterable[dict[str, Any]], failed_ids: set[str], base_s: i
             )
     for arn, entries in by_queue.items():
         try:
-            answer = sqs_client().change_message_visibility_batch(QueueUrl=queue_url(arn), Entries=entries)
+            answer = aws.client("sqs").change_message_visibility_batch(QueueUrl=queue_url(arn), Entries=entries)
             refused = answer.get("Failed", [])
         except (BotoCoreError, ClientError) as exc:
             refused, reason = entries, str(exc)

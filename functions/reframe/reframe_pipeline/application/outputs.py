@@ -62,7 +62,7 @@ class OutputFolder:
         self.storage.delete(keys)
         count("OutputsDeleted", len(keys))
         if keys:
-            variants = [k for k in keys if _is_variant(k[len(self.out_dir) :])]
+            variants = [k for k in keys if is_variant(k[len(self.out_dir) :])]
             self._notifier.publish(
                 removed(self.storage.bucket, self.source_key, self.manifest_key, variants, self._correlation_id),
                 self._deadline,
@@ -139,5 +139,6 @@ class OutputFolder:
             logger.info("removed obsolete outputs", extra={"removed": stale})
 
 
-def _is_variant(name: str) -> bool:
+def is_variant(name: str) -> bool:
+    """A file of an output folder that is a variant: not the manifest, the prepared source or a kept generation."""
     return name not in (MANIFEST_NAME, PREPARED_NAME) and not is_generation(name)

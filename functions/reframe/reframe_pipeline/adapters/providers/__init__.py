@@ -8,6 +8,7 @@ from typing import TypedDict
 import requests
 from pydantic import SecretStr
 
+from reframe_pipeline.adapters import aws
 from reframe_pipeline.adapters.providers.http import RetryPolicy, pooled_session
 from reframe_pipeline.adapters.providers.limiter import LIMITER
 from reframe_pipeline.adapters.providers.shared_slots import SharedSlots
@@ -18,15 +19,20 @@ from reframe_pipeline.settings import Settings
 
 def key_source(direct: SecretStr | None, secret_name: str | None, provider: str) -> Callable[[], str]:
     """The key itself (local use), else a Secrets Manager secret read when needed."""
+    secrets = None
+    if secret_name and not direct:
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        # Built here, in one thread, on the process's session: Powertools' default provider builds a session of
+        # its own, and the first calls, in parallel, would each build one.
+        secrets = SecretsProvider(boto3_client=aws.client("secretsmanager"))
 
     def key() -> str:
         if direct:
             return direct.get_secret_value()
-        if secret_name:
-            from aws_lambda_powertools.utilities.parameters import get_secret
-
+        if secrets is not None and secret_name:
             # Cached for 5 minutes: a rotated key is picked up without a redeploy.
-            return get_secret(secret_name, max_age=300)
+            return str(secrets.get(secret_name, max_age=300))
         raise AccountError(
             f"no API key for {provider}: set {provider.upper()}_API_KEY or {provider.upper()}_API_KEY_SECRET",
             code="missing_api_key",
@@ -49,10 +55,9 @@ def _shared_slots(settings: Settings) -> SharedSlots | None:
     """The account's limit across all instances, when PROVIDER_MAX_IN_FLIGHT is set (in the table)."""
     if settings.provider_max_in_flight is None or not settings.idempotency_table:
         return None
-    import boto3
-
-    client = boto3.session.Session().client("dynamodb")
-    return SharedSlots(settings.idempotency_table, settings.reframe_provider, settings.provider_max_in_flight, client)
+    return SharedSlots(
+        settings.idempotency_table, settings.reframe_provider, settings.provider_max_in_flight, aws.client("dynamodb")
+    )
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:

@@ -1,0 +1,94 @@
+"""Figure 3's fresh process: ``python -m benchmarks.cold_child handler|baseline|split EVENTS_FILE``.
+
+EVENTS_FILE holds ``{"events": [first, second], "bucket": ..., "key": ...}``; the environment is that of a
+process that ran ``stack.point_handler`` (endpoint, provider settings). Nothing heavy is imported before
+the clock starts. Prints one JSON line: milliseconds of the imports, of building the clients, of the first
+event and of a second, warm, one.
+
+- ``handler``: import the handler, build its clients (``handler.pipeline()``), then run it on the two SQS
+  events (two sources alike).
+- ``baseline``: what any function of this kind pays: import boto3, requests and Powertools' Logger and
+  Metrics, build one S3 client; its "event" is one S3 request (HEAD of the source).
+- ``split``: the baseline's imports and client, a marker line on stderr, then as ``handler``: run under
+  ``-X importtime``, what follows the marker is what the handler adds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+TIMEOUT_S = 300  # the template's default function timeout: every provider call may start
+PARTS = ("imports", "clients", "first", "warm")
+
+
+def _timed[T](step: Callable[[], T]) -> tuple[float, T]:
+    started = time.perf_counter()
+    result = step()
+    return (time.perf_counter() - started) * 1000, result
+
+
+def _baseline_imports() -> None:
+    import boto3  # noqa: F401
+    import requests  # noqa: F401 - any function calling an HTTP API imports it
+    from aws_lambda_powertools import Logger, Metrics
+
+    Logger(), Metrics()
+
+
+def _s3_client() -> Any:
+    import boto3
+
+    return boto3.client("s3")
+
+
+def _import_handler() -> Any:
+    from reframe_pipeline import handler
+
+    return handler
+
+
+def _handler(spec: dict[str, Any]) -> list[float]:
+    from reframe_local.lambda_context import LocalContext
+
+    imported, handler = _timed(_import_handler)
+    built, _pipeline = _timed(handler.pipeline)
+    timings = [imported, built]
+    for event in spec["events"]:
+        elapsed, result = _timed(partial(handler.lambda_handler, event, LocalContext(TIMEOUT_S)))
+        if result != {"batchItemFailures": []}:
+            raise RuntimeError(f"the handler failed the event, so its timing means nothing: {result}")
+        timings.append(elapsed)
+    return timings
+
+
+def _baseline(spec: dict[str, Any]) -> list[float]:
+    imported, _ = _timed(_baseline_imports)
+    built, s3 = _timed(_s3_client)
+    head = partial(s3.head_object, Bucket=spec["bucket"], Key=spec["key"])
+    return [imported, built, _timed(head)[0], _timed(head)[0]]
+
+
+def _split(spec: dict[str, Any]) -> list[float]:
+    _baseline_imports()
+    _s3_client()
+    print("--", file=sys.stderr, flush=True)
+    return _handler(spec)
+
+
+def main(argv: list[str]) -> None:
+    mode, events_file = argv
+    spec = json.loads(Path(events_file).read_text())
+    real_stdout, sys.stdout = sys.stdout, open(os.devnull, "w")  # noqa: SIM115 - the handler's logs and metrics
+    timings = {"handler": _handler, "baseline": _baseline, "split": _split}[mode](spec)
+    print(json.dumps(dict(zip(PARTS, timings, strict=True))), file=real_stdout)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
