@@ -124,3 +124,12 @@ def test_targets_sharing_a_generation_are_priced_once(tmp_path, capsys):
     assert table["large"][-3:] == ["0.000", "(from", "small)"]
     assert table["total"] == ["total", "0.075"]
     assert "1 paid generation(s), 1 target(s) rendered from another's for free" in out
+
+
+def test_each_crop_says_where_it_falls_on_the_canvas(tmp_path, capsys):
+    document = {"version": 1, "targets": [{"preset": "linkedin-banner", "focus": "top"}, {"resolution": "1536x640"}]}
+    assert main(["validate", write(tmp_path, document)]) == 0
+    out = capsys.readouterr().out
+    # 1536x512 reframed, then 4:1: the top 384 rows of 512.
+    assert "  linkedin-banner: keeps x 0-1536, y 0-384 of the 1536x512 canvas (focus top)" in out
+    assert "1536x640: keeps" not in out  # an API resolution is not cropped

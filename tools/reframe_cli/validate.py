@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
+from reframe_pipeline.domain.cropping import crop_for
 from reframe_pipeline.domain.planning import PlannedVariant, generation_payers, plan
 from reframe_pipeline.domain.pricing import estimate
 from reframe_pipeline.domain.sidecar import TARGET_KINDS, InvalidSidecarError, Target, parse_sidecar
@@ -47,6 +48,7 @@ def run(path: Path, out: TextIO, err: TextIO) -> int:
         return 1
     out.write(f"{path}: {len(variants)} target(s), provider {provider}\n\n")
     out.write(_targets_table(sidecar.targets, variants, settings, provider) + "\n\n")
+    out.write(_crops(variants))
     options = sidecar.output
     quality = f", quality {options.quality}" if options.format in ("jpeg", "webp", "avif") else ""
     out.write(f"output: {options.format}{quality}{', prune' if sidecar.prune else ''}\n\n")
@@ -60,6 +62,22 @@ def run(path: Path, out: TextIO, err: TextIO) -> int:
     speeds = Counter(v.rendering_speed for v in paid)
     out.write(cost_table(settings.price_table, speeds, configured=provider) + "\n")
     return 0
+
+
+def _crops(variants: list[PlannedVariant]) -> str:
+    """Where each exact-size crop falls on the reframed canvas; the source, wherever the provider put it,
+    is kept whole when a crop allows (the manifest says `source_cropped` when none does)."""
+    lines = []
+    for v in variants:
+        if not v.needs_crop:
+            continue
+        window = crop_for(v.resolution, v.final_size, v.focus).window
+        focus = v.focus if isinstance(v.focus, str) else f"x {v.focus[0]:g}, y {v.focus[1]:g} of the source"
+        lines.append(
+            f"  {v.name}: keeps x {window.x:.0f}-{window.x + window.width:.0f}, "
+            f"y {window.y:.0f}-{window.y + window.height:.0f} of the {v.resolution} canvas (focus {focus})\n"
+        )
+    return "crops (size and preset targets):\n" + "".join(lines) + "\n" if lines else ""
 
 
 def _targets_table(targets: list[Target], variants: list[PlannedVariant], settings: Settings, provider: str) -> str:
