@@ -56,6 +56,9 @@ class Gallery:
         return asked
 
     def page(self, show: str, message: str | None = None) -> str:
+        # The state is read before the manifests: a manifest written in between reloads the page once more,
+        # where read after, it would be shown as seen and never loaded.
+        version = self.version()
         manifests = self.manifests()
         seeds = {
             ((m.get("source") or {}).get("key"), v.get("name")): v.get("seed")
@@ -76,7 +79,7 @@ class Gallery:
             show=show,
             regenerate="regenerate",
             refresh_s=POLL_S,
-            version=self.version(),
+            version=version,
             messages=([message] if message else []) + waiting,
         )
 
