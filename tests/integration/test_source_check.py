@@ -9,11 +9,17 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from reframe_local import servers
 from reframe_local.emulator.api import placed_box
+from reframe_pipeline.adapters.s3_storage import S3Storage
+from reframe_pipeline.application.ports import Deadline
+from reframe_pipeline.composition import build_pipeline
+from reframe_pipeline.domain.events import ObjectEvent
 from reframe_pipeline.domain.pricing import DEFAULT_PRICES
 from reframe_pipeline.domain.resolutions import Size
+from reframe_pipeline.settings import Settings
 
-from .conftest import IMAGES, Stack, s3_event, sqs_event
+from .conftest import BUCKET, IMAGES, Stack, s3_event, sqs_event
 
 SAMPLES = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"]
 RESOLUTION = Size(1536, 640)
@@ -90,6 +96,23 @@ def test_retry_pays_for_a_second_generation_and_keeps_it_when_it_is_better(stack
     assert entry["cost_usd"] == pytest.approx(2 * DEFAULT_PRICES["segmind"]["DEFAULT"])
     assert generations(stack) == 2
     assert stack.image(entry["key"]).size == tuple(RESOLUTION)
+
+
+def test_the_source_is_read_once_per_run_for_its_thumbnail_whatever_the_number_of_variants(stack: Stack, aws_env: str):
+    source = "uploads/check/reads/rocket.jpg"
+    stack.put_image(source)
+    size = (IMAGES / "rocket.jpg").stat().st_size
+    three = {"version": 1, "targets": [{"resolution": "1536x640"}, {"resolution": "640x1536"}, {"size": "1500x500"}]}
+    stack.put(source + ".reframe.json", three)
+    storage = S3Storage(BUCKET, servers.client("s3", aws_env))
+    pipeline = build_pipeline(Settings.from_env(), lambda bucket: storage)
+    try:
+        outcome = pipeline.handle(ObjectEvent(BUCKET, source, "created"), Deadline())
+    finally:
+        pipeline.close()
+    assert all(record.source_match is not None and record.source_match > 0.95 for record in outcome.records)
+    # the header, the sidecar and the source once (not once per variant)
+    assert size < storage.bytes_read <= size + 64 * 1024 + 1024
 
 
 def test_off_records_nothing(stack: Stack):
