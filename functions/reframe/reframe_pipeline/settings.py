@@ -118,7 +118,7 @@ class Settings(BaseModel):
     # a new seed first, the better of the two kept.
     source_check: Literal["off", "warn", "retry"] = "warn"
     # Mean SSIM of the source in the result, 0..1: the local engine's output scores 0.97..0.99 on the sample
-    # images, a centre repainted over a third of the source 0.50..0.72 (docs/source-check.md).
+    # images, a centre repainted over a third of the source 0.15..0.62 (docs/source-check.md).
     source_match_min: float = Field(0.85, ge=0, le=1)
 
     @field_validator("source_check", mode="before")

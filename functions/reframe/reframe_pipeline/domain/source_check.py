@@ -5,7 +5,8 @@ grayscale thumbnails in two steps:
 
 1. **Locate** by normalised cross-correlation (NCC): exhaustively over every position and a geometric series
    of scales on a coarse copy of the result (longest side ``COARSE``), then hill-climbing position and
-   scale from the best few candidates on a finer copy (longest side ``FINE``), with a parabolic fit of the
+   scale from the best few candidates on a finer copy (sized so the best candidate spans about ``FINE`` px, at
+   most ``LARGEST_FINE``), with a parabolic fit of the
    peak for sub-pixel accuracy. NCC is insensitive to the brightness and contrast changes a model makes
    and each evaluation is a few dot products, so the search stays fast in plain Python.
 2. **Score** the found box with the structural similarity index (SSIM, 8x8 windows, stride 4) between the
@@ -26,10 +27,14 @@ from PIL import Image, ImageFilter
 
 # The source's kept thumbnail: longest side in pixels (grayscale, so 16 KB at most).
 THUMBNAIL = 128
-# The coarse search's copy of the result, the fine search's, and the scoring size (longest sides).
+# The coarse search's copy of the result (longest side), the size the best candidate spans in the fine search's
+# copy, and the scoring size (longest side).
 COARSE = 48
 FINE = 96
 SCORE = 64
+# The fine copy's longest side at most: its tables are Python lists, so memory and time stay small when the
+# best candidate is tiny (or the result is flat and every candidate is as bad as the next).
+LARGEST_FINE = 320
 # Scales tried in the coarse search, as fractions of the largest size at which the source fits the result.
 _SMALLEST_SCALE = 0.25
 _SCALE_STEPS = 12
@@ -77,7 +82,7 @@ def check(source_thumbnail: Image.Image, result: Image.Image) -> SourceMatch:
     candidates = _coarse_search(source_thumbnail, coarse, aspect)
     # The fine copy is sized so that the best candidate spans about FINE px: precision relative to the box.
     longest = max(candidates[0][3], candidates[0][3] * aspect) if candidates else COARSE
-    fine = _shrink(gray, round(max(coarse.size) * FINE / longest))
+    fine = _shrink(gray, min(LARGEST_FINE, round(max(coarse.size) * FINE / longest)))
     factor = fine.width / coarse.width
     fine_grid = _Grid(fine)
     best: tuple[float, float, float, float] | None = None
