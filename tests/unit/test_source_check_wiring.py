@@ -163,3 +163,23 @@ def test_the_settings_are_validated():
         Settings.from_env({"SOURCE_CHECK": "strict"})
     with pytest.raises(SettingsError, match="SOURCE_MATCH_MIN"):
         Settings.from_env({"SOURCE_MATCH_MIN": "1.5"})
+
+
+def test_the_sources_thumbnail_is_made_once_and_reuses_bytes_a_provider_loaded():
+    from reframe_pipeline.application.ports import SourceImage
+
+    reads: list[int] = []
+    body = saved(scene((2400, 1600)), "JPEG", quality=90)
+
+    def loader() -> bytes:
+        reads.append(1)
+        return body
+
+    fresh = SourceImage("unused", loader)
+    first = fresh.thumbnail()
+    assert fresh.thumbnail() is first and len(reads) == 1
+    assert max(first.size) == 128 and first.mode == "L"
+    loaded = SourceImage("unused", loader)
+    loaded.load()
+    loaded.thumbnail()
+    assert len(reads) == 2  # the provider's load, and no other
