@@ -292,6 +292,16 @@ def test_the_fallback_is_off_by_default_and_passed_to_the_function(transformed: 
     assert transformed["Parameters"]["FallbackProvider"]["AllowedValues"] == ["none", "local"]
 
 
+def test_the_source_check_warns_by_default_and_its_settings_reach_the_function(transformed: dict[str, Any]) -> None:
+    _, function = only(transformed, "AWS::Lambda::Function")
+    variables = function["Properties"]["Environment"]["Variables"]
+    default = Settings.from_env(Evaluator(transformed)(variables))
+    assert (default.source_check, default.source_match_min) == ("warn", 0.85)
+    retry = Settings.from_env(Evaluator(transformed, SourceCheck="retry", SourceMatchMin="0.7")(variables))
+    assert (retry.source_check, retry.source_match_min) == ("retry", 0.7)
+    assert transformed["Parameters"]["SourceCheck"]["AllowedValues"] == ["off", "warn", "retry"]
+
+
 # ----------------------------------------------------------------------------- IAM
 
 

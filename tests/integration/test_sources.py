@@ -158,6 +158,7 @@ def test_square_only_provider_with_padding(stack: Stack):
 
 
 def test_fast_path_reads_only_the_header(stack: Stack, aws_env: str):
+    stack.configure(SOURCE_CHECK="off")  # the source check reads the source once: see test_source_check.py
     noisy = Image.effect_noise((2000, 1500), 60).convert("RGB")
     body = encoded(noisy, "JPEG", quality=95)
     assert len(body) > 1_000_000

@@ -399,12 +399,20 @@ def test_an_exif_rotated_source_is_prepared_once_per_version(make: Any) -> None:
 
 
 def test_an_upright_source_is_sent_as_it_is_after_reading_only_its_header(make: Any) -> None:
-    h = make()
+    h = make(source_check="off")
     h.upload(targets=TARGETS[:1])
     h.handle()
     assert PREPARED_NAME not in "".join(h.storage.keys())
     assert [first for key, first in h.storage.reads if key == SOURCE] == [64 * 1024]
     assert h.storage.presigned == [(SOURCE, 900)]
+
+
+def test_the_source_check_reads_the_source_once_per_run_whatever_the_number_of_variants(make: Any) -> None:
+    h = make()
+    h.upload(targets=TARGETS[:3])
+    outcome = h.handle()
+    assert [first for key, first in h.storage.reads if key == SOURCE] == [64 * 1024, None]  # header, thumbnail
+    assert all(record.source_match is not None for record in outcome.records)
 
 
 # -- retries ---------------------------------------------------------------------------------------
@@ -623,7 +631,7 @@ def test_keys_that_are_not_inputs_are_ignored(make: Any, key: str, action: str) 
 
 
 def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) -> None:
-    h = make()
+    h = make(source_check="off")
     h.upload(targets=TARGETS[:1])
     outcome = h.handle()
     variant = h.storage.head(OUT + "1536x512.png")
@@ -656,6 +664,9 @@ def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) ->
         "rendered_from_generation": False,
         "note": None,
         "fallback_reason": None,
+        "source_match": None,
+        "source_box": None,
+        "warnings": [],
     }
     again = h.handle().records[0]
     assert again.model_dump(exclude={"latency_ms"}) == {
@@ -681,6 +692,9 @@ def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) ->
         "rendered_from_generation": False,
         "note": None,
         "fallback_reason": None,
+        "source_match": None,
+        "source_box": None,
+        "warnings": [],
     }
 
 
@@ -811,7 +825,7 @@ def test_a_truncated_header_is_refused_as_it_is(make: Any) -> None:
 def test_a_large_header_is_read_further_once(make: Any) -> None:
     buffer = io.BytesIO()
     Image.new("RGB", (64, 48), (1, 2, 3)).save(buffer, "JPEG", icc_profile=b"\x00" * 100_000)
-    h = make()
+    h = make(source_check="off")
     h.upload("uploads/big.jpg", buffer.getvalue(), targets=TARGETS[:1])
     outcome = h.handle("uploads/big.jpg")
     assert outcome.records[0].status == "created"
@@ -1314,7 +1328,8 @@ def test_each_paid_variant_is_measured_as_the_readme_lists(make: Any, monkeypatc
 
     (record,) = outcome.records
     by_name = {name: (value, unit) for name, value, unit in measured}
-    assert sorted(by_name) == ["BytesWritten", "EstimatedCostUSD", "ProviderLatency"]
+    assert sorted(by_name) == ["BytesWritten", "EstimatedCostUSD", "ProviderLatency", "SourceCheckTime"]
+    assert by_name["SourceCheckTime"][1] == variants_module.MetricUnit.Milliseconds
     assert by_name["BytesWritten"] == (len(h.storage.body(record.key)), variants_module.MetricUnit.Bytes)
     assert by_name["EstimatedCostUSD"] == (pytest.approx(record.cost_usd), variants_module.MetricUnit.NoUnit)
     assert by_name["ProviderLatency"][1] == variants_module.MetricUnit.Milliseconds

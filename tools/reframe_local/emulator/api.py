@@ -12,11 +12,11 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import requests
-from PIL import Image
+from PIL import Image, ImageFilter
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Json, ValidationError
 
 from reframe_pipeline.domain.imaging import PROVIDER_FORMATS, ImageCheckError, sniff, verify
-from reframe_pipeline.domain.local_engine import extend_canvas
+from reframe_pipeline.domain.local_engine import extend_canvas, fitted_box
 from reframe_pipeline.domain.pricing import DEFAULT_PRICES
 from reframe_pipeline.domain.resolutions import RESOLUTION_NAMES, Size
 from reframe_pipeline.domain.sidecar import ColorPalette, RenderingSpeed, Seed, StyleCode, describe
@@ -194,7 +194,37 @@ def check_source(body: bytes, state: EmulatorState, call: Call) -> Image.Image:
     return image
 
 
-def render(source: Image.Image, size: Size, mode: RenderMode) -> Image.Image:
+# The "offset" and "scaled" faults: the source at this fraction of the size at which it fits, placed at this
+# fraction of the free room (x, y): off-centre low on the left, or smaller in the middle.
+PLACEMENTS: dict[str, tuple[float, float, float]] = {"offset": (0.6, 0.15, 0.85), "scaled": (0.5, 0.5, 0.5)}
+# The "repaint" fault: the middle of the source (this fraction of its width and height) painted over with
+# other content of the same colours (the same region turned upside down and softened), as a model that
+# reinvents the subject would.
+REPAINTED_FRACTION = 0.6
+
+
+def placed_box(source: Size, size: Size, fault: str | None) -> tuple[int, int, int, int]:
+    """Where ``render`` puts the source: (left, top, width, height) in the result's pixels."""
+    left, top, width, height = fitted_box(source, size)
+    if fault not in PLACEMENTS:
+        return left, top, width, height
+    scale, across, down = PLACEMENTS[fault]
+    width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    return round((size.width - width) * across), round((size.height - height) * down), width, height
+
+
+def render(source: Image.Image, size: Size, mode: RenderMode, fault: str | None = None) -> Image.Image:
     if mode == "fast":
         return Image.new("RGB", size, (128, 128, 128))
-    return extend_canvas(source, size)
+    canvas = extend_canvas(source, size)
+    if fault in PLACEMENTS:  # the source moved: only a blur of it stays where the local engine puts it
+        canvas = canvas.filter(ImageFilter.GaussianBlur(max(size) / 40))
+        left, top, width, height = placed_box(Size(*source.size), size, fault)
+        canvas.paste(source.convert("RGB").resize((width, height), Image.Resampling.LANCZOS), (left, top))
+    elif fault == "repaint":
+        left, top, width, height = placed_box(Size(*source.size), size, fault)
+        margin_x, margin_y = round(width * (1 - REPAINTED_FRACTION) / 2), round(height * (1 - REPAINTED_FRACTION) / 2)
+        region = (left + margin_x, top + margin_y, left + width - margin_x, top + height - margin_y)
+        patch = canvas.crop(region).transpose(Image.Transpose.ROTATE_180).filter(ImageFilter.GaussianBlur(2))
+        canvas.paste(patch, region[:2])
+    return canvas

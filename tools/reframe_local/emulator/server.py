@@ -419,7 +419,7 @@ def _generate(state: EmulatorState, source: Image.Image, call: Call) -> Image.Im
     size = parse_size(call.resolution)
     if call.fault == "wrong-size":
         size = size._replace(width=size.width - WRONG_SIZE_PX)
-    image = api.render(source, size, state.config.render)
+    image = api.render(source, size, state.config.render, call.fault)
     time.sleep(state.config.latency_ms / 1000)
     return image
 

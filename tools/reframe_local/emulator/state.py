@@ -42,7 +42,12 @@ NOT_IN_CONTRACT: dict[str, frozenset[str]] = {
     "segmind": frozenset({"402", "402-daily-limit"}),
     "ideogram": frozenset({"406"}),
 }
-FAULT_KINDS = WHOLE_CALL_FAULTS | {"ok", "garbage", "truncated", "unsafe", "wrong-size", "result-503", "v2-fail"}
+# "repaint", "offset" and "scaled" change the picture, not the exchange (api.render): the middle of the
+# source painted over, or the source placed off-centre at 60 % of its fitted size, or centred at 50 %.
+PICTURE_FAULTS = frozenset({"repaint", "offset", "scaled"})
+FAULT_KINDS = (
+    WHOLE_CALL_FAULTS | PICTURE_FAULTS | {"ok", "garbage", "truncated", "unsafe", "wrong-size", "result-503", "v2-fail"}
+)
 _SLOW = re.compile(r"slow:(\d{1,7})")
 _MAX_CALLS_KEPT = 10_000
 STARTING_CREDITS = 1000.0

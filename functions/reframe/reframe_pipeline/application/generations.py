@@ -7,6 +7,7 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from reframe_pipeline.application.ports import ObjectInfo, ReframeResult, Storage
 from reframe_pipeline.domain.imaging import FORMATS, sniff
@@ -53,6 +54,10 @@ class Generations:
             id_of(key[len(out_dir) :]): key for key in present if key.startswith(out_dir + GENERATION_PREFIX)
         }
         self._made: dict[str, tuple[ReframeResult, str | None]] = {}
+        self._metadata: dict[str, dict[str, str]] = {}  # of the kept generations read in this run
+        # The source check of each generation looked at in this run (variants.SourceFound, and a retry's seed):
+        # its renditions share it.
+        self.checks: dict[str, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -79,6 +84,7 @@ class Generations:
         head = self.storage.head(key) if key else None
         if key is None or head is None or head.metadata.get(META_GENERATION) != gen_id:
             return None
+        self._metadata[gen_id] = head.metadata
         try:
             body = self.storage.read(key)
         except FileNotFoundError:  # deleted between the look and the read
@@ -86,6 +92,10 @@ class Generations:
         seed = head.metadata.get(META_SEED)
         result = ReframeResult(body=body, content_type=head.content_type, attempts=0, seed=int(seed) if seed else None)
         return result, key
+
+    def metadata(self, gen_id: str) -> dict[str, str]:
+        """The S3 metadata of a kept generation read in this run (empty for one made in this run)."""
+        return self._metadata.get(gen_id, {})
 
     def store(self, gen_id: str, result: ReframeResult, metadata: dict[str, str]) -> str | None:
         """Keep a paid generation (unless keeping is off); a failed write costs only a later re-render's

@@ -27,6 +27,7 @@ from reframe_pipeline.application.ports import (
 )
 from reframe_pipeline.application.sources import HEADER_READS, source_to_send
 from reframe_pipeline.application.variants import (
+    SourceCheckPolicy,
     VariantProducer,
     check_output_limits,
 )
@@ -97,6 +98,7 @@ class Pipeline:
             journal=journal,
             signer=signer,
             fallback=fallback,
+            source_check=SourceCheckPolicy(settings.source_check, settings.source_match_min),
         )
         self.fanout = FanOut(producer, guard, settings.max_parallel_calls)
         # S3 lookups of the sources being handled (up to 10 records of a batch at once).

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from dataclasses import dataclass, replace
+from time import perf_counter
+from typing import Any, Literal, NamedTuple
 from urllib.parse import quote
 
 from PIL import Image
@@ -51,11 +53,12 @@ from reframe_pipeline.domain.imaging import (
     sniff,
     verify,
 )
-from reframe_pipeline.domain.manifest import VariantRecord
+from reframe_pipeline.domain.manifest import SOURCE_ALTERED, SOURCE_CROPPED, SourceBox, VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.domain.pricing import PriceTable, estimate
 from reframe_pipeline.domain.provenance import Provenance, provenance_for, xmp_packet
 from reframe_pipeline.domain.resolutions import Size
+from reframe_pipeline.domain.source_check import check
 from reframe_pipeline.observability import MetricUnit, count, logger, measure, traced
 
 META_SOURCE_KEY = "source-key"
@@ -65,6 +68,10 @@ META_PARAMS = "params-hash"
 META_CREDENTIALS = "content-credentials"
 # Present on a variant made by the fallback provider (its name): never current, so a later run tries the provider.
 META_FALLBACK = "fallback"
+# On a kept generation: its source check, so a later run's renditions of it need not look again.
+META_SOURCE_MATCH = "source-match"
+META_SOURCE_BOX = "source-box"
+_LONGEST_CHECK = {META_SOURCE_MATCH: "0.0000", META_SOURCE_BOX: "99999,99999,99999,99999"}
 OUTPUT_EXTENSIONS = tuple(sorted({spec.ext for spec in FORMATS.values()} | {"jpeg"}))
 # S3's own limits: a write over them fails after the provider was paid, so they are checked before.
 MAX_KEY_BYTES = 1024
@@ -171,6 +178,54 @@ class VariantJob:
 
 
 @dataclass(frozen=True)
+class SourceCheckPolicy:
+    """SOURCE_CHECK and SOURCE_MATCH_MIN: look at each generation or not; below ``minimum``, flag the variant
+    (``warn``) or generate it once more with a new seed and keep the better of the two (``retry``)."""
+
+    mode: Literal["off", "warn", "retry"] = "warn"
+    minimum: float = 0.85
+
+
+@dataclass(frozen=True)
+class SourceFound:
+    """A generation's source check: its score and the source's box in the generation's pixels."""
+
+    score: float
+    box: SourceBox
+
+    def metadata(self) -> dict[str, str]:
+        b = self.box
+        return {META_SOURCE_MATCH: f"{self.score:.4f}", META_SOURCE_BOX: f"{b.x},{b.y},{b.width},{b.height}"}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str]) -> SourceFound | None:
+        try:
+            x, y, w, h = (int(part) for part in metadata[META_SOURCE_BOX].split(","))
+            return cls(float(metadata[META_SOURCE_MATCH]), SourceBox(x=x, y=y, width=w, height=h))
+        except (KeyError, ValueError):
+            return None
+
+
+def look_for_source(source: SourceImage, body: bytes) -> SourceFound:
+    """Locate the source in a generation's bytes and score it (the source's thumbnail is made once per run)."""
+    started = perf_counter()
+    with traced("source check"), Image.open(io.BytesIO(body)) as image:
+        image.draft("L", (image.width // 4, image.height // 4))  # a JPEG decodes at a quarter: plenty here
+        scale_x, scale_y = 1.0, 1.0
+        full = image.size
+        image.load()
+        if image.size != full:  # draft decoded it smaller: boxes are reported in the generation's own pixels
+            scale_x, scale_y = full[0] / image.width, full[1] / image.height
+        found = check(source.thumbnail(), image)
+    measure("SourceCheckTime", (perf_counter() - started) * 1000, MetricUnit.Milliseconds)
+    b = found.box
+    box = SourceBox(
+        x=round(b.x * scale_x), y=round(b.y * scale_y), width=round(b.width * scale_x), height=round(b.height * scale_y)
+    )
+    return SourceFound(round(found.score, 4), box)
+
+
+@dataclass(frozen=True)
 class _Made:
     result: ReframeResult
     key: str
@@ -181,6 +236,9 @@ class _Made:
     generation_key: str | None
     signed: bool
     note: str | None = None
+    found: SourceFound | None = None  # the source check of the generation (None: off, or it failed)
+    seed: int | None = None  # the seed of a retried generation (SOURCE_CHECK=retry), the sidecar's notwithstanding
+    source_cropped: bool = False  # no exact-size crop could keep the found source whole
 
 
 class VariantMeter:
@@ -264,8 +322,10 @@ class VariantProducer:
         journal: Journal,
         signer: ContentSigner | None = None,
         fallback: ReframeProvider | None = None,
+        source_check: SourceCheckPolicy | None = None,
     ) -> None:
         self.provider = provider
+        self.source_check = source_check or SourceCheckPolicy(mode="off")
         self.provenance = provenance_for(provider.name)
         self.fallback = fallback  # None: FALLBACK_PROVIDER=none
         self.fallback_provenance = provenance_for(fallback.name) if fallback else None
@@ -291,12 +351,21 @@ class VariantProducer:
         )
 
     def _write(
-        self, job: VariantJob, result: ReframeResult, provenance: Provenance | None = None, fallback: str | None = None
-    ) -> tuple[str, int, bool]:
-        """Finish, mark, sign, check and store the variant; ``fallback`` names the fallback provider that made it."""
+        self,
+        job: VariantJob,
+        result: ReframeResult,
+        provenance: Provenance | None = None,
+        fallback: str | None = None,
+        seed: int | None = None,
+        source: SourceBox | None = None,
+    ) -> tuple[str, int, bool, bool]:
+        """Finish (an exact-size crop around ``source``, the source's box when the check found it), mark,
+        sign, check and store the variant; ``fallback`` names the fallback provider that made it. Returns
+        the key, the size, whether it is signed and whether the crop had to cut into the source."""
         v = job.variant
         provenance = provenance or self.provenance
-        body, fmt, _ = finish_image(result.body, v, xmp_packet(provenance, job.source.credits))
+        box = Box(source.x, source.y, source.width, source.height) if source else None
+        body, fmt, cropped = finish_image(result.body, v, xmp_packet(provenance, job.source.credits), box)
         _check_source(job)  # before signing, which reads the source as the variant's parent
         signed = self._signed(job, body, fmt, provenance)
         body = signed or body
@@ -306,12 +375,14 @@ class VariantProducer:
             raise PermanentError(f"output check failed: {exc}", code="output_check") from None
         key = job.key(FORMATS[fmt].ext)
         with traced("upload"):
-            metadata = variant_metadata(job.origin, v.param_hash, job.gen_id, _seed(v, result), signed is not None)
+            metadata = variant_metadata(
+                job.origin, v.param_hash, job.gen_id, seed or _seed(v, result), signed is not None
+            )
             if fallback:  # not rendered from the provider's generation, and not current for a later run
                 del metadata[META_GENERATION]
                 metadata[META_FALLBACK] = fallback
             job.storage.write(key, body, FORMATS[fmt].mime, metadata)
-        return key, len(body), signed is not None
+        return key, len(body), signed is not None, cropped
 
     def _signed(self, job: VariantJob, body: bytes, fmt: str, provenance: Provenance) -> bytes | None:
         """``body`` with Content Credentials, after its XMP (the signature binds every byte); None when signing
@@ -357,6 +428,17 @@ class VariantProducer:
         # A generation collected from an earlier attempt's ticket was paid for then; a kept one, earlier still.
         cost_usd = meter.spent + (cost if made.resumed and meter.paid_attempts == 0 else 0.0)
         count("VariantsCreated")
+        found = made.found
+        warnings = []
+        if found is not None and found.score < self.source_check.minimum:
+            warnings.append(SOURCE_ALTERED)
+            count("SourceAltered")
+            logger.warning(
+                "the source looks altered in the generated variant",
+                extra={"variant_key": made.key, "source_match": found.score, "minimum": self.source_check.minimum},
+            )
+        if made.source_cropped:
+            warnings.append(SOURCE_CROPPED)
         if made.rerendered:
             count("VariantsRerendered")
         measure("BytesWritten", made.size, MetricUnit.Bytes)
@@ -386,7 +468,10 @@ class VariantProducer:
             generation_key=made.generation_key,
             rendered_from_generation=made.rerendered,
             note=made.note,
-            **{**base, "seed": _seed(v, made.result)},
+            source_match=found.score if found else None,
+            source_box=found.box if found else None,
+            warnings=warnings,
+            **{**base, "seed": made.seed or _seed(v, made.result)},
         )
 
     def _make(self, job: VariantJob, meter: VariantMeter, started: float) -> _Made:
@@ -397,24 +482,36 @@ class VariantProducer:
         longest_key = job.key("x" * (_LONGEST_SUFFIX - 1))
         signing = self.signer is not None
         check_output_limits(longest_key, variant_metadata(job.origin, v.param_hash, job.gen_id, _LARGEST_SEED, signing))
-        check_output_limits(job.out_dir + LONGEST_NAME, gen_metadata)
+        checking = self.source_check.mode != "off"
+        check_output_limits(job.out_dir + LONGEST_NAME, {**gen_metadata, **(_LONGEST_CHECK if checking else {})})
+        found: SourceFound | None = None
+        retry_seed: int | None = None
         with job.generations.exclusive(job.gen_id):
             kept = job.generations.load(job.gen_id)
             resume = None
             if kept is None:
                 resume = self.journal.load(job.work_id)
-                request = ReframeRequest(job.source, v.resolution, self._params(job), job.deadline, meter, resume)
-                with traced("provider call"):
-                    result = self.provider.reframe(request)
-                self.journal.advance(job.work_id, "generated")
-                _check_source(job)
-                generation_key = job.generations.store(job.gen_id, result, gen_metadata)
+                result = self._generate(job, meter, resume, self._params(job))
+                latency_ms = int((time.monotonic() - started) * 1000)  # the provider's time, not the check's
+                found = self._look(job, result) if checking else None
+                if found is not None and found.score < self.source_check.minimum and self.source_check.mode == "retry":
+                    result, found, retry_seed = self._retry(job, meter, result, found)
+                checked = found.metadata() if found else {}
+                generation_key = job.generations.store(job.gen_id, result, {**gen_metadata, **checked})
+                job.generations.checks[job.gen_id] = (found, retry_seed)
             else:
                 result, generation_key = kept
-        latency_ms = int((time.monotonic() - started) * 1000)
+                latency_ms = int((time.monotonic() - started) * 1000)
+                if checking:
+                    found, retry_seed = job.generations.checks.get(job.gen_id, (None, None))
+                    if found is None:  # kept by an earlier run: its check travels in its metadata
+                        found = SourceFound.from_metadata(job.generations.metadata(job.gen_id))
+                    if found is None:
+                        found = self._look(job, result)
+                        job.generations.checks[job.gen_id] = (found, retry_seed)
         if kept is None:
             measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
-        key, size, signed = self._write(job, result)
+        key, size, signed, cropped = self._write(job, result, seed=retry_seed, source=found.box if found else None)
         self.journal.advance(job.work_id, "written")
         note = None
         if kept is None and job.previous_generation == job.gen_id:
@@ -422,8 +519,63 @@ class VariantProducer:
                 "collected again from the provider" if meter.paid_attempts == 0 else "generated (and paid for) again"
             )
             note = f"its kept generation had expired or was deleted: {again}"
-        made = _Made(result, key, size, latency_ms, resume is not None, kept is not None, generation_key, signed, note)
-        return made
+        return _Made(
+            result,
+            key,
+            size,
+            latency_ms,
+            resume is not None,
+            kept is not None,
+            generation_key,
+            signed,
+            note,
+            found,
+            retry_seed,
+            cropped,
+        )
+
+    def _generate(
+        self, job: VariantJob, meter: VariantMeter, resume: Ticket | None, params: GenerationParams
+    ) -> ReframeResult:
+        request = ReframeRequest(job.source, job.variant.resolution, params, job.deadline, meter, resume)
+        with traced("provider call"):
+            result = self.provider.reframe(request)
+        self.journal.advance(job.work_id, "generated")
+        _check_source(job)
+        return result
+
+    def _look(self, job: VariantJob, result: ReframeResult) -> SourceFound | None:
+        """The generation's source check; None when it could not be made (logged: the variant is not held up)."""
+        try:
+            return look_for_source(job.source, result.body)
+        except Exception as exc:
+            logger.warning("source check not made", extra={"error": f"{type(exc).__name__}: {exc}"})
+            return None
+
+    def _retry(
+        self, job: VariantJob, meter: VariantMeter, first: ReframeResult, found: SourceFound
+    ) -> tuple[ReframeResult, SourceFound, int | None]:
+        """SOURCE_CHECK=retry: generate once more with a new seed (paid and counted like any attempt) and keep
+        the second result only when its source check is better; any failure of the retry keeps the first."""
+        seed = random.randint(100, 999_999)  # noqa: S311 - a seed, not a secret
+        count("SourceCheckRetries")
+        try:
+            if job.deadline.remaining_ms() < self.min_remaining_ms:
+                raise DeadlineError("too little time left for a second generation")
+            second = self._generate(job, meter, None, replace(self._params(job), seed=seed))
+        except SourceChangedError:
+            raise
+        except Exception as exc:
+            logger.warning("source check retry failed: the first result is kept", extra={"error": str(exc)})
+            return first, found, None
+        again = self._look(job, second)
+        logger.info(
+            "source check retried with a new seed",
+            extra={"first": found.score, "second": again.score if again else None, "seed": seed},
+        )
+        if again is None or again.score <= found.score:
+            return first, found, None
+        return replace(second, seed=second.seed if second.seed is not None else seed), again, seed
 
     def _fall_back(
         self, job: VariantJob, exc: Exception, fields: dict[str, Any], started: float
@@ -441,7 +593,7 @@ class VariantProducer:
                 result = self.fallback.reframe(
                     ReframeRequest(job.source, v.resolution, params, job.deadline, FreeMeter())
                 )
-            key, _size, signed = self._write(job, result, self.fallback_provenance, fallback=self.fallback.name)
+            key, _size, signed, _ = self._write(job, result, self.fallback_provenance, fallback=self.fallback.name)
         except Exception as fallback_exc:
             logger.error(
                 "fallback failed too",

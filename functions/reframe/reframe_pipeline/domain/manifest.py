@@ -16,6 +16,21 @@ class ErrorInfo(BaseModel):
     message: str
 
 
+class SourceBox(BaseModel):
+    """Where the source was found in the provider's result, in the result's pixels."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+# Warnings on a variant that was written all the same: the source check scored it below SOURCE_MATCH_MIN;
+# no exact-size crop of the canvas could keep the source's box whole.
+SOURCE_ALTERED = "source_altered"
+SOURCE_CROPPED = "source_cropped"
+
+
 class VariantRecord(BaseModel):
     name: str
     key: str | None = None
@@ -37,6 +52,11 @@ class VariantRecord(BaseModel):
     note: str | None = None
     # Made by the fallback provider (FALLBACK_PROVIDER) because the configured one failed for good: its error.
     fallback_reason: ErrorInfo | None = None
+    # The source check (SOURCE_CHECK): how well the source survived in the provider's result (0..1, mean SSIM on
+    # small grayscale thumbnails) and where it was found; None when the check is off or was not made.
+    source_match: float | None = None
+    source_box: SourceBox | None = None
+    warnings: list[str] = Field(default_factory=list)
     # Failed for a reason that may pass (transient, account, deadline): the record goes back to SQS. A fallback
     # made for such a reason keeps it: the provider is tried again on the redelivery.
     retryable: bool = Field(False, exclude=True)
