@@ -1,5 +1,5 @@
 """A contact sheet: one row per source, the source then its variants, all scaled to one height and
-labelled underneath."""
+labelled underneath; variants flagged for review framed in orange."""
 
 from __future__ import annotations
 
@@ -17,14 +17,18 @@ _BACKGROUND = (245, 245, 245)
 _MISSING = (210, 210, 210)
 _TEXT = (30, 30, 30)
 _BORDER = (160, 160, 160)
+FLAGGED = (230, 120, 0)  # the frame of a variant to look at before publishing (warnings, a fallback)
+_FLAG_WIDTH = 4
 
 
 @dataclass(frozen=True)
 class Tile:
-    """An image file (None: nothing to show, e.g. a failed variant) and the lines written under it."""
+    """An image file (None: nothing to show, e.g. a failed variant), the lines written under it, and
+    whether it is flagged for review (framed in orange)."""
 
     image: Path | None
     lines: tuple[str, ...]
+    flagged: bool = False
 
 
 def _thumbnail(tile: Tile, height: int) -> Image.Image:
@@ -57,7 +61,12 @@ def contact_sheet(rows: Sequence[Sequence[Tile]], *, row_height: int = ROW_HEIGH
         left = _PAD
         for tile, thumb, width in zip(row, row_thumbs, row_widths, strict=True):
             sheet.paste(thumb, (left, top))
-            draw.rectangle((left - 1, top - 1, left + thumb.width, top + thumb.height), outline=_BORDER, width=1)
+            frame = (FLAGGED, _FLAG_WIDTH) if tile.flagged else (_BORDER, 1)
+            draw.rectangle(
+                (left - frame[1], top - frame[1], left + thumb.width - 1 + frame[1], top + thumb.height - 1 + frame[1]),
+                outline=frame[0],
+                width=frame[1],
+            )
             for number, line in enumerate(tile.lines):
                 draw.text((left, top + row_height + 4 + number * _LINE_HEIGHT), line, fill=_TEXT, font=font)
             left += width + _PAD

@@ -132,7 +132,9 @@ def _rows(
         row = [Tile(path, (key.removeprefix(input_prefix), _image_size(path), with_config))]
         for v in manifest["variants"] if manifest else []:
             image = output / v["key"] if v["key"] and v["status"] in _DONE else None
-            row.append(Tile(image, (v["name"], _size(v), v["status"])))
+            flags = [*(v.get("warnings") or []), *(["fallback"] if v.get("fallback_reason") else [])]
+            status = f"{v['status']}, flagged: {', '.join(flags)}" if flags else v["status"]
+            row.append(Tile(image, (v["name"], _size(v), status), flagged=bool(flags)))
         rows.append(row)
     return rows
 
