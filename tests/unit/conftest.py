@@ -1,5 +1,5 @@
 """Fixtures of the unit tests: each test starts with the process's provider call limiter as new; the image
-tests run with a bound on their memory."""
+tests run with a bound on their memory; ``counted`` records the metrics a variant counts."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from reframe_pipeline.adapters.providers.limiter import LIMITER, AimdLimiter
+from reframe_pipeline.application import variants as variants_module
 
 
 @pytest.fixture(autouse=True)
@@ -36,3 +37,11 @@ def bounded_memory() -> Iterator[None]:
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The metric names the variant producer counts, in order."""
+    names: list[str] = []
+    monkeypatch.setattr(variants_module, "count", lambda name, value=1: names.append(name))
+    return names

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from reframe_pipeline.adapters.providers.local import LocalProvider
-from reframe_pipeline.application import variants as variants_module
 from reframe_pipeline.application.pipeline import RetryLaterError
 from reframe_pipeline.application.variants import META_FALLBACK, falls_back, is_current
 from reframe_pipeline.domain.errors import (
@@ -41,13 +40,6 @@ def make() -> Iterator[Callable[..., Harness]]:
     yield build
     for harness in made:
         harness.close()
-
-
-@pytest.fixture
-def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    names: list[str] = []
-    monkeypatch.setattr(variants_module, "count", lambda name, value=1: names.append(name))
-    return names
 
 
 def test_an_unsafe_variant_is_made_locally_flagged_and_the_provider_is_tried_again_later(

@@ -59,13 +59,6 @@ def make() -> Iterator[Callable[..., Harness]]:
         harness.close()
 
 
-@pytest.fixture
-def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    names: list[str] = []
-    monkeypatch.setattr(variants_module, "count", lambda name, value=1: names.append(name))
-    return names
-
-
 def test_a_faithful_generation_scores_about_one_with_the_box_where_the_source_is(make: Any, counted: list[str]):
     h = make(provider=FakeProvider(image=faithful))
     h.sidecar(targets=TARGETS[:1])

@@ -614,10 +614,7 @@ class VariantProducer:
             },
         )
         count("VariantsFallback")
-        if isinstance(exc, AccountError):
-            count("AccountErrors")
-        if isinstance(exc, BudgetExceededError):
-            count("BudgetRefusals")
+        _count_refusal(exc)
         return VariantRecord(
             name=v.name,
             key=key,
@@ -644,8 +641,13 @@ class VariantProducer:
             },
         )
         count("VariantsFailed")
-        if isinstance(exc, AccountError):
-            count("AccountErrors")
-        if isinstance(exc, BudgetExceededError):
-            count("BudgetRefusals")
+        _count_refusal(exc)
         return record
+
+
+def _count_refusal(exc: Exception) -> None:
+    """What needs a person, counted whether or not a fallback stood in: the account, or the budget."""
+    if isinstance(exc, AccountError):
+        count("AccountErrors")
+    if isinstance(exc, BudgetExceededError):
+        count("BudgetRefusals")
