@@ -364,7 +364,13 @@ def test_other_permissions_are_scoped(ev: Evaluator, transformed: dict[str, Any]
     grants = _grants(_role_statements(ev, transformed))
     assert grants["secretsmanager:GetSecretValue"] == {"<ApiKeySecret>"}
     dynamodb = {a for a in grants if a.startswith("dynamodb:")}
-    assert dynamodb == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    assert dynamodb == {
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    }
     assert all(grants[a] == {"<IdempotencyTable.Arn>"} for a in dynamodb)
     sqs = {a for a in grants if a.startswith("sqs:")}
     assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} <= sqs

@@ -48,6 +48,38 @@ def test_a_slot_is_waited_for_and_given_back(dynamodb: Any):
         pass
 
 
+class Counting:
+    """The DynamoDB client, counting the requests made through it by operation."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.calls = client, dict[str, int]()
+
+    def __getattr__(self, name: str) -> Any:
+        def call(**kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return getattr(self.client, name)(**kwargs)
+
+        return call
+
+
+def test_a_waiting_call_reads_the_slots_and_writes_none_while_all_are_busy(dynamodb: Any):
+    size = 4
+    holders = SharedSlots(TABLE, "segmind", size, dynamodb)
+    counting = Counting(dynamodb)
+    waiter = SharedSlots(TABLE, "segmind", size, counting)
+    held = [holders.hold(Deadline(lambda: 60_000), reserve_ms=0) for _ in range(size)]
+    for lease in held:
+        lease.__enter__()
+    with pytest.raises(DeadlineError), waiter.hold(Deadline(budget_ms=1_500), reserve_ms=0):
+        pass
+    assert counting.calls.get("update_item", 0) == 0  # no conditional write it could not win
+    assert counting.calls["batch_get_item"] >= 2  # it looked again while it waited
+    for lease in held:
+        lease.__exit__(None, None, None)
+    with waiter.hold(Deadline(lambda: 60_000), reserve_ms=0):
+        assert counting.calls["update_item"] == 1  # a free slot: taken at the first write
+
+
 def test_the_lease_of_an_instance_that_died_expires_with_its_deadline(dynamodb: Any):
     slots = SharedSlots(TABLE, "segmind", 1, dynamodb)
     dead = slots.hold(Deadline(lambda: 1_000), reserve_ms=0)

@@ -19,6 +19,7 @@ from reframe_pipeline.domain.errors import DeadlineError
 from reframe_pipeline.observability import MetricUnit, count, logger, measure
 
 _WAIT_FIRST_S, _WAIT_MAX_S = 0.05, 1.0
+_BATCH_GET = 100  # DynamoDB's most keys per BatchGetItem
 
 
 class SharedSlots:
@@ -46,7 +47,8 @@ class SharedSlots:
         while True:
             # The lease lasts as long as this invocation may: a killed instance's slot comes free then.
             expires = int(time.time() * 1000) + max(0, deadline.remaining_ms())
-            for slot in random.sample(range(self.size), self.size):  # no slot is everyone's first try
+            free = self._free()
+            for slot in random.sample(free, len(free)):  # no slot is everyone's first try
                 if self._take(slot, holder, expires):
                     return slot, holder
             if deadline.remaining_ms() - wait_s * 1000 < reserve_ms:
@@ -59,6 +61,25 @@ class SharedSlots:
 
     def _key(self, slot: int) -> dict[str, Any]:
         return {"id": {"S": f"slot#{self._provider}#{slot}"}}
+
+    def _free(self) -> list[int]:
+        """The slots that look free: one consistent read of them all per round, so a waiting call writes
+        only where it may win (a conditional write per slot and round made waiting cost ~50 requests)."""
+        now = int(time.time() * 1000)
+        taken: set[int] = set()
+        for start in range(0, self.size, _BATCH_GET):
+            keys = [self._key(slot) for slot in range(start, min(self.size, start + _BATCH_GET))]
+            answer = self._client.batch_get_item(
+                RequestItems={
+                    self._table: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": "id, lease_expires"}
+                }
+            )
+            unread = answer.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+            for item in [*answer.get("Responses", {}).get(self._table, []), *unread]:  # unread: as if busy
+                lease = item.get("lease_expires", {}).get("N")
+                if item in unread or (lease is not None and int(lease) >= now):
+                    taken.add(int(item["id"]["S"].rsplit("#", 1)[1]))
+        return [slot for slot in range(self.size) if slot not in taken]
 
     def _take(self, slot: int, holder: str, expires: int) -> bool:
         try:
