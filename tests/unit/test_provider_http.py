@@ -1,6 +1,7 @@
 import base64
 import io
 import json
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -124,14 +125,22 @@ def plan(deadline=None, min_remaining_ms=0):
     )
 
 
-def test_retries_then_succeeds():
-    outcomes = [ProviderTransientError("busy", code="http_429"), ProviderTransientError("x"), None]
+def scripted(outcomes: list) -> Callable[[object], ReframeResult]:
+    """A send that raises each failure of ``outcomes`` in turn and answers an image for each None."""
 
-    def send(timeout):
+    def send(timeout: object) -> ReframeResult:
         failure = outcomes.pop(0)
         if failure:
             raise failure
         return ReframeResult(body=b"img", content_type="image/png")
+
+    return send
+
+
+def test_retries_then_succeeds():
+    outcomes = [ProviderTransientError("busy", code="http_429"), ProviderTransientError("x"), None]
+
+    send = scripted(outcomes)
 
     call_with_retries(send, plan())
     assert outcomes == []
@@ -176,11 +185,7 @@ def test_each_429_is_counted_for_the_dashboard(monkeypatch):
     monkeypatch.setattr(http, "count", lambda name, value=1: counted.append(name))
     outcomes = [ProviderTransientError("busy", status=429), ProviderTransientError("down", status=503), None]
 
-    def send(timeout):
-        failure = outcomes.pop(0)
-        if failure:
-            raise failure
-        return ReframeResult(body=b"img", content_type="image/png")
+    send = scripted(outcomes)
 
     call_with_retries(send, plan())
     assert counted.count("ProviderThrottled") == 1  # the 503 is a retry, not a throttle
