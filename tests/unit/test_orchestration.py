@@ -1349,3 +1349,16 @@ def test_a_jpeg_answer_kept_as_it_is_keeps_the_providers_pixels(make: Any) -> No
     assert written.startswith(b"\xff\xd8\xff")
     assert written.endswith(answered[answered.index(b"\xff\xda") :])  # the same scan: not re-encoded
     assert "compositeWithTrainedAlgorithmicMedia" in xmp_of(written)
+
+
+def test_renditions_of_one_kept_generation_read_it_once(make: Any) -> None:
+    h = make()
+    targets = [{"size": "320x240", "name": "small"}, {"size": "640x480", "name": "large"}]
+    h.upload(targets=targets)
+    h.handle()
+    h.sidecar(targets=targets, output={"format": "jpeg"})  # both re-rendered from the kept generation
+    h.storage.reads.clear()
+    h.handle()
+    (kept,) = h.generations()
+    assert [key for key, _ in h.storage.reads].count(kept) == 1
+    assert h.provider.calls == 1

@@ -53,7 +53,8 @@ class Generations:
         self._found = {
             id_of(key[len(out_dir) :]): key for key in present if key.startswith(out_dir + GENERATION_PREFIX)
         }
-        self._made: dict[str, tuple[ReframeResult, str | None]] = {}
+        # Made or read in this run: a second rendition of it reads nothing again.
+        self._known: dict[str, tuple[ReframeResult, str | None]] = {}
         self._metadata: dict[str, dict[str, str]] = {}  # of the kept generations read in this run
         # The source check of each generation looked at in this run (variants.SourceFound, and a retry's seed):
         # its renditions share it.
@@ -78,8 +79,8 @@ class Generations:
     def load(self, gen_id: str) -> tuple[ReframeResult, str | None] | None:
         """The generation's bytes and where they are kept, when this run made them or the bucket holds
         them (the id covers the source version); None otherwise (expired, deleted, never made)."""
-        if gen_id in self._made:
-            return self._made[gen_id]
+        if gen_id in self._known:
+            return self._known[gen_id]
         key = self._found.get(gen_id)
         head = self.storage.head(key) if key else None
         if key is None or head is None or head.metadata.get(META_GENERATION) != gen_id:
@@ -91,6 +92,7 @@ class Generations:
             return None
         seed = head.metadata.get(META_SEED)
         result = ReframeResult(body=body, content_type=head.content_type, attempts=0, seed=int(seed) if seed else None)
+        self._known[gen_id] = (result, key)
         return result, key
 
     def metadata(self, gen_id: str) -> dict[str, str]:
@@ -112,5 +114,5 @@ class Generations:
             except Exception as exc:
                 logger.warning("generation not kept: a change of rendition will pay again", extra={"error": str(exc)})
                 key = None
-        self._made[gen_id] = (result, key)
+        self._known[gen_id] = (result, key)
         return key
