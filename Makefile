@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install demo serve test unit lint bench mutate clean
+.PHONY: install demo serve test unit lint bench mutate clean docs docs-build
 
 include iac.mk
 
@@ -33,11 +33,19 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint iac-install
+test: lint docs-build iac-install
 	$(BIN)/python -m pytest -n 2 --durations=10
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
+
+# The docs site (mkdocs.yml, docs/): served on 127.0.0.1 while writing, built with --strict by `make test`
+# so a broken link, an anchor that is gone or a page missing from the nav fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+docs-build: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Mutation testing against tests/unit (docs/mutation.md); not part of `make test`. In a copy of the project
 # (build/mutation) where the package lies at src/: mutmut then names mutants by the module the tests import.

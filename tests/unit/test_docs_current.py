@@ -1,8 +1,10 @@
-"""Pages that describe the samples stay true: the demo's table and cost are generated from the example
-sidecars, and every sample image is uploaded by the demo, licensed and described."""
+"""Pages that describe the samples stay true: the demo's plan (which docs/demo.md renders at build time) counts
+every target at its price, every sample image is uploaded by the demo, licensed and described; and the README
+stays a front page that leads to every page of docs/."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from reframe_cli.cli import main
@@ -11,14 +13,8 @@ from reframe_cli.samples import IMAGES, SIDECARS, UPLOADS
 from reframe_pipeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_DOC = ROOT / "docs" / "demo.md"
+README = ROOT / "README.md"
 SAMPLES = sorted(path.name for path in IMAGES.iterdir() if path.suffix in (".png", ".jpg"))
-
-
-def test_docs_demo_page_shows_what_the_demo_uploads_and_what_it_costs():
-    assert planned(Settings.from_env({})) in DEMO_DOC.read_text(), (
-        "docs/demo.md is out of date: replace its table of what goes in the bucket with `reframe demo --plan`"
-    )
 
 
 def test_the_plan_counts_every_target_of_every_upload_at_its_price():
@@ -54,3 +50,26 @@ def test_every_example_sidecar_is_described():
     readme = (SIDECARS / "README.md").read_text()
     for path in SIDECARS.rglob("*.json"):
         assert f"| `{path.relative_to(SIDECARS).as_posix()}` |" in readme, path
+
+
+def test_the_readme_is_a_front_page_that_leads_to_every_page():
+    text = README.read_text()
+    assert len(text.encode()) <= 12 * 1024
+    linked = set(re.findall(r"\]\(docs/([a-z-]+\.md)", text))
+    pages = {path.name for path in (ROOT / "docs").glob("*.md")} - {"index.md", "contributing.md"}
+    assert pages <= linked, f"pages the README's index does not list: {sorted(pages - linked)}"
+    assert "](CONTRIBUTING.md)" in text
+
+
+def test_the_readme_states_each_promise_and_the_upload_order():
+    text = README.read_text()
+    for promise in (
+        "Pay once per variant",
+        "Never lose a paid result",
+        "Never spend past the budget",
+        "Variants match their current source and sidecar",
+        "No orphans",
+        "Never lose an upload silently",
+    ):
+        assert f"**{promise}:**" in text, promise
+    assert "**Upload order does not matter" in text and "`SIDECAR_WAIT_S`" in text
