@@ -43,6 +43,18 @@ def presets() -> str:
     return _table(presets_cmd.HEADERS, presets_cmd.rows())
 
 
+def resolutions() -> str:
+    """The API's resolutions, tallest first, with their aspect ratios, three to a row."""
+    from reframe_pipeline.domain.resolutions import RESOLUTIONS
+
+    ordered = sorted(RESOLUTIONS, key=lambda size: size.aspect)
+    cells = [f"{size} ({size.aspect:.2f})" for size in ordered]
+    per_row = 3
+    rows = [cells[start : start + per_row] for start in range(0, len(cells), per_row)]
+    rows[-1] += [""] * (per_row - len(rows[-1]))
+    return _table(("resolution (width / height)",) * per_row, rows)
+
+
 class _TemplateLoader(yaml.SafeLoader):
     """Reads template.yaml, whose CloudFormation tags (!Ref, !Sub, ...) the parameters do not use."""
 
@@ -105,6 +117,7 @@ def _included(name: str) -> Callable[[], str]:
 
 GENERATORS: dict[str, Callable[[], str]] = {
     "presets": presets,
+    "resolutions": resolutions,
     "parameters": parameters,
     "demo-plan": demo_plan,
     "readme": _included("README.md"),

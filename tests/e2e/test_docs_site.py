@@ -58,6 +58,11 @@ def test_the_presets_table_is_rendered_from_the_code(site: Path):
         assert f"<td>{name}</td>\n<td>{preset.size}</td>" in html, name
 
 
+def test_the_resolutions_are_rendered_from_the_code(site: Path):
+    html = page(site, "sidecar")
+    assert "<td>512x1536 (0.33)</td>" in html and "<td>1536x512 (3.00)</td>" in html
+
+
 def test_the_parameter_table_is_rendered(site: Path):
     html = page(site, "deploy")
     assert "<td><code>InputPrefix</code></td>" in html
