@@ -1,6 +1,6 @@
 """Pages that describe the samples stay true: the demo's plan (which docs/demo.md renders at build time) counts
 every target at its price, every sample image is uploaded by the demo, licensed and described; and the README
-stays a front page that leads to every page of docs/."""
+stays a front page that leads to every page of docs/; docs/settings.md describes every setting."""
 
 from __future__ import annotations
 
@@ -73,3 +73,11 @@ def test_the_readme_states_each_promise_and_the_upload_order():
     ):
         assert f"**{promise}:**" in text, promise
     assert "**Upload order does not matter" in text and "`SIDECAR_WAIT_S`" in text
+
+
+def test_every_setting_is_in_the_settings_page():
+    page = (ROOT / "docs" / "settings.md").read_text()
+    table = page.split("| name | meaning | default |", 1)[1].split("\n\n", 1)[0]
+    documented = {name for row in table.splitlines()[2:] for name in re.findall(r"`([A-Z0-9_]+)`", row.split(" | ")[0])}
+    missing = {name.upper() for name in Settings.model_fields} - documented
+    assert not missing, f"settings missing from docs/settings.md: {sorted(missing)}"
