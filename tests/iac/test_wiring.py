@@ -520,7 +520,9 @@ def test_by_default_the_stack_creates_its_bucket_and_no_rule_and_no_cdn(ev: Eval
     assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
     env = _env(transformed, ev)
     # Empty settings: the pipeline's own defaults (the source bucket, today's keys, its Cache-Control, no URL).
-    assert [env[name] for name in ("OUTPUT_BUCKET", "OUTPUT_KEY_TEMPLATE", "CACHE_CONTROL", "PUBLIC_BASE_URL")] == [""] * 4
+    assert [env[name] for name in ("OUTPUT_BUCKET", "OUTPUT_KEY_TEMPLATE", "CACHE_CONTROL", "PUBLIC_BASE_URL")] == [
+        ""
+    ] * 4
     assert stack["Outputs"]["DeliverablesLocation"] == f"s3://{CREATED}/reframed/"
     assert "PublicBaseUrl" not in stack["Outputs"] and "CdnBucketPolicyStatements" not in stack["Outputs"]
 

@@ -9,6 +9,7 @@ added: tools that wrote only their own part have wiped the others.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from .backfill import parse_s3_url
@@ -48,7 +49,7 @@ def _show(out: TextIO, title: str, config: dict[str, Any]) -> None:
     out.write(f"{title}\n{json.dumps(config, indent=2, sort_keys=True)}\n")
 
 
-def _refusal(bucket: str, error: dict[str, Any]) -> str | None:
+def _refusal(bucket: str, error: Mapping[str, Any]) -> str | None:
     code = str(error.get("Code"))
     advice = _REFUSALS.get(code)
     if advice is None:
