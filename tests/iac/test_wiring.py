@@ -605,6 +605,10 @@ def test_bucket_name_and_url_parameters_are_constrained(transformed: dict[str, A
         pattern = params[name]["AllowedPattern"]
         assert all(re.fullmatch(pattern, ok) for ok in ("", "photos-site", "my.assets.2024"))
         assert not any(re.fullmatch(pattern, bad) for bad in ("Photos", "a", "-x", "s3://photos", "photos/uploads"))
+    key_template = params["OutputKeyTemplate"]["AllowedPattern"]
+    assert all(re.fullmatch(key_template, ok) for ok in ("", "{prefix}{path}/{name}.{ext}", "img/{stem} {name}.{ext}"))
+    # A wildcard would widen the role's grant, built from the template's literal start.
+    assert not any(re.fullmatch(key_template, bad) for bad in ("/img/{name}.{ext}", "img*/{name}", "i?g/{name}"))
     url = params["PublicBaseUrl"]["AllowedPattern"]
     assert all(re.fullmatch(url, ok) for ok in ("", "https://cdn.example.com", "https://example.com/img"))
     assert not any(re.fullmatch(url, bad) for bad in ("http://cdn.example.com", "https://cdn.example.com/"))
