@@ -615,7 +615,7 @@ def test_bucket_name_and_url_parameters_are_constrained(transformed: dict[str, A
     assert params["CreateCdn"]["Default"] == "false"
 
 
-def test_the_cdn_reads_the_created_bucket_through_oac_and_never_its_state(transformed: dict[str, Any]) -> None:
+def test_the_cdn_reads_the_created_bucket_through_oac_and_never_sources_or_state(transformed: dict[str, Any]) -> None:
     ev = Evaluator(transformed, CreateCdn="true")
     assert ev.conditions["CdnOnCreatedBucket"] and not ev.conditions["CdnOnExistingBucket"]
     stack = _stack(transformed, ev)
@@ -641,11 +641,22 @@ def test_the_cdn_reads_the_created_bucket_through_oac_and_never_its_state(transf
     assert reads["Condition"] == {"StringEquals": {"AWS:SourceArn": DISTRIBUTION}}
     assert state["Effect"] == "Deny" and state["Principal"] == reads["Principal"]
     assert state["Resource"] == [
+        "<Bucket.Arn>/uploads/*",
+        "<Bucket.Arn>/styles/*",
         "<Bucket.Arn>/reframed/*/manifest.json",
         "<Bucket.Arn>/reframed/*/_generation-*",
         "<Bucket.Arn>/reframed/*/_prepared.png",
     ]
     assert "CdnBucketPolicyStatements" not in stack["Outputs"]
+
+
+def test_a_template_without_a_literal_start_opens_the_bucket_but_never_sources_or_state(
+    transformed: dict[str, Any],
+) -> None:
+    ev = Evaluator(transformed, CreateCdn="true", OutputKeyTemplate="{dir}/{stem}-{width}w.{ext}")
+    _, reads, state = _bucket_statements(transformed, ev)
+    assert reads["Resource"] == "<Bucket.Arn>/*"
+    assert {"<Bucket.Arn>/uploads/*", "<Bucket.Arn>/reframed/*/manifest.json"} <= set(state["Resource"])
 
 
 def test_state_the_cdn_must_not_read_is_named_as_the_function_names_it() -> None:
