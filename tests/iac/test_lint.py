@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import re
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from .conftest import TEMPLATE, iac_tool, run_tool
 
@@ -18,9 +24,9 @@ def test_sam_validate_lint() -> None:
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
 
-def test_checkov() -> None:
+def _checkov(template: Path) -> None:
     result = run_tool(
-        [iac_tool("checkov"), "-f", TEMPLATE, "--framework", "cloudformation", "--quiet", "--compact",
+        [iac_tool("checkov"), "-f", template, "--framework", "cloudformation", "--quiet", "--compact",
          "--skip-download"],
         timeout=180,
     )  # fmt: skip
@@ -30,3 +36,23 @@ def test_checkov() -> None:
     assert summary, f"no checkov summary in:\n{output}"
     passed, failed, _skipped = map(int, summary.groups())
     assert failed == 0 and passed > 0, output
+
+
+def test_checkov() -> None:
+    _checkov(TEMPLATE)
+
+
+# checkov drops the resources whose condition is false with the parameters' defaults: the CDN and the rule
+# of an existing bucket are checked with defaults that turn them on.
+@pytest.mark.parametrize(
+    "defaults",
+    [{"CreateCdn": "true"}, {"CreateCdn": "true", "SourceBucketName": "photos-site"}],
+    ids=["cdn-on-the-created-bucket", "cdn-and-an-existing-bucket"],
+)
+def test_checkov_in_the_other_modes(template: dict[str, Any], defaults: dict[str, str], tmp_path: Path) -> None:
+    variant = copy.deepcopy(template)
+    for name, value in defaults.items():
+        variant["Parameters"][name]["Default"] = value
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps(variant))
+    _checkov(path)

@@ -14,82 +14,9 @@ from reframe_pipeline.application.generations import KIND_TAG
 from reframe_pipeline.settings import DEFAULT_MEMORY_MB, Settings
 
 from .conftest import ACCOUNT, REGION, ROOT, STACK
+from .template_eval import Evaluator
 
 LAMBDA_PYTHON_RUNTIMES = {"python3.12", "python3.13"}
-PSEUDO = {
-    "AWS::AccountId": ACCOUNT,
-    "AWS::Region": REGION,
-    "AWS::StackName": STACK,
-    "AWS::Partition": "aws",
-    "AWS::URLSuffix": "amazonaws.com",
-}
-
-
-class Evaluator:
-    """Evaluates the intrinsic functions of a transformed template for given parameter values
-    (defaults unless overridden). References to resources become "<LogicalId>" / "<LogicalId.Attr>"."""
-
-    def __init__(self, template: dict[str, Any], **overrides: str) -> None:
-        self.template = template
-        self.values: dict[str, Any] = dict(PSEUDO)
-        for name, spec in template.get("Parameters", {}).items():
-            self.values[name] = str(spec.get("Default", ""))
-        self.values.update(overrides)
-        self.conditions: dict[str, bool] = {}
-        for name, expr in template.get("Conditions", {}).items():
-            self.conditions[name] = bool(self(expr))
-
-    def _ref(self, name: str) -> str | None:
-        if name == "AWS::NoValue":
-            return None
-        return str(self.values[name]) if name in self.values else f"<{name}>"
-
-    def _getatt(self, target: str | list[str]) -> str:
-        return f"<{target if isinstance(target, str) else '.'.join(target)}>"
-
-    def __call__(self, node: Any) -> Any:
-        if isinstance(node, list):
-            return [self(v) for v in node]
-        if not isinstance(node, dict):
-            return node
-        if len(node) != 1:
-            return {k: self(v) for k, v in node.items()}
-        ((fn, arg),) = node.items()
-        if fn == "Ref":
-            return self._ref(arg)
-        if fn == "Fn::GetAtt":
-            return self._getatt(arg)
-        if fn == "Fn::Sub":
-            text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self(arg[1]))
-
-            def repl(m: re.Match[str]) -> str:
-                name = m.group(1)
-                if name in extra:
-                    return str(extra[name])
-                return self._getatt(name) if "." in name and name not in self.values else self._ref(name)
-
-            return re.sub(r"\$\{([^}!]+)\}", repl, text)
-        if fn == "Fn::If":
-            cond, yes, no = arg
-            return self(yes if self.conditions[cond] else no)
-        if fn == "Fn::Equals":
-            a, b = self(arg)
-            return a == b
-        if fn == "Fn::Not":
-            return not self(arg[0])
-        if fn == "Fn::And":
-            return all(self(arg))
-        if fn == "Fn::Or":
-            return any(self(arg))
-        if fn == "Condition":
-            return self.conditions[arg]
-        if fn == "Fn::Join":
-            sep, parts = arg
-            return sep.join(str(p) for p in self(parts))
-        if fn == "Fn::FindInMap":
-            m, k1, k2 = self(arg)
-            return self.template["Mappings"][m][str(k1)][k2]
-        return {fn: self(arg)}
 
 
 def resources_of(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
@@ -546,3 +473,226 @@ def test_every_checkov_skip_is_explained(template: dict[str, Any]) -> None:
         for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
             assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical_id, skip)
             assert len(skip.get("comment", "")) > 20, (logical_id, skip)
+
+
+# ----------------------------------------------------------------------------- delivery: which bucket, which CDN
+
+CREATED = f"{STACK}-{ACCOUNT}-{REGION}"
+EXISTING = "photos-site"
+OUTPUT = "cdn-assets"
+DISTRIBUTION = f"arn:aws:cloudfront::{ACCOUNT}:distribution/<Cdn>"
+
+
+def _stack(transformed: dict[str, Any], ev: Evaluator) -> dict[str, Any]:
+    """The resources and outputs CloudFormation would create for these parameters, evaluated."""
+    kept = {
+        name: ev(resource)
+        for name, resource in transformed["Resources"].items()
+        if ev.conditions.get(resource.get("Condition", ""), True)
+    }
+    outputs = {
+        name: ev(output["Value"])
+        for name, output in transformed["Outputs"].items()
+        if ev.conditions.get(output.get("Condition", ""), True)
+    }
+    return {"Resources": kept, "Outputs": outputs}
+
+
+def _env(transformed: dict[str, Any], ev: Evaluator) -> dict[str, str]:
+    _, function = only(transformed, "AWS::Lambda::Function")
+    return dict(ev(function["Properties"]["Environment"]["Variables"]))
+
+
+def _queue_statements(transformed: dict[str, Any], ev: Evaluator) -> list[dict[str, Any]]:
+    _, policy = only(transformed, "AWS::SQS::QueuePolicy")
+    return list(ev(policy["Properties"]["PolicyDocument"]["Statement"]))
+
+
+def _bucket_statements(transformed: dict[str, Any], ev: Evaluator) -> list[dict[str, Any]]:
+    return list(ev(transformed["Resources"]["BucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]))
+
+
+def test_by_default_the_stack_creates_its_bucket_and_no_rule_and_no_cdn(ev: Evaluator, transformed: dict[str, Any]):
+    stack = _stack(transformed, ev)
+    assert {"Bucket", "BucketPolicy"} <= set(stack["Resources"])
+    assert not {"SourceBucketRule", "Cdn", "CdnOriginAccessControl"} & set(stack["Resources"])
+    ((statement),) = _queue_statements(transformed, ev)
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    env = _env(transformed, ev)
+    # Empty settings: the pipeline's own defaults (the source bucket, today's keys, its Cache-Control, no URL).
+    assert [env[name] for name in ("OUTPUT_BUCKET", "OUTPUT_KEY_TEMPLATE", "CACHE_CONTROL", "PUBLIC_BASE_URL")] == [
+        ""
+    ] * 4
+    assert stack["Outputs"]["DeliverablesLocation"] == f"s3://{CREATED}/reframed/"
+    assert "PublicBaseUrl" not in stack["Outputs"] and "CdnBucketPolicyStatements" not in stack["Outputs"]
+
+
+def test_an_existing_source_bucket_is_reached_through_an_eventbridge_rule(transformed: dict[str, Any]) -> None:
+    ev = Evaluator(transformed, SourceBucketName=EXISTING)
+    assert not ev.conditions["CreateSourceBucket"] and ev.conditions["UseExistingSourceBucket"]
+    stack = _stack(transformed, ev)
+    assert not {"Bucket", "BucketPolicy"} & set(stack["Resources"])  # neither created nor its policy replaced
+    rule = stack["Resources"]["SourceBucketRule"]["Properties"]
+    assert rule["EventBusName"] == "default" and rule["State"] == "ENABLED"  # where S3 sends its events
+    assert rule["EventPattern"] == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created", "Object Deleted"],
+        "detail": {"bucket": {"name": [EXISTING]}, "object": {"key": [{"prefix": "uploads/"}]}},
+    }
+    assert [t["Arn"] for t in rule["Targets"]] == ["<UploadQueue.Arn>"]
+    # The queue admits this rule only, and no longer S3's own notifications.
+    ((statement),) = _queue_statements(transformed, ev)
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert (statement["Action"], statement["Resource"]) == ("sqs:SendMessage", "<UploadQueue.Arn>")
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": "<SourceBucketRule.Arn>"}}
+    # Every place that named the created bucket names the existing one.
+    text = json.dumps(stack)
+    assert CREATED not in text and "<Bucket" not in text
+    assert stack["Outputs"]["BucketName"] == EXISTING
+    assert stack["Outputs"]["UploadPrefix"] == f"s3://{EXISTING}/uploads/"
+
+
+def test_on_an_existing_bucket_the_role_reaches_only_its_prefixes(transformed: dict[str, Any]) -> None:
+    ev = Evaluator(transformed, SourceBucketName=EXISTING, InputPrefix="incoming/", OutputPrefix="derived/")
+    grants = _grants(_role_statements(ev, transformed))
+    bucket = f"arn:aws:s3:::{EXISTING}"
+    assert grants["s3:GetObject"] == {f"{bucket}/incoming/*", f"{bucket}/styles/*", f"{bucket}/derived/*"}
+    assert grants["s3:PutObject"] == grants["s3:DeleteObject"] == {f"{bucket}/derived/*"}
+    assert grants["s3:PutObjectTagging"] == {f"{bucket}/derived/*"}
+    assert grants["s3:ListBucket"] == {bucket}
+
+
+@pytest.mark.parametrize(
+    ("key_template", "area"),
+    [
+        ("", "reframed/"),  # today's keys
+        ("{prefix}{path}/{name}.{ext}", "reframed/"),
+        ("{prefix}web/{dir}/{stem}-{width}w.{ext}", "reframed/"),
+        ("img/{dir}/{stem}/{name}-{width}w.{hash}.{ext}", "img/"),
+        ("site/assets/{prefix}{name}.{ext}", "site/assets/"),
+    ],
+)
+def test_deliverables_go_to_the_output_bucket_below_the_templates_literal_start(
+    transformed: dict[str, Any], key_template: str, area: str
+) -> None:
+    ev = Evaluator(transformed, OutputBucketName=OUTPUT, OutputKeyTemplate=key_template)
+    env = _env(transformed, ev)
+    assert (env["OUTPUT_BUCKET"], env["OUTPUT_KEY_TEMPLATE"]) == (OUTPUT, key_template)
+    grants = _grants(_role_statements(ev, transformed))
+    source, output = f"arn:aws:s3:::{CREATED}", f"arn:aws:s3:::{OUTPUT}"
+    # State (manifests, kept generations) stays in the source bucket; deliverables in the output bucket only.
+    assert grants["s3:PutObject"] == {f"{source}/reframed/*", f"{output}/{area}*"}
+    assert grants["s3:DeleteObject"] == {f"{source}/reframed/*", f"{output}/{area}*"}
+    assert grants["s3:PutObjectTagging"] == {f"{source}/reframed/*"}
+    assert grants["s3:ListBucket"] == {source, output}
+    assert _stack(transformed, ev)["Outputs"]["DeliverablesLocation"] == f"s3://{OUTPUT}/{area}"
+
+
+def test_delivery_settings_reach_the_function(transformed: dict[str, Any]) -> None:
+    cache = "public, max-age=31536000, immutable"
+    ev = Evaluator(transformed, CacheControl=cache, PublicBaseUrl="https://img.example.com")
+    env = _env(transformed, ev)
+    assert (env["CACHE_CONTROL"], env["PUBLIC_BASE_URL"]) == (cache, "https://img.example.com")
+    Settings.from_env(env)  # still settings the function starts with
+    rule = transformed["Rules"]["OneBaseUrl"]  # a CDN of the stack's and a URL of one's own exclude each other
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "CreateCdn"}, "true"]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "PublicBaseUrl"}, ""]}
+
+
+def test_bucket_name_and_url_parameters_are_constrained(transformed: dict[str, Any]) -> None:
+    params = transformed["Parameters"]
+    for name in ("SourceBucketName", "OutputBucketName"):
+        pattern = params[name]["AllowedPattern"]
+        assert all(re.fullmatch(pattern, ok) for ok in ("", "photos-site", "my.assets.2024"))
+        assert not any(re.fullmatch(pattern, bad) for bad in ("Photos", "a", "-x", "s3://photos", "photos/uploads"))
+    key_template = params["OutputKeyTemplate"]["AllowedPattern"]
+    assert all(re.fullmatch(key_template, ok) for ok in ("", "{prefix}{path}/{name}.{ext}", "img/{stem} {name}.{ext}"))
+    # A wildcard would widen the role's grant, built from the template's literal start.
+    assert not any(re.fullmatch(key_template, bad) for bad in ("/img/{name}.{ext}", "img*/{name}", "i?g/{name}"))
+    url = params["PublicBaseUrl"]["AllowedPattern"]
+    assert all(re.fullmatch(url, ok) for ok in ("", "https://cdn.example.com", "https://example.com/img"))
+    assert not any(re.fullmatch(url, bad) for bad in ("http://cdn.example.com", "https://cdn.example.com/"))
+    assert params["CreateCdn"]["Default"] == "false"
+
+
+def test_the_cdn_reads_the_created_bucket_through_oac_and_never_sources_or_state(transformed: dict[str, Any]) -> None:
+    ev = Evaluator(transformed, CreateCdn="true")
+    assert ev.conditions["CdnOnCreatedBucket"] and not ev.conditions["CdnOnExistingBucket"]
+    stack = _stack(transformed, ev)
+    oac = stack["Resources"]["CdnOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningProtocol"], oac["SigningBehavior"]) == (
+        "s3",
+        "sigv4",
+        "always",
+    )
+    config = stack["Resources"]["Cdn"]["Properties"]["DistributionConfig"]
+    ((origin),) = config["Origins"]
+    assert origin["DomainName"] == f"{CREATED}.s3.{REGION}.amazonaws.com"
+    assert origin["OriginAccessControlId"] == "<CdnOriginAccessControl.Id>"
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}  # OAC, not the legacy identity
+    behavior = config["DefaultCacheBehavior"]
+    assert behavior["TargetOriginId"] == origin["Id"] and behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert behavior["AllowedMethods"] == ["GET", "HEAD"]
+    assert _env(transformed, ev)["PUBLIC_BASE_URL"] == stack["Outputs"]["PublicBaseUrl"] == "https://<Cdn.DomainName>"
+    insecure, reads, state = _bucket_statements(transformed, ev)
+    assert insecure["Sid"] == "DenyInsecureTransport"
+    assert reads["Principal"] == {"Service": "cloudfront.amazonaws.com"} and reads["Effect"] == "Allow"
+    assert (reads["Action"], reads["Resource"]) == ("s3:GetObject", "<Bucket.Arn>/reframed/*")
+    assert reads["Condition"] == {"StringEquals": {"AWS:SourceArn": DISTRIBUTION}}
+    assert state["Effect"] == "Deny" and state["Principal"] == reads["Principal"]
+    assert state["Resource"] == [
+        "<Bucket.Arn>/uploads/*",
+        "<Bucket.Arn>/styles/*",
+        "<Bucket.Arn>/reframed/*/manifest.json",
+        "<Bucket.Arn>/reframed/*/_generation-*",
+        "<Bucket.Arn>/reframed/*/_prepared.png",
+    ]
+    assert "CdnBucketPolicyStatements" not in stack["Outputs"]
+
+
+def test_a_template_without_a_literal_start_opens_the_bucket_but_never_sources_or_state(
+    transformed: dict[str, Any],
+) -> None:
+    ev = Evaluator(transformed, CreateCdn="true", OutputKeyTemplate="{dir}/{stem}-{width}w.{ext}")
+    _, reads, state = _bucket_statements(transformed, ev)
+    assert reads["Resource"] == "<Bucket.Arn>/*"
+    assert {"<Bucket.Arn>/uploads/*", "<Bucket.Arn>/reframed/*/manifest.json"} <= set(state["Resource"])
+
+
+def test_state_the_cdn_must_not_read_is_named_as_the_function_names_it() -> None:
+    from reframe_pipeline.application.generations import GENERATION_PREFIX
+    from reframe_pipeline.application.outputs import PREPARED_NAME
+    from reframe_pipeline.domain.events import MANIFEST_NAME
+
+    assert (MANIFEST_NAME, GENERATION_PREFIX, PREPARED_NAME) == ("manifest.json", "_generation-", "_prepared.png")
+
+
+def test_without_cdn_the_bucket_policy_is_only_tls(ev: Evaluator, transformed: dict[str, Any]) -> None:
+    assert [s["Sid"] for s in _bucket_statements(transformed, ev)] == ["DenyInsecureTransport"]
+
+
+def test_on_a_bucket_the_stack_does_not_own_the_cdn_statements_are_printed_not_written(
+    transformed: dict[str, Any],
+) -> None:
+    created = _bucket_statements(transformed, Evaluator(transformed, CreateCdn="true"))[1:]
+    # The existing source bucket also holds the state: the printed statements are the created bucket's ones.
+    ev = Evaluator(transformed, CreateCdn="true", SourceBucketName=EXISTING)
+    assert ev.conditions["CdnOnExistingBucket"]
+    stack = _stack(transformed, ev)
+    assert "BucketPolicy" not in stack["Resources"]
+    printed = json.loads(stack["Outputs"]["CdnBucketPolicyStatements"])
+    as_created = json.loads(json.dumps(printed).replace(f"arn:aws:s3:::{EXISTING}", "<Bucket.Arn>"))
+    assert as_created == created
+    assert stack["Resources"]["Cdn"]["Properties"]["DistributionConfig"]["Origins"][0]["DomainName"] == (
+        f"{EXISTING}.s3.{REGION}.amazonaws.com"
+    )
+    # A separate output bucket holds deliverables only: the one statement that lets the distribution read them.
+    ev = Evaluator(transformed, CreateCdn="true", OutputBucketName=OUTPUT, OutputKeyTemplate="img/{name}.{ext}")
+    stack = _stack(transformed, ev)
+    assert [s["Sid"] for s in _bucket_statements(transformed, ev)] == ["DenyInsecureTransport"]
+    ((statement),) = json.loads(stack["Outputs"]["CdnBucketPolicyStatements"])
+    assert statement["Resource"] == f"arn:aws:s3:::{OUTPUT}/img/*"
+    assert statement["Condition"] == {"StringEquals": {"AWS:SourceArn": DISTRIBUTION}}
+    assert stack["Resources"]["Cdn"]["Properties"]["DistributionConfig"]["Origins"][0]["DomainName"] == (
+        f"{OUTPUT}.s3.{REGION}.amazonaws.com"
+    )

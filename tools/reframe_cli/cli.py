@@ -165,6 +165,12 @@ def _backfill(args: argparse.Namespace) -> int:
     )
 
 
+def _attach(args: argparse.Namespace) -> int:
+    from . import attach
+
+    return attach.run(args.url, sys.stdout, sys.stderr, dry_run=args.dry_run)
+
+
 def _check_provider(args: argparse.Namespace) -> int:
     from . import check_provider
 
@@ -259,6 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds the images' presigned URLs stay valid (default: 86400; at most 604800)",
     )
     _verbose(report)
+    attach = commands.add_parser(
+        "attach",
+        help="turn on an existing bucket's EventBridge notifications, keeping its other notifications"
+        " (docs/existing-bucket.md)",
+    )
+    attach.add_argument("url", help="s3://BUCKET, the stack's SourceBucketName")
+    attach.add_argument("--dry-run", action="store_true", help="print the configuration it would write; no change")
+    _verbose(attach)
     check = commands.add_parser(
         "check-provider",
         help="one real, cheapest paid call (TURBO, smallest resolution) with the configured key; prints the answer",
@@ -289,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         "validate": lambda: _validate(args),
         "backfill": lambda: _backfill(args),
         "report": lambda: _report(args),
+        "attach": lambda: _attach(args),
         "check-provider": lambda: _check_provider(args),
         "emulator": lambda: _emulator(args, rest),
     }
