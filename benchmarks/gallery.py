@@ -20,7 +20,7 @@ from typing import Any
 
 from PIL import Image
 
-from reframe_cli import gallery, gallery_server
+from reframe_cli import gallery_server, report
 from reframe_local import servers
 from reframe_pipeline.settings import Settings
 
@@ -128,7 +128,7 @@ def main() -> None:
         _timed(
             "reframe report (list, read, presign, render)",
             args.runs,
-            lambda: gallery.write_report(f"s3://{BUCKET}/reframed/", sink, io.StringIO(), expires_s=3600, s3=s3),
+            lambda: report.write(f"s3://{BUCKET}/reframed/", sink, io.StringIO(), expires_s=3600, s3=s3),
         )
         print(f"page size: {len(sink.getvalue()) // args.runs / 1024:.0f} KiB")
         settings = Settings.from_env({"REFRAME_PROVIDER": "local"})
