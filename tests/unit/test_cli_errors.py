@@ -130,7 +130,7 @@ def test_validate_into_a_reader_that_stops_early_is_not_an_error(sidecar):
     # `reframe validate F | head -1`: the reader closes the pipe after the first line.
     command = f"{sys.executable} -m reframe_cli.cli validate {sidecar} | head -1; exit ${{PIPESTATUS[0]}}"
     result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, check=False)
-    assert result.stdout.startswith(f"{sidecar}: 2 target(s)")
+    assert result.stdout.startswith(f"{sidecar}: 2 targets")
     assert result.stderr == ""
     assert result.returncode == 0
 

@@ -10,10 +10,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .errors import CANNOT_RUN, UserError
 
-# Exit status of a command that could not run: a mistake the message explains (1 is a command's own "no").
-CANNOT_RUN = 2
 _MAX_PRESIGN_S = 7 * 24 * 3600
 
 
