@@ -99,7 +99,10 @@ def test_the_normal_flow_posts_the_pages_token_and_regenerates(done: Stack, gall
     )
     assert (ok.status_code, ok.headers["location"]) == (303, "./")
     assert "seed" in json.dumps(done.read_json(IMAGE + ".reframe.json"))
-    assert "regenerating uploads/shoot/&lt;b&gt;photo&lt;/b&gt;.jpg thumb with seed" in requests.get(gallery, timeout=10).text
+    assert (
+        "regenerating uploads/shoot/&lt;b&gt;photo&lt;/b&gt;.jpg thumb with seed"
+        in requests.get(gallery, timeout=10).text
+    )
 
 
 def test_a_rebound_host_name_gets_nothing_not_even_the_page(done: Stack, gallery: str):
@@ -133,4 +136,6 @@ def test_the_server_refuses_a_form_from_another_site_and_answers_a_bad_one_with_
     too_large = requests.post(gallery + "regenerate", data=form | {"pad": "x" * 20000}, timeout=10)
     assert too_large.status_code == 413 and not sidecar_written(done)
     bad = requests.post(gallery + "regenerate", data=form | {"variant": "<nope>"}, timeout=10)
-    assert bad.status_code == 400 and "not regenerated: no target of the sidecar makes &#39;&lt;nope&gt;&#39;" in bad.text
+    assert (
+        bad.status_code == 400 and "not regenerated: no target of the sidecar makes &#39;&lt;nope&gt;&#39;" in bad.text
+    )
