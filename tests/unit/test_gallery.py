@@ -126,15 +126,6 @@ def test_failed_and_flagged_variants_are_marked_for_the_filters():
     assert "fallback (unsafe_image): withheld" in page
 
 
-def test_matches_keeps_what_each_filter_names():
-    failed = variant("f", "failed")
-    flagged = variant("g", warnings=["source_cropped"])
-    plain = variant("p")
-    assert [gallery.matches(v, "failed") for v in (failed, flagged, plain)] == [True, False, False]
-    assert [gallery.matches(v, "flagged") for v in (failed, flagged, plain)] == [False, True, False]
-    assert [gallery.matches(v, "all") for v in (failed, flagged, plain)] == [True, True, True]
-
-
 def test_totals_count_cost_failures_and_rejected_sources():
     manifests = [
         manifest("uploads/a.png", variant("a"), variant("b", rendered_from_generation=True, cost_usd=0.0)),

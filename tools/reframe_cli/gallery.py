@@ -37,10 +37,6 @@ MATCH_TEXT = (
 ImageUrl = Callable[[str], str]
 
 
-def is_failed(variant: dict[str, Any]) -> bool:
-    return variant.get("status") == "failed"
-
-
 def flags(variant: dict[str, Any]) -> list[str]:
     """What a reviewer should look at in this variant, one short line each (empty: nothing): a fallback
     made it, or a check warned about it (``warning``/``warnings``, as the source check adds them)."""
@@ -55,19 +51,6 @@ def flags(variant: dict[str, Any]) -> list[str]:
         elif value:
             found.append(str(value))
     return found
-
-
-def is_flagged(variant: dict[str, Any]) -> bool:
-    return bool(flags(variant))
-
-
-def matches(variant: dict[str, Any], show: str) -> bool:
-    """Whether ``show`` (one of FILTERS) keeps this variant."""
-    if show == "failed":
-        return is_failed(variant)
-    if show == "flagged":
-        return is_flagged(variant)
-    return True
 
 
 @dataclass(frozen=True)
