@@ -138,10 +138,9 @@ def main() -> None:
         _timed("served page (the same, plus the state token)", args.runs, lambda: state.page("all"))
         server = gallery_server.start(state)
         try:
-            browser(f"http://127.0.0.1:{server.server_address[1]}/", args.runs)
+            browser(f"http://127.0.0.1:{server.port}/", args.runs)
         finally:
-            server.shutdown()
-            server.server_close()
+            server.stop()
     finally:
         moto.stop()
 

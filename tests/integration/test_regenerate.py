@@ -70,10 +70,9 @@ def gallery(done: Stack) -> Iterator[str]:
     """The gallery server over the stack's bucket, on a real socket: its base URL."""
     server = gallery_server.start(gallery_server.Gallery(done.s3, BUCKET, Settings.from_env()))
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
+        yield f"http://127.0.0.1:{server.port}/"
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
     assert not [t for t in threading.enumerate() if t.name == "gallery" and t.is_alive()]
 
 

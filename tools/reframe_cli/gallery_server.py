@@ -162,10 +162,27 @@ class _Quiet(WSGIRequestHandler):
         return None
 
 
-def start(state: Gallery, port: int = 0) -> BaseWSGIServer:
-    """Serve on 127.0.0.1:``port`` (0: a free one) from a daemon thread; stop with shutdown()."""
+class Running:
+    """A started server: its port, and ``stop()``, which returns once its thread has ended."""
+
+    def __init__(self, server: BaseWSGIServer) -> None:
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="gallery", daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return self._server.server_port
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join()  # werkzeug's serve_forever closes the socket on its way out, in this thread
+        self._server.server_close()
+
+
+def start(state: Gallery, port: int = 0) -> Running:
+    """Serve on 127.0.0.1:``port`` (0: a free one) from a daemon thread."""
     app = App(state)
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_Quiet)
     app.hosts = served_hosts(server.server_port)
-    threading.Thread(target=server.serve_forever, name="gallery", daemon=True).start()
-    return server
+    return Running(server)

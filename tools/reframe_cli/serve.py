@@ -150,14 +150,13 @@ def run(out: TextIO, *, pollers: int, bucket: str, gallery_port: int = 0) -> int
             settings = Settings.from_env()  # with the stack's default provider
             stack.start_pollers(pollers, on_batch=Progress(stack, settings, out))
             server = gallery_server.start(gallery_server.Gallery(stack.s3, bucket, settings), gallery_port)
-            gallery_url = f"http://127.0.0.1:{server.server_address[1]}/"
+            gallery_url = f"http://127.0.0.1:{server.port}/"
             try:
                 print(instructions(stack, settings, logs, pollers, gallery_url), file=out, flush=True)
                 stop.wait()
                 print("stopping: finishing the batches in progress...", file=out, flush=True)
             finally:
-                server.shutdown()
-                server.server_close()
+                server.stop()
         print(f"stopped: pollers joined, moto (pid {stack.moto.pid}) ended; logs kept in {state}", file=out, flush=True)
     finally:
         for sig, handler in previous.items():
