@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reframe_pipeline.adapters.providers.limiter import LIMITER, AimdLimiter
-from reframe_pipeline.application import variants as variants_module
+from reframe_pipeline.application import fallback, variant_records, variants
 
 
 @pytest.fixture(autouse=True)
@@ -43,5 +43,6 @@ def bounded_memory() -> Iterator[None]:
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The metric names the variant producer counts, in order."""
     names: list[str] = []
-    monkeypatch.setattr(variants_module, "count", lambda name, value=1: names.append(name))
+    for module in (variants, variant_records, fallback):
+        monkeypatch.setattr(module, "count", lambda name, value=1: names.append(name))
     return names

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from reframe_pipeline.adapters.providers.local import LocalProvider
+from reframe_pipeline.application.fallback import falls_back
+from reframe_pipeline.application.object_metadata import META_FALLBACK, is_current
 from reframe_pipeline.application.pipeline import RetryLaterError
-from reframe_pipeline.application.variants import META_FALLBACK, falls_back, is_current
 from reframe_pipeline.domain.errors import (
     AccountError,
     BudgetExceededError,

@@ -8,16 +8,12 @@ import json
 import pytest
 import requests
 
-from reframe_pipeline.adapters.providers.http import CallPlan, RetryPolicy, call_with_retries
 from reframe_pipeline.adapters.providers.limiter import LIMITER, PROBE_STEP, AimdLimiter
+from reframe_pipeline.adapters.providers.retrying import CallPlan, RetryPolicy, call_with_retries
 from reframe_pipeline.adapters.providers.segmind import SegmindProvider
-from reframe_pipeline.application.ports import (
-    Deadline,
-    GenerationParams,
-    ReframeRequest,
-    ReframeResult,
-    SourceImage,
-)
+from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.values import GenerationParams, ReframeRequest, ReframeResult
 from reframe_pipeline.domain.errors import (
     DeadlineError,
     ProviderError,

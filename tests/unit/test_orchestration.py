@@ -17,25 +17,18 @@ from PIL import Image
 from reframe_pipeline.adapters.daily_budget import Unlimited
 from reframe_pipeline.adapters.dynamodb_guard import NoGuard
 from reframe_pipeline.adapters.journal import MemoryJournal
-from reframe_pipeline.application import fanout
+from reframe_pipeline.application import fanout, source_matching, variant_records, variant_writer
 from reframe_pipeline.application import pipeline as pipeline_module
 from reframe_pipeline.application import variants as variants_module
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.discovery import candidate_keys
 from reframe_pipeline.application.generations import GENERATION_PREFIX, generation_id
+from reframe_pipeline.application.object_metadata import META_PARAMS, META_SOURCE_ETAG, META_SOURCE_KEY
 from reframe_pipeline.application.outputs import PREPARED_NAME
 from reframe_pipeline.application.pipeline import Outcome, Pipeline, RetryLaterError
-from reframe_pipeline.application.ports import (
-    Budget,
-    Deadline,
-    ObjectInfo,
-    ReframeProvider,
-    ReframeRequest,
-    SourceImage,
-    Ticket,
-    VariantGuard,
-    VariantWork,
-)
-from reframe_pipeline.application.variants import META_PARAMS, META_SOURCE_ETAG, META_SOURCE_KEY
+from reframe_pipeline.application.ports import Budget, ReframeProvider, VariantGuard
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.values import ObjectInfo, ReframeRequest, Ticket, VariantWork
 from reframe_pipeline.domain.errors import (
     ProviderRejectedError,
     ProviderTransientError,
@@ -1135,7 +1128,9 @@ class _Ticking:
 
 
 def test_latencies_are_in_milliseconds(make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(variants_module, "time", _Ticking())
+    ticking = _Ticking()
+    for module in (variants_module, variant_records):
+        monkeypatch.setattr(module, "time", ticking)
     h = make(provider=FakeProvider([None, ProviderRejectedError("no", status=422)]), max_parallel_calls=1)
     h.upload(targets=TARGETS[:2])
     created, failed = h.handle().records
@@ -1192,7 +1187,7 @@ def test_an_output_of_ours_that_fails_its_check_is_a_permanent_failure(
         checked.append((body, expected))
         raise ImageCheckError("image is 1x1, expected 1000x500")
 
-    monkeypatch.setattr(variants_module, "verify", failing_check)
+    monkeypatch.setattr(variant_writer, "verify", failing_check)
     h = make()
     h.upload(targets=[{"size": "1000x500", "name": "wide"}, TARGETS[0]])
     outcome = h.handle()  # a bug of ours, not the user's input: no retry
@@ -1321,7 +1316,8 @@ def test_notices_are_sent_within_the_invocations_deadline_and_a_removal_names_th
 
 def test_each_paid_variant_is_measured_as_the_readme_lists(make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     measured: list[tuple[str, float, object]] = []
-    monkeypatch.setattr(variants_module, "measure", lambda name, value, unit: measured.append((name, value, unit)))
+    for module in (variants_module, variant_records, source_matching):
+        monkeypatch.setattr(module, "measure", lambda name, value, unit: measured.append((name, value, unit)))
     h = make()
     h.upload(targets=TARGETS[:1])
     outcome = h.handle()

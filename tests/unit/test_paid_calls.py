@@ -8,23 +8,13 @@ import time
 
 import pytest
 
-from reframe_pipeline.adapters.providers.http import (
-    RemoteProvider,
-    ResultLostError,
-    ResultPendingError,
-    RetryPolicy,
-    Timeout,
-    WrongSizeAnswerError,
-    clamped_timeout,
-)
-from reframe_pipeline.application.ports import (
-    Deadline,
-    GenerationParams,
-    ReframeRequest,
-    ReframeResult,
-    SourceImage,
-    Ticket,
-)
+from reframe_pipeline.adapters.providers.remote import RemoteProvider
+from reframe_pipeline.adapters.providers.responses import ResultLostError, ResultPendingError, WrongSizeAnswerError
+from reframe_pipeline.adapters.providers.retrying import RetryPolicy, clamped_timeout
+from reframe_pipeline.adapters.providers.sessions import Timeout
+from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.values import GenerationParams, ReframeRequest, ReframeResult, Ticket
 from reframe_pipeline.domain.errors import DeadlineError, ProviderRejectedError, ProviderTransientError
 from reframe_pipeline.domain.resolutions import Size
 

@@ -7,15 +7,10 @@ import pytest
 import requests
 from PIL import Image
 
-from reframe_pipeline.adapters.providers.http import (
-    CallPlan,
-    RetryPolicy,
-    call_with_retries,
-    classify,
-    decode_image_response,
-    retry_after_seconds,
-)
-from reframe_pipeline.application.ports import Deadline, ReframeResult
+from reframe_pipeline.adapters.providers.responses import classify, decode_image_response, retry_after_seconds
+from reframe_pipeline.adapters.providers.retrying import CallPlan, RetryPolicy, call_with_retries
+from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.values import ReframeResult
 from reframe_pipeline.domain.errors import (
     DeadlineError,
     ProviderAccountError,
@@ -179,7 +174,7 @@ def test_no_retry_past_the_deadline():
 
 
 def test_each_429_is_counted_for_the_dashboard(monkeypatch):
-    import reframe_pipeline.adapters.providers.http as http
+    import reframe_pipeline.adapters.providers.retrying as http
 
     counted = []
     monkeypatch.setattr(http, "count", lambda name, value=1: counted.append(name))

@@ -13,8 +13,8 @@ from typing import Any
 import pydantic
 import pytest
 
-from reframe_pipeline.application.ports import Ticket
-from reframe_pipeline.application.variants import check_output_limits, source_key_tag
+from reframe_pipeline.application.object_metadata import check_output_limits, source_key_tag
+from reframe_pipeline.application.values import Ticket
 from reframe_pipeline.domain.errors import OutputLimitError, ProviderRejectedError, ProviderTransientError
 from reframe_pipeline.domain.events import (
     KeyKind,

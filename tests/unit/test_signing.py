@@ -15,7 +15,7 @@ from reframe_pipeline.adapters.daily_budget import Unlimited
 from reframe_pipeline.adapters.dynamodb_guard import NoGuard
 from reframe_pipeline.adapters.journal import MemoryJournal
 from reframe_pipeline.application.pipeline import Pipeline
-from reframe_pipeline.application.ports import ParentImage
+from reframe_pipeline.application.values import ParentImage
 from reframe_pipeline.domain.events import ObjectEvent
 from reframe_pipeline.domain.provenance import Provenance
 from reframe_pipeline.settings import Settings

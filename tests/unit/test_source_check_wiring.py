@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from reframe_pipeline.application import variants as variants_module
-from reframe_pipeline.application.variants import META_SOURCE_BOX, META_SOURCE_MATCH
+from reframe_pipeline.application.object_metadata import META_SOURCE_BOX, META_SOURCE_MATCH
 from reframe_pipeline.domain.errors import ProviderTransientError
 from reframe_pipeline.domain.local_engine import extend_canvas, fitted_box
 from reframe_pipeline.domain.resolutions import Size
@@ -159,7 +159,7 @@ def test_the_settings_are_validated():
 
 
 def test_the_sources_thumbnail_is_made_once_and_reuses_bytes_a_provider_loaded():
-    from reframe_pipeline.application.ports import SourceImage
+    from reframe_pipeline.application.source_image import SourceImage
 
     reads: list[int] = []
     body = saved(scene((2400, 1600)), "JPEG", quality=90)

@@ -23,9 +23,9 @@ from botocore.exceptions import ClientError
 from reframe_local.lambda_context import LocalContext
 from reframe_pipeline.application.discovery import find_config
 from reframe_pipeline.application.generations import Generations
+from reframe_pipeline.application.object_metadata import is_fallback
 from reframe_pipeline.application.pipeline import Pipeline
-from reframe_pipeline.application.ports import ObjectInfo
-from reframe_pipeline.application.variants import is_fallback
+from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.domain.events import KeyKind, classify
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.domain.sidecar import InvalidSidecarError

@@ -23,10 +23,13 @@ from PIL import Image
 from requests.adapters import BaseAdapter
 
 from reframe_pipeline.adapters.providers import key_source
-from reframe_pipeline.adapters.providers.http import RemoteProvider, RetryPolicy
 from reframe_pipeline.adapters.providers.ideogram import IdeogramProvider
+from reframe_pipeline.adapters.providers.remote import RemoteProvider
+from reframe_pipeline.adapters.providers.retrying import RetryPolicy
 from reframe_pipeline.adapters.providers.segmind import SegmindProvider
-from reframe_pipeline.application.ports import Deadline, GenerationParams, ReframeRequest, SourceImage
+from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.values import GenerationParams, ReframeRequest
 from reframe_pipeline.domain.errors import ReframeError
 from reframe_pipeline.domain.imaging import verify
 from reframe_pipeline.domain.pricing import estimate

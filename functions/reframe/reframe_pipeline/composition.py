@@ -14,10 +14,11 @@ from reframe_pipeline.adapters.dynamodb_guard import DynamoDBGuard, NoGuard
 from reframe_pipeline.adapters.eventbridge import EventBridgeNotifier
 from reframe_pipeline.adapters.journal import DynamoDBJournal, MemoryJournal
 from reframe_pipeline.adapters.providers import build_fallback, build_provider, key_source, retry_policy
-from reframe_pipeline.adapters.providers.http import pooled_session
+from reframe_pipeline.adapters.providers.sessions import pooled_session
 from reframe_pipeline.adapters.webhook import WebhookNotifier
+from reframe_pipeline.application.broadcast import Broadcast
 from reframe_pipeline.application.pipeline import Pipeline
-from reframe_pipeline.application.ports import Broadcast, ContentSigner, Notifier, Storage
+from reframe_pipeline.application.ports import ContentSigner, Notifier, Storage
 from reframe_pipeline.settings import Settings
 
 

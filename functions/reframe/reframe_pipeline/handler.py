@@ -10,8 +10,8 @@ from typing import Any
 from reframe_pipeline.adapters import aws
 from reframe_pipeline.adapters.s3_storage import S3Storage, s3_client
 from reframe_pipeline.adapters.sqs_redelivery import hand_back
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.pipeline import Outcome, Pipeline
-from reframe_pipeline.application.ports import Deadline
 from reframe_pipeline.composition import build_pipeline
 from reframe_pipeline.domain.errors import PermanentError, ReframeError
 from reframe_pipeline.domain.events import ObjectEvent, is_sqs_batch, parse_notification, parse_sqs_body

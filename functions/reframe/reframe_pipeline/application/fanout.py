@@ -9,16 +9,14 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.generations import META_GENERATION, META_SEED, Generations
-from reframe_pipeline.application.ports import (
-    Deadline,
-    ObjectInfo,
-    SourceImage,
-    Storage,
-    VariantGuard,
-    VariantWork,
-)
-from reframe_pipeline.application.variants import VariantJob, VariantProducer, is_current, is_signed
+from reframe_pipeline.application.object_metadata import is_current, is_signed
+from reframe_pipeline.application.ports import Storage, VariantGuard
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.values import ObjectInfo, VariantWork
+from reframe_pipeline.application.variant_job import VariantJob
+from reframe_pipeline.application.variants import VariantProducer
 from reframe_pipeline.domain.manifest import VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import count, logger

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.generations import META_GENERATION, id_of, is_generation
-from reframe_pipeline.application.ports import Deadline, Notifier, ObjectInfo, Storage
-from reframe_pipeline.application.variants import OUTPUT_EXTENSIONS, is_current
+from reframe_pipeline.application.object_metadata import OUTPUT_EXTENSIONS, is_current
+from reframe_pipeline.application.ports import Notifier, Storage
+from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.domain.events import MANIFEST_NAME
 from reframe_pipeline.domain.manifest import Manifest, VariantRecord
 from reframe_pipeline.domain.notices import ready, removed

@@ -8,29 +8,27 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from reframe_pipeline.application.broadcast import Broadcast
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.discovery import FoundConfig, find_config
 from reframe_pipeline.application.fanout import FanOut, Survey
 from reframe_pipeline.application.generations import Generations
+from reframe_pipeline.application.object_metadata import check_output_limits
 from reframe_pipeline.application.outputs import OutputFolder, output_dir
 from reframe_pipeline.application.ports import (
-    Broadcast,
     Budget,
     ContentSigner,
-    Deadline,
     Journal,
     Notifier,
-    ObjectInfo,
     ReframeProvider,
-    SourceImage,
     Storage,
     VariantGuard,
 )
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.source_matching import SourceCheckPolicy
 from reframe_pipeline.application.sources import HEADER_READS, source_to_send
-from reframe_pipeline.application.variants import (
-    SourceCheckPolicy,
-    VariantProducer,
-    check_output_limits,
-)
+from reframe_pipeline.application.values import ObjectInfo
+from reframe_pipeline.application.variants import VariantProducer
 from reframe_pipeline.domain.errors import OutputLimitError, PermanentError, TransientError
 from reframe_pipeline.domain.events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
 from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord

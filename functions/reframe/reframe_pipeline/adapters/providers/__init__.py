@@ -9,8 +9,9 @@ import requests
 from pydantic import SecretStr
 
 from reframe_pipeline.adapters import aws
-from reframe_pipeline.adapters.providers.http import RetryPolicy, pooled_session
 from reframe_pipeline.adapters.providers.limiter import LIMITER
+from reframe_pipeline.adapters.providers.retrying import RetryPolicy
+from reframe_pipeline.adapters.providers.sessions import pooled_session
 from reframe_pipeline.adapters.providers.shared_slots import SharedSlots
 from reframe_pipeline.application.ports import ReframeProvider
 from reframe_pipeline.domain.errors import AccountError
