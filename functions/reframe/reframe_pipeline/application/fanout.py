@@ -23,8 +23,8 @@ from reframe_pipeline.observability import count, logger
 
 
 @dataclass(frozen=True)
-class Survey:
-    """What the source's output folder holds for this run (OutputFolder.survey) and its kept generations."""
+class FolderContents:
+    """What the source's output folder holds for this run (OutputFolder.contents) and its kept generations."""
 
     existing: dict[str, ObjectInfo]  # current variants by name: nothing to do
     replaced: dict[str, str]  # the generation of each outdated rendition, by name
@@ -48,7 +48,7 @@ class FanOut:
         source: SourceImage,
         out_dir: str,
         variants: list[PlannedVariant],
-        outputs: Survey,
+        outputs: FolderContents,
         deadline: Deadline,
     ) -> list[VariantRecord]:
         existing, replaced = outputs.existing, outputs.replaced

@@ -71,7 +71,7 @@ class OutputFolder:
             )
         return len(keys)
 
-    def survey(
+    def contents(
         self,
         info: ObjectInfo,
         variants: list[PlannedVariant],
@@ -82,7 +82,7 @@ class OutputFolder:
         """The variants already written for this source version with these parameters (nothing to pay),
         and, for the others, the generation their outdated rendition came from (``present``: the keys
         in the folder, when the caller has listed them already). A fallback variant counts as written only
-        with ``fallback_ok`` (a backfill's survey); a run tries the provider for it again."""
+        with ``fallback_ok`` (the backfill's survey); a run tries the provider for it again."""
         if present is None:
             present = {item.key for item in self.storage.list_objects(self.out_dir)}
         keys = [(v, f"{self.out_dir}{v.name}.{ext}") for v in variants for ext in OUTPUT_EXTENSIONS]
@@ -105,7 +105,7 @@ class OutputFolder:
         *,
         fallback_ok: bool = False,
     ) -> dict[str, ObjectInfo]:
-        return self.survey(info, variants, present, fallback_ok=fallback_ok)[0]
+        return self.contents(info, variants, present, fallback_ok=fallback_ok)[0]
 
     def remove_stale(
         self,

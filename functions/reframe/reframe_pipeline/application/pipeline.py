@@ -11,7 +11,7 @@ from typing import Any, Literal
 from reframe_pipeline.application.broadcast import Broadcast
 from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.discovery import FoundConfig, find_config
-from reframe_pipeline.application.fanout import FanOut, Survey
+from reframe_pipeline.application.fanout import FanOut, FolderContents
 from reframe_pipeline.application.generations import Generations
 from reframe_pipeline.application.object_metadata import check_output_limits
 from reframe_pipeline.application.outputs import OutputFolder, output_dir
@@ -186,9 +186,9 @@ class Pipeline:
             credits=source_credits(header),
         )
         present = {item.key for item in outputs_lookup.result()}  # one listing serves every output check
-        existing, replaced = folder.survey(info, variants, present)
-        survey = Survey(existing, replaced, self.generations(storage, out_dir, present))
-        records = self.fanout.run(storage, info, source, out_dir, variants, survey, deadline)
+        existing, replaced = folder.contents(info, variants, present)
+        contents = FolderContents(existing, replaced, self.generations(storage, out_dir, present))
+        records = self.fanout.run(storage, info, source, out_dir, variants, contents, deadline)
         if (ended := _source_moved_on(folder, event, info, records)) is not None:
             return ended
         manifest = Manifest(source=source_info, config=_config_info(found), variants=records)
@@ -201,13 +201,17 @@ class Pipeline:
 
     def _look_up(self, storage: Storage, key: str, out_dir: str) -> tuple[Future[Any], ...]:
         """Four round trips that do not depend on each other: started together, they cost one."""
-        s = self.settings
         return (
             self._io.submit(storage.head, key),
-            self._io.submit(find_config, storage, key, s.input_prefix, s.default_sidecar, s.max_sidecar_bytes),
+            self._io.submit(self.find_config, storage, key),
             self._io.submit(storage.read, key, HEADER_READS[0]),
             self._io.submit(storage.list_objects, out_dir),
         )
+
+    def find_config(self, storage: Storage, key: str) -> FoundConfig | None:
+        """The config of the image at ``key``: its sidecar, its nearest folder default, or DEFAULT_SIDECAR."""
+        s = self.settings
+        return find_config(storage, key, s.input_prefix, s.default_sidecar, s.max_sidecar_bytes)
 
     def plan_config(self, found: FoundConfig) -> tuple[list[PlannedVariant], bool]:
         s = self.settings
