@@ -18,6 +18,7 @@ from requests.adapters import HTTPAdapter
 from reframe_local.emulator.api import IDEOGRAM_MAX_REFERENCES_BYTES
 from reframe_local.servers import ServerProcess
 from reframe_pipeline.adapters.providers.ideogram import MAX_REFERENCES_BYTES, IdeogramProvider
+from reframe_pipeline.adapters.providers.limiter import AimdLimiter
 from reframe_pipeline.adapters.providers.remote import RemoteProvider
 from reframe_pipeline.adapters.providers.retrying import RetryPolicy
 from reframe_pipeline.adapters.providers.segmind import SegmindProvider
@@ -92,6 +93,7 @@ def transport(session: requests.Session, key: str) -> dict[str, Any]:
         "policy": RetryPolicy(max_attempts=1, base_s=0),
         "min_remaining_ms": 0,
         "reserve_ms": 0,
+        "limiter": AimdLimiter(),
     }
 
 

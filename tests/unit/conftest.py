@@ -1,5 +1,5 @@
-"""Fixtures of the unit tests: each test starts with the process's provider call limiter as new; the image
-tests run with a bound on their memory; ``counted`` records the metrics a variant counts."""
+"""Fixtures of the unit tests: the image tests run with a bound on their memory; ``counted`` records the
+metrics a variant counts."""
 
 from __future__ import annotations
 
@@ -10,17 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reframe_pipeline.adapters.providers.limiter import LIMITER, AimdLimiter
 from reframe_pipeline.application import fallback, variant_records, variants
-
-
-@pytest.fixture(autouse=True)
-def fresh_limiter() -> Iterator[AimdLimiter]:
-    """The limiter every provider call goes through is one per process: a slot one test leaks must not
-    narrow, or hide in, the next test. Each test gets it as a new process would, and hands it back."""
-    vars(LIMITER).update(vars(AimdLimiter()))
-    yield LIMITER
-    vars(LIMITER).update(vars(AimdLimiter()))
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import requests
 from PIL import Image
 
 from reframe_pipeline.adapters.providers.ideogram import MAX_REFERENCES_BYTES, IdeogramProvider
+from reframe_pipeline.adapters.providers.limiter import AimdLimiter
 from reframe_pipeline.adapters.providers.retrying import RetryPolicy
 from reframe_pipeline.adapters.providers.safe_fetch import check_public_url
 from reframe_pipeline.application.deadline import Deadline
@@ -53,6 +54,7 @@ def provider(session):
         policy=RetryPolicy(max_attempts=1),
         min_remaining_ms=0,
         reserve_ms=0,
+        limiter=AimdLimiter(),
         storage_endpoint=STORAGE,
     )
 

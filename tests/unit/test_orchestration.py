@@ -29,6 +29,7 @@ from reframe_pipeline.application.pipeline import Outcome, Pipeline, RetryLaterE
 from reframe_pipeline.application.ports import Budget, ReframeProvider, VariantGuard
 from reframe_pipeline.application.source_image import SourceImage
 from reframe_pipeline.application.values import ObjectInfo, ReframeRequest, Ticket, VariantWork
+from reframe_pipeline.composition import pipeline_options
 from reframe_pipeline.domain.errors import (
     ProviderRejectedError,
     ProviderTransientError,
@@ -77,7 +78,7 @@ class Harness:
         self.journal = MemoryJournal()
         self.settings = Settings(**{"max_parallel_calls": 4, **settings})
         self.pipeline = Pipeline(
-            self.settings,
+            pipeline_options(self.settings),
             self.provider,
             self._storage_for,
             guard=guard or NoGuard(),

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from reframe_pipeline.adapters.providers.limiter import AimdLimiter
 from reframe_pipeline.adapters.providers.remote import RemoteProvider
 from reframe_pipeline.adapters.providers.responses import ResultLostError, ResultPendingError, WrongSizeAnswerError
 from reframe_pipeline.adapters.providers.retrying import RetryPolicy, clamped_timeout
@@ -44,7 +45,9 @@ class ScriptedProvider(RemoteProvider):
     """Submits answer tickets (or raise) and collections return the image (or raise), from scripts."""
 
     def __init__(self, submits: list[object], collects: list[object]) -> None:
-        super().__init__("https://p.example", lambda: "k", None, FAST, min_remaining_ms=0, reserve_ms=0)  # type: ignore[arg-type]
+        super().__init__(
+            "https://p.example", lambda: "k", None, FAST, min_remaining_ms=0, reserve_ms=0, limiter=AimdLimiter()
+        )  # type: ignore[arg-type]
         self.submits, self.collects = submits, collects
         self.timeouts: list[Timeout] = []
 

@@ -62,7 +62,7 @@ def report(found: Survey, pipeline: Pipeline) -> str:
     if len(found.invalid) > _SHOWN:
         lines.append(f"invalid: ... and {len(found.invalid) - _SHOWN} more")
     speeds = Counter(v.rendering_speed for v in paid)
-    table = cost_table(pipeline.settings.price_table, speeds, configured=pipeline.provider.name)
+    table = cost_table(pipeline.options.price_table, speeds, configured=pipeline.provider.name)
     lines += ["", "estimated cost of the generations to pay for (USD):", table]
     return "\n".join(lines) + "\n"
 
@@ -168,7 +168,7 @@ def run(
     from reframe_pipeline.handler import pipeline
 
     active = pipeline()
-    input_prefix = active.settings.input_prefix
+    input_prefix = active.options.input_prefix
     prefix = prefix or input_prefix
     # Listing a prefix that neither contains nor lies inside INPUT_PREFIX finds nothing the pipeline reframes.
     if not (prefix.startswith(input_prefix) or input_prefix.startswith(prefix)):

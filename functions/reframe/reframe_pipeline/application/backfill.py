@@ -43,7 +43,7 @@ def survey(pipeline: Pipeline, bucket: str, prefix: str, retry_fallbacks: bool =
     """Every image under ``prefix``, its planned variants and the ones not yet produced. Reads only.
     A variant made by the fallback provider is present, or with ``retry_fallbacks`` missing: the handler
     then asks the provider for it (it never takes a fallback for the provider's variant)."""
-    s = pipeline.settings
+    s = pipeline.options
     storage = pipeline.storage_for(bucket)
     result = Survey(bucket, prefix, retry_fallbacks=retry_fallbacks)
     for info in storage.list_objects(prefix):

@@ -4,6 +4,7 @@ current, what is obsolete, and ``finish``, the one place where a source's work e
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.generations import META_GENERATION, id_of, is_generation
@@ -15,13 +16,22 @@ from reframe_pipeline.domain.manifest import Manifest, VariantRecord
 from reframe_pipeline.domain.notices import ready, removed
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import count, logger
-from reframe_pipeline.settings import Settings
 
 PREPARED_NAME = "_prepared.png"
 
 
-def output_dir(key: str, settings: Settings) -> str:
-    return f"{settings.output_prefix}{key[len(settings.input_prefix) :]}/"
+class Prefixes(Protocol):
+    """Where sources are read and outputs written: the pipeline's options, or the settings of a tool."""
+
+    @property
+    def input_prefix(self) -> str: ...
+
+    @property
+    def output_prefix(self) -> str: ...
+
+
+def output_dir(key: str, prefixes: Prefixes) -> str:
+    return f"{prefixes.output_prefix}{key[len(prefixes.input_prefix) :]}/"
 
 
 def in_folder(key: str, out_dir: str) -> bool:

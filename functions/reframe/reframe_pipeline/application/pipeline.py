@@ -14,6 +14,7 @@ from reframe_pipeline.application.discovery import FoundConfig, find_config
 from reframe_pipeline.application.fanout import FanOut, FolderContents
 from reframe_pipeline.application.generations import Generations
 from reframe_pipeline.application.object_metadata import check_output_limits
+from reframe_pipeline.application.options import PipelineOptions
 from reframe_pipeline.application.outputs import OutputFolder, output_dir
 from reframe_pipeline.application.ports import (
     Budget,
@@ -25,7 +26,6 @@ from reframe_pipeline.application.ports import (
     VariantGuard,
 )
 from reframe_pipeline.application.source_image import SourceImage
-from reframe_pipeline.application.source_matching import SourceCheckPolicy
 from reframe_pipeline.application.sources import HEADER_READS, source_to_send
 from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.application.variants import VariantProducer
@@ -36,7 +36,6 @@ from reframe_pipeline.domain.planning import PlannedVariant, plan
 from reframe_pipeline.domain.provenance import source_credits
 from reframe_pipeline.domain.sidecar import TARGET_KINDS, InvalidSidecarError, load_json, parse_sidecar
 from reframe_pipeline.observability import count, logger
-from reframe_pipeline.settings import Settings
 
 # S3 lookups of the sources being handled at once (up to 10 records of a batch, several lookups each).
 LOOKUP_THREADS = 16
@@ -72,7 +71,7 @@ def _unsafe_key(key: str) -> str | None:
 class Pipeline:
     def __init__(
         self,
-        settings: Settings,
+        options: PipelineOptions,
         provider: ReframeProvider,
         storage_for: Callable[[str], Storage],
         *,
@@ -83,22 +82,22 @@ class Pipeline:
         signer: ContentSigner | None = None,
         fallback: ReframeProvider | None = None,
     ) -> None:
-        self.settings = settings
+        self.options = options
         self.provider = provider
         self.storage_for = storage_for
         self.notifier = notifier or Broadcast()
         producer = VariantProducer(
             provider,
-            settings.price_table,
-            settings.presign_expiry_s,
-            min_remaining_ms=settings.min_call_ms,
+            options.price_table,
+            options.presign_expiry_s,
+            min_remaining_ms=options.min_call_ms,
             budget=budget,
             journal=journal,
             signer=signer,
             fallback=fallback,
-            source_check=SourceCheckPolicy(settings.source_check, settings.source_match_min),
+            source_check=options.source_check,
         )
-        self.fanout = FanOut(producer, guard, settings.max_parallel_calls)
+        self.fanout = FanOut(producer, guard, options.max_parallel_calls)
         # S3 lookups of the sources being handled (up to 10 records of a batch at once).
         self._io = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="reframe-io")
 
@@ -109,7 +108,7 @@ class Pipeline:
 
     # -- entry point ---------------------------------------------------------------------------
     def handle(self, event: ObjectEvent, deadline: Deadline) -> Outcome:
-        s = self.settings
+        s = self.options
         logger.thread_safe_append_keys(
             bucket=event.bucket,
             key=event.key,
@@ -145,17 +144,17 @@ class Pipeline:
     def folder(
         self, storage: Storage, key: str, correlation_id: str = "", deadline: Deadline | None = None
     ) -> OutputFolder:
-        out_dir = output_dir(key, self.settings)
+        out_dir = output_dir(key, self.options)
         return OutputFolder(storage, key, out_dir, self._io, self.notifier, correlation_id, deadline)
 
     def generations(self, storage: Storage, out_dir: str, present: set[str]) -> Generations:
         """A source's kept generations, as its folder's listing (``present``) shows them."""
-        s = self.settings
-        return Generations(storage, out_dir, present, s.generations_keep_days > 0, s.source_limits.recipe)
+        s = self.options
+        return Generations(storage, out_dir, present, s.keep_generations, s.source_limits.recipe)
 
     # -- processing ----------------------------------------------------------------------------
     def process(self, storage: Storage, event: ObjectEvent, key: str, deadline: Deadline) -> Outcome:
-        s = self.settings
+        s = self.options
         folder = self.folder(storage, key, _correlation_id(event), deadline)
         out_dir = folder.out_dir
         if (refused := _unstorable(event, folder)) is not None:
@@ -210,11 +209,11 @@ class Pipeline:
 
     def find_config(self, storage: Storage, key: str) -> FoundConfig | None:
         """The config of the image at ``key``: its sidecar, its nearest folder default, or DEFAULT_SIDECAR."""
-        s = self.settings
+        s = self.options
         return find_config(storage, key, s.input_prefix, s.default_sidecar, s.max_sidecar_bytes)
 
     def plan_config(self, found: FoundConfig) -> tuple[list[PlannedVariant], bool]:
-        s = self.settings
+        s = self.options
         sidecar = parse_sidecar(found.raw, max_bytes=s.max_sidecar_bytes, max_targets=s.max_targets_per_object)
         variants = plan(
             sidecar,

@@ -9,6 +9,7 @@ from typing import Any
 
 import requests
 
+from reframe_pipeline.adapters.providers.limiter import AimdLimiter
 from reframe_pipeline.adapters.providers.responses import (
     ResultLostError,
     ResultPendingError,
@@ -50,8 +51,10 @@ class RemoteProvider:
         policy: RetryPolicy,
         min_remaining_ms: int,
         reserve_ms: int,
+        limiter: AimdLimiter,
         slots: SharedSlots | None = None,
     ) -> None:
+        self._limiter = limiter  # the process's, shared by every call of every thread
         self._slots = slots
         self._url = url
         self._api_key = api_key
@@ -89,14 +92,16 @@ class RemoteProvider:
     def _generate(self, submit: Submit, ticket: Ticket | None, request: ReframeRequest, key: str) -> ReframeResult:
         """Pay for a generation unless ``ticket`` holds one already, then collect it."""
         if ticket is None:
-            made = call_with_retries(submit, self._plan(request, paid=True))
+            made = call_with_retries(submit, self._plan(request, paid=True), self._limiter)
             if isinstance(made, ReframeResult):
                 return made
             ticket = made
             request.meter.submitted(ticket)  # stored before waiting: the result is now recoverable
         held = ticket
         try:
-            return call_with_retries(lambda timeout: self._collect(held, request, key, timeout), self._plan(request))
+            return call_with_retries(
+                lambda timeout: self._collect(held, request, key, timeout), self._plan(request), self._limiter
+            )
         except ResultPendingError:
             raise
         except DeadlineError as exc:  # out of time while collecting: the journaled generation is waited for later

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import requests
 
-from reframe_pipeline.adapters.providers.limiter import LIMITER, AimdLimiter
+from reframe_pipeline.adapters.providers.limiter import AimdLimiter
 from reframe_pipeline.adapters.providers.responses import ResultLostError, WrongSizeAnswerError
 from reframe_pipeline.adapters.providers.sessions import Timeout
 from reframe_pipeline.application.deadline import Deadline
@@ -66,7 +66,7 @@ class CallPlan:
 _NOT_REPEATED = (WrongSizeAnswerError, ResultLostError)
 
 
-def call_with_retries[T](send: Callable[[Timeout], T], plan: CallPlan, limiter: AimdLimiter = LIMITER) -> T:
+def call_with_retries[T](send: Callable[[Timeout], T], plan: CallPlan, limiter: AimdLimiter) -> T:
     """Run ``send`` until it succeeds, fails for good, or retrying would overrun the deadline.
     ``send`` gets its timeouts and raises ProviderError subclasses (transient ones carry .retry_after).
     Each attempt holds a slot of ``limiter``, which 429s narrow and successes widen."""
