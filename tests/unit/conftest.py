@@ -1,5 +1,5 @@
 """Fixtures of the unit tests: the image tests run with a bound on their memory; ``counted`` records the
-metrics a variant counts."""
+metrics a variant counts; ``make`` builds orchestration harnesses and lets their thread pools go."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import re
 import resource
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reframe_pipeline.application import fallback, variant_records, variants
+from tests.unit.orchestration_harness import Harness
 
 
 @pytest.fixture
@@ -36,3 +38,17 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     for module in (variants, variant_records, fallback):
         monkeypatch.setattr(module, "count", lambda name, value=1: names.append(name))
     return names
+
+
+@pytest.fixture
+def make() -> Iterator[Any]:
+    made: list[Harness] = []
+
+    def build(**options: Any) -> Harness:
+        harness = Harness(**options)
+        made.append(harness)
+        return harness
+
+    yield build
+    for harness in made:
+        harness.close()

@@ -18,7 +18,7 @@ from reframe_pipeline.domain.resolutions import Size
 from reframe_pipeline.settings import Settings, SettingsError
 from tests.unit.fakes import FakeProvider, MemoryBudget
 from tests.unit.images import saved
-from tests.unit.test_orchestration import OUT, PRICE, TARGETS, Harness
+from tests.unit.orchestration_harness import OUT, PRICE, TARGETS, Harness
 from tests.unit.test_source_check import scene
 
 PICTURE = scene((300, 200))
