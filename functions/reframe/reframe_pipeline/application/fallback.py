@@ -38,6 +38,8 @@ def falls_back(exc: Exception) -> bool:
 
 
 class Fallback:
+    """The fallback provider's part: making a variant the provider failed for, written like any other."""
+
     def __init__(self, provider: ReframeProvider, writer: VariantWriter) -> None:
         self.provider = provider
         self.provenance = provenance_for(provider.name)
@@ -66,18 +68,7 @@ class Fallback:
                 },
             )
             return None
-        (logger.error if failure.retryable else logger.warning)(
-            "variant made by the fallback provider",
-            extra={
-                "variant_key": written.key,
-                "fallback": self.provider.name,
-                "error_code": failure.error.code if failure.error else None,
-                "error": str(exc),
-                "retryable": failure.retryable,
-            },
-        )
-        count("VariantsFallback")
-        count_refusal(exc)
+        self._tell(written.key, failure, exc)
         return VariantRecord(
             name=v.name,
             key=written.key,
@@ -90,3 +81,18 @@ class Fallback:
             retryable=failure.retryable,
             **{**fields, "provider": self.provider.name, "seed": seed_of(job, result)},
         )
+
+    def _tell(self, key: str, failure: VariantRecord, exc: Exception) -> None:
+        """Logged as an error when the record goes back to SQS (the provider is tried again), else as a warning."""
+        (logger.error if failure.retryable else logger.warning)(
+            "variant made by the fallback provider",
+            extra={
+                "variant_key": key,
+                "fallback": self.provider.name,
+                "error_code": failure.error.code if failure.error else None,
+                "error": str(exc),
+                "retryable": failure.retryable,
+            },
+        )
+        count("VariantsFallback")
+        count_refusal(exc)

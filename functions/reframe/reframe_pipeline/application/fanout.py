@@ -56,20 +56,7 @@ class FanOut:
         futures = {}
         for v in variants:
             if v.name in existing:
-                count("VariantsExisting")
-                records[v.name] = VariantRecord(
-                    name=v.name,
-                    key=existing[v.name].key,
-                    status="existing",
-                    width=v.final_size.width,
-                    height=v.final_size.height,
-                    resolution=str(v.resolution),
-                    provider=self.producer.provider.name,
-                    seed=_seed(v, existing[v.name]),
-                    rendering_speed=v.rendering_speed,
-                    provenance=self.producer.provenance.model_copy(update={"signed": is_signed(existing[v.name])}),
-                    generation=existing[v.name].metadata.get(META_GENERATION),
-                )
+                records[v.name] = self._existing(v, existing[v.name])
                 continue
             gen_id = outputs.generations.id_for(v, info)
             job = VariantJob(
@@ -89,6 +76,23 @@ class FanOut:
         for name, future in futures.items():
             records[name] = future.result()
         return [records[v.name] for v in variants]
+
+    def _existing(self, v: PlannedVariant, head: ObjectInfo) -> VariantRecord:
+        """The record of a variant already made for this source version and these parameters."""
+        count("VariantsExisting")
+        return VariantRecord(
+            name=v.name,
+            key=head.key,
+            status="existing",
+            width=v.final_size.width,
+            height=v.final_size.height,
+            resolution=str(v.resolution),
+            provider=self.producer.provider.name,
+            seed=_seed(v, head),
+            rendering_speed=v.rendering_speed,
+            provenance=self.producer.provenance.model_copy(update={"signed": is_signed(head)}),
+            generation=head.metadata.get(META_GENERATION),
+        )
 
     def _produce_in_context(self, job: VariantJob) -> VariantRecord:
         logger.thread_safe_append_keys(target=job.variant.name, param_hash=job.variant.param_hash)

@@ -160,16 +160,9 @@ class Pipeline:
         if (refused := _unstorable(event, folder)) is not None:
             return refused
         info_lookup, config_lookup, header_lookup, outputs_lookup = self._look_up(storage, key, out_dir)
-        info = info_lookup.result()
-        if info is None:
-            logger.info("skipped: the source no longer exists", extra={"source_key": key})
-            count("SourcesMissing")
-            return Outcome(event, "missing", detail=f"{key}: the source no longer exists")
-        found = config_lookup.result()
-        if found is None:
-            logger.info("skipped: no sidecar, no folder default, no DEFAULT_SIDECAR")
-            count("SourcesUnconfigured")
-            return Outcome(event, "unconfigured")
+        info, found = info_lookup.result(), config_lookup.result()
+        if info is None or found is None:
+            return _skipped(event, key, info)
         source_info = SourceInfo(bucket=storage.bucket, key=key, etag=info.etag, version=info.version or None)
         try:
             variants, prune = self.plan_config(found)
@@ -222,6 +215,17 @@ class Pipeline:
             style_prefix=s.style_prefix,
         )
         return variants, sidecar.prune
+
+
+def _skipped(event: ObjectEvent, key: str, info: ObjectInfo | None) -> Outcome:
+    """Nothing to do: the source is gone, or no config applies to it."""
+    if info is None:
+        logger.info("skipped: the source no longer exists", extra={"source_key": key})
+        count("SourcesMissing")
+        return Outcome(event, "missing", detail=f"{key}: the source no longer exists")
+    logger.info("skipped: no sidecar, no folder default, no DEFAULT_SIDECAR")
+    count("SourcesUnconfigured")
+    return Outcome(event, "unconfigured")
 
 
 def _config_info(found: FoundConfig) -> ConfigInfo:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reframe_pipeline.application.deadline import Deadline
-from reframe_pipeline.application.generations import Generations
+from reframe_pipeline.application.generations import LONGEST_NAME, Generations
+from reframe_pipeline.application.object_metadata import (
+    LARGEST_SEED,
+    LONGEST_CHECK,
+    LONGEST_SUFFIX,
+    check_output_limits,
+    variant_metadata,
+)
 from reframe_pipeline.application.ports import Storage
 from reframe_pipeline.application.source_image import SourceImage
 from reframe_pipeline.application.values import GenerationParams, ObjectInfo
@@ -28,6 +35,15 @@ class VariantJob:
 
     def key(self, ext: str) -> str:
         return f"{self.out_dir}{self.variant.name}.{ext}"
+
+    def check_limits(self, gen_metadata: dict[str, str], *, signing: bool, checking: bool) -> None:
+        """The longest key and metadata the variant and its kept generation can take, before anything is paid."""
+        v = self.variant
+        longest_key = self.key("x" * (LONGEST_SUFFIX - 1))
+        check_output_limits(
+            longest_key, variant_metadata(self.origin, v.param_hash, self.gen_id, LARGEST_SEED, signing)
+        )
+        check_output_limits(self.out_dir + LONGEST_NAME, {**gen_metadata, **(LONGEST_CHECK if checking else {})})
 
     def params(self, presign_expiry_s: int) -> GenerationParams:
         """What the provider is asked for, object-key style references presigned."""

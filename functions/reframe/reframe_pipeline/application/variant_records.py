@@ -68,18 +68,7 @@ def created_record(
     if made.rerendered:
         count("VariantsRerendered")
     measure("BytesWritten", made.size, MetricUnit.Bytes)
-    logger.info(
-        "variant created",
-        extra={
-            "variant_key": made.key,
-            "latency_ms": made.latency_ms,
-            "attempts": meter.paid_attempts,
-            "resumed": made.resumed,
-            "rendered_from_generation": made.rerendered,
-            "cost_usd": cost_usd,
-            **made.result.provider_meta,
-        },
-    )
+    _log_created(made, meter, cost_usd)
     return VariantRecord(
         name=v.name,
         key=made.key,
@@ -98,6 +87,21 @@ def created_record(
         source_box=found.box if found else None,
         warnings=warnings,
         **{**base, "seed": made.seed or seed_of(job, made.result)},
+    )
+
+
+def _log_created(made: Made, meter: VariantMeter, cost_usd: float) -> None:
+    logger.info(
+        "variant created",
+        extra={
+            "variant_key": made.key,
+            "latency_ms": made.latency_ms,
+            "attempts": meter.paid_attempts,
+            "resumed": made.resumed,
+            "rendered_from_generation": made.rerendered,
+            "cost_usd": cost_usd,
+            **made.result.provider_meta,
+        },
     )
 
 

@@ -8,15 +8,9 @@ import time
 from dataclasses import replace
 
 from reframe_pipeline.application.fallback import Fallback, falls_back
-from reframe_pipeline.application.generations import LONGEST_NAME
 from reframe_pipeline.application.metering import VariantMeter
 from reframe_pipeline.application.object_metadata import (
-    LARGEST_SEED,
-    LONGEST_CHECK,
-    LONGEST_SUFFIX,
-    check_output_limits,
     generation_metadata,
-    variant_metadata,
 )
 from reframe_pipeline.application.ports import Budget, ContentSigner, Journal, ReframeProvider
 from reframe_pipeline.application.source_matching import SourceCheckPolicy, SourceFound, look_for_source
@@ -86,20 +80,11 @@ class VariantProducer:
             measure("EstimatedCostUSD", meter.spent, MetricUnit.NoUnit)
         return created_record(job, made, meter, cost, base, self.provenance, self.source_check.minimum)
 
-    def _check_limits(self, job: VariantJob, gen_metadata: dict[str, str]) -> None:
-        """The longest key and metadata the variant and its kept generation can take, before anything is paid."""
-        v = job.variant
-        longest_key = job.key("x" * (LONGEST_SUFFIX - 1))
-        signing = self.writer.signer is not None
-        check_output_limits(longest_key, variant_metadata(job.origin, v.param_hash, job.gen_id, LARGEST_SEED, signing))
-        checking = self.source_check.mode != "off"
-        check_output_limits(job.out_dir + LONGEST_NAME, {**gen_metadata, **(LONGEST_CHECK if checking else {})})
-
     def _make(self, job: VariantJob, meter: VariantMeter, started: float) -> Made:
         """The steps of a variant's life after its reservation: submitted, generated (or found kept),
         written. Renditions of one generation take turns, so the first pays and the others render."""
         gen_metadata = generation_metadata(job.origin, job.variant, self.provider.name)
-        self._check_limits(job, gen_metadata)
+        job.check_limits(gen_metadata, signing=self.writer.signer is not None, checking=self.source_check.mode != "off")
         with job.generations.exclusive(job.gen_id):
             kept = job.generations.load(job.gen_id)
             resume = None
@@ -120,12 +105,7 @@ class VariantProducer:
             measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
         written = self.writer.write(job, result, self.provenance, seed=retry_seed, source=found.box if found else None)
         self.journal.advance(job.work_id, "written")
-        note = None
-        if kept is None and job.previous_generation == job.gen_id:
-            again = (
-                "collected again from the provider" if meter.paid_attempts == 0 else "generated (and paid for) again"
-            )
-            note = f"its kept generation had expired or was deleted: {again}"
+        note = _note(meter) if kept is None and job.previous_generation == job.gen_id else None
         return Made(
             result,
             written.key,
@@ -143,7 +123,7 @@ class VariantProducer:
 
     def _new_check(self, job: VariantJob, meter: VariantMeter, result: ReframeResult) -> tuple[ReframeResult, Check]:
         """A new generation's source check; with SOURCE_CHECK=retry and a low score, the better of two generations."""
-        found = self._look(job, result) if self.source_check.mode != "off" else None
+        found = _look(job, result) if self.source_check.mode != "off" else None
         if found is not None and found.score < self.source_check.minimum and self.source_check.mode == "retry":
             result, found, retry_seed = self._retry(job, meter, result, found)
             return result, (found, retry_seed)
@@ -157,7 +137,7 @@ class VariantProducer:
         if found is None:  # kept by an earlier run: its check travels in its metadata
             found = SourceFound.from_metadata(job.generations.metadata(job.gen_id))
         if found is None:
-            found = self._look(job, result)
+            found = _look(job, result)
             job.generations.checks[job.gen_id] = (found, retry_seed)
         return found, retry_seed
 
@@ -170,14 +150,6 @@ class VariantProducer:
         self.journal.advance(job.work_id, "generated")
         job.check_source()
         return result
-
-    def _look(self, job: VariantJob, result: ReframeResult) -> SourceFound | None:
-        """The generation's source check; None when it could not be made (logged: the variant is not held up)."""
-        try:
-            return look_for_source(job.source, result.body)
-        except Exception as exc:
-            logger.warning("source check not made", extra={"error": f"{type(exc).__name__}: {exc}"})
-            return None
 
     def _retry(
         self, job: VariantJob, meter: VariantMeter, first: ReframeResult, found: SourceFound
@@ -195,7 +167,7 @@ class VariantProducer:
         except Exception as exc:
             logger.warning("source check retry failed: the first result is kept", extra={"error": str(exc)})
             return first, found, None
-        again = self._look(job, second)
+        again = _look(job, second)
         logger.info(
             "source check retried with a new seed",
             extra={"first": found.score, "second": again.score if again else None, "seed": seed},
@@ -203,3 +175,18 @@ class VariantProducer:
         if again is None or again.score <= found.score:
             return first, found, None
         return replace(second, seed=second.seed if second.seed is not None else seed), again, seed
+
+
+def _look(job: VariantJob, result: ReframeResult) -> SourceFound | None:
+    """The generation's source check; None when it could not be made (logged: the variant is not held up)."""
+    try:
+        return look_for_source(job.source, result.body)
+    except Exception as exc:
+        logger.warning("source check not made", extra={"error": f"{type(exc).__name__}: {exc}"})
+        return None
+
+
+def _note(meter: VariantMeter) -> str:
+    """Why a rendition whose generation was kept had it made again."""
+    again = "collected again from the provider" if meter.paid_attempts == 0 else "generated (and paid for) again"
+    return f"its kept generation had expired or was deleted: {again}"
