@@ -160,7 +160,9 @@ class Pipeline:
         if (refused := _unstorable(event, folder)) is not None:
             return refused
         info_lookup, config_lookup, header_lookup, outputs_lookup = self._look_up(storage, key, out_dir)
-        info, found = info_lookup.result(), config_lookup.result()
+        info = info_lookup.result()
+        # A source that is gone is skipped before its config is looked at (that lookup may have failed with it).
+        found = config_lookup.result() if info is not None else None
         if info is None or found is None:
             return _skipped(event, key, info)
         source_info = SourceInfo(bucket=storage.bucket, key=key, etag=info.etag, version=info.version or None)
