@@ -22,11 +22,15 @@ import requests
 from PIL import Image
 from requests.adapters import BaseAdapter
 
-from reframe_pipeline.adapters.providers import key_source
-from reframe_pipeline.adapters.providers.http import RemoteProvider, RetryPolicy
 from reframe_pipeline.adapters.providers.ideogram import IdeogramProvider
+from reframe_pipeline.adapters.providers.limiter import AimdLimiter
+from reframe_pipeline.adapters.providers.remote import RemoteProvider
+from reframe_pipeline.adapters.providers.retrying import RetryPolicy
 from reframe_pipeline.adapters.providers.segmind import SegmindProvider, v2_url
-from reframe_pipeline.application.ports import Deadline, GenerationParams, ReframeRequest, SourceImage
+from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.values import GenerationParams, ReframeRequest
+from reframe_pipeline.composition.providers import key_source
 from reframe_pipeline.domain.errors import ReframeError
 from reframe_pipeline.domain.imaging import verify
 from reframe_pipeline.domain.pricing import estimate
@@ -157,6 +161,7 @@ def _client(name: str, settings: Settings, url: str, key: str, session: requests
         ),
         "min_remaining_ms": 0,
         "reserve_ms": 0,
+        "limiter": AimdLimiter(1),
     }
     if name == "segmind":
         return SegmindProvider(mode=settings.segmind_api_mode, **transport)

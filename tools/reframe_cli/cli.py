@@ -37,8 +37,8 @@ def _one_line(exc: Exception) -> str | None:
 
 def _read_event(path: Path) -> dict[str, Any]:
     """The event file, refused here (one line) rather than by the handler (its logs and a traceback)."""
+    from reframe_pipeline.adapters.inbound.s3_events import is_sqs_batch, parse_notification
     from reframe_pipeline.domain.errors import PermanentError
-    from reframe_pipeline.domain.events import is_sqs_batch, parse_notification
 
     hint = "see events/ for one sample of each shape"
     try:

@@ -16,9 +16,10 @@ from botocore.exceptions import ClientError
 from reframe_local.moto_stack import NOTICE_BUS, MotoStack
 from reframe_local.poller import BatchReport
 from reframe_local.servers import REGION
+from reframe_pipeline.adapters.inbound.s3_events import parse_sqs_body
 from reframe_pipeline.application.outputs import output_dir
 from reframe_pipeline.domain.errors import PermanentError
-from reframe_pipeline.domain.events import MANIFEST_NAME, SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify, parse_sqs_body
+from reframe_pipeline.domain.events import MANIFEST_NAME, SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
 from reframe_pipeline.settings import Settings
 
 from . import gallery_server
