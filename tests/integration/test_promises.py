@@ -229,6 +229,29 @@ def test_an_ideogram_result_whose_download_fails_is_fetched_again_not_generated_
     assert by_endpoint(ideogram, "ideogram") == 1 and ideogram.stats()["billed"] == 1
 
 
+@pytest.mark.parametrize("mode", ["sync", "auto"])
+def test_a_segmind_result_url_that_keeps_failing_is_downloaded_again_not_generated_again(
+    stack: Stack, table: Any, mode: str
+):
+    stack.configure(SEGMIND_API_MODE=mode, DAILY_BUDGET_USD="1.00")
+    if mode == "auto":
+        stack.emulator_config(serve_v2=False)  # auto on a model v2 does not serve: v1
+    stack.emulator_config(response_format="json-url")
+    stack.put_image(SOURCE)
+    stack.put(SOURCE + ".reframe.json", ONE)
+    stack.faults("result-503:4", "result-503:4")  # every download of this receive (auto: one taken by v2's 404)
+
+    first = stack.invoke(sqs_event(s3_event(SOURCE)))
+
+    assert first == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    assert stack.read_json(OUT + "manifest.json")["variants"][0]["error"]["code"] == "result_fetch"
+    assert stack.stats()["billed"] == 1 and ticket_stored(table)
+    stack.configure()  # a new container: the journal's ticket is what is left of the paid generation
+    assert stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}
+    assert stack.read_json(OUT + "manifest.json")["variants"][0]["status"] == "created"
+    assert stack.stats()["billed"] == 1 and budget_spent(table) == [0.075]
+
+
 def test_an_async_job_outliving_the_invocation_is_collected_later_without_paying_again(stack: Stack, table: Any):
     stack.configure(CALL_BUDGET_MS="2000", READ_TIMEOUT_S="2", UPLOAD_RESERVE_MS="1000")
     stack.emulator_config(latency_ms=9000)  # the job outlives the invocation, however slow its start

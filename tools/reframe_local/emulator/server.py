@@ -207,7 +207,7 @@ class Handler(BaseHTTPRequestHandler):
             result = self.state.get_result(path.removeprefix(RESULTS_PATH))
             if result is None:
                 self._send(error_reply(404, "no such result, or it has expired"))
-            elif result.fail_next:
+            elif result.failures:
                 self._send(error_reply(503, "service unavailable (injected)"))
             else:
                 self._send(Reply(200, result.body, result.content_type))

@@ -32,8 +32,8 @@ Api = Literal["segmind", "ideogram"]  # whose contract an endpoint follows
 # The other faults let the call run and then change it: "slow:<ms>" delays it (past any client's deadline if
 # asked; the call still runs and bills, as a real provider's would), "garbage" and "truncated" spoil the
 # image, "unsafe" withholds it, "wrong-size" makes it 64 px narrower than asked, "result-503" makes the
-# first GET of its result URL answer 503, "v2-fail" ends a v2 job FAILED. A fault that does not apply
-# to the call that takes it (e.g. "v2-fail" on v1) is used up without effect.
+# first GET of its result URL answer 503 ("result-503:<n>": the first n GETs), "v2-fail" ends a v2 job FAILED.
+# A fault that does not apply to the call that takes it (e.g. "v2-fail" on v1) is used up without effect.
 WHOLE_CALL_FAULTS = frozenset(
     {"429", "429-no-retry-after", "429-date", "500", "502", "503", "504", "400", "401", "403", "404", "406"}
     | {"402", "402-daily-limit", "html-500", "reset"}
@@ -49,20 +49,27 @@ FAULT_KINDS = (
     WHOLE_CALL_FAULTS | PICTURE_FAULTS | {"ok", "garbage", "truncated", "unsafe", "wrong-size", "result-503", "v2-fail"}
 )
 _SLOW = re.compile(r"slow:(\d{1,7})")
+_RESULT_503 = re.compile(r"result-503(?::(\d{1,4}))?")
 _MAX_CALLS_KEPT = 10_000
 STARTING_CREDITS = 1000.0
 
 
 def check_fault(kind: str) -> str:
-    if kind in FAULT_KINDS or _SLOW.fullmatch(kind):
+    if kind in FAULT_KINDS or _SLOW.fullmatch(kind) or _RESULT_503.fullmatch(kind):
         return kind
-    raise ValueError(f"unknown fault {kind!r}; known: {', '.join(sorted(FAULT_KINDS))}, slow:<ms>")
+    raise ValueError(f"unknown fault {kind!r}; known: {', '.join(sorted(FAULT_KINDS))}, slow:<ms>, result-503:<n>")
 
 
 def slow_ms(fault: str | None) -> int:
     """The delay of a ``slow:<ms>`` fault, else 0."""
     match = _SLOW.fullmatch(fault or "")
     return int(match[1]) if match else 0
+
+
+def result_failures(fault: str | None) -> int:
+    """How many GETs of a call's result URL answer 503 (a ``result-503`` or ``result-503:<n>`` fault)."""
+    match = _RESULT_503.fullmatch(fault or "")
+    return int(match[1] or 1) if match else 0
 
 
 FaultKind = Annotated[str, AfterValidator(check_fault)]
@@ -155,7 +162,7 @@ class StoredResult:
     content_type: str
     body: bytes
     expires: float  # monotonic
-    fail_next: bool  # the next GET answers 503 (a "result-503" fault)
+    failures: int  # the next GETs that answer 503 (a "result-503" fault)
 
 
 @dataclass
@@ -318,18 +325,18 @@ class EmulatorState:
             for key in [k for k, result in self._results.items() if result.expires <= now]:
                 del self._results[key]
             expires = now + self.config.result_ttl_s
-            self._results[name] = StoredResult(content_type, body, expires, fail_next=call.fault == "result-503")
+            self._results[name] = StoredResult(content_type, body, expires, result_failures(call.fault))
         return name
 
     def get_result(self, name: str) -> StoredResult | None:
-        """The result as this GET must answer it: ``fail_next`` set means 503, once; None if unknown or expired."""
+        """The result as this GET must answer it: each of ``failures`` means 503; None if unknown or expired."""
         with self._lock:
             result = self._results.get(name)
             if result is None or result.expires <= time.monotonic():
                 return None
             answer = dataclasses.replace(result)
-            if result.fail_next:
-                result.fail_next = False
+            if result.failures:
+                result.failures -= 1
             else:
                 self._counts["results_served"] += 1
             return answer

@@ -45,7 +45,7 @@ class Ticket:
     later attempt or invocation) without generating, and paying, again."""
 
     provider: str
-    result_url: str  # Ideogram's image URL; Segmind v2's response URL
+    result_url: str  # Ideogram's image URL; Segmind v2's response URL; the image URL of a Segmind v1 answer
     expires_at: float  # epoch seconds: the provider discards the result then
     status_url: str | None = None  # Segmind v2: polled until the job is done
     seed: int | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from typing import Any
 
 import requests
 from urllib3.util.retry import Retry
@@ -114,14 +115,12 @@ def fetch_result(url: str, expected: Size, session: requests.Session, timeout: T
     return checked_image(fetched.content, expected)
 
 
-def decode_image_response(
-    response: requests.Response, expected: Size, session: requests.Session, timeout: Timeout
-) -> tuple[bytes, str]:
-    """Image bytes in the body (sniffed, whatever the content type says), or JSON carrying the image
-    as base64 or as a URL to fetch at once (such URLs expire)."""
-    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if "json" not in content_type:
-        return checked_image(response.content, expected)
+def _is_json(response: requests.Response) -> bool:
+    return "json" in response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
+def _json_images(response: requests.Response) -> tuple[Any, list[str]]:
+    """A JSON answer's document and the strings that may carry its image (a URL, or base64)."""
     try:
         document = response.json()
     except ValueError:
@@ -129,11 +128,33 @@ def decode_image_response(
     candidates = (
         [document.get(k) for k in ("image", "output", "url", "image_url")] if isinstance(document, dict) else []
     )
-    for candidate in candidates:
-        value = candidate[0] if isinstance(candidate, list) and candidate else candidate
-        if not isinstance(value, str):
-            continue
-        if value.startswith(("http://", "https://")):
+    values = [candidate[0] if isinstance(candidate, list) and candidate else candidate for candidate in candidates]
+    return document, [value for value in values if isinstance(value, str)]
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def result_url(response: requests.Response) -> str | None:
+    """The URL a JSON answer leaves its image at (to be downloaded, for free), or None: the image is in the
+    answer itself, or missing (``decode_image_response`` says which)."""
+    if not _is_json(response):
+        return None
+    _, values = _json_images(response)
+    return next((value for value in values if _is_url(value)), None)
+
+
+def decode_image_response(
+    response: requests.Response, expected: Size, session: requests.Session, timeout: Timeout
+) -> tuple[bytes, str]:
+    """Image bytes in the body (sniffed, whatever the content type says), or JSON carrying the image
+    as base64 or as a URL to fetch at once (such URLs expire)."""
+    if not _is_json(response):
+        return checked_image(response.content, expected)
+    document, values = _json_images(response)
+    for value in values:
+        if _is_url(value):
             return fetch_result(value, expected, session, timeout)
         try:
             raw = base64.b64decode(value.split(",", 1)[-1], validate=True)

@@ -2,8 +2,9 @@
 
 Two APIs serve it. The asynchronous v2 answers a request id at once and keeps the result an hour: the
 id is stored before waiting, so a generation survives the invocation that paid for it. The synchronous v1
-answers the image bytes (nothing to resume). ``SEGMIND_API_MODE=auto`` tries v2 and falls back to v1,
-for the life of the process, when the model is not served there."""
+answers the image bytes (nothing to resume), or JSON with the image's URL: that URL is a ticket too, stored
+before the download, so a failed download is fetched again, never generated again. ``SEGMIND_API_MODE=auto``
+tries v2 and falls back to v1, for the life of the process, when the model is not served there."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from reframe_pipeline.adapters.providers.responses import (
     ResultPendingError,
     classify,
     decode_image_response,
+    fetch_result,
+    result_url,
 )
 from reframe_pipeline.adapters.providers.retrying import clamped_timeout
 from reframe_pipeline.adapters.providers.sessions import Timeout
@@ -78,8 +81,10 @@ class SegmindProvider(RemoteProvider):
                     logger.info("the model is not served on Segmind's async API: using the sync one")
                     self._mode = "sync"
             response, meta = self._post(self._url, key, timeout, json=body, headers=headers)
-            data, content_type = decode_image_response(response, request.resolution, self._session, timeout)
             seed = _seed_used(request, response)
+            if (url := result_url(response)) is not None:  # a ticket: journaled, then downloaded (free)
+                return Ticket(provider=self.name, result_url=url, expires_at=time.time() + RESULT_TTL_S, seed=seed)
+            data, content_type = decode_image_response(response, request.resolution, self._session, timeout)
             return ReframeResult(body=data, content_type=content_type, seed=seed, provider_meta=meta)
 
         return submit
@@ -100,6 +105,9 @@ class SegmindProvider(RemoteProvider):
 
     def _collect(self, ticket: Ticket, request: ReframeRequest, key: str, timeout: Timeout) -> ReframeResult:
         """Wait for the job (never past the invocation's end: then a later receive resumes), then fetch."""
+        if ticket.status_url is None:  # v1's result URL: no job, and no key sent to the host serving it
+            data, content_type = fetch_result(ticket.result_url, request.resolution, self._session, timeout)
+            return ReframeResult(body=data, content_type=content_type, seed=ticket.seed)
         wait_s = _POLL_FIRST_S
         while ticket.status_url is not None:
             status = str(_json(self._get(ticket.status_url, key, timeout)).get("status", "")).upper()
