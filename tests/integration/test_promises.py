@@ -9,6 +9,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -353,6 +354,30 @@ def test_an_image_withheld_as_unsafe_is_counted_as_spent(ideogram: Stack, table:
     variant = ideogram.read_json(OUT + "manifest.json")["variants"][0]
     assert variant["error"]["code"] == "unsafe_image" and variant["cost_usd"] == 0.06
     assert budget_spent(table) == [0.06]
+
+
+@pytest.mark.parametrize("reference", ["styles/missing.png", "https://styles.example.com/a.png"])
+def test_a_style_reference_that_cannot_be_fetched_spends_nothing(
+    ideogram: Stack, table: Any, monkeypatch: pytest.MonkeyPatch, reference: str
+):
+    resolve = socket.getaddrinfo
+
+    def styles_host_down(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "styles.example.com":
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", styles_host_down)
+    ideogram.configure(DAILY_BUDGET_USD="1.00")
+    ideogram.put_image(SOURCE)
+    ideogram.put(SOURCE + ".reframe.json", {**ONE, "style_reference_images": [reference]})
+
+    for _ in range(2):  # and its redelivery, when the failure may pass
+        ideogram.invoke(sqs_event(s3_event(SOURCE)))
+
+    assert ideogram.read_json(OUT + "manifest.json")["variants"][0]["status"] == "failed"
+    assert by_endpoint(ideogram, "ideogram") == 0
+    assert budget_spent(table) in ([], [0.0])  # nothing sent, nothing reserved
 
 
 # -- records handed back come back soon ------------------------------------------------------------

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from reframe_pipeline.adapters.providers.limiter import AimdLimiter
-from reframe_pipeline.adapters.providers.remote import RemoteProvider
+from reframe_pipeline.adapters.providers.remote import RemoteProvider, Submit
 from reframe_pipeline.adapters.providers.responses import ResultLostError, ResultPendingError, WrongSizeAnswerError
 from reframe_pipeline.adapters.providers.retrying import RetryPolicy, clamped_timeout
 from reframe_pipeline.adapters.providers.sessions import Timeout
@@ -59,7 +59,7 @@ class ScriptedProvider(RemoteProvider):
                 raise outcome
             return outcome
 
-        return submit
+        return Submit(submit)
 
     def _collect(self, ticket, request, key, timeout):
         outcome = self.collects.pop(0)

@@ -71,18 +71,20 @@ class IdeogramProvider(RemoteProvider):
     def _submitter(self, request: ReframeRequest, key: str) -> Submit:
         fields = self.fields(request)
         headers = {"Api-Key": key, "Accept": "application/json"}
-        # Built on the first attempt and kept: retries re-send without downloading the references again,
-        # while a failed download (not kept) is retried like a failed call.
+        # Built before the first attempt is paid for, and kept: retries re-send without downloading the references
+        # again, while a failed download (not kept) is retried like a failed call, and reserves nothing.
         parts: list[FilePart] = []
 
-        def submit(timeout: Timeout) -> Ticket:
+        def prepare(timeout: Timeout) -> None:
             if not parts:
                 parts.extend(self.files(request, timeout))
+
+        def submit(timeout: Timeout) -> Ticket:
             response, _ = self._post(self._url, key, timeout, data=fields, files=parts, headers=headers)
             url, seed = self._image_url(response)
             return Ticket(provider=self.name, result_url=url, seed=seed, expires_at=time.time() + RESULT_TTL_S)
 
-        return submit
+        return Submit(submit, prepare)
 
     def _collect(self, ticket: Ticket, request: ReframeRequest, key: str, timeout: Timeout) -> ReframeResult:
         # The URL is stored before this download: a failed download is fetched again, never generated again.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -32,7 +33,14 @@ from reframe_pipeline.observability import count, logger
 WRONG_SIZE_ROUNDS = 2
 _BROKEN_ANSWERS = frozenset({"bad_image", "bad_body"})
 
-Submit = Callable[[Timeout], "Ticket | ReframeResult"]
+
+@dataclass(frozen=True)
+class Submit:
+    """A paid request: ``send`` answers the image or a Ticket; ``prepare``, run before each attempt's cost is
+    reserved, gets what the request needs in hand (free, and done once: a failure there reserves nothing)."""
+
+    send: Callable[[Timeout], Ticket | ReframeResult]
+    prepare: Callable[[Timeout], None] | None = None
 
 
 class RemoteProvider:
@@ -92,7 +100,7 @@ class RemoteProvider:
     def _generate(self, submit: Submit, ticket: Ticket | None, request: ReframeRequest, key: str) -> ReframeResult:
         """Pay for a generation unless ``ticket`` holds one already, then collect it."""
         if ticket is None:
-            made = call_with_retries(submit, self._plan(request, paid=True), self._limiter)
+            made = call_with_retries(submit.send, self._plan(request, submit), self._limiter)
             if isinstance(made, ReframeResult):
                 return made
             ticket = made
@@ -118,7 +126,8 @@ class RemoteProvider:
     def _collect(self, ticket: Ticket, request: ReframeRequest, key: str, timeout: Timeout) -> ReframeResult:
         raise NotImplementedError
 
-    def _plan(self, request: ReframeRequest, paid: bool = False) -> CallPlan:
+    def _plan(self, request: ReframeRequest, paid: Submit | None = None) -> CallPlan:
+        """How a request is repeated: ``paid``, each attempt is reserved (after its preparation); else free."""
         return CallPlan(
             policy=self._policy,
             deadline=request.deadline,
@@ -126,6 +135,7 @@ class RemoteProvider:
             reserve_ms=self._reserve_ms,
             provider=self.name,
             charge=request.meter.charge if paid else None,
+            prepare=paid.prepare if paid else None,
         )
 
     def _post(self, url: str, key: str, timeout: Timeout, **options: Any) -> tuple[requests.Response, dict[str, str]]:

@@ -58,6 +58,9 @@ class CallPlan:
     reserve_ms: int  # kept after the last request for the upload and the manifest
     provider: str
     charge: Callable[[], Refund] | None = None
+    # What a paid request needs in hand (Ideogram's style references), fetched before its cost is reserved: an
+    # attempt that fails there sends nothing, so it reserves nothing.
+    prepare: Callable[[Timeout], None] | None = None
     retries_metric: str = "ProviderRetries"  # the webhook counts its own
     throttled_metric: str | None = "ProviderThrottled"  # each 429 answer (the dashboard's "429s")
 
@@ -88,15 +91,19 @@ def call_with_retries[T](send: Callable[[Timeout], T], plan: CallPlan, limiter: 
 
 
 def _attempt[T](send: Callable[[Timeout], T], plan: CallPlan, limiter: AimdLimiter) -> T:
-    """One request in a limiter slot, its cost reserved first and given back when provably not billed."""
+    """One request in a limiter slot, its cost reserved once it is ready to go and given back when provably not
+    billed."""
     timeout = clamped_timeout(plan.policy, plan.deadline, plan.reserve_ms)
     slot = limiter.acquire(timeout_s=max(0.0, (plan.deadline.remaining_ms() - plan.min_remaining_ms) / 1000))
     if slot is None:
         raise DeadlineError(f"no {plan.provider} call slot came free before the deadline (calls throttled)")
     throttled = succeeded = False
+    refund = None
     try:
-        refund = plan.charge() if plan.charge else None
         try:
+            if plan.prepare is not None:
+                plan.prepare(timeout)
+            refund = plan.charge() if plan.charge else None
             result = send(timeout)
         except requests.RequestException as exc:
             failure: ProviderError = _network_error(exc, plan.provider)

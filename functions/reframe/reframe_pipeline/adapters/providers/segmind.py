@@ -87,7 +87,7 @@ class SegmindProvider(RemoteProvider):
             data, content_type = decode_image_response(response, request.resolution, self._session, timeout)
             return ReframeResult(body=data, content_type=content_type, seed=seed, provider_meta=meta)
 
-        return submit
+        return Submit(submit)
 
     def _submit_async(self, key: str, body: dict[str, Any], headers: dict[str, str], timeout: Timeout) -> Ticket:
         response, _ = self._post(v2_url(self._url), key, timeout, json=body, headers=headers)
