@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
-from reframe_pipeline.application.ports import Budget, Journal
+from reframe_pipeline.application.ports import Budget, Journal, Meter
 from reframe_pipeline.application.values import Refund, Ticket
+
+
+def retry_work_id(work_id: str) -> str:
+    """The journal entry of a generation's second try (SOURCE_CHECK=retry): its ticket never replaces the first's,
+    so a redelivery collects each of them as what it is."""
+    return f"{work_id}:retry"
 
 
 class VariantMeter:
@@ -20,6 +27,12 @@ class VariantMeter:
         self._lock = threading.Lock()
         self.spent = 0.0
         self.paid_attempts = 0
+        self.collected = 0  # generations paid for by an earlier invocation, collected with their tickets in this one
+
+    @property
+    def cost_usd(self) -> float:
+        """What the variant's generations cost: paid in this run, or earlier and collected in it."""
+        return self.spent + self._cost * self.collected
 
     def charge(self) -> Refund:
         reservation = self._budget.reserve(self._cost)
@@ -36,3 +49,24 @@ class VariantMeter:
 
     def submitted(self, ticket: Ticket | None) -> None:
         self._journal.hold(self._work_id, ticket)
+
+    def retry(self, seed: int) -> Meter:
+        """The meter of the generation's second try: this variant's money, its own journal entry, and its seed
+        kept with its ticket (a redelivery asks for that seed again, or collects the ticket)."""
+        return _RetryMeter(self, seed)
+
+    def journal_retry(self, ticket: Ticket | None, seed: int) -> None:
+        held = replace(ticket, seed=seed) if ticket is not None and ticket.seed is None else ticket
+        self._journal.hold(retry_work_id(self._work_id), held)
+
+
+class _RetryMeter:
+    def __init__(self, meter: VariantMeter, seed: int) -> None:
+        self._meter = meter
+        self._seed = seed
+
+    def charge(self) -> Refund:
+        return self._meter.charge()
+
+    def submitted(self, ticket: Ticket | None) -> None:
+        self._meter.journal_retry(ticket, self._seed)

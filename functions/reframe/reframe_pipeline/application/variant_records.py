@@ -53,7 +53,6 @@ def created_record(
     job: VariantJob,
     made: Made,
     meter: VariantMeter,
-    cost: float,
     base: dict[str, Any],
     provenance: Provenance,
     minimum: float,
@@ -61,7 +60,7 @@ def created_record(
     """The record of a variant made by the provider (``minimum``: the source check's SOURCE_MATCH_MIN)."""
     v = job.variant
     # A generation collected from an earlier attempt's ticket was paid for then; a kept one, earlier still.
-    cost_usd = meter.spent + (cost if made.resumed and meter.paid_attempts == 0 else 0.0)
+    cost_usd = meter.cost_usd
     count("VariantsCreated")
     found = made.found
     warnings = _warnings(made, minimum)

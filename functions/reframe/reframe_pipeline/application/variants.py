@@ -8,7 +8,7 @@ import time
 from dataclasses import replace
 
 from reframe_pipeline.application.fallback import Fallback, falls_back
-from reframe_pipeline.application.metering import VariantMeter
+from reframe_pipeline.application.metering import VariantMeter, retry_work_id
 from reframe_pipeline.application.object_metadata import (
     generation_metadata,
 )
@@ -73,12 +73,12 @@ class VariantProducer:
         try:
             made = self._make(job, meter, started)
         except Exception as exc:
-            fields = {**base, "cost_usd": meter.spent, "attempts": meter.paid_attempts}
+            fields = {**base, "cost_usd": meter.cost_usd, "attempts": meter.paid_attempts}
             rescued = self.fallback.make(job, exc, fields, started) if self.fallback and falls_back(exc) else None
             return rescued or failed_record(v, exc, fields, started)
         finally:
             measure("EstimatedCostUSD", meter.spent, MetricUnit.NoUnit)
-        return created_record(job, made, meter, cost, base, self.provenance, self.source_check.minimum)
+        return created_record(job, made, meter, base, self.provenance, self.source_check.minimum)
 
     def _make(self, job: VariantJob, meter: VariantMeter, started: float) -> Made:
         """The steps of a variant's life after its reservation: submitted, generated (or found kept),
@@ -142,12 +142,18 @@ class VariantProducer:
         return found, retry_seed
 
     def _generate(
-        self, job: VariantJob, meter: VariantMeter, resume: Ticket | None, params: GenerationParams
+        self, job: VariantJob, meter: VariantMeter, resume: Ticket | None, params: GenerationParams, retry: bool = False
     ) -> ReframeResult:
-        request = ReframeRequest(job.source, job.variant.resolution, params, job.deadline, meter, resume)
+        """One generation, paid or collected with ``resume``; ``retry``: SOURCE_CHECK=retry's second, journaled
+        apart from the first with its seed (``params.seed``)."""
+        attempt = meter.retry(params.seed) if retry and params.seed is not None else meter
+        request = ReframeRequest(job.source, job.variant.resolution, params, job.deadline, attempt, resume)
+        paid = meter.paid_attempts
         with traced("provider call"):
             result = self.provider.reframe(request)
-        self.journal.advance(job.work_id, "generated")
+        if resume is not None and meter.paid_attempts == paid:  # paid for by an earlier invocation
+            meter.collected += 1
+        self.journal.advance(retry_work_id(job.work_id) if retry else job.work_id, "generated")
         job.check_source()
         return result
 
@@ -156,12 +162,16 @@ class VariantProducer:
     ) -> tuple[ReframeResult, SourceFound, int | None]:
         """SOURCE_CHECK=retry: generate once more with a new seed (paid and counted like any attempt) and keep
         the second result only when its source check is better; any failure of the retry keeps the first."""
-        seed = random.randint(100, 999_999)  # noqa: S311 - a seed, not a secret
+        resume = self.journal.load(retry_work_id(job.work_id))  # paid for by an invocation that did not finish
+        seed = resume.seed if resume is not None else None
+        if seed is None:
+            seed = random.randint(100, 999_999)  # noqa: S311 - a seed, not a secret
         count("SourceCheckRetries")
         try:
             if job.deadline.remaining_ms() < self.min_remaining_ms:
                 raise DeadlineError("too little time left for a second generation")
-            second = self._generate(job, meter, None, replace(job.params(self.presign_expiry_s), seed=seed))
+            params = replace(job.params(self.presign_expiry_s), seed=seed)
+            second = self._generate(job, meter, resume, params, retry=True)
         except SourceChangedError:
             raise
         except Exception as exc:
