@@ -16,6 +16,7 @@ from reframe_pipeline.application.generations import Generations
 from reframe_pipeline.application.object_metadata import check_output_limits
 from reframe_pipeline.application.options import PipelineOptions
 from reframe_pipeline.application.outputs import OutputFolder, output_dir
+from reframe_pipeline.application.overtaken import overtaken
 from reframe_pipeline.application.ports import (
     Budget,
     ContentSigner,
@@ -183,12 +184,12 @@ class Pipeline:
         existing, replaced = folder.contents(info, variants, present)
         contents = FolderContents(existing, replaced, self.generations(storage, out_dir, present))
         records = self.fanout.run(storage, info, source, out_dir, variants, contents, deadline)
-        if (ended := _source_moved_on(folder, event, info, records)) is not None:
+        if (ended := self._moved_on(folder, event, info, found, records)) is not None:
             return ended
         manifest = Manifest(source=source_info, config=_config_info(found), variants=records)
         folder.finish(manifest)
         # A delete that landed during the write above found nothing to remove: remove it here.
-        if (ended := _source_moved_on(folder, event, info, records)) is not None:
+        if (ended := self._moved_on(folder, event, info, found, records)) is not None:
             return ended
         folder.remove_stale(present, records, prepared=bool(reasons), prune=prune)
         return _done(event, info, manifest)
@@ -201,6 +202,23 @@ class Pipeline:
             self._io.submit(storage.read, key, HEADER_READS[0]),
             self._io.submit(storage.list_objects, out_dir),
         )
+
+    def _moved_on(
+        self,
+        folder: OutputFolder,
+        event: ObjectEvent,
+        info: ObjectInfo,
+        found: FoundConfig,
+        records: list[VariantRecord],
+    ) -> Outcome | None:
+        """The source looked at again after the slow part, then its sidecar: a newer upload or a newer sidecar of its
+        own owns the folder (this run's manifest and pruning would undo what that one made)."""
+        if (ended := _source_moved_on(folder, event, info, records)) is not None:
+            return ended
+        now = self.find_config(folder.storage, info.key)
+        if not overtaken(folder, found, now, lambda config: {v.name for v in self.plan_config(config)[0]}, records):
+            return None
+        return Outcome(event, "superseded", detail=f"{info.key}: its sidecar changed meanwhile", records=records)
 
     def find_config(self, storage: Storage, key: str) -> FoundConfig | None:
         """The config of the image at ``key``: its sidecar, its nearest folder default, or DEFAULT_SIDECAR."""
