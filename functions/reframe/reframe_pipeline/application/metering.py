@@ -27,12 +27,17 @@ class VariantMeter:
         self._lock = threading.Lock()
         self.spent = 0.0
         self.paid_attempts = 0
-        self.collected = 0  # generations paid for by an earlier invocation, collected with their tickets in this one
+        # Paid for by an earlier invocation: generations collected with their tickets, or held by this process.
+        self.earlier_usd = 0.0
 
     @property
     def cost_usd(self) -> float:
         """What the variant's generations cost: paid in this run, or earlier and collected in it."""
-        return self.spent + self._cost * self.collected
+        return self.spent + self.earlier_usd
+
+    def collected(self) -> None:
+        """A generation paid for earlier was collected with its ticket."""
+        self.earlier_usd += self._cost
 
     def charge(self) -> Refund:
         reservation = self._budget.reserve(self._cost)

@@ -8,6 +8,7 @@ import time
 from dataclasses import replace
 
 from reframe_pipeline.application.fallback import Fallback, falls_back
+from reframe_pipeline.application.held_generations import HeldGeneration, HeldGenerations
 from reframe_pipeline.application.metering import VariantMeter, retry_work_id
 from reframe_pipeline.application.object_metadata import (
     generation_metadata,
@@ -51,6 +52,7 @@ class VariantProducer:
         self.prices = prices
         self.presign_expiry_s = presign_expiry_s
         self.min_remaining_ms = min_remaining_ms
+        self.held = HeldGenerations()  # for the life of the process: a redelivery to it finds them
 
     def produce(self, job: VariantJob) -> VariantRecord:
         """Call the provider (or collect a generation paid for earlier) and write the checked result;
@@ -87,12 +89,9 @@ class VariantProducer:
         job.check_limits(gen_metadata, signing=self.writer.signer is not None, checking=self.source_check.mode != "off")
         with job.generations.exclusive(job.gen_id):
             kept = job.generations.load(job.gen_id)
-            resume = None
+            resumed = False
             if kept is None:
-                resume = self.journal.load(job.work_id)
-                result = self._generate(job, meter, resume, job.params(self.presign_expiry_s))
-                latency_ms = int((time.monotonic() - started) * 1000)  # the provider's time, not the check's
-                result, (found, retry_seed) = self._new_check(job, meter, result)
+                result, (found, retry_seed), resumed, latency_ms = self._new_generation(job, meter, started)
                 generation_key = job.generations.store(
                     job.gen_id, result, {**gen_metadata, **(found.metadata() if found else {})}
                 )
@@ -104,6 +103,7 @@ class VariantProducer:
         if kept is None:
             measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
         written = self.writer.write(job, result, self.provenance, seed=retry_seed, source=found.box if found else None)
+        self.held.drop(job.work_id)  # in the bucket now, as a variant at least
         self.journal.advance(job.work_id, "written")
         note = _note(meter) if kept is None and job.previous_generation == job.gen_id else None
         return Made(
@@ -111,7 +111,7 @@ class VariantProducer:
             written.key,
             written.size,
             latency_ms,
-            resume is not None,
+            resumed,
             kept is not None,
             generation_key,
             written.signed,
@@ -120,6 +120,22 @@ class VariantProducer:
             retry_seed,
             written.source_cropped,
         )
+
+    def _new_generation(
+        self, job: VariantJob, meter: VariantMeter, started: float
+    ) -> tuple[ReframeResult, Check, bool, int]:
+        """A generation the bucket does not keep: held by this process (paid for by an earlier invocation whose
+        writes S3 refused), else paid for or collected with its journaled ticket, and checked. Held until the
+        bucket takes it. With whether it was paid for earlier, and the provider's time (not the check's)."""
+        if (held := self.held.get(job.work_id)) is not None:
+            meter.earlier_usd += held.cost_usd
+            return held.result, held.check, True, 0
+        resume = self.journal.load(job.work_id)
+        result = self._generate(job, meter, resume, job.params(self.presign_expiry_s))
+        latency_ms = int((time.monotonic() - started) * 1000)
+        result, check = self._new_check(job, meter, result)
+        self.held.hold(job.work_id, HeldGeneration(result, check, meter.cost_usd))
+        return result, check, resume is not None, latency_ms
 
     def _new_check(self, job: VariantJob, meter: VariantMeter, result: ReframeResult) -> tuple[ReframeResult, Check]:
         """A new generation's source check; with SOURCE_CHECK=retry and a low score, the better of two generations."""
@@ -152,7 +168,7 @@ class VariantProducer:
         with traced("provider call"):
             result = self.provider.reframe(request)
         if resume is not None and meter.paid_attempts == paid:  # paid for by an earlier invocation
-            meter.collected += 1
+            meter.collected()
         self.journal.advance(retry_work_id(job.work_id) if retry else job.work_id, "generated")
         job.check_source()
         return result

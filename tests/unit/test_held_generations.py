@@ -1,0 +1,52 @@
+"""Paid bytes S3 would not take: a generation answered as bytes (no ticket to collect again) is held by the process
+until the bucket keeps it, so the redelivery renders it instead of paying again, and says what it cost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from reframe_pipeline.application.held_generations import HeldGeneration, HeldGenerations
+from reframe_pipeline.application.values import ReframeResult
+from tests.unit.fakes import MemoryBudget, MemoryStorage
+from tests.unit.orchestration_harness import OUT, PRICE, TARGETS
+
+
+class SlowingDownStorage(MemoryStorage):
+    """A bucket whose writes under ``slow_prefix`` S3 refuses with SlowDown (past botocore's retries)."""
+
+    slow_prefix: str | None = None
+
+    def write(self, key: str, body: bytes, content_type: str, metadata: dict[str, str], tags: Any = None) -> None:
+        if self.slow_prefix is not None and key.startswith(self.slow_prefix):
+            error = {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}
+            raise ClientError(error, "PutObject")  # type: ignore[arg-type]
+        super().write(key, body, content_type, metadata, tags)
+
+
+def test_a_generation_s3_refused_is_rendered_by_the_redelivery_not_paid_again(make: Any) -> None:
+    storage, budget = SlowingDownStorage(), MemoryBudget(limit=1.0)
+    h = make(storage=storage, budget=budget)
+    h.upload(targets=TARGETS[:1])
+    storage.slow_prefix = OUT
+
+    with pytest.raises(ClientError):  # not even the manifest: the record goes back to the queue
+        h.handle()
+    assert h.storage.keys(OUT) == [] and h.provider.calls == 1
+    storage.slow_prefix = None
+    (record,) = h.handle().records
+
+    assert record.status == "created" and h.provider.calls == 1 and budget.spent == pytest.approx(PRICE)
+    assert record.cost_usd == pytest.approx(PRICE)  # paid for by the first receive, as the manifest says
+    assert len(h.generations()) == 1  # kept now
+
+
+def test_a_process_holds_a_bounded_amount_the_oldest_going_first() -> None:
+    held = HeldGenerations(max_bytes=10)
+    for work_id in ("a", "b", "c"):
+        held.hold(work_id, HeldGeneration(ReframeResult(body=b"x" * 4, content_type="image/png"), None, PRICE))
+    assert [held.get(w) is not None for w in ("a", "b", "c")] == [False, True, True]
+    held.drop("b")
+    assert held.get("b") is None
