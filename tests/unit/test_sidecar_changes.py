@@ -3,6 +3,7 @@ sidecar writes no manifest over the newer one, prunes nothing the newer one keep
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -35,3 +36,17 @@ def test_a_reverted_sidecar_wins_over_the_slower_run_of_the_change(make: Any, pr
     assert [v["name"] for v in h.manifest()["variants"]] == ["x", "z"]  # the newer run's manifest stands
     assert h.outputs() == [MANIFEST, OUT + "x.png", OUT + "z.png"]  # z kept, y not left behind
     assert set(kept) <= set(h.generations())  # z's kept generation too
+
+
+def test_a_folder_default_changed_meanwhile_applies_to_later_uploads_only(make: Any) -> None:
+    h: Harness = make()
+    h.upload()
+    h.storage.put("uploads/_reframe.json", json.dumps({"version": 1, "targets": [X]}).encode())
+
+    def change_the_default(request: ReframeRequest) -> None:
+        h.storage.put("uploads/_reframe.json", json.dumps({"version": 1, "targets": [Z]}).encode())
+
+    h.provider = h.pipeline.fanout.producer.provider = FakeProvider([change_the_default])
+    outcome = h.handle()  # no event comes for this image with the new default: this run finishes its work
+
+    assert outcome.action == "processed" and h.outputs() == [MANIFEST, OUT + "x.png"]

@@ -30,12 +30,21 @@ def find_config(
     storage: Storage, image_key: str, input_prefix: str, default: str | None, max_bytes: int
 ) -> FoundConfig | None:
     for origin, key in candidate_keys(image_key, input_prefix):
-        try:
-            # One byte over the limit is enough to tell that a sidecar is too large.
-            raw = storage.read(key, first_bytes=max_bytes + 1)
-        except FileNotFoundError:
-            continue
-        return FoundConfig(origin, key, raw)
+        if (found := _read(storage, origin, key, max_bytes)) is not None:
+            return found
     if default is not None:
         return FoundConfig("default", None, default.encode())
     return None
+
+
+def own_sidecar(storage: Storage, image_key: str, max_bytes: int) -> FoundConfig | None:
+    """The image's own sidecar as it is now, if it has one."""
+    return _read(storage, "object", image_key + SIDECAR_SUFFIX, max_bytes)
+
+
+def _read(storage: Storage, origin: Literal["object", "folder"], key: str, max_bytes: int) -> FoundConfig | None:
+    try:
+        # One byte over the limit is enough to tell that a sidecar is too large.
+        return FoundConfig(origin, key, storage.read(key, first_bytes=max_bytes + 1))
+    except FileNotFoundError:
+        return None

@@ -21,10 +21,11 @@ def overtaken(
     names: Callable[[FoundConfig], set[str]],
     records: list[VariantRecord],
 ) -> bool:
-    """Whether the config found ``now`` is a newer sidecar of the source's own (which has an event of its own that
-    will run, or ran, with it); if so, this run's variants it does not plan (``names``) are removed. A folder default
-    changed meanwhile is not: it applies to later uploads, and no event comes for this one."""
-    if now is None or now.origin != "object" or (now.key, now.raw) == (worked_with.key, worked_with.raw):
+    """Whether the source's own sidecar as it is ``now`` is newer than the config this run worked with (it has an
+    event of its own, that will run, or ran, with it); if so, this run's variants it does not plan (``names``) are
+    removed. A folder default changed meanwhile is not: it applies to later uploads, and no event comes for this
+    one; nor is a sidecar deleted meanwhile (its variants are kept)."""
+    if now is None or (now.key, now.raw) == (worked_with.key, worked_with.raw):
         return False
     try:
         planned = names(now)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from reframe_pipeline.application.broadcast import Broadcast
 from reframe_pipeline.application.deadline import Deadline
-from reframe_pipeline.application.discovery import FoundConfig, find_config
+from reframe_pipeline.application.discovery import FoundConfig, find_config, own_sidecar
 from reframe_pipeline.application.fanout import FanOut, FolderContents
 from reframe_pipeline.application.generations import Generations
 from reframe_pipeline.application.object_metadata import check_output_limits
@@ -215,7 +215,7 @@ class Pipeline:
         own owns the folder (this run's manifest and pruning would undo what that one made)."""
         if (ended := _source_moved_on(folder, event, info, records)) is not None:
             return ended
-        now = self.find_config(folder.storage, info.key)
+        now = own_sidecar(folder.storage, info.key, self.options.max_sidecar_bytes)
         if not overtaken(folder, found, now, lambda config: {v.name for v in self.plan_config(config)[0]}, records):
             return None
         return Outcome(event, "superseded", detail=f"{info.key}: its sidecar changed meanwhile", records=records)
