@@ -7,6 +7,8 @@ import signal
 import sys
 import threading
 
+from reframe_local import wsgi
+
 from .server import make_server
 from .state import EmulatorConfig
 
@@ -45,11 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    # Served from a thread: shutdown() must not be called from the thread running serve_forever().
-    serving = threading.Thread(target=server.serve_forever, name="emulator", daemon=True)
-    serving.start()
-    print(f"emulator listening on {server.url}", flush=True)
-    stop.wait()
-    server.shutdown()
-    server.server_close()
+    with wsgi.run(server, "emulator"):
+        print(f"emulator listening on {server.url}", flush=True)
+        stop.wait()
     return 0

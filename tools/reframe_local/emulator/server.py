@@ -21,13 +21,13 @@ import struct
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from typing import Any
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from pydantic import BaseModel, ValidationError
-from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+from werkzeug.serving import ThreadedWSGIServer
 from werkzeug.wrappers import Request, Response
 
+from reframe_local.wsgi import QuietHandler, http_url
 from reframe_pipeline.domain.sidecar import describe
 
 from . import ideogram, segmind
@@ -175,19 +175,11 @@ def _admin_body[M: BaseModel](model: type[M], body: bytes) -> M | Reply:
 
 def _base_url(environ: WSGIEnvironment) -> str:
     """The emulator's own URL, as bound (not as the client named it), for the URLs it hands out."""
-    return _http_url(environ["SERVER_NAME"], environ["SERVER_PORT"])
+    return http_url(environ["SERVER_NAME"], environ["SERVER_PORT"])
 
 
-def _http_url(host: str, port: int | str) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-class _Handler(WSGIRequestHandler):
-    """Quiet (benchmarks send thousands of calls; the stats endpoint tells what happened), and able to drop
-    a connection with a reset."""
-
-    def log_request(self, *args: Any) -> None:
-        pass
+class _Handler(QuietHandler):
+    """Able to drop a connection with a reset."""
 
     def connection_dropped(self, error: BaseException, environ: WSGIEnvironment | None = None) -> None:
         if isinstance(error, DropConnection):
@@ -207,7 +199,7 @@ class EmulatorServer(ThreadedWSGIServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return _http_url(str(host), port)
+        return http_url(str(host), port)
 
 
 def make_server(host: str, port: int, config: EmulatorConfig) -> EmulatorServer:
