@@ -836,7 +836,7 @@ def test_runtime_limits_and_largest_source(http: requests.Session, emu: str, fil
 def strict_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """An emulator started with the strict command-line options."""
     log = tmp_path_factory.mktemp("strict") / "emulator.log"
-    args = ("--square-only", "--max-source-pixels", "300000", "--max-source-bytes", "800000")
+    args = ("--square-only", "--max-source-pixels", "300000", "--max-source-bytes", "800000", "--image-format", "png")
     server = servers.start_emulator(EMULATOR_API_KEY, *args, log_path=log)
     yield server
     server.stop()
@@ -846,6 +846,7 @@ def test_strict_command_line_options(http: requests.Session, strict_emulator: Se
     base = strict_emulator.url
     square = segmind(http, base, {"image": f"{files}/astronaut.png"})
     assert square.status_code == 200
+    assert square.headers["Content-Type"] == "image/png"
     wide = segmind(http, base, {"image": f"{files}/coffee.png"})
     assert wide.status_code == 400
     assert "600x400 is not square" in wide.json()["error"]
@@ -855,6 +856,7 @@ def test_strict_command_line_options(http: requests.Session, strict_emulator: Se
     config = http.get(f"{base}/_emulator/config", timeout=10).json()
     assert config["square_only"] is True
     assert config["max_source_pixels"] == 300_000
+    assert config["image_format"] == "png"
     assert "api_key" not in config
 
 
