@@ -66,7 +66,7 @@ def test_a_change_of_rendition_pays_nothing_and_renders_from_the_kept_generation
     deployed.put(SOURCE + ".reframe.json", {"version": 1, "targets": resized, "seed": 111})
     deployed.invoke(s3_event(SOURCE + ".reframe.json"))
     assert billed(deployed) == 2
-    assert image(deployed, OUT + "og.png").size == (1000, 523)
+    assert image(deployed, OUT + "og.jpg").size == (1000, 523)
 
 
 def test_a_change_the_provider_sees_pays_once_per_affected_target_and_a_revert_is_free(deployed: Stack):

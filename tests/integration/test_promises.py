@@ -94,7 +94,7 @@ def test_a_sidecar_reverted_to_earlier_parameters_gets_its_own_image_back(stack:
     for seed in (100, 200, 100):
         stack.put(SOURCE + ".reframe.json", with_seed(seed))
         assert stack.invoke(sqs_event(s3_event(SOURCE + ".reframe.json"))) == {"batchItemFailures": []}
-        hashes.append(metadata(stack, OUT + "1024x1024.png")["params-hash"])
+        hashes.append(metadata(stack, OUT + "1024x1024.jpg")["params-hash"])
 
     assert hashes[0] == hashes[2] != hashes[1]  # the file is the seed-100 image again, not the seed-200 one
     manifest = stack.read_json(OUT + "manifest.json")
@@ -116,7 +116,7 @@ def test_an_overwrite_during_a_slow_call_is_not_undone_by_the_older_invocation(s
     older.join(timeout=60)
 
     assert older_result == [{"batchItemFailures": []}]  # the newer upload's event owns the folder
-    assert metadata(stack, OUT + "1024x1024.png")["source-etag"] == newer_etag
+    assert metadata(stack, OUT + "1024x1024.jpg")["source-etag"] == newer_etag
     assert stack.read_json(OUT + "manifest.json")["source"]["etag"] == newer_etag
     billed = stack.stats()["billed"]
     redelivered = stack.invoke(sqs_event(s3_event(SOURCE)))
@@ -171,7 +171,7 @@ def test_a_key_whose_metadata_would_pass_2_kb_is_written_once_and_paid_once(stac
     result = stack.invoke(sqs_event(s3_event(key)))
 
     assert result == {"batchItemFailures": []}
-    out = "reframed/" + key.removeprefix("uploads/") + "/1024x1024.png"
+    out = "reframed/" + key.removeprefix("uploads/") + "/1024x1024.jpg"
     assert metadata(stack, out)["source-key"] == "sha256:" + hashlib.sha256(key.encode()).hexdigest()
     assert stack.stats()["billed"] == 1
 

@@ -167,13 +167,13 @@ def test_a_variant_deleted_by_hand_is_made_again(stack: Stack, aws_env: str):
     stack.put_image(SOURCE)
     stack.put(SOURCE + ".reframe.json", THREE)
     stack.invoke(sqs_event(s3_event(SOURCE)))
-    stack.s3.delete_object(Bucket="reframe-test", Key=OUT + "1024x1024.png")
+    stack.s3.delete_object(Bucket="reframe-test", Key=OUT + "1024x1024.jpg")
 
     # The sidecar is uploaded again to get the missing variant back.
     assert stack.invoke(sqs_event(s3_event(SOURCE + ".reframe.json"))) == {"batchItemFailures": []}
 
     statuses = {v["name"]: v["status"] for v in stack.read_json(OUT + "manifest.json")["variants"]}
     assert statuses == {"1024x1024": "created", "1312x736": "existing", "300x200": "existing"}
-    assert stack.image(OUT + "1024x1024.png").size == (1024, 1024)
+    assert stack.image(OUT + "1024x1024.jpg").size == (1024, 1024)
     # Collected again from the result the provider still holds (its ticket is journaled): nothing paid.
     assert stack.stats()["billed"] == 3
