@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from reframe_pipeline.application.generations import KIND_TAG
-from reframe_pipeline.settings import DEFAULT_MEMORY_MB, Settings
+from reframe_pipeline.settings import DEFAULT_MEMORY_MB, Settings, SettingsError
 
 from .conftest import ACCOUNT, REGION, ROOT, STACK
 
@@ -546,3 +546,18 @@ def test_every_checkov_skip_is_explained(template: dict[str, Any]) -> None:
         for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
             assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical_id, skip)
             assert len(skip.get("comment", "")) > 20, (logical_id, skip)
+
+
+@pytest.mark.parametrize("amount", ["0", "0.0", "0.00", "", "0.5", "12.50"])
+def test_the_budget_parameter_admits_exactly_what_the_function_starts_with(
+    transformed: dict[str, Any], amount: str
+) -> None:
+    """A DailyBudgetUsd the template admits but the settings refuse would fail every cold start."""
+    admitted = re.fullmatch(transformed["Parameters"]["DailyBudgetUsd"]["AllowedPattern"], amount) is not None
+    environment = {"DAILY_BUDGET_USD": amount, "IDEMPOTENCY_TABLE": "t"}
+    try:
+        Settings.from_env(environment)
+        starts = True
+    except SettingsError:
+        starts = False
+    assert admitted == starts
