@@ -9,7 +9,8 @@ parses it and its own retries run, as they would against AWS. Everything else st
                     when=lambda params: params["Key"]["id"]["S"].startswith("journal#"))
     aws_faults.slow_down("reframed/")            # S3 SlowDown (503) on writes under a prefix
     aws_faults.hang("events", "PutEvents")       # a socket that accepts the connection and never replies
-    aws_faults.calls("dynamodb", "UpdateItem")   # what was asked (each attempt), to assert on
+    aws_faults.calls("dynamodb", "UpdateItem")   # what was asked (each call once), to assert on
+    aws_faults.clear()                           # the outage is over
 """
 
 from __future__ import annotations
@@ -142,13 +143,18 @@ class AwsFaults:
 
         self._add(_Rule(service, operation, when, None, redirect))
 
+    def clear(self) -> None:
+        """No more faults: every request reaches moto again."""
+        with self._lock:
+            self.rules.clear()
+
     def calls(self, service: str, operation: str) -> list[Params]:
         """The parameters of every matching request the handler made (each call once, before its retries)."""
         with self._lock:
             return [c.params for c in self.seen if (c.service, c.operation) == (service, operation)]
 
     def attach(self, session: boto3.session.Session) -> None:
-        session.events.register("before-call", self._before_call)
+        session.events.register("before-parameter-build", self._on_call)
         session.events.register("before-send", self._before_send)
 
     def close(self) -> None:
@@ -159,8 +165,9 @@ class AwsFaults:
         with self._lock:
             self.rules.append(rule)
 
-    def _before_call(self, model: Any, params: Params, **kwargs: Any) -> None:
-        # botocore sends (and retries) in the calling thread: the send hook finds the call here.
+    def _on_call(self, model: Any, params: Params, **kwargs: Any) -> None:
+        # The call's own parameters (before-call has them serialized). botocore sends and retries in the
+        # calling thread: the send hook finds the call here.
         service = model.service_model.service_name
         self._current.call = _Call(service, model.name, params)
         with self._lock:
