@@ -133,3 +133,14 @@ def test_instances_share_the_limit_and_none_starves(stack: Stack, dynamodb: Any,
     stats = stack.stats()
     assert stats["billed"] == 18
     assert stats["max_in_flight_seen"] <= 2
+
+
+def test_a_call_that_raises_gives_its_slot_back(dynamodb: Any):
+    slots = SharedSlots(TABLE, "segmind", 1, dynamodb)
+    with pytest.raises(RuntimeError, match="provider blew up"), slots.hold(Deadline(lambda: 60_000), reserve_ms=0):
+        raise RuntimeError("provider blew up")
+    # The only slot is free at once: a holder with almost no time left still gets it.
+    with slots.hold(Deadline(lambda: 300), reserve_ms=0):
+        pass
+    [slot] = [i for i in dynamodb.scan(TableName=TABLE)["Items"] if i["id"]["S"].startswith("slot#")]
+    assert "lease_expires" not in slot

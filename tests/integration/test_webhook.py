@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from standardwebhooks.exceptions import WebhookVerificationError
 
 from reframe_local import servers
 
+from ..waiting import wait_until
 from .aws_faults import AwsFaults
 from .conftest import Stack, s3_event
 from .test_failure_logs import counted, lines
@@ -183,3 +185,19 @@ def test_an_unreadable_webhook_secret_loses_the_notice_only(
     assert "reframe/webhook" in line["error"] or "AccessDenied" in line["error"]
     assert counted(capsys.readouterr().out, "WebhookFailures") == 2
     assert stack.stats()["billed"] == 1  # the second receive found the variant made: nothing paid again
+
+
+def test_a_redelivery_in_a_later_second_keeps_the_event_id(stack: Stack, receiver: Receiver):
+    stack.put_image("uploads/w.jpg")
+    stack.put("uploads/w.jpg.reframe.json", SIDECAR)
+    stack.invoke(s3_event("uploads/w.jpg"))
+    first_second = int(time.time())
+    wait_until(lambda: int(time.time()) > first_second, 2, "the clock to pass a second boundary")
+
+    stack.invoke(s3_event("uploads/w.jpg"))  # the same outcome: the variant is there
+
+    first, second = receiver.verified()
+    assert (first["data"]["counts"]["created"], second["data"]["counts"]["existing"]) == (1, 1)
+    assert first["timestamp"] != second["timestamp"]
+    assert second["data"]["event_id"] == first["data"]["event_id"]
+    assert [headers["webhook-id"] for _, headers in receiver.deliveries] == [first["data"]["event_id"]] * 2
