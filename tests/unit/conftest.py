@@ -1,12 +1,16 @@
 """Fixtures of the unit tests: each test starts with the process's provider call limiter as new; the image
-tests run with a bound on their memory; ``counted`` records the metrics a variant counts."""
+tests run with a bound on their memory; ``counted`` records the metrics a variant counts; and no unit test
+opens a socket or starts a process (those belong in tests/integration)."""
 
 from __future__ import annotations
 
 import re
 import resource
-from collections.abc import Iterator
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -45,3 +49,19 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     names: list[str] = []
     monkeypatch.setattr(variants_module, "count", lambda name, value=1: names.append(name))
     return names
+
+
+@pytest.fixture(autouse=True)
+def no_socket_or_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests run with no process, server or socket: fast, alone, on any machine. One that tries fails
+    at once, saying where it belongs."""
+
+    def refuse(what: str) -> Callable[..., NoReturn]:
+        def refused(*args: object, **kwargs: object) -> NoReturn:
+            raise RuntimeError(f"a unit test may not {what}: move this test to tests/integration")
+
+        return refused
+
+    for name in ("connect", "connect_ex", "bind"):
+        monkeypatch.setattr(socket.socket, name, refuse(f"open a socket ({name})"))
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("start a process"))
