@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
-
-T = TypeVar("T")
 
 POLL_S = 0.05
 
 
-def wait_until(predicate: Callable[[], T], timeout: float, what: str) -> T:
+def wait_until[T](predicate: Callable[[], T], timeout: float, what: str) -> T:
     """The first true value ``predicate`` returns within ``timeout`` seconds; else AssertionError naming ``what``."""
     deadline = time.monotonic() + timeout
     while True:

@@ -68,6 +68,7 @@ class _Raw:
 
 
 def _error_response(request: Any, service: str, code: str, status: int, message: str) -> AWSResponse:
+    headers: Any  # botocore takes any mapping here
     if service == "s3":  # rest-xml
         body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
         headers = {"Content-Type": "application/xml"}
@@ -173,7 +174,7 @@ class AwsFaults:
         with self._lock:
             self.seen.append(self._current.call)
 
-    def _before_send(self, request: Any, **kwargs: Any) -> AWSResponse | None:
+    def _before_send(self, request: Any, **kwargs: Any) -> Any:  # an AWSResponse answers in place of AWS
         call: _Call | None = getattr(self._current, "call", None)
         if call is None:
             return None

@@ -25,19 +25,18 @@ from reframe_cli import gallery_server
 from reframe_local import servers
 from reframe_pipeline.settings import Settings
 
+from ..waiting import wait_until
 from .aws_faults import AwsFaults
 from .conftest import BUCKET, Stack, s3_event, sqs_event
 from .test_failure_logs import counted, lines
 from .test_promises import budget_spent, in_background, wait_at_provider
 from .test_reliability import TABLE, create_idempotency_table
 
-from ..waiting import wait_until
-
 SOURCE = "uploads/faults/photo.jpg"
 OUT = "reframed/faults/photo.jpg/"
 ONE = {"version": 1, "targets": [{"resolution": "1024x1024"}]}
 THROTTLED = "ProvisionedThroughputExceededException"
-OK = {"batchItemFailures": []}
+OK: dict[str, list[Any]] = {"batchItemFailures": []}
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from reframe_local import servers
-from reframe_local.moto_stack import wait_until
 from reframe_pipeline.adapters.providers.shared_slots import SharedSlots
 from reframe_pipeline.application.ports import Deadline
 from reframe_pipeline.domain.errors import DeadlineError
 
+from ..waiting import wait_until
 from .conftest import Stack, s3_event, sqs_event
 from .test_reliability import TABLE, create_idempotency_table
 
@@ -93,7 +93,7 @@ def test_the_lease_of_an_instance_that_died_expires_with_its_deadline(dynamodb: 
             return False
 
     assert not free()
-    assert wait_until(free, timeout_s=10)
+    wait_until(free, 10, "the dead lease to expire")
 
 
 def test_calls_in_flight_never_pass_the_shared_limit(stack: Stack, dynamodb: Any):

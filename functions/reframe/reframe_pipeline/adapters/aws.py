@@ -31,7 +31,6 @@ BOUNDED = Config(
 )
 
 
-
 class Deadline(Protocol):
     def remaining_ms(self) -> int: ...
 
