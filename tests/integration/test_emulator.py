@@ -85,11 +85,14 @@ def v2_get(http: requests.Session, url: str, key: str = EMULATOR_API_KEY) -> req
 def until_ended(http: requests.Session, status_url: str) -> requests.Response:
     """Poll a v2 job's status until it is COMPLETED or FAILED (bounded)."""
 
-    def ended() -> requests.Response | None:
-        response = v2_get(http, status_url)
-        return response if response.json()["status"] in ("COMPLETED", "FAILED") else None
+    polled: list[requests.Response] = []  # a Response is falsy on a 4xx: not the predicate's value
 
-    return wait_until(ended, 20, "the job to end")
+    def ended() -> bool:
+        polled.append(v2_get(http, status_url))
+        return polled[-1].json()["status"] in ("COMPLETED", "FAILED")
+
+    wait_until(ended, 20, "the job to end")
+    return polled[-1]
 
 
 def configure(http: requests.Session, base: str, **settings: Any) -> None:
