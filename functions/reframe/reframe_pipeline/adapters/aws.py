@@ -27,7 +27,7 @@ ATTEMPT_MS = (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) * 1000
 BOUNDED = Config(
     connect_timeout=CONNECT_TIMEOUT_S,
     read_timeout=READ_TIMEOUT_S,
-    retries={"mode": "standard", "max_attempts": ATTEMPTS},
+    retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
 )
 
 
