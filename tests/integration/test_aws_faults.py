@@ -290,3 +290,23 @@ def test_11_a_throttled_slot_release_is_retried_and_the_slot_is_free_after(deplo
     assert sum(slot_release(p) for p in releases) >= 2  # tried again after botocore gave up
     [slot] = table_items(deployed, "slot#")
     assert "lease_expires" not in slot and "holder" not in slot  # the holder was done: the lease ended
+
+
+# -- minor: a throttled "written" journal state -------------------------------------------------------------
+
+
+def written_state(params: dict[str, Any]) -> bool:
+    return params.get("ExpressionAttributeValues", {}).get(":state") == {"S": "written"}
+
+
+def test_a_throttled_written_state_does_not_say_failed_for_a_variant_that_exists(
+    deployed: Stack, aws_faults: AwsFaults
+):
+    deployed.put(SOURCE + ".reframe.json", ONE)
+    aws_faults.fail("dynamodb", "UpdateItem", code=THROTTLED, times=3, when=written_state)  # botocore's 3 attempts
+
+    receive(deployed)
+
+    assert any(k.startswith(OUT + "1024x1024.") for k in deployed.keys(OUT))
+    assert statuses(deployed) == {"1024x1024": "created"}
+    assert deployed.stats()["billed"] == 1

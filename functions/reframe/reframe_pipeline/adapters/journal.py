@@ -9,7 +9,10 @@ import threading
 import time
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from reframe_pipeline.application.ports import Ticket
+from reframe_pipeline.observability import count, logger
 
 # Long enough for any redelivery of the record (SQS keeps messages at most 14 days).
 KEEP_S = 15 * 24 * 3600
@@ -60,7 +63,13 @@ class DynamoDBJournal:
         self._update(work_id, "SET #state = :state, expiration = :exp, ticket = :ticket", "submitted", ticket_json)
 
     def advance(self, work_id: str, state: str) -> None:
-        self._update(work_id, "SET #state = :state, expiration = :exp", state)
+        """Progress only (``generated``, ``written``): the ticket is what a redelivery resumes from. A throttled
+        write is logged and counted, never raised: it must not fail a variant that was made."""
+        try:
+            self._update(work_id, "SET #state = :state, expiration = :exp", state)
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("journal state not recorded", extra={"state": state, "error": str(exc)})
+            count("JournalStateFailures")
 
     def _update(self, work_id: str, expression: str, state: str, ticket: str | None = None) -> None:
         values = {":state": {"S": state}, ":exp": {"N": str(int(time.time()) + KEEP_S)}}
