@@ -88,7 +88,8 @@ def ticket_write(params: dict[str, Any]) -> bool:
 def test_2_a_throttled_ticket_write_keeps_the_ticket_and_pays_once(deployed: Stack, aws_faults: AwsFaults):
     deployed.configure(SEGMIND_API_MODE="async")
     deployed.put(SOURCE + ".reframe.json", ONE)
-    # Every attempt for about two seconds: botocore's own retries included.
+    # The ticket's write and the next one throttled through all of botocore's attempts (2 x 3), after the v2
+    # job was accepted and paid.
     aws_faults.fail("dynamodb", "UpdateItem", code=THROTTLED, times=6, when=ticket_write)
 
     assert receive(deployed) == OK  # collected in the process that holds the ticket
