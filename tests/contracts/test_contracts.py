@@ -151,11 +151,13 @@ def test_segmind_requests_and_answers(
     assert set(statuses) == {200} and (len(statuses) >= 3 if mode == "async" else len(statuses) == 1)
 
 
-@pytest.mark.parametrize("response_format", ["jpeg", "json-base64", "json-url"])
+@pytest.mark.parametrize(
+    ("response_format", "image_format"), [("image", "png"), ("json-base64", "jpeg"), ("json-url", "jpeg")]
+)
 def test_segmind_v1_answer_forms(
-    emu: str, files: str, session: requests.Session, recorder: Recorder, response_format: str
+    emu: str, files: str, session: requests.Session, recorder: Recorder, response_format: str, image_format: str
 ):
-    admin(emu, "config", response_format=response_format)
+    admin(emu, "config", response_format=response_format, image_format=image_format)
     assert reframe(segmind(emu, session, "sync"), files, GenerationParams())
     assert check_exchanges(SEGMIND, recorder, emu) == [200]
 

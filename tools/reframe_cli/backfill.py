@@ -28,12 +28,12 @@ from reframe_pipeline.application.values import ObjectInfo
 from .errors import UserError
 from .estimates import cost_table
 from .logs import handler_output_to
+from .progress import Progress
 
 SQS_BATCH = 10  # send_message_batch takes at most 10 entries
 # Lambda's own maximum; the pipeline starts no provider call it could not finish before this deadline.
 CONTEXT_TIMEOUT_S = 900.0
 _SHOWN = 10  # invalid configs and failures listed by key; the rest are counted
-_BAR_WIDTH = 30
 
 
 def report(found: Survey, pipeline: Pipeline) -> str:
@@ -110,12 +110,6 @@ def send_to_queue(sqs: Any, queue_url: str, bucket: str, todo: list[ImageWork]) 
     return refused
 
 
-def _progress(stream: TextIO, done: int, total: int, label: str = "") -> None:
-    filled = _BAR_WIDTH * done // total if total else _BAR_WIDTH
-    stream.write(f"\r[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {done}/{total} {label[-50:]:<50}")
-    stream.flush()
-
-
 def process_locally(bucket: str, todo: list[ImageWork], err: TextIO, verbose: bool) -> tuple[Counter[str], list[str]]:
     """The real handler, in this process, one image at a time (its variants in parallel). Returns the
     variants by status and a line per failure."""
@@ -123,22 +117,26 @@ def process_locally(bucket: str, todo: list[ImageWork], err: TextIO, verbose: bo
 
     statuses: Counter[str] = Counter()
     failures: list[str] = []
-    with open(os.devnull, "w") as devnull, handler_output_to(err if verbose else devnull):
-        for done, work in enumerate(todo):
-            _progress(err, done, len(todo), work.info.key)
+    with (
+        open(os.devnull, "w") as devnull,
+        handler_output_to(err if verbose else devnull),
+        Progress(err, len(todo), "image") as bar,
+    ):
+        for work in todo:
+            bar.label(work.info.key)
             try:
                 result = lambda_handler(notification(bucket, work.info), LocalContext(timeout_s=CONTEXT_TIMEOUT_S))
             # One image's failure (the handler raises for variants worth retrying) must not stop the rest.
             except Exception as exc:
                 failures.append(f"{work.info.key}: {exc}")
                 continue
+            finally:
+                bar.step()
             for summary in result["results"]:
                 for variant in summary["variants"]:
                     statuses[variant["status"]] += 1
                     if variant["status"] == "failed":
                         failures.append(f"{summary['key']}: {variant['name']}: {variant['error']['message']}")
-        _progress(err, len(todo), len(todo))
-        err.write("\n")
     return statuses, failures
 
 

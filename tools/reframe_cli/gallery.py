@@ -22,10 +22,10 @@ import jinja2
 
 from reframe_pipeline.domain.events import MANIFEST_NAME
 
+from .progress import Progress
 from .words import counted
 
 FILTERS = ("all", "failed", "flagged")
-_BAR_WIDTH = 30
 READERS = 8  # manifests read at a time (boto3 clients are thread-safe; its default pool holds 10 connections)
 UNREADABLE = "unreadable_manifest"
 # What a variant's "source match" is, for the page's legend and the score's tooltip.
@@ -235,17 +235,11 @@ def load_manifests(
     """Every manifest under ``prefix``, parsed, in key order, read ``workers`` at a time; a progress bar on
     ``progress`` while they are read. A manifest that does not parse is kept as an unreadable one, not skipped."""
     keys = manifest_keys(s3, bucket, prefix)
-    manifests: list[dict[str, Any]] = []
-    if progress is not None:
-        _progress(progress, 0, len(keys))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for done, (key, body) in enumerate(zip(keys, pool.map(lambda k: _read(s3, bucket, k), keys), strict=True)):
+    with ThreadPoolExecutor(max_workers=workers) as pool, Progress(progress, len(keys), "manifest") as bar:
+        manifests = []
+        for key, body in zip(keys, pool.map(lambda k: _read(s3, bucket, k), keys), strict=True):
             manifests.append(_parse(key, body))
-            if progress is not None:
-                _progress(progress, done + 1, len(keys), key)
-    if progress is not None:
-        progress.write("\n")
-        progress.flush()
+            bar.step(key)
     return manifests
 
 
@@ -266,12 +260,6 @@ def _parse(key: str, body: bytes) -> dict[str, Any]:
             "error": {"code": UNREADABLE, "message": f"{key}: {exc}"},
         }
     return document
-
-
-def _progress(stream: TextIO, done: int, total: int, label: str = "") -> None:
-    filled = _BAR_WIDTH * done // total if total else _BAR_WIDTH
-    stream.write(f"\r[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {done}/{total} manifests {label[-50:]:<50}")
-    stream.flush()
 
 
 def presigner(s3: Any, bucket: str, expires_s: int) -> ImageUrl:

@@ -50,9 +50,9 @@ def look_for_source(source: SourceImage, body: bytes) -> SourceFound:
     """Locate the source in a generation's bytes and score it (the source's thumbnail is made once per run)."""
     started = perf_counter()
     with traced("source check"), Image.open(io.BytesIO(body)) as image:
+        full = image.size  # before draft(), which shrinks the reported size of a JPEG it decodes reduced
         image.draft("L", (image.width // 4, image.height // 4))  # a JPEG decodes at a quarter: plenty here
         scale_x, scale_y = 1.0, 1.0
-        full = image.size
         image.load()
         if image.size != full:  # draft decoded it smaller: boxes are reported in the generation's own pixels
             scale_x, scale_y = full[0] / image.width, full[1] / image.height
