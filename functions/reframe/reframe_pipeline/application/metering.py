@@ -39,6 +39,10 @@ class VariantMeter:
         """A generation paid for earlier was collected with its ticket."""
         self.earlier_usd += self._cost
 
+    def reused(self, cost_usd: float) -> None:
+        """Generations paid for earlier (``cost_usd``) and held by this process were used."""
+        self.earlier_usd += cost_usd
+
     def charge(self) -> Refund:
         reservation = self._budget.reserve(self._cost)
         with self._lock:

@@ -59,7 +59,8 @@ def created_record(
 ) -> VariantRecord:
     """The record of a variant made by the provider (``minimum``: the source check's SOURCE_MATCH_MIN)."""
     v = job.variant
-    # A generation collected from an earlier attempt's ticket was paid for then; a kept one, earlier still.
+    # Paid in this run, or in an earlier one whose ticket or held bytes this one used; a kept generation, earlier
+    # still (not counted again).
     cost_usd = meter.cost_usd
     count("VariantsCreated")
     found = made.found

@@ -128,7 +128,7 @@ class VariantProducer:
         writes S3 refused), else paid for or collected with its journaled ticket, and checked. Held until the
         bucket takes it. With whether it was paid for earlier, and the provider's time (not the check's)."""
         if (held := self.held.get(job.work_id)) is not None:
-            meter.earlier_usd += held.cost_usd
+            meter.reused(held.cost_usd)
             return held.result, held.check, True, 0
         resume = self.journal.load(job.work_id)
         result = self._generate(job, meter, resume, job.params(self.presign_expiry_s))
