@@ -3,44 +3,64 @@ until the bucket keeps it, so the redelivery renders it instead of paying again,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from reframe_pipeline.application.held_generations import HeldGeneration, HeldGenerations
+from reframe_pipeline.application.pipeline import RetryLaterError
 from reframe_pipeline.application.values import ReframeResult
 from tests.unit.fakes import MemoryBudget, MemoryStorage
-from tests.unit.orchestration_harness import OUT, PRICE, TARGETS
+from tests.unit.orchestration_harness import MANIFEST, OUT, PRICE, TARGETS
 
 
 class SlowingDownStorage(MemoryStorage):
-    """A bucket whose writes under ``slow_prefix`` S3 refuses with SlowDown (past botocore's retries)."""
+    """A bucket whose writes of the keys ``refused`` picks S3 refuses with SlowDown (past botocore's retries)."""
 
-    slow_prefix: str | None = None
+    refused: Callable[[str], bool] | None = None
 
     def write(self, key: str, body: bytes, content_type: str, metadata: dict[str, str], tags: Any = None) -> None:
-        if self.slow_prefix is not None and key.startswith(self.slow_prefix):
+        if self.refused is not None and self.refused(key):
             error = {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}
             raise ClientError(error, "PutObject")  # type: ignore[arg-type]
         super().write(key, body, content_type, metadata, tags)
 
 
-def test_a_generation_s3_refused_is_rendered_by_the_redelivery_not_paid_again(make: Any) -> None:
+@pytest.mark.parametrize("manifest_too", [True, False])
+def test_a_generation_s3_refused_is_rendered_by_the_redelivery_not_paid_again(make: Any, manifest_too: bool) -> None:
     storage, budget = SlowingDownStorage(), MemoryBudget(limit=1.0)
     h = make(storage=storage, budget=budget)
     h.upload(targets=TARGETS[:1])
-    storage.slow_prefix = OUT
+    storage.refused = lambda key: key.startswith(OUT) and (manifest_too or key != MANIFEST)
 
-    with pytest.raises(ClientError):  # not even the manifest: the record goes back to the queue
+    # Either way the record goes back to the queue: the variant failed (or even its manifest).
+    with pytest.raises(ClientError if manifest_too else RetryLaterError):
         h.handle()
-    assert h.storage.keys(OUT) == [] and h.provider.calls == 1
-    storage.slow_prefix = None
+    assert h.generations() == [] and h.provider.calls == 1
+    storage.refused = None
     (record,) = h.handle().records
 
     assert record.status == "created" and h.provider.calls == 1 and budget.spent == pytest.approx(PRICE)
     assert record.cost_usd == pytest.approx(PRICE)  # paid for by the first receive, as the manifest says
     assert len(h.generations()) == 1  # kept now
+
+
+def test_a_rendition_refused_is_rendered_from_the_held_generation_after_another_was_written(make: Any) -> None:
+    storage = SlowingDownStorage()
+    h = make(storage=storage)
+    # Two renditions of one generation: the generation and the second rendition are refused, the first is written.
+    h.upload(targets=[TARGETS[0], {"size": "768x256", "name": "b"}])
+    storage.refused = lambda key: key.startswith((OUT + "_", OUT + "b."))
+    with pytest.raises(RetryLaterError):
+        h.handle()
+    assert h.statuses() == {TARGETS[0]: "created", "b": "failed"}
+    storage.refused = None
+
+    h.handle()
+
+    assert h.statuses() == {TARGETS[0]: "existing", "b": "created"} and h.provider.calls == 1
 
 
 def test_a_process_holds_a_bounded_amount_the_oldest_going_first() -> None:

@@ -103,7 +103,8 @@ class VariantProducer:
         if kept is None:
             measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
         written = self.writer.write(job, result, self.provenance, seed=retry_seed, source=found.box if found else None)
-        self.held.drop(job.work_id)  # in the bucket now, as a variant at least
+        if generation_key is not None or not job.generations.keep:  # the bucket has it: kept, or as this variant
+            self.held.drop(job.work_id)
         self.journal.advance(job.work_id, "written")
         note = _note(meter) if kept is None and job.previous_generation == job.gen_id else None
         return Made(
