@@ -54,6 +54,7 @@ class FanOut:
         existing, replaced = outputs.existing, outputs.replaced
         records: dict[str, VariantRecord] = {}
         futures = {}
+        jobs: list[VariantJob] = []
         for v in variants:
             if v.name in existing:
                 records[v.name] = self._existing(v, existing[v.name])
@@ -73,8 +74,11 @@ class FanOut:
             )
             context = contextvars.copy_context()  # carries the source's log keys into the thread
             futures[v.name] = self._calls.submit(context.run, self._produce_in_context, job)
+            jobs.append(job)
         for name, future in futures.items():
             records[name] = future.result()
+        unfinished = {job.work_id for job in jobs if _unfinished(records[job.variant.name])}
+        self.producer.let_go([job for job in jobs if job.work_id not in unfinished])
         return [records[v.name] for v in variants]
 
     def _existing(self, v: PlannedVariant, head: ObjectInfo) -> VariantRecord:
@@ -116,6 +120,11 @@ class FanOut:
                 ),
             )
         )
+
+
+def _unfinished(record: VariantRecord) -> bool:
+    """A variant the provider's generation has yet to make: failed, or stood in for by the fallback."""
+    return record.status == "failed" or record.fallback_reason is not None
 
 
 def _identity(storage: Storage, origin: ObjectInfo, variant: PlannedVariant) -> dict[str, str]:

@@ -82,6 +82,12 @@ class VariantProducer:
             measure("EstimatedCostUSD", meter.spent, MetricUnit.NoUnit)
         return created_record(job, made, meter, base, self.provenance, self.source_check.minimum)
 
+    def let_go(self, done: list[VariantJob]) -> None:
+        """The run made every rendition of these jobs' generations: what it held of them is of no more use (a
+        later run that needs one pays, or renders a kept one, wherever it runs)."""
+        for job in done:
+            self.held.drop(job.work_id)
+
     def _make(self, job: VariantJob, meter: VariantMeter, started: float) -> Made:
         """The steps of a variant's life after its reservation: submitted, generated (or found kept),
         written. Renditions of one generation take turns, so the first pays and the others render."""
@@ -103,7 +109,7 @@ class VariantProducer:
         if kept is None:
             measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
         written = self.writer.write(job, result, self.provenance, seed=retry_seed, source=found.box if found else None)
-        if generation_key is not None or not job.generations.keep:  # the bucket has it: kept, or as this variant
+        if generation_key is not None:  # the bucket keeps it
             self.held.drop(job.work_id)
         self.journal.advance(job.work_id, "written")
         note = _note(meter) if kept is None and job.previous_generation == job.gen_id else None
