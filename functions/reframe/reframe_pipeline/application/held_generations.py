@@ -1,4 +1,5 @@
-"""Paid generations the bucket has not taken yet: held by the process until one is kept or its variant written.
+"""Paid generations the bucket has not taken yet: held by the process until one is kept, or a run has made every
+rendition of it.
 
 A generation answered as bytes (Segmind's sync API) has no ticket to collect again: when S3 refuses the writes
 (SlowDown, the deadline), the record goes back to the queue, and its redelivery to this process renders the held
