@@ -2,7 +2,7 @@
 rendition of it.
 
 A generation answered as bytes (Segmind's sync API) has no ticket to collect again: when S3 refuses the writes
-(SlowDown, the deadline), the record goes back to the queue, and its redelivery to this process renders the held
+(SlowDown, a timeout), the record goes back to the queue, and its redelivery to this process renders the held
 generation instead of paying again. Another instance cannot see it, and pays again: a ticket (Segmind's async
 API, a result URL) survives any instance."""
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
+from reframe_pipeline.application.source_matching import SourceFound
 from reframe_pipeline.application.values import ReframeResult
 
 # What a process holds at most: the oldest generations go first (a Lambda instance has 1 GB or more).
@@ -22,7 +22,7 @@ HELD_BYTES = 128 * 1024 * 1024
 @dataclass(frozen=True)
 class HeldGeneration:
     result: ReframeResult
-    check: Any  # its source check (variants.Check), made when it was paid for
+    check: tuple[SourceFound | None, int | None]  # its source check and retry's seed, made when it was paid for
     cost_usd: float  # what it cost, SOURCE_CHECK=retry's second generation included
 
 
