@@ -58,7 +58,7 @@ from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.domain.pricing import PriceTable, estimate
 from reframe_pipeline.domain.provenance import Provenance, provenance_for, xmp_packet
 from reframe_pipeline.domain.resolutions import Size
-from reframe_pipeline.domain.source_check import check
+from reframe_pipeline.domain.source_check import check_encoded
 from reframe_pipeline.observability import MetricUnit, count, logger, measure, traced
 
 META_SOURCE_KEY = "source-key"
@@ -209,20 +209,13 @@ class SourceFound:
 def look_for_source(source: SourceImage, body: bytes) -> SourceFound:
     """Locate the source in a generation's bytes and score it (the source's thumbnail is made once per run)."""
     started = perf_counter()
-    with traced("source check"), Image.open(io.BytesIO(body)) as image:
-        image.draft("L", (image.width // 4, image.height // 4))  # a JPEG decodes at a quarter: plenty here
-        scale_x, scale_y = 1.0, 1.0
-        full = image.size
-        image.load()
-        if image.size != full:  # draft decoded it smaller: boxes are reported in the generation's own pixels
-            scale_x, scale_y = full[0] / image.width, full[1] / image.height
-        found = check(source.thumbnail(), image)
+    with traced("source check"):
+        found = check_encoded(source.thumbnail(), body)
     measure("SourceCheckTime", (perf_counter() - started) * 1000, MetricUnit.Milliseconds)
     b = found.box
-    box = SourceBox(
-        x=round(b.x * scale_x), y=round(b.y * scale_y), width=round(b.width * scale_x), height=round(b.height * scale_y)
+    return SourceFound(
+        round(found.score, 4), SourceBox(x=round(b.x), y=round(b.y), width=round(b.width), height=round(b.height))
     )
-    return SourceFound(round(found.score, 4), box)
 
 
 @dataclass(frozen=True)
