@@ -74,10 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     minimum = Settings.from_env({}).source_match_min
     checks = run(args.format.upper())
     everything = [ms for runs in checks.cpu.values() for ms in runs]
-    print(f"{args.format}, CPU per generation: median {statistics.median(everything):.1f} ms, max {max(everything):.0f} ms")
+    median = statistics.median(everything)
+    print(f"{args.format}, CPU per generation: median {median:.1f} ms, max {max(everything):.0f} ms")
     for label, modes in (("intact", ["ok"]), ("every mode", MODES)):
         runs = per_variant_ms(checks, modes)
-        print(f"  {FIGURE_SIZE}, {label}: median {statistics.median(runs):.1f} ms, max {max(runs):.1f} ms, n={len(runs)}")
+        median = statistics.median(runs)
+        print(f"  {FIGURE_SIZE}, {label}: median {median:.1f} ms, max {max(runs):.1f} ms, n={len(runs)}")
     for mode in MODES:
         scores = checks.scores[mode]
         flagged = sum(score < minimum for score in scores)
