@@ -97,18 +97,18 @@ class PollSchedule:
         with self._lock:
             known = self._learned.get((speed, resolution)) or self._by_speed.get(speed) or self._first
             plan = Plan(known)
-            if not_ready_s is not None:
-                earliest = not_ready_s
-            elif known.learned:  # ready at the first poll: maybe well before, so the guess moves a little earlier
-                earliest = max(0.0, ready_s - 2 * plan.step_s)
+            if not_ready_s is None and known.learned:
+                # Ready at the first poll: maybe long before. The next job probes early again (EARLY_FRACTIONS),
+                # so a service that became faster is found within a job or two.
+                estimate = Estimate(max(0.0, ready_s - plan.step_s), known.deviation_s, learned=False)
             else:
-                earliest = 0.0
-            seen = (earliest + ready_s) / 2
-            if not known.learned or abs(seen - known.expected_s) > 2 * plan.spread_s:
-                estimate = Estimate(seen, (ready_s - earliest) / 2)  # a new regime: taken as it is
-            else:
-                estimate = Estimate(
-                    known.expected_s + _WEIGHT * (seen - known.expected_s),
-                    known.deviation_s + _WEIGHT * (abs(seen - known.expected_s) - known.deviation_s),
-                )
+                earliest = 0.0 if not_ready_s is None else not_ready_s
+                seen = (earliest + ready_s) / 2
+                if not known.learned or abs(seen - known.expected_s) > 2 * plan.spread_s:
+                    estimate = Estimate(seen, (ready_s - earliest) / 2)  # a new regime: taken as it is
+                else:
+                    estimate = Estimate(
+                        known.expected_s + _WEIGHT * (seen - known.expected_s),
+                        known.deviation_s + _WEIGHT * (abs(seen - known.expected_s) - known.deviation_s),
+                    )
             self._learned[(speed, resolution)] = self._by_speed[speed] = estimate
