@@ -52,9 +52,9 @@ def test_before_anything_is_learned_polls_come_early_then_close_together_around_
     assert times[:3] == pytest.approx(early)
     near = [t for t in times if FIRST_GUESS_S - 2.5 < t < FIRST_GUESS_S + 2.5]
     assert min(near) <= FIRST_GUESS_S - 1 and max(near) >= FIRST_GUESS_S + 1
-    assert max(b - a for a, b in zip(near, near[1:], strict=False)) <= 0.25 + 1e-9
+    assert max(b - a for a, b in itertools.pairwise(near)) <= 0.25 + 1e-9
     assert times == sorted(times)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[-1] == pytest.approx(LATEST_S)  # late: one poll every 2 s, no more
 
 
