@@ -50,6 +50,19 @@ MEANING = {
     "through PROVIDER_MAX_IN_FLIGHT, at 0.5 s per call. The ideal is the calls divided by the limit, times the "
     "latency; the wall time runs from the first upload until the queue is empty. Every variant must exist, "
     "and each instance's peak RSS (`resource.getrusage` when it stops) must stay within figure 4's 250 MB.",
+    10: "The default settings (Segmind's async API, SOURCE_CHECK=warn): one S3 event for a source with 8 targets, "
+    "the handler in this process, the emulator answering JPEG (as Segmind does) after a fixed 1 s, then 3 s; the "
+    "source is a flat grey JPEG, which the emulator's fast render keeps intact, so each variant's source check "
+    "does the work it does on an intact result. Each generation time has one invocation first that is not "
+    "counted (the process learns that time, as a warm one has). The wall time divided by the generation time; "
+    "how long after its generation ended each result was collected (the variant's provider time minus the "
+    "generation time: the request, the emulator's own work and the download count too); and the status polls "
+    "per variant (the emulator's count).",
+    11: "The source check alone (`benchmarks/source_check.py`): the four sample images reframed to 1536x640 by "
+    "the local engine, encoded as JPEG, checked as the handler does (`look_for_source`: decode, score, locate); "
+    "process CPU time per generation, the source's thumbnail made before the clock starts. The same images with "
+    "the source moved, scaled or repainted (the emulator's faults) give the search's time and the detection: "
+    "every repaint must be flagged at SOURCE_MATCH_MIN 0.85, and nothing else.",
 }
 
 # Why a goal can be missed on a 2-core machine, and what would close the gap: shown for figures not met.
@@ -99,6 +112,12 @@ SHORTFALL = {
     "waiting try cost one request instead of one per slot; and with MaxConcurrency x MaxParallelCalls near the "
     "limit, as docs/deploy.md advises, few calls wait at all.",
     8: "",
+    10: "What is left besides the polling (a result is seen within a step of a twentieth of the generation time, "
+    "at least 0.1 s, of being ready): on this machine about 60 ms before the first request (four lookups in "
+    "moto) and 20-60 ms for each request, as the emulator fetches the source from moto, then after the result "
+    "the kept generation, the variant and the manifest written to moto, 30-50 ms each on the shared cores. "
+    "Deployed, S3 answers in a few milliseconds.",
+    11: "",
     9: "Here the 2 cores, not the provider, set the pace: moto (one Python process answering S3, SQS and "
     "DynamoDB, including the shared slots' conditional writes), the instances and the emulator share them; "
     "the CPU seconds above say who used them. Deployed, S3, SQS and DynamoDB do not run on the function's "
