@@ -25,7 +25,7 @@ Events = Callable[[], list[dict[str, Any]]]
 
 @pytest.fixture
 def events(stack: Stack, aws_env: str) -> Events:
-    """A bus whose rule (the one in the README) sends the pipeline's events to a queue; returns a reader
+    """A bus whose rule (the one in docs/notices.md) sends the pipeline's events to a queue; returns a reader
     of the events delivered so far. moto delivers during PutEvents, so nothing needs waiting for."""
     bus, sqs = servers.client("events", aws_env), servers.client("sqs", aws_env)
     bus.create_event_bus(Name="downstream")

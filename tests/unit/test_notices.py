@@ -1,5 +1,4 @@
-"""What downstream systems are told when a source's work ends (domain/notices.py; README, "Downstream
-integration"): the status of the outcome, each variant as written, the counts, the cost, and an event_id
+"""What downstream systems are told when a source's work ends (domain/notices.py; docs/notices.md): the status of the outcome, each variant as written, the counts, the cost, and an event_id
 that is the same for the same outcome and new for any other."""
 
 from __future__ import annotations

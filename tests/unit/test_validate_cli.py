@@ -134,7 +134,7 @@ def test_each_mistake_is_on_its_own_line_with_did_you_mean_for_a_near_miss(tmp_p
         "  targets[0].preset: unknown preset 'instagram-storie' (did you mean 'instagram-story'?); known: email-header,"
         " facebook-cover, facebook-link, instagram-landscape, instagram-portrait … 13 more (see `reframe presets`)",
         "  targets[1].rendering_speed: Input should be 'TURBO', 'DEFAULT' or 'QUALITY' (did you mean 'TURBO'?)",
-        "  targets[1].resolution: '1536x64' is not one of the 69 allowed resolutions (see the README)"
+        "  targets[1].resolution: '1536x64' is not one of the 69 allowed resolutions (listed in docs/sidecar.md)"
         " (did you mean '1536x640'?)",
     ]
 

@@ -1,4 +1,4 @@
-"""Deployment settings, read from the environment and validated once (README, Settings)."""
+"""Deployment settings, read from the environment and validated once (docs/settings.md)."""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ class Settings(BaseModel):
     # "local": a variant the provider failed for good is made by the local engine instead, flagged in the
     # manifest (provider "local", fallback_reason); none: it stays failed.
     fallback_provider: Literal["none", "local"] = "none"
-    # The source check of each generation (README, "The source check"): off; warn = a variant whose source
+    # The source check of each generation (docs/source-check.md): off; warn = a variant whose source
     # scores below SOURCE_MATCH_MIN is written and flagged (source_altered); retry = generated once more with
     # a new seed first, the better of the two kept.
     source_check: Literal["off", "warn", "retry"] = "warn"

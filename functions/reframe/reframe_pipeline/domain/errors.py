@@ -1,4 +1,4 @@
-"""The error taxonomy. Each class says what the pipeline does about it (see README, error policy)."""
+"""The error taxonomy. Each class says what the pipeline does about it (docs/reliability.md, the error policy)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The manifest written beside the variants (README, "What comes out")."""
+"""The manifest written beside the variants (docs/outputs.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What downstream systems are told when a source's work ends (README, "Downstream integration"): the detail of one
+"""What downstream systems are told when a source's work ends (docs/notices.md): the detail of one
 notice, built from the manifest. Pure: the adapters deliver it (EventBridge, a signed webhook)."""
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ class Target(Overrides):
     @classmethod
     def _resolution(cls, value: str | None) -> str | None:
         if value is not None and value not in RESOLUTION_NAMES:
-            raise ValueError(f"{value!r} is not one of the 69 allowed resolutions (see the README)")
+            raise ValueError(f"{value!r} is not one of the 69 allowed resolutions (listed in docs/sidecar.md)")
         return value
 
     @field_validator("aspect_ratio")
