@@ -68,6 +68,7 @@ class FanOut:
                     resolution=str(v.resolution),
                     provider=self.producer.provider.name,
                     seed=_seed(v, existing[v.name]),
+                    param_hash=v.param_hash,
                     rendering_speed=v.rendering_speed,
                     provenance=self.producer.provenance.model_copy(update={"signed": is_signed(existing[v.name])}),
                     generation=existing[v.name].metadata.get(META_GENERATION),
@@ -135,6 +136,7 @@ def _work_id(storage: Storage, origin: ObjectInfo, gen_id: str) -> str:
 
 
 def _seed(variant: PlannedVariant, written: ObjectInfo) -> int | None:
-    """The sidecar's seed, or the one the provider used, as the variant's metadata keeps it."""
+    """The seed the variant was made with, as its metadata keeps it (a retried generation's, the sidecar's
+    notwithstanding: the same the manifest said when it was created), else the sidecar's."""
     seed = written.metadata.get(META_SEED)
-    return variant.seed if variant.seed is not None else int(seed) if seed and seed.isdigit() else None
+    return int(seed) if seed and seed.isdigit() else variant.seed

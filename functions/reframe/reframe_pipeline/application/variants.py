@@ -401,6 +401,7 @@ class VariantProducer:
             "resolution": str(v.resolution),
             "provider": self.provider.name,
             "seed": v.seed,
+            "param_hash": v.param_hash,
             "rendering_speed": v.rendering_speed,
         }
         if job.deadline.remaining_ms() < self.min_remaining_ms:
