@@ -151,7 +151,11 @@ def test_variants_of_targets_no_longer_configured_are_listed_until_pruned(stack:
 
     manifest = stack.read_json(OUT + "manifest.json")
     listed = {v["key"]: v["status"] for v in manifest["variants"]}
-    assert listed == {OUT + "og.png": "created", OUT + "1536x640.png": "unconfigured", OUT + "thumb.png": "unconfigured"}
+    assert listed == {
+        OUT + "og.png": "created",
+        OUT + "1536x640.png": "unconfigured",
+        OUT + "thumb.png": "unconfigured",
+    }
     files = [key for key in stack.outputs(OUT) if not key.endswith("manifest.json")]
     assert sorted(listed) == files  # every variant file is in the manifest
 
