@@ -164,3 +164,15 @@ def test_a_removal_event_id_depends_on_what_was_removed_not_on_its_order() -> No
     assert re.fullmatch(r"[0-9a-f]{32}", first.event_id)
     # a removal is another outcome than any made variants of the same source
     assert first.event_id != notice(OG, STORY).event_id
+
+
+def test_files_of_targets_no_longer_configured_are_not_part_of_the_outcome() -> None:
+    """Listed in the manifest (kept until pruned), they are not news: same status, counts and event_id."""
+    leftover = VariantRecord(name="thumb", key="reframed/a/photo.jpg/thumb.png", status="unconfigured")
+    with_leftover, without = notice(OG, leftover), notice(OG)
+    assert (with_leftover.status, with_leftover.counts, with_leftover.event_id) == (
+        without.status,
+        without.counts,
+        without.event_id,
+    )
+    assert [v.name for v in with_leftover.variants] == ["og"]

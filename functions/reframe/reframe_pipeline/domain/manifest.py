@@ -34,7 +34,8 @@ SOURCE_CROPPED = "source_cropped"
 class VariantRecord(BaseModel):
     name: str
     key: str | None = None
-    status: Literal["created", "existing", "failed"]
+    # unconfigured: a file of a target the configuration no longer has (kept until a sidecar's `prune`).
+    status: Literal["created", "existing", "failed", "unconfigured"]
     width: int | None = None
     height: int | None = None
     resolution: str | None = None

@@ -67,7 +67,8 @@ def _event_id(*facts: object) -> str:
 
 
 def ready(manifest: Manifest, manifest_key: str, correlation_id: str) -> NoticeDetail:
-    records = manifest.variants
+    # The outcome of the configuration: files of targets it no longer has are listed in the manifest only.
+    records = [r for r in manifest.variants if r.status != "unconfigured"]
     made = sum(r.status != "failed" for r in records)
     status = "completed" if made == len(records) and manifest.error is None else "partial" if made else "failed"
     variants = [
