@@ -18,7 +18,7 @@ from reframe_pipeline.application.ports import (
     VariantGuard,
     VariantWork,
 )
-from reframe_pipeline.application.variants import VariantJob, VariantProducer, is_current, is_signed
+from reframe_pipeline.application.variants import VariantJob, VariantProducer, is_current, is_signed, warnings_of
 from reframe_pipeline.domain.manifest import VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import count, logger
@@ -72,6 +72,7 @@ class FanOut:
                     rendering_speed=v.rendering_speed,
                     provenance=self.producer.provenance.model_copy(update={"signed": is_signed(existing[v.name])}),
                     generation=existing[v.name].metadata.get(META_GENERATION),
+                    warnings=warnings_of(existing[v.name]),
                 )
                 continue
             gen_id = outputs.generations.id_for(v, info)

@@ -16,6 +16,7 @@ from reframe_pipeline.observability import count, logger
 from reframe_pipeline.settings import Settings
 
 PREPARED_NAME = "_prepared.png"
+UNCONFIGURED_NOTE = "no target of the configuration makes it any more: kept until the sidecar says prune"
 
 
 def output_dir(key: str, settings: Settings) -> str:
@@ -104,6 +105,19 @@ class OutputFolder:
         fallback_ok: bool = False,
     ) -> dict[str, ObjectInfo]:
         return self.survey(info, variants, present, fallback_ok=fallback_ok)[0]
+
+    def unconfigured(self, present: set[str], planned: set[str]) -> list[VariantRecord]:
+        """The variant files of ``present`` (the folder's listing) that no target of the configuration makes:
+        kept and listed in the manifest, so none is left there silently (a sidecar's ``prune`` deletes them)."""
+        stems = sorted((stem, key) for key in present if (stem := self._variant_stem(key)) and stem not in planned)
+        return [VariantRecord(name=stem, key=key, status="unconfigured", note=UNCONFIGURED_NOTE) for stem, key in stems]
+
+    def _variant_stem(self, key: str) -> str | None:
+        """The name of the target whose variant ``key`` is, when it is a variant file of this folder."""
+        name = key[len(self.out_dir) :]
+        if not in_folder(key, self.out_dir) or not is_variant(name):
+            return None
+        return name.rsplit(".", 1)[0]
 
     def remove_stale(
         self,

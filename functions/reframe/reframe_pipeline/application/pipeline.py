@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,12 +32,13 @@ from reframe_pipeline.application.variants import (
     VariantProducer,
     check_output_limits,
 )
-from reframe_pipeline.domain.errors import OutputLimitError, PermanentError, TransientError
+from reframe_pipeline.domain.errors import OutputLimitError, PermanentError, SidecarAwaitedError, TransientError
 from reframe_pipeline.domain.events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
 from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant, plan
 from reframe_pipeline.domain.provenance import source_credits
 from reframe_pipeline.domain.sidecar import TARGET_KINDS, InvalidSidecarError, load_json, parse_sidecar
+from reframe_pipeline.domain.sidecar_wait import wait_left_s
 from reframe_pipeline.observability import count, logger
 from reframe_pipeline.settings import Settings
 
@@ -53,7 +55,7 @@ class RetryLaterError(TransientError):
 @dataclass
 class Outcome:
     event: ObjectEvent
-    action: Literal["processed", "ignored", "removed", "missing", "superseded", "unconfigured", "invalid"]
+    action: Literal["processed", "ignored", "removed", "missing", "superseded", "unconfigured", "invalid", "waiting"]
     manifest: Manifest | None = None
     detail: str = ""
     records: list[VariantRecord] = field(default_factory=list)
@@ -165,10 +167,9 @@ class Pipeline:
         info_lookup, config_lookup, header_lookup, outputs_lookup = self._look_up(storage, key, out_dir)
         info = info_lookup.result()
         if info is None:
-            logger.info("skipped: the source no longer exists", extra={"source_key": key})
-            count("SourcesMissing")
-            return Outcome(event, "missing", detail=f"{key}: the source no longer exists")
+            return _no_image(event, key)
         found = config_lookup.result()
+        self._wait_for_sidecar(found, info)
         if found is None:
             logger.info("skipped: no sidecar, no folder default, no DEFAULT_SIDECAR")
             count("SourcesUnconfigured")
@@ -193,13 +194,25 @@ class Pipeline:
         records = self.fanout.run(storage, info, source, out_dir, variants, survey, deadline)
         if (ended := _source_moved_on(folder, event, info, records)) is not None:
             return ended
-        manifest = Manifest(source=source_info, config=_config_info(found), variants=records)
+        leftovers = [] if prune else folder.unconfigured(present, {v.name for v in variants})
+        manifest = Manifest(source=source_info, config=_config_info(found), variants=records + leftovers)
         folder.finish(manifest)
         # A delete that landed during the write above found nothing to remove: remove it here.
         if (ended := _source_moved_on(folder, event, info, records)) is not None:
             return ended
         folder.remove_stale(present, records, prepared=bool(reasons), prune=prune)
         return _done(event, info, manifest)
+
+    def _wait_for_sidecar(self, found: FoundConfig | None, info: ObjectInfo) -> None:
+        """A new image about to be made from a folder default or DEFAULT_SIDECAR goes back to the queue for the
+        rest of SIDECAR_WAIT_S: its own sidecar, uploaded a moment after it, decides what is paid for."""
+        if found is None or found.origin == "object":  # nothing to pay for, or its own sidecar decides
+            return
+        left = wait_left_s(info.last_modified, time.time(), self.settings.sidecar_wait_s)
+        if left:
+            logger.info("waiting for its own sidecar", extra={"retry_after_s": left, "config_from": found.origin})
+            count("SourcesAwaitingSidecar")
+            raise SidecarAwaitedError(left)
 
     def _look_up(self, storage: Storage, key: str, out_dir: str) -> tuple[Future[Any], ...]:
         """Four round trips that do not depend on each other: started together, they cost one."""
@@ -246,6 +259,15 @@ def _raw_target_names(raw: bytes) -> list[str]:
             )
         names.append(str(label) if label else f"target-{index}")
     return names
+
+
+def _no_image(event: ObjectEvent, key: str) -> Outcome:
+    if event.key != key:  # a sidecar uploaded before its image: the image's own event will find it
+        logger.info("waiting for the image", extra={"source_key": key})
+        return Outcome(event, "waiting", detail="waiting for the image")
+    logger.info("skipped: the source no longer exists", extra={"source_key": key})
+    count("SourcesMissing")
+    return Outcome(event, "missing", detail=f"{key}: the source no longer exists")
 
 
 def _source_moved_on(

@@ -71,6 +71,9 @@ META_FALLBACK = "fallback"
 # On a kept generation: its source check, so a later run's renditions of it need not look again.
 META_SOURCE_MATCH = "source-match"
 META_SOURCE_BOX = "source-box"
+# On a flagged variant: its warnings (comma-separated), so a later run that finds it existing lists them too.
+META_WARNINGS = "warnings"
+_ALL_WARNINGS = (SOURCE_ALTERED, SOURCE_CROPPED)  # the longest metadata the warnings can take
 _LONGEST_CHECK = {META_SOURCE_MATCH: "0.0000", META_SOURCE_BOX: "99999,99999,99999,99999"}
 OUTPUT_EXTENSIONS = tuple(sorted({spec.ext for spec in FORMATS.values()} | {"jpeg"}))
 # S3's own limits: a write over them fails after the provider was paid, so they are checked before.
@@ -101,10 +104,15 @@ def check_output_limits(key: str, metadata: dict[str, str]) -> None:
 
 
 def variant_metadata(
-    origin: ObjectInfo, param_hash: str, gen_id: str, seed: int | None, signed: bool = False
+    origin: ObjectInfo,
+    param_hash: str,
+    gen_id: str,
+    seed: int | None,
+    signed: bool = False,
+    warnings: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """What a variant says of itself: its source version, parameters, generation, the seed used (so a
-    variant people liked can be generated again) and whether it carries Content Credentials."""
+    variant people liked can be generated again), whether it carries Content Credentials and its warnings."""
     return {
         META_SOURCE_KEY: source_key_tag(origin.key),
         META_SOURCE_ETAG: origin.etag,
@@ -112,7 +120,13 @@ def variant_metadata(
         META_GENERATION: gen_id,
         **({META_SEED: str(seed)} if seed is not None else {}),
         **({META_CREDENTIALS: "c2pa"} if signed else {}),
+        **({META_WARNINGS: ",".join(warnings)} if warnings else {}),
     }
+
+
+def warnings_of(head: ObjectInfo) -> list[str]:
+    """The warnings a variant was written with (its metadata)."""
+    return [warning for warning in head.metadata.get(META_WARNINGS, "").split(",") if warning]
 
 
 def is_signed(head: ObjectInfo) -> bool:
@@ -238,7 +252,7 @@ class _Made:
     note: str | None = None
     found: SourceFound | None = None  # the source check of the generation (None: off, or it failed)
     seed: int | None = None  # the seed of a retried generation (SOURCE_CHECK=retry), the sidecar's notwithstanding
-    source_cropped: bool = False  # no exact-size crop could keep the found source whole
+    warnings: tuple[str, ...] = ()  # as written in the variant's metadata
 
 
 class VariantMeter:
@@ -357,15 +371,16 @@ class VariantProducer:
         provenance: Provenance | None = None,
         fallback: str | None = None,
         seed: int | None = None,
-        source: SourceBox | None = None,
-    ) -> tuple[str, int, bool, bool]:
-        """Finish (an exact-size crop around ``source``, the source's box when the check found it), mark,
-        sign, check and store the variant; ``fallback`` names the fallback provider that made it. Returns
-        the key, the size, whether it is signed and whether the crop had to cut into the source."""
+        found: SourceFound | None = None,
+    ) -> tuple[str, int, bool, tuple[str, ...]]:
+        """Finish (an exact-size crop around the source's box when the check ``found`` it), mark, sign, check
+        and store the variant; ``fallback`` names the fallback provider that made it. Returns the key, the
+        size, whether it is signed and its warnings (kept in its metadata too)."""
         v = job.variant
         provenance = provenance or self.provenance
-        box = Box(source.x, source.y, source.width, source.height) if source else None
+        box = Box(found.box.x, found.box.y, found.box.width, found.box.height) if found else None
         body, fmt, cropped = finish_image(result.body, v, xmp_packet(provenance, job.source.credits), box)
+        warnings = self._warnings(found, cropped)
         _check_source(job)  # before signing, which reads the source as the variant's parent
         signed = self._signed(job, body, fmt, provenance)
         body = signed or body
@@ -376,13 +391,18 @@ class VariantProducer:
         key = job.key(FORMATS[fmt].ext)
         with traced("upload"):
             metadata = variant_metadata(
-                job.origin, v.param_hash, job.gen_id, seed or _seed(v, result), signed is not None
+                job.origin, v.param_hash, job.gen_id, seed or _seed(v, result), signed is not None, warnings
             )
             if fallback:  # not rendered from the provider's generation, and not current for a later run
                 del metadata[META_GENERATION]
                 metadata[META_FALLBACK] = fallback
             job.storage.write(key, body, FORMATS[fmt].mime, metadata)
-        return key, len(body), signed is not None, cropped
+        return key, len(body), signed is not None, warnings
+
+    def _warnings(self, found: SourceFound | None, cropped: bool) -> tuple[str, ...]:
+        """The source looks altered (its check scored below SOURCE_MATCH_MIN); the crop cut into it."""
+        altered = found is not None and found.score < self.source_check.minimum
+        return tuple(w for w, flagged in ((SOURCE_ALTERED, altered), (SOURCE_CROPPED, cropped)) if flagged)
 
     def _signed(self, job: VariantJob, body: bytes, fmt: str, provenance: Provenance) -> bytes | None:
         """``body`` with Content Credentials, after its XMP (the signature binds every byte); None when signing
@@ -430,16 +450,12 @@ class VariantProducer:
         cost_usd = meter.spent + (cost if made.resumed and meter.paid_attempts == 0 else 0.0)
         count("VariantsCreated")
         found = made.found
-        warnings = []
-        if found is not None and found.score < self.source_check.minimum:
-            warnings.append(SOURCE_ALTERED)
+        if found is not None and SOURCE_ALTERED in made.warnings:
             count("SourceAltered")
             logger.warning(
                 "the source looks altered in the generated variant",
                 extra={"variant_key": made.key, "source_match": found.score, "minimum": self.source_check.minimum},
             )
-        if made.source_cropped:
-            warnings.append(SOURCE_CROPPED)
         if made.rerendered:
             count("VariantsRerendered")
         measure("BytesWritten", made.size, MetricUnit.Bytes)
@@ -471,7 +487,7 @@ class VariantProducer:
             note=made.note,
             source_match=found.score if found else None,
             source_box=found.box if found else None,
-            warnings=warnings,
+            warnings=list(made.warnings),
             **{**base, "seed": made.seed or _seed(v, made.result)},
         )
 
@@ -482,7 +498,8 @@ class VariantProducer:
         gen_metadata = generation_metadata(job.origin, v, self.provider.name)
         longest_key = job.key("x" * (_LONGEST_SUFFIX - 1))
         signing = self.signer is not None
-        check_output_limits(longest_key, variant_metadata(job.origin, v.param_hash, job.gen_id, _LARGEST_SEED, signing))
+        longest = variant_metadata(job.origin, v.param_hash, job.gen_id, _LARGEST_SEED, signing, _ALL_WARNINGS)
+        check_output_limits(longest_key, longest)
         checking = self.source_check.mode != "off"
         check_output_limits(job.out_dir + LONGEST_NAME, {**gen_metadata, **(_LONGEST_CHECK if checking else {})})
         found: SourceFound | None = None
@@ -512,7 +529,7 @@ class VariantProducer:
                         job.generations.checks[job.gen_id] = (found, retry_seed)
         if kept is None:
             measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
-        key, size, signed, cropped = self._write(job, result, seed=retry_seed, source=found.box if found else None)
+        key, size, signed, warnings = self._write(job, result, seed=retry_seed, found=found)
         self.journal.advance(job.work_id, "written")
         note = None
         if kept is None and job.previous_generation == job.gen_id:
@@ -532,7 +549,7 @@ class VariantProducer:
             note,
             found,
             retry_seed,
-            cropped,
+            warnings,
         )
 
     def _generate(
