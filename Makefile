@@ -1,26 +1,51 @@
-# Everything a fresh machine needs is installed from here: a .venv and packages from PyPI.
+# Everything a fresh machine needs is installed from here: uv, then a .venv with exactly what uv.lock pins.
 SHELL := /bin/bash
 # Lambda runs Python 3.12: use it when the machine has one (pyenv keeps it off PATH), else python3.
 PYTHON ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 python3; do \
 	$$p -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
+NEED_PYTHON = @test -n "$(PYTHON)" || { echo "Python 3.12+ is required and none was found (python3.12, pyenv, python3):" \
+	"install one, or name it: make PYTHON=/path/to/python3.12"; exit 1; }
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The installer, bootstrapped with pip into a venv of its own at this version (make UV_VERSION=... to move it).
+UV_VERSION := 0.13.9
+UV_VENV := .venv-uv
+UV := $(UV_VENV)/bin/uv
+UV_STAMP := $(UV_VENV)/.installed-$(UV_VERSION)
+# uv never downloads a Python of its own: the one PYTHON names is used. It reads the default index (pypi.org,
+# which uv.lock records) and no pip configuration: a machine's local mirrors stay out of the lock.
+export UV_PYTHON_DOWNLOADS := never
+# What the Lambda layer installs (layers/deps/requirements.txt): [project].dependencies as locked, minus
+# what the Lambda Python runtime already provides.
+LAYER_EXPORT = $(UV) export --frozen --no-default-groups --no-emit-project --no-header \
+	--no-emit-package boto3 --no-emit-package botocore --no-emit-package s3transfer
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: install demo serve test unit lint bench mutate clean docs docs-build
+.PHONY: install lock demo serve test unit lint bench mutate clean docs docs-build
 
 include iac.mk
 
-$(STAMP): pyproject.toml
-	@test -n "$(PYTHON)" || { echo "Python 3.12+ is required and none was found (python3.12, pyenv, python3):" \
-		"install one, or name it: make PYTHON=/path/to/python3.12"; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+$(UV_STAMP):
+	$(NEED_PYTHON)
+	rm -rf $(UV_VENV)
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	touch $@
+
+# --locked: installs exactly uv.lock (hashes checked), and stops if pyproject.toml has moved on without it.
+$(STAMP): pyproject.toml uv.lock $(UV_STAMP)
+	$(NEED_PYTHON)
+	$(UV) sync --locked --quiet --python $(PYTHON)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Pins again what pyproject.toml allows (UPGRADE=1: every package to its newest allowed version) and exports
+# the layer's requirements from the lock.
+lock: $(UV_STAMP)
+	$(UV) lock $(if $(filter 1,$(UPGRADE)),--upgrade) $(if $(PYTHON),--python $(PYTHON))
+	$(LAYER_EXPORT) --output-file layers/deps/requirements.txt --quiet
 
 demo: $(STAMP)
 	$(BIN)/reframe demo
@@ -32,6 +57,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	@$(LAYER_EXPORT) | diff -u layers/deps/requirements.txt - \
+		|| { echo "layers/deps/requirements.txt is not the lock's export: run make lock"; exit 1; }
 
 test: lint docs-build iac-install
 	$(BIN)/python -m pytest -n 2 --durations=10
@@ -52,14 +79,10 @@ docs-build: $(STAMP)
 # By default the modules that hold the rules (pyproject's [tool.mutmut] only_mutate: the application layer,
 # planning, the sidecar, the manifest); MUTATE_ALL=1 mutates the domain and application layers whole.
 MUTATION_DIR := build/mutation
-MUTATION_STAMP := $(VENV)/.mutation-installed
 MUTATE_ALL ?=
 
-$(MUTATION_STAMP): $(STAMP)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,mutation]'
-	touch $@
-
-mutate: $(MUTATION_STAMP)
+mutate: $(STAMP)
+	$(UV) sync --locked --quiet --python $(PYTHON) --group mutation
 	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)/src
 	cp -r functions/reframe/reframe_pipeline $(MUTATION_DIR)/src/
 	cp -r functions tests docs events examples schemas README.md template.yaml pyproject.toml $(MUTATION_DIR)/
@@ -82,4 +105,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.features $(addprefix --baseline ,$(BENCH_BASELINE))
 
 clean:
-	rm -rf $(VENV) $(IAC_VENV) .aws-sam demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(IAC_VENV) $(UV_VENV) .aws-sam demo-output .pytest_cache .mypy_cache .ruff_cache

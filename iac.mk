@@ -3,7 +3,8 @@
 # aws-sam-cli, checkov and cfn-lint pin versions that clash with the application's own
 # dependencies, so they live in a venv of their own, .venv-iac, installed once (stamp file).
 # `make iac-install` reaches PyPI once; after it the checks and tests run offline. `make sam-build`
-# builds the layer with pip, so it needs a package index too.
+# builds the layer with pip, so it needs a package index too. The layer installs exactly what uv.lock pins
+# (layers/deps/requirements.txt, exported by `make lock`, with hashes).
 #
 #   make iac-install   the .venv-iac tools plus a wheelhouse for offline layer builds in tests
 #   make iac-check     cfn-lint, sam validate --lint, checkov on template.yaml
@@ -28,16 +29,19 @@ IAC_ENV := SAM_CLI_TELEMETRY=0 CKV_SKIP_PACKAGE_UPDATE_CHECK=true AWS_DEFAULT_RE
 
 .PHONY: iac-install iac-check sam-build iac-test
 
-$(IAC_STAMP): layers/deps/requirements.txt
+$(IAC_STAMP): layers/deps/requirements.txt uv.lock $(UV_STAMP)
 	@test -n "$(IAC_PYTHON)" || { echo "Python 3.12+ is required for $(IAC_VENV)"; exit 1; }
 	test -x $(IAC_BIN)/python || $(IAC_PYTHON) -m venv $(IAC_VENV)
 	$(IAC_BIN)/pip install -q --disable-pip-version-check --upgrade pip
 	$(IAC_BIN)/pip install -q --disable-pip-version-check $(IAC_TOOLS)
-	rm -rf $(IAC_WHEELHOUSE)
-	$(IAC_BIN)/pip download -q --disable-pip-version-check --dest $(IAC_WHEELHOUSE) \
+	rm -rf $(IAC_WHEELHOUSE) && mkdir -p $(IAC_WHEELHOUSE)
+	# The runtime set as locked, boto3 and botocore included: the tests install them as the runtime's stand-in.
+	$(UV) export --frozen --no-default-groups --no-emit-project --no-header --quiet \
+		--output-file $(IAC_WHEELHOUSE)/runtime-requirements.txt
+	$(IAC_BIN)/pip download -q --disable-pip-version-check --dest $(IAC_WHEELHOUSE) --no-deps \
 		--platform manylinux_2_28_$(IAC_PLATFORM_ARCH) --platform manylinux2014_$(IAC_PLATFORM_ARCH) \
 		--implementation cp --python-version 3.12 --only-binary=:all: \
-		-r layers/deps/requirements.txt boto3
+		-r $(IAC_WHEELHOUSE)/runtime-requirements.txt
 	touch $(IAC_STAMP)
 
 iac-install: $(IAC_STAMP)

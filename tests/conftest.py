@@ -30,7 +30,8 @@ EMULATOR_DEFAULTS = {
     "square_only": False,
     "max_source_bytes": None,
     "max_source_pixels": None,
-    "response_format": "png",
+    "response_format": "image",
+    "image_format": "jpeg",
     "result_ttl_s": 60.0,
     "serve_v2": True,
 }

@@ -17,10 +17,14 @@ from requests.adapters import HTTPAdapter
 
 from reframe_local.emulator.api import IDEOGRAM_MAX_REFERENCES_BYTES
 from reframe_local.servers import ServerProcess
-from reframe_pipeline.adapters.providers.http import RemoteProvider, RetryPolicy
 from reframe_pipeline.adapters.providers.ideogram import MAX_REFERENCES_BYTES, IdeogramProvider
+from reframe_pipeline.adapters.providers.limiter import AimdLimiter
+from reframe_pipeline.adapters.providers.remote import RemoteProvider
+from reframe_pipeline.adapters.providers.retrying import RetryPolicy
 from reframe_pipeline.adapters.providers.segmind import SegmindProvider
-from reframe_pipeline.application.ports import Deadline, GenerationParams, ReframeRequest, SourceImage
+from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.values import GenerationParams, ReframeRequest
 from reframe_pipeline.domain.errors import ReframeError
 from reframe_pipeline.domain.resolutions import RESOLUTION_NAMES, Size
 from reframe_pipeline.domain.sidecar import STYLE_CODE_PATTERN, PaletteName, RenderingSpeed
@@ -89,6 +93,7 @@ def transport(session: requests.Session, key: str) -> dict[str, Any]:
         "policy": RetryPolicy(max_attempts=1, base_s=0),
         "min_remaining_ms": 0,
         "reserve_ms": 0,
+        "limiter": AimdLimiter(),
     }
 
 
@@ -146,11 +151,13 @@ def test_segmind_requests_and_answers(
     assert set(statuses) == {200} and (len(statuses) >= 3 if mode == "async" else len(statuses) == 1)
 
 
-@pytest.mark.parametrize("response_format", ["jpeg", "json-base64", "json-url"])
+@pytest.mark.parametrize(
+    ("response_format", "image_format"), [("image", "png"), ("json-base64", "jpeg"), ("json-url", "jpeg")]
+)
 def test_segmind_v1_answer_forms(
-    emu: str, files: str, session: requests.Session, recorder: Recorder, response_format: str
+    emu: str, files: str, session: requests.Session, recorder: Recorder, response_format: str, image_format: str
 ):
-    admin(emu, "config", response_format=response_format)
+    admin(emu, "config", response_format=response_format, image_format=image_format)
     assert reframe(segmind(emu, session, "sync"), files, GenerationParams())
     assert check_exchanges(SEGMIND, recorder, emu) == [200]
 

@@ -31,7 +31,7 @@ from ..conftest import EMULATOR_API_KEY
 
 SOURCES = 50
 TARGETS = [{"resolution": "1024x1024"}, {"aspect_ratio": "16:9"}, {"size": "320x240"}]
-SIZES = {"1024x1024.png": (1024, 1024), "1312x736.png": (1312, 736), "320x240.png": (320, 240)}
+SIZES = {"1024x1024.jpg": (1024, 1024), "1312x736.jpg": (1312, 736), "320x240.jpg": (320, 240)}
 FAULT_KINDS = [
     *("429", "429-no-retry-after", "500", "502", "503", "504", "garbage", "truncated", "reset", "slow:300"),
     *("result-503", "402"),
@@ -203,7 +203,7 @@ def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_emulator: S
             return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
         def variants_in(keys: list[str]) -> list[str]:
-            return [key for key in keys if key.endswith(".png") and "/_generation-" not in key]
+            return [key for key in keys if key.endswith(".jpg") and "/_generation-" not in key]
 
         def all_done() -> bool:
             return stack.pending() == 0 and len(variants_in(listing())) == len(live) * len(TARGETS)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import ast
 import json
 import re
+import tomllib
 from typing import Any
 
 import pytest
 
 from reframe_pipeline.application.generations import KIND_TAG
-from reframe_pipeline.settings import DEFAULT_MEMORY_MB, Settings
+from reframe_pipeline.settings import DEFAULT_MEMORY_MB, Settings, SettingsError
 
 from .conftest import ACCOUNT, REGION, ROOT, STACK
 from .template_eval import Evaluator
@@ -155,6 +156,32 @@ def test_function_builds_with_makefiles(template: dict[str, Any]) -> None:
     assert re.search(r"^build-DependenciesLayer:", layer_makefile, re.M)
     requirements = (ROOT / "layers" / "deps" / "requirements.txt").read_text().lower()
     assert "boto3" not in re.sub(r"#.*", "", requirements)
+
+
+def test_the_layer_installs_what_the_lock_pins() -> None:
+    """layers/deps/requirements.txt: the runtime dependencies' closure in uv.lock, at the locked versions, each
+    with hashes, minus what the Lambda runtime provides."""
+    packages: dict[str, list[dict[str, Any]]] = {}
+    for package in tomllib.loads((ROOT / "uv.lock").read_text())["package"]:
+        packages.setdefault(package["name"], []).append(package)
+    locked: set[tuple[str, str]] = set()
+    todo = [{"name": "reframe-pipeline"}]
+    while todo:
+        wanted = todo.pop()
+        for package in packages[wanted["name"]]:
+            if "version" in wanted and package["version"] != wanted["version"]:
+                continue  # a fork of the lock (one version per platform): the one this edge names
+            for extra in wanted.get("extra", []):
+                todo += package["optional-dependencies"][extra]
+            if (package["name"], package["version"]) not in locked:
+                locked.add((package["name"], package["version"]))
+                todo += package.get("dependencies", [])
+    expected = {pin for pin in locked if pin[0] not in {"reframe-pipeline", "boto3", "botocore", "s3transfer"}}
+    text = (ROOT / "layers" / "deps" / "requirements.txt").read_text()
+    pinned = set(re.findall(r"^([a-z0-9][a-z0-9._-]*)==([^ ;\\]+)", text, re.M))
+    assert pinned == expected, "run make lock"
+    requirements = re.split(r"\n(?=[a-z0-9])", text.strip())
+    assert all("--hash=sha256:" in requirement for requirement in requirements)
 
 
 def test_function_environment(ev: Evaluator, transformed: dict[str, Any]) -> None:
@@ -699,3 +726,18 @@ def test_on_a_bucket_the_stack_does_not_own_the_cdn_statements_are_printed_not_w
     assert stack["Resources"]["Cdn"]["Properties"]["DistributionConfig"]["Origins"][0]["DomainName"] == (
         f"{OUTPUT}.s3.{REGION}.amazonaws.com"
     )
+
+
+@pytest.mark.parametrize("amount", ["0", "0.0", "0.00", "", "0.5", "12.50"])
+def test_the_budget_parameter_admits_exactly_what_the_function_starts_with(
+    transformed: dict[str, Any], amount: str
+) -> None:
+    """A DailyBudgetUsd the template admits but the settings refuse would fail every cold start."""
+    admitted = re.fullmatch(transformed["Parameters"]["DailyBudgetUsd"]["AllowedPattern"], amount) is not None
+    environment = {"DAILY_BUDGET_USD": amount, "IDEMPOTENCY_TABLE": "t"}
+    try:
+        Settings.from_env(environment)
+        starts = True
+    except SettingsError:
+        starts = False
+    assert admitted == starts

@@ -8,7 +8,7 @@ import pytest
 
 from reframe_cli.cli import main
 from reframe_local import servers
-from reframe_pipeline.domain.events import parse_sqs_body
+from reframe_pipeline.adapters.inbound.s3_events import parse_sqs_body
 
 from .conftest import BUCKET, Stack
 
@@ -35,7 +35,7 @@ def bucket(stack: Stack) -> Stack:
     stack.put_image(UNCONFIGURED, "chelsea.png")
     stack.put_image(INVALID, "astronaut.png")
     stack.put(INVALID + ".reframe.json", {"version": 1, "targets": [{"resolution": "1x1"}]})
-    stack.put("reframed/old/x.png/1536x640.png", b"not scanned")
+    stack.put("reframed/old/x.png/1536x640.jpg", b"not scanned")
     stack.put("uploads/cfg/manifest.json", {"not": "an image"})
     return stack
 
@@ -87,10 +87,10 @@ def test_a_run_produces_the_missing_variants_and_is_resumable(bucket: Stack, cap
     assert bucket.stats()["billed"] == 5
     out_special = "reframed/cfg/spring sale+50%/café ünï.jpg/"
     assert bucket.outputs(out_special) == [
-        out_special + n for n in ("1536x640.png", "instagram-story.png", "manifest.json")
+        out_special + n for n in ("1536x640.jpg", "instagram-story.jpg", "manifest.json")
     ]
-    assert bucket.image(out_special + "instagram-story.png").size == (1080, 1920)
-    assert bucket.outputs("reframed/own.jpg/") == ["reframed/own.jpg/736x1312.png", "reframed/own.jpg/manifest.json"]
+    assert bucket.image(out_special + "instagram-story.jpg").size == (1080, 1920)
+    assert bucket.outputs("reframed/own.jpg/") == ["reframed/own.jpg/736x1312.jpg", "reframed/own.jpg/manifest.json"]
     assert bucket.keys("reframed/loose/") == [] and bucket.keys("reframed/broken.png/") == []
 
     _, report, _ = backfill(capsys, "--dry-run")
@@ -99,11 +99,11 @@ def test_a_run_produces_the_missing_variants_and_is_resumable(bucket: Stack, cap
 
     # An interrupted backfill: one variant lost. Running again makes only that one, collected from the
     # result the provider still holds: nothing is paid again.
-    bucket.s3.delete_object(Bucket=BUCKET, Key="reframed/cfg/plain.png/1536x640.png")
+    bucket.s3.delete_object(Bucket=BUCKET, Key="reframed/cfg/plain.png/1536x640.jpg")
     code, report, _ = backfill(capsys)
     assert code == 0 and report.count("missing") == 1
     assert bucket.stats()["billed"] == 5
-    assert "reframed/cfg/plain.png/1536x640.png" in bucket.keys("reframed/cfg/plain.png/")
+    assert "reframed/cfg/plain.png/1536x640.jpg" in bucket.keys("reframed/cfg/plain.png/")
 
     # A new output format for the folder default: missing again, but re-rendered from the kept generations.
     bucket.put("uploads/cfg/_reframe.json", {**TWO_TARGETS, "output": {"format": "webp"}})

@@ -61,7 +61,9 @@ def failures(document: dict[str, Any]) -> list[str]:
     return [status["code"] for status in document["validation_results"]["activeManifest"]["failure"]]
 
 
-@pytest.mark.parametrize(("fmt", "ext"), [("original", "png"), ("jpeg", "jpg"), ("webp", "webp"), ("avif", "avif")])
+@pytest.mark.parametrize(
+    ("fmt", "ext"), [("original", "jpg"), ("png", "png"), ("jpeg", "jpg"), ("webp", "webp"), ("avif", "avif")]
+)
 def test_signed_variants_validate_with_the_source_as_parent(signing: Stack, tmp_path: Path, fmt: str, ext: str):
     signing.put("uploads/s.jpg", credited_jpeg())
     targets = [{"resolution": "1024x1024"}, {"size": "1200x628", "name": "og"}]  # signed in parallel
@@ -95,7 +97,8 @@ def test_signed_variants_validate_with_the_source_as_parent(signing: Stack, tmp_
 
 def test_a_changed_byte_breaks_the_signature(signing: Stack):
     signing.put("uploads/t.jpg", credited_jpeg())
-    signing.put("uploads/t.jpg.reframe.json", {"version": 1, "targets": [{"resolution": "1024x1024"}]})
+    sidecar = {"version": 1, "output": {"format": "png"}, "targets": [{"resolution": "1024x1024"}]}
+    signing.put("uploads/t.jpg.reframe.json", sidecar)
     signing.invoke(s3_event("uploads/t.jpg"))
     [variant] = signing.read_json("reframed/t.jpg/manifest.json")["variants"]
     body = bytearray(signing.s3.get_object(Bucket=BUCKET, Key=variant["key"])["Body"].read())
@@ -119,7 +122,7 @@ def test_the_signer_can_come_from_secrets_manager(stack: Stack, aws_env: str, bu
     [variant] = stack.read_json("reframed/m.jpg/manifest.json")["variants"]
     assert variant["provenance"]["signed"] is True
     body = stack.s3.get_object(Bucket=BUCKET, Key=variant["key"])["Body"].read()
-    assert failures(read_credentials(body, "image/png")) == [UNTRUSTED]
+    assert failures(read_credentials(body, "image/jpeg")) == [UNTRUSTED]  # the provider's JPEG, as it came
 
 
 def test_an_existing_variant_says_whether_it_was_signed(stack: Stack, tmp_path: Path, bundle: str):

@@ -50,7 +50,7 @@ def test_segmind_one_cheapest_call(emu: str, files: str, capsys, monkeypatch, mo
     posted = "/v2/ideogram-3-reframe" if mode == "auto" else "/v1/ideogram-3-reframe"
     assert f"POST {emu}{posted} -> HTTP 200" in out
     assert "x-credits-consumed=0.037" in out and "x-remaining-credits=" in out
-    assert "result: image/png (png) 512x1536, " in out
+    assert "result: image/jpeg (jpeg) 512x1536, " in out
     assert "cost: estimated $0.037 (segmind TURBO, PRICE_TABLE); the provider says x-credits-consumed 0.037" in out
     assert out.rstrip().endswith("the answer is what the pipeline expects")
     assert EMULATOR_API_KEY not in out
@@ -66,7 +66,7 @@ def test_ideogram_uploads_a_generated_image(emu: str, capsys):
     assert code == 0, out
     assert f"POST {emu}/v1/ideogram-v3/reframe -> HTTP 200, application/json" in out
     assert f"GET {emu}/_emulator/results/" in out
-    assert "result: image/png (png) 512x1536" in out
+    assert "result: image/jpeg (jpeg) 512x1536" in out
     assert "cost: estimated $0.030 (ideogram TURBO, PRICE_TABLE)\n" in out
     (call,) = stats(emu)["calls"]
     assert (call["endpoint"], call["rendering_speed"], call["source_size"]) == ("ideogram", "TURBO", [512, 512])

@@ -26,6 +26,7 @@ from reframe_pipeline.domain.imaging import ImageCheckError, sniff, verify
 
 from ..conftest import EMULATOR_API_KEY
 from ..conftest import EMULATOR_DEFAULTS as DEFAULTS
+from ..waiting import wait_until
 
 IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images"
 SEGMIND = "/v1/ideogram-3-reframe"
@@ -83,11 +84,15 @@ def v2_get(http: requests.Session, url: str, key: str = EMULATOR_API_KEY) -> req
 
 def until_ended(http: requests.Session, status_url: str) -> requests.Response:
     """Poll a v2 job's status until it is COMPLETED or FAILED (bounded)."""
-    deadline = time.monotonic() + 20
-    while (response := v2_get(http, status_url)).json()["status"] not in ("COMPLETED", "FAILED"):
-        assert time.monotonic() < deadline, "the job never ended"
-        time.sleep(0.02)
-    return response
+
+    polled: list[requests.Response] = []  # a Response is falsy on a 4xx: not the predicate's value
+
+    def ended() -> bool:
+        polled.append(v2_get(http, status_url))
+        return polled[-1].json()["status"] in ("COMPLETED", "FAILED")
+
+    wait_until(ended, 20, "the job to end")
+    return polled[-1]
 
 
 def configure(http: requests.Session, base: str, **settings: Any) -> None:
@@ -227,8 +232,8 @@ def test_answer_has_the_requested_resolution(http: requests.Session, emu: str, f
     }
     response = segmind(http, emu, body)
     assert response.status_code == 200, response.text
-    assert response.headers["Content-Type"] == "image/png"
-    assert verify(response.content) == ("png", tuple(int(n) for n in resolution.split("x")))
+    assert response.headers["Content-Type"] == "image/jpeg"  # as Segmind answers
+    assert verify(response.content) == ("jpeg", tuple(int(n) for n in resolution.split("x")))
     assert response.headers["x-request-id"]
     assert float(response.headers["x-credits-consumed"]) == pytest.approx(0.037)
     assert float(response.headers["x-remaining-credits"]) > 0
@@ -254,20 +259,22 @@ def test_defaults_and_style_references(http: requests.Session, emu: str, files: 
 
 def test_response_formats(http: requests.Session, emu: str, files: str) -> None:
     body = {"image": f"{files}/coffee.png", "resolution": "1344x768"}
-    configure(http, emu, response_format="jpeg")
+    configure(http, emu, image_format="png")
     response = segmind(http, emu, body)
-    assert response.headers["Content-Type"] == "image/jpeg"
-    assert verify(response.content) == ("jpeg", (1344, 768))
+    assert response.headers["Content-Type"] == "image/png"
+    assert verify(response.content) == ("png", (1344, 768))
 
     configure(http, emu, response_format="json-base64")
     response = segmind(http, emu, body)
     assert response.headers["Content-Type"] == "application/json"
     assert verify(base64.b64decode(response.json()["image"])) == ("png", (1344, 768))
 
-    configure(http, emu, response_format="json-url")
+    configure(http, emu, response_format="json-url", image_format="jpeg")
     url = segmind(http, emu, body).json()["image"]
     assert url.startswith(f"{emu}/_emulator/results/")
-    assert verify(http.get(url, timeout=10).content) == ("png", (1344, 768))
+    result = http.get(url, timeout=10)
+    assert result.headers["Content-Type"] == "image/jpeg"
+    assert verify(result.content) == ("jpeg", (1344, 768))
     assert stats(http, emu)["billed"] == 3
 
 
@@ -321,7 +328,7 @@ def test_broken_bodies(http: requests.Session, emu: str, files: str, kind: str) 
     set_faults(http, emu, script=[kind])
     response = segmind(http, emu, {"image": f"{files}/coffee.png"})
     assert response.status_code == 200
-    assert response.headers["Content-Type"] == "image/png"
+    assert response.headers["Content-Type"] == "image/jpeg"
     if kind == "garbage":
         assert sniff(response.content[:32]) is None
     with pytest.raises(ImageCheckError):
@@ -379,7 +386,7 @@ def test_wrong_size_is_answered_and_billed(http: requests.Session, emu: str, fil
     set_faults(http, emu, script=["wrong-size"] * 3)
     v1 = segmind(http, emu, {"image": f"{files}/coffee.png", "resolution": "1536x640"})
     assert v1.status_code == 200
-    assert verify(v1.content) == ("png", (1472, 640))
+    assert verify(v1.content) == ("jpeg", (1472, 640))
     (item,) = ideogram(http, emu, {"resolution": "1536x640"}).json()["data"]
     assert item["resolution"] == "1472x640"  # what is served, as Ideogram's answer says
     assert image_size(http.get(item["url"], timeout=10).content) == (1472, 640)
@@ -424,10 +431,7 @@ def test_ideogram_in_flight_limit_is_its_429(http: requests.Session, emu: str) -
 
     first = threading.Thread(target=slow_call)
     first.start()
-    deadline = time.monotonic() + 10
-    while stats(http, emu)["in_flight"] < 1:
-        assert time.monotonic() < deadline, "the first call never started"
-        time.sleep(0.02)
+    wait_until(lambda: stats(http, emu)["in_flight"] >= 1, 10, "the first call to start")
     response = ideogram(http, emu, {"resolution": "1024x1024"})
     first.join(30)
     assert response.status_code == 429
@@ -503,14 +507,14 @@ def test_result_url_answers_503_once(http: requests.Session, emu: str, files: st
     first = http.get(item["url"], timeout=10)
     assert first.status_code == 503
     assert "error" in first.json()
-    assert verify(http.get(item["url"], timeout=10).content) == ("png", (1024, 1024))
+    assert verify(http.get(item["url"], timeout=10).content) == ("jpeg", (1024, 1024))
 
     set_faults(http, emu, script=["result-503"])
     accepted = segmind_v2(http, emu, {"image": f"{files}/coffee.png"}).json()
     until_ended(http, accepted["status_url"])
     output = v2_get(http, accepted["response_url"]).json()["output"]
     assert http.get(output, timeout=10).status_code == 503
-    assert verify(http.get(output, timeout=10).content) == ("png", (1024, 1024))
+    assert verify(http.get(output, timeout=10).content) == ("jpeg", (1024, 1024))
     numbers = stats(http, emu)
     assert numbers["billed"] == 2
     assert numbers["results_served"] == 2
@@ -642,8 +646,8 @@ def test_ideogram_multipart_and_result_urls(http: requests.Session, emu: str) ->
         assert item["resolution"] == "1344x768"
         assert isinstance(item["prompt"], str)
         result = http.get(item["url"], timeout=10)
-        assert result.headers["Content-Type"] == "image/png"
-        assert verify(result.content) == ("png", (1344, 768))
+        assert result.headers["Content-Type"] == "image/jpeg"
+        assert verify(result.content) == ("jpeg", (1344, 768))
     numbers = stats(http, emu)
     assert numbers["billed"] == 2
     assert numbers["results_served"] == 2
@@ -654,10 +658,7 @@ def test_ideogram_multipart_and_result_urls(http: requests.Session, emu: str) ->
 def test_ideogram_result_expires(http: requests.Session, emu: str) -> None:
     configure(http, emu, result_ttl_s=0.2)
     url = ideogram(http, emu, {"resolution": "1024x1024"}).json()["data"][0]["url"]
-    deadline = time.monotonic() + 10
-    while http.get(url, timeout=10).status_code == 200:
-        assert time.monotonic() < deadline, "the result never expired"
-        time.sleep(0.05)
+    wait_until(lambda: http.get(url, timeout=10).status_code != 200, 10, "the result to expire")
     assert http.get(url, timeout=10).status_code == 404
 
 
@@ -748,7 +749,7 @@ def test_v2_queues_runs_and_answers_the_output(http: requests.Session, emu: str,
     assert done["status"] == "COMPLETED"
     assert done["metrics"]["processing_ms"] >= 300
     assert done["metrics"]["queue_ms"] >= 0
-    assert verify(http.get(done["output"], timeout=10).content) == ("png", (1536, 640))
+    assert verify(http.get(done["output"], timeout=10).content) == ("jpeg", (1536, 640))
     numbers = stats(http, emu)
     assert numbers["billed"] == 1
     assert numbers["by_endpoint"]["segmind-v2"] == 1
@@ -785,10 +786,7 @@ def test_v2_unknown_expired_and_reset_requests_are_404(http: requests.Session, e
     configure(http, emu, result_ttl_s=0.3)
     accepted = segmind_v2(http, emu, {"image": f"{files}/coffee.png"}).json()
     until_ended(http, accepted["status_url"])
-    deadline = time.monotonic() + 10
-    while v2_get(http, accepted["response_url"]).status_code == 200:
-        assert time.monotonic() < deadline, "the job was never forgotten"
-        time.sleep(0.05)
+    wait_until(lambda: v2_get(http, accepted["response_url"]).status_code != 200, 10, "the job to be forgotten")
     gone = v2_get(http, accepted["status_url"])
     assert gone.status_code == 404
     assert "error" in gone.json()
@@ -834,7 +832,7 @@ def test_runtime_limits_and_largest_source(http: requests.Session, emu: str, fil
 def strict_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """An emulator started with the strict command-line options."""
     log = tmp_path_factory.mktemp("strict") / "emulator.log"
-    args = ("--square-only", "--max-source-pixels", "300000", "--max-source-bytes", "800000")
+    args = ("--square-only", "--max-source-pixels", "300000", "--max-source-bytes", "800000", "--image-format", "png")
     server = servers.start_emulator(EMULATOR_API_KEY, *args, log_path=log)
     yield server
     server.stop()
@@ -844,6 +842,7 @@ def test_strict_command_line_options(http: requests.Session, strict_emulator: Se
     base = strict_emulator.url
     square = segmind(http, base, {"image": f"{files}/astronaut.png"})
     assert square.status_code == 200
+    assert square.headers["Content-Type"] == "image/png"
     wide = segmind(http, base, {"image": f"{files}/coffee.png"})
     assert wide.status_code == 400
     assert "600x400 is not square" in wide.json()["error"]
@@ -853,6 +852,7 @@ def test_strict_command_line_options(http: requests.Session, strict_emulator: Se
     config = http.get(f"{base}/_emulator/config", timeout=10).json()
     assert config["square_only"] is True
     assert config["max_source_pixels"] == 300_000
+    assert config["image_format"] == "png"
     assert "api_key" not in config
 
 
@@ -892,6 +892,7 @@ def test_stats_and_reset(http: requests.Session, emu: str, files: str) -> None:
     ("body", "field"),
     [
         ({"response_format": "gif"}, "response_format"),
+        ({"image_format": "webp"}, "image_format"),
         ({"latency_ms": -1}, "latency_ms"),
         ({"max_in_flight": "2"}, "max_in_flight"),
         ({"api_key": "x"}, "api_key"),

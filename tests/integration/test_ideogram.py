@@ -38,9 +38,9 @@ def test_fan_out_creates_exact_sizes_at_the_ideogram_price(ideogram: Stack):
     result = ideogram.invoke(s3_event(SOURCE))
 
     assert [v["status"] for v in result["results"][0]["variants"]] == ["created"] * 3
-    assert ideogram.image(OUT + "1536x640.png").size == (1536, 640)
-    assert ideogram.image(OUT + "og.png").size == (1200, 628)  # reframed to 1344x704, then cropped
-    assert ideogram.image(OUT + "736x1312.png").size == (736, 1312)
+    assert ideogram.image(OUT + "1536x640.jpg").size == (1536, 640)
+    assert ideogram.image(OUT + "og.jpg").size == (1200, 628)  # reframed to 1344x704, then cropped
+    assert ideogram.image(OUT + "736x1312.jpg").size == (736, 1312)
     records = {v["name"]: v for v in variants(ideogram)}
     assert {v["provider"] for v in records.values()} == {"ideogram"}
     # Ideogram's prices (pricing.DEFAULT_PRICES), not Segmind's 0.075 / 0.037 / 0.113.

@@ -29,11 +29,11 @@ def test_s3_event_fans_out_one_call_per_target(stack: Stack):
 
     assert [v["status"] for v in result["results"][0]["variants"]] == ["created"] * 3
     assert stack.outputs(OUT) == sorted(
-        OUT + name for name in ("1536x640.png", "736x1312.png", "og.png", "manifest.json")
+        OUT + name for name in ("1536x640.jpg", "736x1312.jpg", "og.jpg", "manifest.json")
     )
-    assert stack.image(OUT + "1536x640.png").size == (1536, 640)
-    assert stack.image(OUT + "736x1312.png").size == (736, 1312)
-    assert stack.image(OUT + "og.png").size == (1200, 628)  # reframed to 1344x704, then cropped
+    assert stack.image(OUT + "1536x640.jpg").size == (1536, 640)
+    assert stack.image(OUT + "736x1312.jpg").size == (736, 1312)
+    assert stack.image(OUT + "og.jpg").size == (1200, 628)  # reframed to 1344x704, then cropped
 
     manifest = stack.read_json(OUT + "manifest.json")
     assert manifest["source"]["key"] == SOURCE and manifest["source"]["bucket"] == BUCKET
@@ -48,13 +48,13 @@ def test_s3_event_fans_out_one_call_per_target(stack: Stack):
     assert sorted(call["resolution"] for call in generations) == ["1344x704", "1536x640", "736x1312"]
     assert {call["seed"] for call in generations} == {4242}
 
-    head = stack.s3.head_object(Bucket=BUCKET, Key=OUT + "og.png")
-    assert head["ContentType"] == "image/png"
+    head = stack.s3.head_object(Bucket=BUCKET, Key=OUT + "og.jpg")
+    assert head["ContentType"] == "image/jpeg"
     flagged = {"warnings"} if og["warnings"] else set()  # kept with the variant: a later run lists them too
     assert set(head["Metadata"]) == {"source-key", "source-etag", "params-hash", "generation", "seed", *flagged}
     assert head["Metadata"].get("warnings", "") == ",".join(og["warnings"])
     # The generation it was rendered from is kept as the provider returned it, tagged for the lifecycle rule.
-    kept = f"{OUT}_generation-{head['Metadata']['generation']}.png"
+    kept = f"{OUT}_generation-{head['Metadata']['generation']}.jpg"
     generation = stack.s3.head_object(Bucket=BUCKET, Key=kept)
     assert generation["Metadata"]["source-etag"] == head["Metadata"]["source-etag"]
     assert generation["Metadata"]["resolution"] == "1344x704"
@@ -89,8 +89,8 @@ def test_sqs_batch_with_test_event_and_eventbridge_body(stack: Stack):
     result = stack.invoke(sqs_event(test_event, s3_event(SOURCE), eventbridge))
 
     assert result == {"batchItemFailures": []}
-    assert stack.image(OUT + "1024x1024.png").size == (1024, 1024)
-    assert stack.image("reframed/b.png/1024x1024.png").size == (1024, 1024)
+    assert stack.image(OUT + "1024x1024.jpg").size == (1024, 1024)
+    assert stack.image("reframed/b.png/1024x1024.jpg").size == (1024, 1024)
     assert stack.stats()["billed"] == 2
 
 
@@ -100,11 +100,11 @@ def test_direct_eventbridge_event(stack: Stack):
         "version": "0",
         "detail-type": "Object Created",
         "source": "aws.s3",
-        "detail": {"bucket": {"name": BUCKET}, "object": {"key": SOURCE.replace(" ", "+")}},
+        "detail": {"bucket": {"name": BUCKET}, "object": {"key": SOURCE}},  # EventBridge keys are not URL-encoded
     }
     result = stack.invoke(event)
     assert result["results"][0]["action"] == "processed"
-    assert stack.image(OUT + "1152x896.png").size == (1152, 896)
+    assert stack.image(OUT + "1152x896.jpg").size == (1152, 896)
 
 
 def test_invalid_sidecar_fails_in_the_manifest_without_a_call(stack: Stack):
@@ -129,7 +129,7 @@ def test_sidecar_after_image(stack: Stack):
     stack.put(SOURCE + ".reframe.json", {"version": 1, "targets": [{"resolution": "1024x1024"}]})
     second = stack.invoke(s3_event(SOURCE + ".reframe.json"))
     assert second["results"][0]["action"] == "processed"
-    assert stack.outputs(OUT) == [OUT + "1024x1024.png", OUT + "manifest.json"]
+    assert stack.outputs(OUT) == [OUT + "1024x1024.jpg", OUT + "manifest.json"]
 
 
 def test_folder_default_and_deployment_default(stack: Stack):
@@ -146,13 +146,13 @@ def test_folder_default_and_deployment_default(stack: Stack):
         "key": "uploads/campaign/_reframe.json",
     }
     assert stack.read_json("reframed/other/b.jpg/manifest.json")["config"] == {"from": "default", "key": None}
-    assert stack.image("reframed/other/b.jpg/800x1280.png").size == (800, 1280)
+    assert stack.image("reframed/other/b.jpg/800x1280.jpg").size == (800, 1280)
 
 
 @pytest.mark.parametrize(
     "key",
     [
-        "reframed/campaign/x.jpg/1024x1024.png",
+        "reframed/campaign/x.jpg/1024x1024.jpg",
         "reframed/campaign/x.jpg/manifest.json",
         "uploads/campaign/_reframe.json",
         "elsewhere/photo.jpg",
@@ -227,7 +227,7 @@ def test_json_base64_answers_are_accepted(stack: Stack):
     upload(stack, {"version": 1, "targets": [{"resolution": "1024x1024"}]})
     stack.emulator_config(response_format="json-base64")
     stack.invoke(s3_event(SOURCE))
-    assert stack.image(OUT + "1024x1024.png").size == (1024, 1024)
+    assert stack.image(OUT + "1024x1024.jpg").size == (1024, 1024)
 
 
 def test_deleted_source_is_skipped(stack: Stack):

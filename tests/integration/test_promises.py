@@ -20,9 +20,9 @@ from PIL import Image
 
 from reframe_local import servers
 from reframe_local.lambda_context import LocalContext
-from reframe_local.moto_stack import wait_until
 from reframe_pipeline import handler
 
+from ..waiting import wait_until
 from .conftest import BUCKET, Stack, s3_event, sqs_event
 from .test_reliability import TABLE, create_idempotency_table
 
@@ -59,7 +59,7 @@ def in_background(stack: Stack, event: dict[str, Any]) -> tuple[threading.Thread
 
 def wait_at_provider(stack: Stack) -> None:
     """Until a call is being answered (slowly) by the emulator."""
-    assert wait_until(lambda: stack.stats()["in_flight"] >= 1, timeout_s=20), stack.stats()
+    wait_until(lambda: stack.stats()["in_flight"] >= 1, 20, "a call at the provider")
 
 
 def budget_spent(table: Any) -> list[float]:
@@ -94,7 +94,7 @@ def test_a_sidecar_reverted_to_earlier_parameters_gets_its_own_image_back(stack:
     for seed in (100, 200, 100):
         stack.put(SOURCE + ".reframe.json", with_seed(seed))
         assert stack.invoke(sqs_event(s3_event(SOURCE + ".reframe.json"))) == {"batchItemFailures": []}
-        hashes.append(metadata(stack, OUT + "1024x1024.png")["params-hash"])
+        hashes.append(metadata(stack, OUT + "1024x1024.jpg")["params-hash"])
 
     assert hashes[0] == hashes[2] != hashes[1]  # the file is the seed-100 image again, not the seed-200 one
     manifest = stack.read_json(OUT + "manifest.json")
@@ -116,7 +116,7 @@ def test_an_overwrite_during_a_slow_call_is_not_undone_by_the_older_invocation(s
     older.join(timeout=60)
 
     assert older_result == [{"batchItemFailures": []}]  # the newer upload's event owns the folder
-    assert metadata(stack, OUT + "1024x1024.png")["source-etag"] == newer_etag
+    assert metadata(stack, OUT + "1024x1024.jpg")["source-etag"] == newer_etag
     assert stack.read_json(OUT + "manifest.json")["source"]["etag"] == newer_etag
     billed = stack.stats()["billed"]
     redelivered = stack.invoke(sqs_event(s3_event(SOURCE)))
@@ -171,7 +171,7 @@ def test_a_key_whose_metadata_would_pass_2_kb_is_written_once_and_paid_once(stac
     result = stack.invoke(sqs_event(s3_event(key)))
 
     assert result == {"batchItemFailures": []}
-    out = "reframed/" + key.removeprefix("uploads/") + "/1024x1024.png"
+    out = "reframed/" + key.removeprefix("uploads/") + "/1024x1024.jpg"
     assert metadata(stack, out)["source-key"] == "sha256:" + hashlib.sha256(key.encode()).hexdigest()
     assert stack.stats()["billed"] == 1
 
@@ -240,7 +240,9 @@ def test_an_async_job_outliving_the_invocation_is_collected_later_without_paying
     assert first == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
     assert stack.read_json(OUT + "manifest.json")["variants"][0]["error"]["code"] == "pending"
     stack.configure()  # a new container: only the table remembers the request id
-    assert wait_until(lambda: stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}, 30)
+    wait_until(
+        lambda: stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}, 30, "a redelivery to succeed"
+    )
     assert stack.read_json(OUT + "manifest.json")["variants"][0]["status"] == "created"
     assert stack.stats()["billed"] == 1 and by_endpoint(stack, "segmind-v2") == 1
 
@@ -278,13 +280,15 @@ def test_a_function_killed_mid_call_is_resumed_by_the_redelivery_without_paying_
     command = [sys.executable, "-m", "reframe_cli.cli", "invoke", "--event", str(event_file), "--timeout", "6"]
     worker = subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert wait_until(lambda: ticket_stored(table), timeout_s=20)  # paid, journaled, waiting
+        wait_until(lambda: ticket_stored(table), 20, "the ticket in the journal")  # paid, journaled, waiting
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
 
     # Redelivered: refused while the dead instance's lock lasts, then collected from the stored request id.
-    assert wait_until(lambda: stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}, 30)
+    wait_until(
+        lambda: stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}, 30, "a redelivery to succeed"
+    )
     assert stack.read_json(OUT + "manifest.json")["variants"][0]["status"] == "created"
     assert stack.stats()["billed"] == 1
 

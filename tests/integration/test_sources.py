@@ -7,7 +7,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from reframe_local import servers
 from reframe_pipeline.adapters.s3_storage import S3Storage
-from reframe_pipeline.application.ports import Deadline
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.composition import build_pipeline
 from reframe_pipeline.domain.events import ObjectEvent
 from reframe_pipeline.settings import Settings
@@ -42,7 +42,7 @@ def test_exif_rotated_jpeg_gives_upright_variants(stack: Stack):
     prepared = stack.image("reframed/phone.jpg/_prepared.png")
     assert prepared.size == (200, 300) and 0x0112 not in prepared.getexif()
 
-    variant = stack.image("reframed/phone.jpg/1024x1024.png")
+    variant = stack.image("reframed/phone.jpg/1024x1024.jpg")
     upright = stored.transpose(Image.Transpose.ROTATE_270).resize((683, 1024))
     sideways = stored.resize((683, 1024))
     inner = centre(variant, (683, 1024))
@@ -77,7 +77,7 @@ def test_heic_upload_end_to_end(stack: Stack):
     manifest = stack.read_json("reframed/iphone.heic/manifest.json")
     assert manifest["source"]["prepared"] == {"reasons": ["format-heic"]}
     assert manifest["variants"][0]["status"] == "created"
-    assert stack.image("reframed/iphone.heic/1312x736.png").size == (1312, 736)
+    assert stack.image("reframed/iphone.heic/1312x736.jpg").size == (1312, 736)
 
 
 def test_decompression_bomb_is_refused_without_decoding(stack: Stack):
@@ -110,7 +110,7 @@ def test_overwrite_regenerates_and_delete_removes_everything(stack: Stack):
     # 64x64 is square too: both targets are rendered from one generation per source version.
     assert [v["rendered_from_generation"] for v in manifest["variants"]] == [False, True]
     assert stack.stats()["billed"] == 2
-    head = stack.s3.head_object(Bucket=BUCKET, Key="reframed/hero.jpg/1024x1024.png")
+    head = stack.s3.head_object(Bucket=BUCKET, Key="reframed/hero.jpg/1024x1024.jpg")
     assert head["Metadata"]["source-etag"] == manifest["source"]["etag"]
 
     stack.s3.delete_object(Bucket=BUCKET, Key="uploads/hero.jpg")
@@ -126,17 +126,17 @@ def test_prune_removes_variants_of_targets_gone_from_the_config(stack: Stack):
     )
     stack.invoke(s3_event("uploads/p.jpg"))
     assert stack.outputs("reframed/p.jpg/") == [
-        "reframed/p.jpg/64x64.png",
-        "reframed/p.jpg/96x64.png",
+        "reframed/p.jpg/64x64.jpg",
+        "reframed/p.jpg/96x64.jpg",
         "reframed/p.jpg/manifest.json",
     ]
-    kept = stack.s3.head_object(Bucket=BUCKET, Key="reframed/p.jpg/64x64.png")["Metadata"]["generation"]
+    kept = stack.s3.head_object(Bucket=BUCKET, Key="reframed/p.jpg/64x64.jpg")["Metadata"]["generation"]
     assert len(stack.keys("reframed/p.jpg/_generation-")) == 2
 
     stack.put("uploads/p.jpg.reframe.json", {"version": 1, "prune": True, "targets": [{"size": "64x64"}]})
     stack.invoke(s3_event("uploads/p.jpg.reframe.json"))
-    assert stack.outputs("reframed/p.jpg/") == ["reframed/p.jpg/64x64.png", "reframed/p.jpg/manifest.json"]
-    assert stack.keys("reframed/p.jpg/_generation-") == [f"reframed/p.jpg/_generation-{kept}.png"]
+    assert stack.outputs("reframed/p.jpg/") == ["reframed/p.jpg/64x64.jpg", "reframed/p.jpg/manifest.json"]
+    assert stack.keys("reframed/p.jpg/_generation-") == [f"reframed/p.jpg/_generation-{kept}.jpg"]
     assert stack.stats()["billed"] == 2  # the kept variant was not paid again
 
 

@@ -1,3 +1,3 @@
-from .server import main
+from .cli import main
 
 raise SystemExit(main())

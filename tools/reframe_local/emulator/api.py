@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import time
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesParser
@@ -18,12 +20,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Json, Validat
 from reframe_pipeline.domain.imaging import PROVIDER_FORMATS, ImageCheckError, sniff, verify
 from reframe_pipeline.domain.local_engine import extend_canvas, fitted_box
 from reframe_pipeline.domain.pricing import DEFAULT_PRICES
-from reframe_pipeline.domain.resolutions import RESOLUTION_NAMES, Size
+from reframe_pipeline.domain.resolutions import RESOLUTION_NAMES, Size, parse_size
 from reframe_pipeline.domain.sidecar import ColorPalette, RenderingSpeed, Seed, StyleCode, describe
 
 from .state import Call, EmulatorConfig, EmulatorState, RenderMode
 
 MAX_FETCH_BYTES = 64 * 1024 * 1024
+WRONG_SIZE_PX = 64  # how much narrower than asked a "wrong-size" image is
 # Ideogram's limit on the style references of one call together (its OpenAPI), in the strict reading of "MB".
 IDEOGRAM_MAX_REFERENCES_BYTES = 10_000_000
 # Credits charged per generation, as the pipeline estimates Segmind's prices.
@@ -228,3 +231,18 @@ def render(source: Image.Image, size: Size, mode: RenderMode, fault: str | None 
         patch = canvas.crop(region).transpose(Image.Transpose.ROTATE_180).filter(ImageFilter.GaussianBlur(2))
         canvas.paste(patch, region[:2])
     return canvas
+
+
+def generate(state: EmulatorState, source: Image.Image, call: Call) -> Image.Image:
+    """The model's work: reframe, then take the time the real service takes."""
+    assert call.resolution is not None
+    size = parse_size(call.resolution)
+    if call.fault == "wrong-size":
+        size = size._replace(width=size.width - WRONG_SIZE_PX)
+    image = render(source, size, state.config.render, call.fault)
+    time.sleep(state.config.latency_ms / 1000)
+    return image
+
+
+def random_seed(low: int, high: int) -> int:
+    return low + int.from_bytes(os.urandom(4)) % (high - low + 1)

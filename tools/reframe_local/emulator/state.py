@@ -15,7 +15,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-ResponseFormat = Literal["png", "jpeg", "json-base64", "json-url"]
+# How Segmind's v1 answers carry the image: the bytes themselves, or JSON with it in base64 or at a URL.
+ResponseFormat = Literal["image", "json-base64", "json-url"]
+# How every generated image is encoded: JPEG, as Segmind answers; PNG on request.
+ImageFormat = Literal["jpeg", "png"]
 # "reframe": the local engine extends the source (plausible pictures); "fast": a flat image of the
 # requested size, so that on a small machine benchmarks measure the client, not the emulator's rendering.
 RenderMode = Literal["reframe", "fast"]
@@ -48,6 +51,8 @@ PICTURE_FAULTS = frozenset({"repaint", "offset", "scaled"})
 FAULT_KINDS = (
     WHOLE_CALL_FAULTS | PICTURE_FAULTS | {"ok", "garbage", "truncated", "unsafe", "wrong-size", "result-503", "v2-fail"}
 )
+# Faults whose answer carries no usable image: not billed.
+SPOILING_FAULTS = frozenset({"garbage", "truncated", "unsafe"})
 _SLOW = re.compile(r"slow:(\d{1,7})")
 _MAX_CALLS_KEPT = 10_000
 STARTING_CREDITS = 1000.0
@@ -76,7 +81,8 @@ class EmulatorConfig:
     square_only: bool = False
     max_source_bytes: int | None = None
     max_source_pixels: int | None = None
-    response_format: ResponseFormat = "png"
+    response_format: ResponseFormat = "image"
+    image_format: ImageFormat = "jpeg"
     render: RenderMode = "reframe"
     result_ttl_s: float = 60.0
     fetch_timeout_s: float = 10.0
@@ -100,7 +106,8 @@ class ConfigUpdate(_Strict):
     square_only: bool = False
     max_source_bytes: int | None = Field(None, ge=1)
     max_source_pixels: int | None = Field(None, ge=1)
-    response_format: ResponseFormat = "png"
+    response_format: ResponseFormat = "image"
+    image_format: ImageFormat = "jpeg"
     render: RenderMode = "reframe"
     result_ttl_s: float = Field(60.0, gt=0, le=86_400)
     serve_v2: bool = True

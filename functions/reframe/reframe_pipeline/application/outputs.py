@@ -4,23 +4,35 @@ current, what is obsolete, and ``finish``, the one place where a source's work e
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.generations import META_GENERATION, id_of, is_generation
-from reframe_pipeline.application.ports import Deadline, Notifier, ObjectInfo, Storage
-from reframe_pipeline.application.variants import OUTPUT_EXTENSIONS, is_current
+from reframe_pipeline.application.object_metadata import OUTPUT_EXTENSIONS, is_current
+from reframe_pipeline.application.ports import Notifier, Storage
+from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.domain.events import MANIFEST_NAME
 from reframe_pipeline.domain.manifest import Manifest, VariantRecord
 from reframe_pipeline.domain.notices import ready, removed
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import count, logger
-from reframe_pipeline.settings import Settings
 
 PREPARED_NAME = "_prepared.png"
 UNCONFIGURED_NOTE = "no target of the configuration makes it any more: kept until the sidecar says prune"
 
 
-def output_dir(key: str, settings: Settings) -> str:
-    return f"{settings.output_prefix}{key[len(settings.input_prefix) :]}/"
+class Prefixes(Protocol):
+    """Where sources are read and outputs written: the pipeline's options, or the settings of a tool."""
+
+    @property
+    def input_prefix(self) -> str: ...
+
+    @property
+    def output_prefix(self) -> str: ...
+
+
+def output_dir(key: str, prefixes: Prefixes) -> str:
+    return f"{prefixes.output_prefix}{key[len(prefixes.input_prefix) :]}/"
 
 
 def in_folder(key: str, out_dir: str) -> bool:
@@ -70,7 +82,7 @@ class OutputFolder:
             )
         return len(keys)
 
-    def survey(
+    def contents(
         self,
         info: ObjectInfo,
         variants: list[PlannedVariant],
@@ -81,7 +93,7 @@ class OutputFolder:
         """The variants already written for this source version with these parameters (nothing to pay),
         and, for the others, the generation their outdated rendition came from (``present``: the keys
         in the folder, when the caller has listed them already). A fallback variant counts as written only
-        with ``fallback_ok`` (a backfill's survey); a run tries the provider for it again."""
+        with ``fallback_ok`` (the backfill's survey); a run tries the provider for it again."""
         if present is None:
             present = {item.key for item in self.storage.list_objects(self.out_dir)}
         keys = [(v, f"{self.out_dir}{v.name}.{ext}") for v in variants for ext in OUTPUT_EXTENSIONS]
@@ -104,12 +116,14 @@ class OutputFolder:
         *,
         fallback_ok: bool = False,
     ) -> dict[str, ObjectInfo]:
-        return self.survey(info, variants, present, fallback_ok=fallback_ok)[0]
+        return self.contents(info, variants, present, fallback_ok=fallback_ok)[0]
 
-    def unconfigured(self, present: set[str], planned: set[str]) -> list[VariantRecord]:
+    def unconfigured(self, present: set[str], variants: list[PlannedVariant], prune: bool) -> list[VariantRecord]:
         """The variant files of ``present`` (the folder's listing) that no target of the configuration makes:
-        kept and listed in the manifest, so none is left there silently (a sidecar's ``prune`` deletes them)."""
-        stems = sorted((stem, key) for key in present if (stem := self._variant_stem(key)) and stem not in planned)
+        kept and listed in the manifest, so none is left there silently; none with ``prune`` (they are deleted)."""
+        planned = {v.name for v in variants}
+        found = ((stem, key) for key in present if (stem := self._variant_stem(key)) and stem not in planned)
+        stems = [] if prune else sorted(found)
         return [VariantRecord(name=stem, key=key, status="unconfigured", note=UNCONFIGURED_NOTE) for stem, key in stems]
 
     def _variant_stem(self, key: str) -> str | None:

@@ -80,6 +80,12 @@ def plan(sidecar: Sidecar, *, provider: str, default_speed: str, style_prefix: s
     return variants
 
 
+def _focus(target: Target) -> Focus:
+    if isinstance(target.focus, FocusPoint):
+        return (target.focus.x, target.focus.y)
+    return "center" if target.focus is None else target.focus
+
+
 def _plan_target(sidecar: Sidecar, index: int, target: Target, provider: str, default_speed: str) -> PlannedVariant:
     resolution, final = _geometry(target)
 
@@ -103,11 +109,7 @@ def _plan_target(sidecar: Sidecar, index: int, target: Target, provider: str, de
         "color_palette": palette.as_api() if palette else None,
     }
     fields = {**generation, "final_size": str(final), "output": sidecar.output.model_dump()}
-    focus: Focus = "center"
-    if isinstance(target.focus, FocusPoint):
-        focus = (target.focus.x, target.focus.y)
-    elif target.focus is not None:
-        focus = target.focus
+    focus = _focus(target)
     if focus != "center":  # absent when centred: the parameter hashes of earlier variants stay as they were
         fields["focus"] = list(focus) if isinstance(focus, tuple) else focus
     return PlannedVariant(
