@@ -92,8 +92,8 @@ def test_one_event_per_outcome_and_a_redelivery_repeats_its_event_id(
     assert detail["status"] == "completed"
     assert detail["counts"] == {"created": 2, "existing": 0, "failed": 0, "removed": 0}
     assert {(v["name"], v["key"], v["status"], v["size"]) for v in detail["variants"]} == {
-        ("1024x1024", "reframed/shoot/rocket.jpg/1024x1024.png", "created", "1024x1024"),
-        ("og", "reframed/shoot/rocket.jpg/og.png", "created", "1200x628"),
+        ("1024x1024", "reframed/shoot/rocket.jpg/1024x1024.jpg", "created", "1024x1024"),
+        ("og", "reframed/shoot/rocket.jpg/og.jpg", "created", "1200x628"),
     }
     assert detail["cost_usd"] == pytest.approx(0.15)
     assert detail["correlation_id"]
@@ -169,8 +169,8 @@ def test_a_deleted_source_is_announced_once(stack: Stack, events: Events):
     detail = event["detail"]
     assert detail["status"] == "removed"
     assert sorted(v["key"] for v in detail["variants"]) == [
-        "reframed/c.jpg/1024x1024.png",
-        "reframed/c.jpg/og.png",
+        "reframed/c.jpg/1024x1024.jpg",
+        "reframed/c.jpg/og.jpg",
     ]
     assert detail["counts"]["removed"] == 2
 
@@ -186,9 +186,9 @@ def test_a_notice_that_cannot_be_put_is_logged_and_counted_not_retried(
 
     assert result.get("batchItemFailures", []) == []
     assert stack.outputs("reframed/d.jpg/") == [
-        "reframed/d.jpg/1024x1024.png",
+        "reframed/d.jpg/1024x1024.jpg",
         "reframed/d.jpg/manifest.json",
-        "reframed/d.jpg/og.png",
+        "reframed/d.jpg/og.jpg",
     ]
     [line] = lines(logs, "notice not published")
     assert line["level"] == "ERROR" and "no-such-bus" in line["error"]

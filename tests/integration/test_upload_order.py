@@ -89,7 +89,7 @@ def test_an_image_then_its_sidecar_a_moment_later_pays_only_for_the_sidecar(
     assert manifest["config"] == {"from": "object", "key": IMAGE + ".reframe.json"}
     assert [(v["name"], v["status"]) for v in manifest["variants"]] == [("og", "existing")]
     assert stack.stats()["billed"] == 1  # nothing paid for the folder default, nothing paid twice
-    assert stack.outputs("reframed/") == [OUT + "manifest.json", OUT + "og.png"]
+    assert stack.outputs("reframed/") == [OUT + "manifest.json", OUT + "og.jpg"]
 
 
 def test_an_image_whose_sidecar_never_comes_gets_the_folder_default_after_the_wait(stack: Stack, queue: Queue):
@@ -152,9 +152,9 @@ def test_variants_of_targets_no_longer_configured_are_listed_until_pruned(stack:
     manifest = stack.read_json(OUT + "manifest.json")
     listed = {v["key"]: v["status"] for v in manifest["variants"]}
     assert listed == {
-        OUT + "og.png": "created",
-        OUT + "1536x640.png": "unconfigured",
-        OUT + "thumb.png": "unconfigured",
+        OUT + "og.jpg": "created",
+        OUT + "1536x640.jpg": "unconfigured",
+        OUT + "thumb.jpg": "unconfigured",
     }
     files = [key for key in stack.outputs(OUT) if not key.endswith("manifest.json")]
     assert sorted(listed) == files  # every variant file is in the manifest
@@ -163,5 +163,5 @@ def test_variants_of_targets_no_longer_configured_are_listed_until_pruned(stack:
     stack.invoke(s3_event(IMAGE + ".reframe.json"))
 
     manifest = stack.read_json(OUT + "manifest.json")
-    assert [(v["key"], v["status"]) for v in manifest["variants"]] == [(OUT + "og.png", "existing")]
-    assert stack.outputs(OUT) == [OUT + "manifest.json", OUT + "og.png"]
+    assert [(v["key"], v["status"]) for v in manifest["variants"]] == [(OUT + "og.jpg", "existing")]
+    assert stack.outputs(OUT) == [OUT + "manifest.json", OUT + "og.jpg"]
