@@ -86,6 +86,20 @@ def test_warn_keeps_a_repainted_variant_and_flags_it(make: Any, counted: list[st
     assert h.manifest()["variants"][0]["warnings"] == ["source_altered"]
 
 
+def test_a_flagged_variant_found_existing_keeps_its_warning(make: Any, counted: list[str]):
+    """The warning travels in the variant's metadata: the next run, paying nothing, lists it again."""
+    h = make(provider=FakeProvider(image=repainted))
+    h.sidecar(targets=TARGETS[:1])
+    (first,) = h.handle().records
+    assert first.key is not None and h.storage.head(first.key).metadata["warnings"] == "source_altered"
+
+    (again,) = h.handle().records
+
+    assert (again.status, again.warnings) == ("existing", ["source_altered"])
+    assert h.manifest()["variants"][0]["warnings"] == ["source_altered"]
+    assert h.provider.calls == 1 and counted.count("SourceAltered") == 1  # flagged once, when it was made
+
+
 def test_retry_generates_once_more_with_a_new_seed_and_keeps_the_better(make: Any, counted: list[str]):
     budget = MemoryBudget(limit=10.0)
     h = make(provider=FakeProvider(image=answers(repainted, faithful)), source_check="retry", budget=budget)
