@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import features, figures, scale
+from . import defaults, features, figures, scale
 from .cold_start import cold_start
 from .figures import FULL, SMOKE, Figure, Sizes
 from .report import render, verdict
@@ -21,12 +21,13 @@ REPORT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
 def measure(sizes: Sizes, log_dir: Path) -> list[Figure]:
-    results = [figures.engine(sizes)]
+    results = [figures.engine(sizes), defaults.source_check_cpu(sizes)]
     with running(log_dir) as (moto, emulator):
         bench = point_handler(moto, emulator)
         results.append(cold_start(bench, sizes, log_dir))  # first: nothing else running yet
         figures.warm_up(bench, sizes)
         results += [figures.fan_out(bench, sizes), figures.overhead(bench, sizes), figures.memory(bench, sizes)]
+        results.append(defaults.defaults(bench, sizes))
         results.append(figures.throughput(emulator, sizes, log_dir))
         results += [*scale.shared_limit(emulator, sizes, log_dir), scale.burst(emulator, sizes, log_dir)]
     return sorted(results, key=lambda figure: figure.number)

@@ -131,3 +131,25 @@ def test_off_records_nothing(stack: Stack):
     stack.configure(SOURCE_CHECK="off")
     entry = reframed(stack, "rocket.jpg", "repaint")
     assert entry["source_match"] is None and entry["source_box"] is None and entry["warnings"] == []
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_a_jpeg_generation_reports_the_box_in_its_own_full_size_pixels(stack: Stack, name: str):
+    stack.emulator_config(image_format="jpeg")  # as Segmind answers: decoded at a reduced scale by the check
+    entry = reframed(stack, name, "ok")
+    assert entry["warnings"] == [] and entry["source_match"] > 0.95
+    assert off_by(entry, name, None) <= TOLERANCE_PX
+
+
+def test_a_3_2_photo_made_into_a_linkedin_banner_from_a_jpeg_generation_is_flagged_as_cropped(stack: Stack):
+    stack.emulator_config(image_format="jpeg")
+    source = "uploads/check/banner/coffee.png"  # 600x400
+    stack.put_image(source, "coffee.png")
+    stack.put(source + ".reframe.json", {"version": 1, "targets": [{"preset": "linkedin-banner"}]})
+    assert stack.invoke(sqs_event(s3_event(source))) == {"batchItemFailures": []}
+    (entry,) = stack.read_json("reframed/check/banner/coffee.png/manifest.json")["variants"]
+    assert entry["status"] == "created"
+    box = entry["source_box"]
+    # The 1536x512 generation holds the photo at 768x512, centred; a 4:1 crop of it must cut the photo.
+    assert abs(box["width"] - 768) <= 2 and abs(box["height"] - 512) <= 2 and abs(box["x"] - 384) <= 2
+    assert "source_cropped" in entry["warnings"]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import random
 
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from reframe_pipeline.domain import source_check
+from reframe_pipeline.domain.cropping import crop_for
 from reframe_pipeline.domain.local_engine import extend_canvas, fitted_box
 from reframe_pipeline.domain.resolutions import Size
-from reframe_pipeline.domain.source_check import Box, check, ssim, thumbnail
+from reframe_pipeline.domain.source_check import Box, check, check_encoded, ssim, thumbnail
+
+from .images import opened, saved
 
 
 def scene(size: tuple[int, int], seed: int = 7) -> Image.Image:
@@ -118,3 +122,67 @@ def test_ssim_is_one_for_equal_images_and_low_for_unrelated_ones():
     b = [[rng.randrange(256) for _ in range(16)] for _ in range(16)]
     assert ssim(a, a) == pytest.approx(1.0)
     assert ssim(a, b) < 0.3
+
+
+def generation(source: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """What the reframe makes: the source centred and scaled to fit, extended with content around it."""
+    return extend_canvas(source, Size(*size))
+
+
+@pytest.mark.parametrize("size", [(1536, 640), (1536, 512), (640, 1536)])
+def test_jpeg_png_and_webp_of_one_generation_give_the_same_box_in_full_size_pixels(size):
+    source = opened(saved(scene((900, 600), seed=11), "JPEG", quality=92))
+    picture = generation(source, size)
+    small = thumbnail(source)
+    boxes = {fmt: check_encoded(small, saved(picture, fmt, quality=90)).box for fmt in ("JPEG", "PNG", "WEBP")}
+    expected = fitted_box(Size(900, 600), Size(*size))
+    for fmt, box in boxes.items():
+        assert close(box, expected, tolerance=2), (fmt, box, expected)
+
+
+def test_a_reduced_decode_is_never_mistaken_for_the_full_size():
+    # A JPEG decodes at a quarter (draft): the box must still be in the generation's own pixels.
+    source = scene((600, 400))
+    body = saved(generation(source, (1536, 640)), "JPEG", quality=90)
+    match = check_encoded(thumbnail(source), body)
+    assert match.box.width > 900 and match.box.height == 640
+
+
+def test_a_3_2_photo_made_into_a_linkedin_banner_from_a_1536x512_jpeg_is_flagged_as_cropped():
+    photo = scene((1200, 800), seed=5)
+    body = saved(generation(photo, (1536, 512)), "JPEG", quality=90)
+    match = check_encoded(thumbnail(photo), body)
+    assert close(match.box, (384, 0, 768, 512), tolerance=2), match.box
+    # 4:1 out of 3:1 keeps 384 of the 512 rows: the photo's top or bottom is lost.
+    assert crop_for(Size(1536, 512), Size(1584, 396), "center", match.box).source_cropped
+    # The same photo in a 3:1 banner keeps it whole.
+    assert not crop_for(Size(1536, 512), Size(1500, 500), "center", match.box).source_cropped
+
+
+def test_an_intact_result_is_accepted_at_the_expected_box_and_a_moved_source_is_searched_for():
+    source = scene((600, 400), seed=21)
+    intact = check(thumbnail(source), generation(source, (1536, 640)))
+    assert not intact.searched and intact.score >= source_check.EXPECTED_ACCEPT
+    moved = check(thumbnail(source), placed(source, (1536, 640), (120, 300, 420, 280)))
+    assert moved.searched and close(moved.box, (120, 300, 420, 280), tolerance=10)
+
+
+def test_a_repainted_source_where_expected_keeps_the_expected_box_and_a_low_score():
+    source = scene((600, 400), seed=8)
+    picture = generation(source, (1536, 640))
+    x, y, w, h = fitted_box(Size(600, 400), Size(1536, 640))
+    region = (x + w // 5, y + h // 5, x + 4 * w // 5, y + 4 * h // 5)
+    picture.paste(
+        picture.crop(region).transpose(Image.Transpose.ROTATE_180).filter(ImageFilter.GaussianBlur(2)), region[:2]
+    )
+    match = check(thumbnail(source), picture)
+    assert match.score < 0.85
+    assert close(match.box, (x, y, w, h), tolerance=2)
+
+
+def test_the_thumbnail_records_the_sources_size_before_a_reduced_decode():
+    body = saved(scene((1600, 1000)), "JPEG", quality=90)
+    with Image.open(io.BytesIO(body)) as image:
+        small = thumbnail(image)
+    assert max(small.size) == source_check.THUMBNAIL
+    assert small.info["source_size"] == (1600, 1000)

@@ -3,17 +3,14 @@ with the policy that says what a low score does (SOURCE_CHECK, SOURCE_MATCH_MIN)
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Literal
 
-from PIL import Image
-
 from reframe_pipeline.application.object_metadata import META_SOURCE_BOX, META_SOURCE_MATCH
 from reframe_pipeline.application.source_image import SourceImage
 from reframe_pipeline.domain.manifest import SourceBox
-from reframe_pipeline.domain.source_check import check
+from reframe_pipeline.domain.source_check import check_encoded
 from reframe_pipeline.observability import MetricUnit, measure, traced
 
 
@@ -49,17 +46,9 @@ class SourceFound:
 def look_for_source(source: SourceImage, body: bytes) -> SourceFound:
     """Locate the source in a generation's bytes and score it (the source's thumbnail is made once per run)."""
     started = perf_counter()
-    with traced("source check"), Image.open(io.BytesIO(body)) as image:
-        full = image.size  # before draft(), which shrinks the reported size of a JPEG it decodes reduced
-        image.draft("L", (image.width // 4, image.height // 4))  # a JPEG decodes at a quarter: plenty here
-        scale_x, scale_y = 1.0, 1.0
-        image.load()
-        if image.size != full:  # draft decoded it smaller: boxes are reported in the generation's own pixels
-            scale_x, scale_y = full[0] / image.width, full[1] / image.height
-        found = check(source.thumbnail(), image)
+    with traced("source check"):
+        found = check_encoded(source.thumbnail(), body)
     measure("SourceCheckTime", (perf_counter() - started) * 1000, MetricUnit.Milliseconds)
     b = found.box
-    box = SourceBox(
-        x=round(b.x * scale_x), y=round(b.y * scale_y), width=round(b.width * scale_x), height=round(b.height * scale_y)
-    )
+    box = SourceBox(x=round(b.x), y=round(b.y), width=round(b.width), height=round(b.height))
     return SourceFound(round(found.score, 4), box)

@@ -1,7 +1,9 @@
 """Does the source survive the reframe? Find it inside a provider's result and score how well it matches.
 
-Nothing is assumed about where, or at what scale, the provider put the source. The search runs on small
-grayscale thumbnails in two steps:
+A reframe keeps the source centred and scaled to fit, so its box follows from the sizes: that box is scored
+first, and accepted when the score is clearly good (``EXPECTED_ACCEPT``): a few milliseconds. Otherwise nothing
+is assumed about where, or at what scale, the provider put the source, and a search runs on small grayscale
+thumbnails in two steps:
 
 1. **Locate** by normalised cross-correlation (NCC): exhaustively over every position and a geometric series
    of scales on a coarse copy of the result (longest side ``COARSE``), then hill-climbing position and
@@ -19,6 +21,7 @@ Pure: Pillow and plain Python on thumbnails only (a few kilobytes), whatever the
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +30,8 @@ from operator import mul
 from PIL import Image, ImageFilter
 
 from reframe_pipeline.domain.cropping import Box
+from reframe_pipeline.domain.local_engine import fitted_box
+from reframe_pipeline.domain.resolutions import Size
 
 # The source's kept thumbnail: longest side in pixels (grayscale, so 16 KB at most).
 THUMBNAIL = 128
@@ -46,6 +51,15 @@ _CANDIDATES = 4  # coarse peaks refined on the fine copy
 _WINDOW = 8
 _BLUR = 1.0  # score pixels
 _STRIDE = 4
+# The expected box (centred, fitted) is accepted without a search from this score: well above any sensible
+# SOURCE_MATCH_MIN, so a result it accepts is one the search would not have flagged either.
+EXPECTED_ACCEPT = 0.9
+# An encoded result decodes at a reduced scale where its format allows (JPEG: 1/2..1/8), to at least this
+# fraction of its size: still larger than the search's finest copy (LARGEST_FINE) for every allowed resolution.
+DECODE_FRACTION = 4
+# The source's full size, kept in its thumbnail's info: the expected box needs the exact aspect ratio, which a
+# 128 px thumbnail rounds.
+_SOURCE_SIZE = "source_size"
 # SSIM's stabilising constants for 8-bit values (K1 = 0.01, K2 = 0.03).
 _C1 = (0.01 * 255) ** 2
 _C2 = (0.03 * 255) ** 2
@@ -54,21 +68,61 @@ _C2 = (0.03 * 255) ** 2
 @dataclass(frozen=True)
 class SourceMatch:
     score: float  # 0..1: the mean SSIM at the box, clamped at 0
-    box: Box
-    correlation: float  # the NCC of the located box on the fine copy (-1..1)
+    box: Box  # in the result's full-size pixels
+    searched: bool  # False: the expected box (centred, fitted) scored well enough, no search was made
 
 
 def thumbnail(image: Image.Image) -> Image.Image:
-    """The source's grayscale thumbnail, ``THUMBNAIL`` px on its longest side (never enlarged)."""
+    """The source's grayscale thumbnail, ``THUMBNAIL`` px on its longest side (never enlarged), carrying the
+    source's full size."""
+    full = image.size  # before draft, which changes it
     image.draft("L", (THUMBNAIL, THUMBNAIL))  # a JPEG decodes at 1/2..1/8 scale: memory stays small
     gray = _gray(image)
     gray.thumbnail((THUMBNAIL, THUMBNAIL), Image.Resampling.BOX)
+    gray.info[_SOURCE_SIZE] = full
     return gray
 
 
-def check(source_thumbnail: Image.Image, result: Image.Image) -> SourceMatch:
-    """Locate ``source_thumbnail`` in ``result`` (any size, any mode) and score the match."""
+def check_encoded(source_thumbnail: Image.Image, body: bytes) -> SourceMatch:
+    """``check`` on an encoded result (JPEG, PNG, WebP...), decoded at a reduced scale where the format allows;
+    the box is in the result's full-size pixels whatever the scale decoded."""
+    with Image.open(io.BytesIO(body)) as image:
+        full = Size(*image.size)  # before draft, which changes it
+        image.draft("L", (full.width // DECODE_FRACTION, full.height // DECODE_FRACTION))
+        image.load()
+        return check(source_thumbnail, image, full)
+
+
+def check(source_thumbnail: Image.Image, result: Image.Image, full: Size | None = None) -> SourceMatch:
+    """Locate ``source_thumbnail`` in ``result`` (any size, any mode) and score the match; ``full``: the
+    result's size when ``result`` is a reduced copy of it (the box is given in that size's pixels)."""
     gray = _gray(result)
+    full = full or Size(*gray.size)
+    expected = Box(*fitted_box(_source_size(source_thumbnail), full))
+    score = _score(source_thumbnail, gray, _scaled(expected, gray.width / full.width, gray.height / full.height))
+    if score >= EXPECTED_ACCEPT:
+        return SourceMatch(score, expected, searched=False)
+    found = _search(source_thumbnail, gray)
+    if found.score <= score:  # the source is where expected but altered (repainted): that box says more
+        return SourceMatch(score, expected, searched=True)
+    return SourceMatch(found.score, _scaled(found.box, full.width / gray.width, full.height / gray.height), True)
+
+
+def _source_size(source_thumbnail: Image.Image) -> Size:
+    size = source_thumbnail.info.get(_SOURCE_SIZE, source_thumbnail.size)
+    return Size(*size)
+
+
+def _scaled(box: Box, scale_x: float, scale_y: float) -> Box:
+    """``box`` in the pixels of a copy ``scale_x`` x ``scale_y`` its image's size, whole pixels, never empty."""
+    x, y = round(box.x * scale_x), round(box.y * scale_y)
+    return Box(
+        x, y, max(1, round((box.x + box.width) * scale_x) - x), max(1, round((box.y + box.height) * scale_y) - y)
+    )
+
+
+def _search(source_thumbnail: Image.Image, gray: Image.Image) -> SourceMatch:
+    """The source located anywhere, at any scale, in ``gray`` (its pixels), and scored there."""
     width, height = gray.size
     coarse = _shrink(gray, COARSE)
     aspect = source_thumbnail.height / source_thumbnail.width
@@ -85,8 +139,8 @@ def check(source_thumbnail: Image.Image, result: Image.Image) -> SourceMatch:
             best = found
     if best is None:  # the result is too small to hold any template: compare the whole of it
         box = Box(0, 0, width, height)
-        return SourceMatch(_score(source_thumbnail, gray, box), box, 0.0)
-    correlation, fx, fy, ftw = best
+        return SourceMatch(_score(source_thumbnail, gray, box), box, True)
+    _, fx, fy, ftw = best
     scale_x, scale_y = width / fine.width, height / fine.height
     box_w = max(1, min(width, round(ftw * scale_x)))
     box_h = max(1, min(height, round(ftw * aspect * scale_y)))
@@ -96,7 +150,7 @@ def check(source_thumbnail: Image.Image, result: Image.Image) -> SourceMatch:
         box_w,
         box_h,
     )
-    return SourceMatch(_score(source_thumbnail, gray, box), box, correlation)
+    return SourceMatch(_score(source_thumbnail, gray, box), box, True)
 
 
 def _gray(image: Image.Image) -> Image.Image:

@@ -8,10 +8,12 @@ for the life of the process, when the model is not served there."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import requests
 
+from reframe_pipeline.adapters.providers.poll_schedule import PollSchedule
 from reframe_pipeline.adapters.providers.remote import RemoteProvider, Submit
 from reframe_pipeline.adapters.providers.responses import (
     ResultLostError,
@@ -28,7 +30,6 @@ from reframe_pipeline.observability import logger
 ApiMode = Literal["auto", "async", "sync"]
 # Segmind keeps a v2 result one hour; a little less is assumed, for clocks and the collection itself.
 RESULT_TTL_S = 3300
-_POLL_FIRST_S, _POLL_MAX_S = 0.2, 2.0
 
 
 def v2_url(v1_url: str) -> str:
@@ -40,9 +41,20 @@ def v2_url(v1_url: str) -> str:
 class SegmindProvider(RemoteProvider):
     name = "segmind"
 
-    def __init__(self, *, mode: ApiMode = "auto", **transport: Any) -> None:
+    def __init__(
+        self,
+        *,
+        mode: ApiMode = "auto",
+        schedule: PollSchedule | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        **transport: Any,
+    ) -> None:
         super().__init__(**transport)
         self._mode: ApiMode = mode
+        self._schedule = schedule or PollSchedule()  # learned by this provider, built once per process
+        self._clock, self._sleep = clock, sleep
+        self.polls = 0  # status polls made by this provider: the benchmarks read it
 
     @staticmethod
     def body(request: ReframeRequest) -> dict[str, Any]:
@@ -95,26 +107,40 @@ class SegmindProvider(RemoteProvider):
             provider=self.name,
             result_url=str(document.get("response_url") or f"{base}/requests/{request_id}"),
             status_url=str(document.get("status_url") or f"{base}/requests/{request_id}/status"),
-            expires_at=time.time() + RESULT_TTL_S,
+            expires_at=self._clock() + RESULT_TTL_S,
         )
 
     def _collect(self, ticket: Ticket, request: ReframeRequest, key: str, timeout: Timeout) -> ReframeResult:
         """Wait for the job (never past the invocation's end: then a later receive resumes), then fetch."""
-        wait_s = _POLL_FIRST_S
-        while ticket.status_url is not None:
-            status = str(_json(self._get(ticket.status_url, key, timeout)).get("status", "")).upper()
-            if status == "COMPLETED":
-                break
-            if status == "FAILED":
-                raise ResultLostError("Segmind's job failed")
-            if request.deadline.remaining_ms() - self._reserve_ms < (wait_s + 1) * 1000:
-                raise ResultPendingError("Segmind is still generating; a later receive collects the result")
-            time.sleep(wait_s)
-            wait_s = min(_POLL_MAX_S, wait_s * 2)
+        if ticket.status_url is not None:
+            self._wait_for(ticket.status_url, ticket, request, key, timeout)
             timeout = clamped_timeout(self._policy, request.deadline, self._reserve_ms)
         response = self._get(ticket.result_url, key, timeout)
         data, content_type = decode_image_response(response, request.resolution, self._session, timeout)
         return ReframeResult(body=data, content_type=content_type, seed=_seed_used(request, response))
+
+    def _wait_for(self, status_url: str, ticket: Ticket, request: ReframeRequest, key: str, timeout: Timeout) -> None:
+        """Poll the job's status on the schedule learned for its speed and resolution until it is done."""
+        speed, resolution = request.params.rendering_speed, str(request.resolution)
+        plan = self._schedule.plan(speed, resolution)
+        submitted = ticket.expires_at - RESULT_TTL_S  # the ticket's expiry was set from its submission
+        polled: float | None = None
+        while True:
+            wait_s = plan.next_after(polled) - (self._clock() - submitted)
+            if wait_s > 0:
+                if request.deadline.remaining_ms() - self._reserve_ms < (wait_s + 1) * 1000:
+                    raise ResultPendingError("Segmind is still generating; a later receive collects the result")
+                self._sleep(wait_s)
+                timeout = clamped_timeout(self._policy, request.deadline, self._reserve_ms)
+            status = str(_json(self._get(status_url, key, timeout)).get("status", "")).upper()
+            self.polls += 1
+            now = self._clock() - submitted
+            if status == "COMPLETED":
+                self._schedule.learn(speed, resolution, polled, now)
+                return
+            if status == "FAILED":
+                raise ResultLostError("Segmind's job failed")
+            polled = now
 
     def _get(self, url: str, key: str, timeout: Timeout) -> requests.Response:
         response = self._session.get(url, headers={"x-api-key": key}, timeout=timeout)

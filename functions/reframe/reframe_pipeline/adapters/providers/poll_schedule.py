@@ -1,0 +1,114 @@
+"""When to ask an asynchronous job whether it is done: around the time it is expected to take.
+
+A generation takes about as long as the previous ones of the same rendering speed and resolution, so the
+process learns that time (per speed and resolution; a resolution not yet seen takes its speed's latest) and
+polls close together near it (a twentieth of it apart, between ``SHORTEST_STEP_S`` and ``LONGEST_STEP_S``): a
+ready result waits no longer than that for its poll, and the polls per job stay bounded (``max_polls_to``).
+Before anything is learned the expectation is ``FIRST_GUESS_S`` (Segmind documents about 11 s for a reframe),
+with a few early polls in case this account's generations are much faster. Pure: the caller brings the clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+FIRST_GUESS_S = 11.0
+SHORTEST_STEP_S, LONGEST_STEP_S = 0.1, 0.25  # between polls near the expected end
+LATEST_S = 2.0  # between polls long after it: a job that runs late costs one poll every 2 s
+_LATE_GROWTH = 1.5  # of the wait between polls past the window, from the step up to LATEST_S
+# The window polled every STEP_S: the expected end +- twice the typical deviation, within these bounds.
+SMALLEST_SPREAD_S, LARGEST_SPREAD_S = 0.25, 2.0
+# Before anything is learned: polls at these fractions of the guess, so a much faster generation waits at most
+# about as long again as it took.
+EARLY_FRACTIONS = (0.125, 0.25, 0.5)
+_WEIGHT = 0.5  # of a new observation in the learned averages: a changed service is followed within a few jobs
+
+
+@dataclass(frozen=True)
+class Estimate:
+    expected_s: float  # the typical time from submission to a ready result
+    deviation_s: float  # the typical distance of one job's time from it
+    learned: bool = True
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The poll times of one job, in seconds since it was submitted."""
+
+    estimate: Estimate
+
+    @property
+    def spread_s(self) -> float:
+        return min(LARGEST_SPREAD_S, max(SMALLEST_SPREAD_S, 2 * self.estimate.deviation_s))
+
+    @property
+    def step_s(self) -> float:
+        return min(LONGEST_STEP_S, max(SHORTEST_STEP_S, self.estimate.expected_s / 20))
+
+    def times(self) -> Iterator[float]:
+        """Every poll time, in order, without end."""
+        start = max(0.0, self.estimate.expected_s - self.spread_s)
+        end = self.estimate.expected_s + self.spread_s
+        if not self.estimate.learned:
+            early = (self.estimate.expected_s * fraction for fraction in EARLY_FRACTIONS)
+            yield from (at for at in early if at < start)
+        step = self.step_s
+        near = (start + index * step for index in itertools.count())
+        at = start
+        for at in itertools.takewhile(lambda t: t <= end + 1e-9, near):
+            yield at
+        wait = step
+        while True:  # late: further and further apart, up to LATEST_S
+            at += wait
+            yield at
+            wait = min(LATEST_S, wait * _LATE_GROWTH)
+
+    def next_after(self, polled_s: float | None) -> float:
+        """The first poll time after ``polled_s`` (the last poll's; None before the first)."""
+        if polled_s is None:
+            return next(self.times())
+        return next(at for at in self.times() if at > polled_s)
+
+    def max_polls_to(self, ready_s: float) -> int:
+        """How many polls a job ready ``ready_s`` after its submission takes at most (the one that sees it
+        done included)."""
+        return sum(1 for _ in itertools.takewhile(lambda at: at < ready_s, self.times())) + 1
+
+
+class PollSchedule:
+    """The learned times of one process's jobs, per (rendering speed, resolution); thread-safe."""
+
+    def __init__(self, first_guess_s: float = FIRST_GUESS_S) -> None:
+        self._first = Estimate(first_guess_s, first_guess_s / 10, learned=False)
+        self._learned: dict[tuple[str, str], Estimate] = {}
+        self._by_speed: dict[str, Estimate] = {}
+        self._lock = threading.Lock()
+
+    def plan(self, speed: str, resolution: str) -> Plan:
+        with self._lock:
+            return Plan(self._learned.get((speed, resolution)) or self._by_speed.get(speed) or self._first)
+
+    def learn(self, speed: str, resolution: str, not_ready_s: float | None, ready_s: float) -> None:
+        """A job of this speed and resolution was not ready at ``not_ready_s`` (its previous poll; None: none
+        made) and ready at ``ready_s``, in seconds since submission."""
+        with self._lock:
+            known = self._learned.get((speed, resolution)) or self._by_speed.get(speed) or self._first
+            plan = Plan(known)
+            if not_ready_s is None and known.learned:
+                # Ready at the first poll: maybe long before. The next job probes early again (EARLY_FRACTIONS),
+                # so a service that became faster is found within a job or two.
+                estimate = Estimate(max(0.0, ready_s - plan.step_s), known.deviation_s, learned=False)
+            else:
+                earliest = 0.0 if not_ready_s is None else not_ready_s
+                seen = (earliest + ready_s) / 2
+                if not known.learned or abs(seen - known.expected_s) > 2 * plan.spread_s:
+                    estimate = Estimate(seen, (ready_s - earliest) / 2)  # a new regime: taken as it is
+                else:
+                    estimate = Estimate(
+                        known.expected_s + _WEIGHT * (seen - known.expected_s),
+                        known.deviation_s + _WEIGHT * (abs(seen - known.expected_s) - known.deviation_s),
+                    )
+            self._learned[(speed, resolution)] = self._by_speed[speed] = estimate

@@ -1,0 +1,218 @@
+"""Polling Segmind's async jobs around the learned generation time (adapters/providers/poll_schedule.py and the
+provider's use of it), driven by a fake clock: nothing sleeps."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import statistics
+from typing import Any
+
+import pytest
+import requests
+
+from reframe_pipeline.adapters.providers.limiter import AimdLimiter
+from reframe_pipeline.adapters.providers.poll_schedule import (
+    EARLY_FRACTIONS,
+    FIRST_GUESS_S,
+    LATEST_S,
+    SHORTEST_STEP_S,
+    Plan,
+    PollSchedule,
+)
+from reframe_pipeline.adapters.providers.responses import ResultLostError, ResultPendingError
+from reframe_pipeline.adapters.providers.retrying import RetryPolicy
+from reframe_pipeline.adapters.providers.segmind import RESULT_TTL_S, SegmindProvider
+from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.values import GenerationParams, ReframeRequest, Ticket
+from reframe_pipeline.domain.resolutions import Size
+
+
+def collect(plan: Plan, ready_s: float) -> tuple[float | None, float, int]:
+    """A job ready ``ready_s`` after submission polled on ``plan``: (previous poll, the poll that saw it, polls)."""
+    previous: float | None = None
+    for polls, at in enumerate(plan.times(), start=1):
+        if at >= ready_s:
+            return previous, at, polls
+        previous = at
+
+
+def run_jobs(schedule: PollSchedule, times: list[float], speed: str = "DEFAULT") -> tuple[list[float], list[int]]:
+    """Each job in turn on the schedule it has learned so far: (delays after ready, polls per job)."""
+    delays, polls = [], []
+    for ready in times:
+        previous, seen, count = collect(schedule.plan(speed, "1536x640"), ready)
+        schedule.learn(speed, "1536x640", previous, seen)
+        delays.append(seen - ready)
+        polls.append(count)
+    return delays, polls
+
+
+def test_before_anything_is_learned_polls_come_early_then_close_together_around_the_documented_time():
+    times = list(itertools.islice(PollSchedule().plan("DEFAULT", "1536x640").times(), 40))
+    early = [FIRST_GUESS_S * fraction for fraction in EARLY_FRACTIONS]
+    assert times[:3] == pytest.approx(early)
+    near = [t for t in times if FIRST_GUESS_S - 2.5 < t < FIRST_GUESS_S + 2.5]
+    assert min(near) <= FIRST_GUESS_S - 1 and max(near) >= FIRST_GUESS_S + 1
+    assert max(b - a for a, b in itertools.pairwise(near)) <= 0.25 + 1e-9
+    assert times == sorted(times)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps[-1] == pytest.approx(LATEST_S)  # late: one poll every 2 s, no more
+
+
+def test_a_steady_service_is_learned_and_each_result_collected_soon_after_it_is_ready_with_few_polls():
+    rng = random.Random(3)
+    schedule = PollSchedule()
+    delays, polls = run_jobs(schedule, [3.0 + rng.uniform(-0.1, 0.1) for _ in range(40)])
+    steady_delays, steady_polls = delays[5:], polls[5:]
+    assert statistics.median(steady_delays) <= 0.25
+    assert max(steady_delays) <= 0.5
+    assert max(steady_polls) <= 8
+    # The first job, on the documented 11 s guess, is seen by an early poll, not at 11 s.
+    assert delays[0] <= FIRST_GUESS_S * EARLY_FRACTIONS[1]
+
+
+def test_the_polls_of_a_job_are_bounded_even_when_it_runs_far_late():
+    schedule = PollSchedule()
+    run_jobs(schedule, [2.0] * 10)
+    plan = schedule.plan("DEFAULT", "1536x640")
+    # 60 s late: one poll every LATEST_S after the window, so about 30 more, never one per step.
+    assert plan.max_polls_to(62.0) <= 10 + 60 / LATEST_S + 5
+    _, _, polls = collect(plan, 62.0)
+    assert polls == plan.max_polls_to(62.0)
+
+
+def test_a_changed_service_is_followed_within_a_few_jobs():
+    schedule = PollSchedule()
+    run_jobs(schedule, [1.0] * 10)
+    delays, _ = run_jobs(schedule, [6.0] * 10)
+    assert max(delays[3:]) <= 0.3
+    delays, _ = run_jobs(schedule, [2.0] * 10)  # and faster again
+    assert max(delays[3:]) <= 0.3
+
+
+def test_what_is_learned_is_per_speed_and_a_new_resolution_starts_from_its_speeds_time():
+    schedule = PollSchedule()
+    run_jobs(schedule, [4.0] * 6, speed="TURBO")
+    learned = schedule.plan("TURBO", "1024x1024")  # never seen: TURBO's latest
+    assert abs(learned.estimate.expected_s - 4.0) < 0.3
+    assert schedule.plan("QUALITY", "1024x1024").estimate.expected_s == FIRST_GUESS_S
+    assert collect(learned, 4.0)[1] - 4.0 <= 0.25
+
+
+def test_next_after_gives_the_first_poll_then_each_following_one():
+    plan = PollSchedule().plan("DEFAULT", "1536x640")
+    first = plan.next_after(None)
+    assert first == pytest.approx(FIRST_GUESS_S * EARLY_FRACTIONS[0])
+    assert plan.next_after(first) > first
+    assert plan.next_after(100.0) > 100.0
+
+
+# The provider's loop, against a fake clock and a fake Segmind whose job is ready READY_S after submission.
+READY_S = 3.0
+SUBMITTED = 1_000_000.0
+
+
+class FakeSegmind:
+    def __init__(self, status_after_ready: str = "COMPLETED") -> None:
+        self.now = SUBMITTED
+        self.polls: list[float] = []
+        self.status_after_ready = status_after_ready
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.now += seconds
+
+    def get(self, url: str, **_: Any) -> requests.Response:
+        self.now += 0.01  # each request takes a little time
+        response = requests.Response()
+        response.status_code = 200
+        if url.endswith("/status"):
+            self.polls.append(self.now - SUBMITTED)
+            done = self.now - SUBMITTED >= READY_S
+            status = self.status_after_ready if done else "PROCESSING"
+            if status == "FAILED":
+                response.status_code = 422
+            response._content = json.dumps({"status": status}).encode()
+            response.headers["Content-Type"] = "application/json"
+        else:
+            response._content = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+            response.headers["Content-Type"] = "image/png"
+        return response
+
+
+def provider(fake: FakeSegmind, schedule: PollSchedule) -> SegmindProvider:
+    return SegmindProvider(
+        mode="async",
+        url="https://api.segmind.example/v1/ideogram-3-reframe",
+        api_key=lambda: "k",
+        session=fake,  # type: ignore[arg-type]
+        policy=RetryPolicy(max_attempts=1),
+        min_remaining_ms=0,
+        reserve_ms=0,
+        schedule=schedule,
+        limiter=AimdLimiter(),
+        clock=lambda: fake.now,
+        sleep=fake.sleep,
+    )
+
+
+def ticket() -> Ticket:
+    base = "https://api.segmind.example/v2/requests/r1"
+    return Ticket("segmind", base, SUBMITTED + RESULT_TTL_S, status_url=base + "/status")
+
+
+def request(remaining_ms: int = 600_000) -> ReframeRequest:
+    source = SourceImage("https://s.example/p.png", lambda: b"")
+    return ReframeRequest(source, Size(1536, 640), GenerationParams(), Deadline(lambda: remaining_ms))
+
+
+def wait(fake: FakeSegmind, schedule: PollSchedule, remaining_ms: int = 600_000) -> None:
+    segmind = provider(fake, schedule)
+    segmind._wait_for(ticket().status_url or "", ticket(), request(remaining_ms), "k", (1, 1))
+
+
+def test_the_provider_polls_on_the_learned_schedule_and_collects_soon_after_ready():
+    schedule = PollSchedule()
+    for _ in range(6):
+        wait(FakeSegmind(), schedule)
+    fake = FakeSegmind()
+    wait(fake, schedule)
+    assert fake.polls[-1] - READY_S <= 0.25  # the poll that saw it done
+    assert len(fake.polls) <= 6
+    assert all(at < READY_S for at in fake.polls[:-1])
+
+
+def test_the_first_job_of_a_process_is_seen_by_an_early_poll():
+    fake = FakeSegmind()
+    wait(fake, PollSchedule())
+    # Polled at 1/8, 1/4 and 1/2 of the 11 s guess: a 3 s job is seen at 5.5 s, not after 11 s.
+    assert fake.polls == pytest.approx([FIRST_GUESS_S * fraction + 0.01 for fraction in EARLY_FRACTIONS])
+
+
+def test_a_resumed_job_is_polled_at_once():
+    fake = FakeSegmind()
+    fake.now = SUBMITTED + 600  # collected by a later invocation, long after it was ready
+    wait(fake, PollSchedule())
+    assert len(fake.polls) == 1 and fake.polls[0] == pytest.approx(600.01)
+
+
+def test_too_little_time_left_leaves_the_job_for_a_later_receive():
+    fake = FakeSegmind()
+    with pytest.raises(ResultPendingError):
+        wait(fake, PollSchedule(), remaining_ms=1500)
+    assert fake.polls == []  # no sleep and no poll: the first poll comes later than the invocation lasts
+
+
+def test_a_failed_job_is_lost():
+    with pytest.raises(ResultLostError):
+        wait(FakeSegmind(status_after_ready="FAILED"), PollSchedule())
+
+
+def test_shortest_step_bounds_the_polls_of_a_very_fast_service():
+    schedule = PollSchedule()
+    _, polls = run_jobs(schedule, [0.2] * 20)
+    assert schedule.plan("DEFAULT", "1536x640").step_s == SHORTEST_STEP_S
+    assert max(polls[3:]) <= 6
