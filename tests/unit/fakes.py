@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class _Stored:
     content_type: str
     metadata: dict[str, str]
     version: str
+    uploaded_at: float  # S3's LastModified, epoch seconds
 
 
 class MemoryStorage:
@@ -57,6 +59,7 @@ class MemoryStorage:
         self.reads: list[tuple[str, int | None]] = []
         self.listings: list[str] = []
         self.tags: dict[str, dict[str, str]] = {}
+        self.age_s = 0.0  # how long ago the next writes are dated (their LastModified)
 
     # -- the port --------------------------------------------------------------------------------
     def head(self, key: str) -> ObjectInfo | None:
@@ -87,7 +90,8 @@ class MemoryStorage:
             raise S3LimitError(f"MetadataTooLarge: {meta_bytes} bytes")
         with self._lock:
             self._versions += 1
-            self._objects[key] = _Stored(bytes(body), content_type, dict(metadata), f"v{self._versions}")
+            uploaded_at = time.time() - self.age_s
+            self._objects[key] = _Stored(bytes(body), content_type, dict(metadata), f"v{self._versions}", uploaded_at)
             self.writes.append(key)
             self.tags[key] = dict(tags or {})
 
@@ -133,6 +137,7 @@ class MemoryStorage:
             content_type=stored.content_type,
             metadata=dict(stored.metadata),
             version=stored.version,
+            last_modified=stored.uploaded_at,
         )
 
 

@@ -54,7 +54,8 @@ class Harness:
         self.provider = provider or FakeProvider()
         self.budget = budget or Unlimited()
         self.journal = MemoryJournal()
-        self.settings = Settings(**{"max_parallel_calls": 4, **settings})
+        # Uploads are handled at once here: the wait for a sidecar (SIDECAR_WAIT_S) has tests of its own.
+        self.settings = Settings(**{"max_parallel_calls": 4, "sidecar_wait_s": 0, **settings})
         self.pipeline = Pipeline(
             pipeline_options(self.settings),
             self.provider,

@@ -12,7 +12,14 @@ from reframe_pipeline.domain.notices import READY, REMOVED, ready, removed
 
 SOURCE = SourceInfo(bucket="my-bucket", key="uploads/a/photo.jpg", etag="etag-1", version="v1")
 OG = VariantRecord(
-    name="og", key="reframed/a/photo.jpg/og.png", status="created", width=1200, height=628, cost_usd=0.075
+    name="og",
+    key="reframed/a/photo.jpg/og.png",
+    status="created",
+    width=1200,
+    height=628,
+    cost_usd=0.075,
+    seed=4242,
+    param_hash="params-1",
 )
 STORY = VariantRecord(
     name="story", key="reframed/a/photo.jpg/story.jpg", status="existing", width=1080, height=1920, cost_usd=0.0
@@ -87,6 +94,24 @@ def test_a_redelivery_that_changes_nothing_keeps_the_event_id() -> None:
     assert notice(redelivered, STORY).event_id == notice(OG, STORY).event_id
 
 
+def test_a_redelivery_a_second_later_keeps_the_event_id() -> None:
+    """Nothing of the run itself goes in: its time (the clock stepped over a second boundary), latency, attempts."""
+    first = manifest(OG, STORY).model_copy(update={"generated_at": "2026-12-05T18:59:59+00:00"})
+    redelivered = OG.model_copy(update={"status": "existing", "cost_usd": 0.0, "latency_ms": 3, "attempts": 0})
+    later = manifest(redelivered, STORY).model_copy(update={"generated_at": "2026-12-05T19:00:01+00:00"})
+    key = "reframed/a/photo.jpg/manifest.json"
+    assert ready(later, key, "corr-2").event_id == ready(first, key, "corr-1").event_id
+
+
+def test_a_regenerated_variant_under_the_same_key_gets_a_new_event_id() -> None:
+    """The gallery's regenerate: a new seed for one target, the same name and key, a new image."""
+    regenerated = OG.model_copy(update={"seed": 777, "param_hash": "params-2"})
+    assert notice(regenerated, STORY).event_id != notice(OG, STORY).event_id
+    # A new seed alone (a retried generation) or new parameters alone (another quality or focus): a new image too.
+    assert notice(OG.model_copy(update={"seed": 777}), STORY).event_id != notice(OG, STORY).event_id
+    assert notice(OG.model_copy(update={"param_hash": "params-2"}), STORY).event_id != notice(OG, STORY).event_id
+
+
 @pytest.mark.parametrize(
     "other",
     [
@@ -138,3 +163,15 @@ def test_a_removal_event_id_depends_on_what_was_removed_not_on_its_order() -> No
     assert re.fullmatch(r"[0-9a-f]{32}", first.event_id)
     # a removal is another outcome than any made variants of the same source
     assert first.event_id != notice(OG, STORY).event_id
+
+
+def test_files_of_targets_no_longer_configured_are_not_part_of_the_outcome() -> None:
+    """Listed in the manifest (kept until pruned), they are not news: same status, counts and event_id."""
+    leftover = VariantRecord(name="thumb", key="reframed/a/photo.jpg/thumb.png", status="unconfigured")
+    with_leftover, without = notice(OG, leftover), notice(OG)
+    assert (with_leftover.status, with_leftover.counts, with_leftover.event_id) == (
+        without.status,
+        without.counts,
+        without.event_id,
+    )
+    assert [v.name for v in with_leftover.variants] == ["og"]

@@ -37,6 +37,7 @@ def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) ->
         "resolution": "1536x512",
         "provider": "segmind",
         "seed": 4242,  # the provider's, when the sidecar names none
+        "param_hash": variant.metadata["params-hash"],
         "rendering_speed": "DEFAULT",
         "cost_usd": PRICE,
         "attempts": 1,
@@ -65,6 +66,7 @@ def test_outputs_carry_their_content_types_and_a_readable_manifest(make: Any) ->
         "resolution": "1536x512",
         "provider": "segmind",
         "seed": 4242,  # kept in the variant's metadata
+        "param_hash": variant.metadata["params-hash"],
         "rendering_speed": "DEFAULT",
         "cost_usd": 0.0,
         "attempts": 0,

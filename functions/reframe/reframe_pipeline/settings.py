@@ -57,6 +57,9 @@ class Settings(BaseModel):
     ideogram_api_key: SecretStr | None = None
     ideogram_api_key_secret: str | None = None
     default_sidecar: str | None = None
+    # An image with no sidecar of its own, uploaded less than this many seconds ago, waits for one (its record
+    # goes back to the queue) rather than be paid for with a folder default or DEFAULT_SIDECAR; 0: no wait.
+    sidecar_wait_s: int = Field(10, ge=0, le=900)
     max_parallel_calls: int = Field(8, ge=1, le=MOST_PARALLEL_CALLS)
     idempotency_table: str | None = None
     # Presigned URLs handed to the provider: short-lived (at most 15 minutes).

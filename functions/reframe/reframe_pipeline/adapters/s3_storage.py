@@ -70,6 +70,7 @@ class S3Storage:
             content_type=response.get("ContentType", ""),
             metadata=response.get("Metadata", {}),
             version=_version(response),
+            last_modified=response["LastModified"].timestamp(),
         )
 
     def read(self, key: str, first_bytes: int | None = None) -> bytes:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.generations import META_GENERATION, META_SEED, Generations
-from reframe_pipeline.application.object_metadata import is_current, is_signed
+from reframe_pipeline.application.object_metadata import is_current, is_signed, warnings_of
 from reframe_pipeline.application.ports import Storage, VariantGuard
 from reframe_pipeline.application.source_image import SourceImage
 from reframe_pipeline.application.values import ObjectInfo, VariantWork
@@ -89,9 +89,11 @@ class FanOut:
             resolution=str(v.resolution),
             provider=self.producer.provider.name,
             seed=_seed(v, head),
+            param_hash=v.param_hash,
             rendering_speed=v.rendering_speed,
             provenance=self.producer.provenance.model_copy(update={"signed": is_signed(head)}),
             generation=head.metadata.get(META_GENERATION),
+            warnings=warnings_of(head),
         )
 
     def _produce_in_context(self, job: VariantJob) -> VariantRecord:
@@ -137,6 +139,7 @@ def _work_id(storage: Storage, origin: ObjectInfo, gen_id: str) -> str:
 
 
 def _seed(variant: PlannedVariant, written: ObjectInfo) -> int | None:
-    """The sidecar's seed, or the one the provider used, as the variant's metadata keeps it."""
+    """The seed the variant was made with, as its metadata keeps it (a retried generation's, the sidecar's
+    notwithstanding: the same the manifest said when it was created), else the sidecar's."""
     seed = written.metadata.get(META_SEED)
-    return variant.seed if variant.seed is not None else int(seed) if seed and seed.isdigit() else None
+    return int(seed) if seed and seed.isdigit() else variant.seed

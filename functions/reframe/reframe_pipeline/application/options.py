@@ -16,6 +16,7 @@ class PipelineOptions:
     output_prefix: str
     style_prefix: str
     default_sidecar: str | None  # DEFAULT_SIDECAR: the config of images that have none
+    sidecar_wait_s: int  # SIDECAR_WAIT_S: how long a new image without a sidecar of its own waits for one
     default_rendering_speed: str
     max_sidecar_bytes: int
     max_targets_per_object: int

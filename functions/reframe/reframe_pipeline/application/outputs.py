@@ -18,6 +18,7 @@ from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import count, logger
 
 PREPARED_NAME = "_prepared.png"
+UNCONFIGURED_NOTE = "no target of the configuration makes it any more: kept until the sidecar says prune"
 
 
 class Prefixes(Protocol):
@@ -116,6 +117,21 @@ class OutputFolder:
         fallback_ok: bool = False,
     ) -> dict[str, ObjectInfo]:
         return self.contents(info, variants, present, fallback_ok=fallback_ok)[0]
+
+    def unconfigured(self, present: set[str], variants: list[PlannedVariant], prune: bool) -> list[VariantRecord]:
+        """The variant files of ``present`` (the folder's listing) that no target of the configuration makes:
+        kept and listed in the manifest, so none is left there silently; none with ``prune`` (they are deleted)."""
+        planned = {v.name for v in variants}
+        found = ((stem, key) for key in present if (stem := self._variant_stem(key)) and stem not in planned)
+        stems = [] if prune else sorted(found)
+        return [VariantRecord(name=stem, key=key, status="unconfigured", note=UNCONFIGURED_NOTE) for stem, key in stems]
+
+    def _variant_stem(self, key: str) -> str | None:
+        """The name of the target whose variant ``key`` is, when it is a variant file of this folder."""
+        name = key[len(self.out_dir) :]
+        if not in_folder(key, self.out_dir) or not is_variant(name):
+            return None
+        return name.rsplit(".", 1)[0]
 
     def remove_stale(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,12 +30,13 @@ from reframe_pipeline.application.source_image import SourceImage
 from reframe_pipeline.application.sources import HEADER_READS, source_to_send
 from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.application.variants import VariantProducer
-from reframe_pipeline.domain.errors import OutputLimitError, PermanentError, TransientError
+from reframe_pipeline.domain.errors import OutputLimitError, PermanentError, SidecarAwaitedError, TransientError
 from reframe_pipeline.domain.events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
 from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant, plan
 from reframe_pipeline.domain.provenance import source_credits
 from reframe_pipeline.domain.sidecar import TARGET_KINDS, InvalidSidecarError, load_json, parse_sidecar
+from reframe_pipeline.domain.sidecar_wait import wait_left_s
 from reframe_pipeline.observability import count, logger
 
 # S3 lookups of the sources being handled at once (up to 10 records of a batch, several lookups each).
@@ -50,7 +52,7 @@ class RetryLaterError(TransientError):
 @dataclass
 class Outcome:
     event: ObjectEvent
-    action: Literal["processed", "ignored", "removed", "missing", "superseded", "unconfigured", "invalid"]
+    action: Literal["processed", "ignored", "removed", "missing", "superseded", "unconfigured", "invalid", "waiting"]
     manifest: Manifest | None = None
     detail: str = ""
     records: list[VariantRecord] = field(default_factory=list)
@@ -165,6 +167,7 @@ class Pipeline:
         found = config_lookup.result() if info is not None else None
         if info is None or found is None:
             return _skipped(event, key, info)
+        _wait_for_sidecar(found, info, s.sidecar_wait_s)
         source_info = SourceInfo(bucket=storage.bucket, key=key, etag=info.etag, version=info.version or None)
         try:
             variants, prune = self.plan_config(found)
@@ -172,8 +175,7 @@ class Pipeline:
             send_key, reasons = source_to_send(storage, info, out_dir, header, s.source_limits)
         except PermanentError as exc:
             return _reject(folder, event, found, source_info, exc)
-        if reasons:
-            source_info.prepared = {"reasons": reasons}
+        source_info.prepared = {"reasons": reasons} if reasons else None
         source = SourceImage(
             url=storage.presign_get(send_key, s.presign_expiry_s),
             loader=lambda: storage.read(send_key),
@@ -185,7 +187,8 @@ class Pipeline:
         records = self.fanout.run(storage, info, source, out_dir, variants, contents, deadline)
         if (ended := _source_moved_on(folder, event, info, records)) is not None:
             return ended
-        manifest = Manifest(source=source_info, config=_config_info(found), variants=records)
+        listed = records + folder.unconfigured(present, variants, prune)  # every variant file in the folder
+        manifest = Manifest(source=source_info, config=_config_info(found), variants=listed)
         folder.finish(manifest)
         # A delete that landed during the write above found nothing to remove: remove it here.
         if (ended := _source_moved_on(folder, event, info, records)) is not None:
@@ -219,8 +222,24 @@ class Pipeline:
         return variants, sidecar.prune
 
 
+def _wait_for_sidecar(found: FoundConfig, info: ObjectInfo, wait_s: int) -> None:
+    """A new image about to be made from a folder default or DEFAULT_SIDECAR goes back to the queue for the rest
+    of SIDECAR_WAIT_S (``wait_s``): its own sidecar, uploaded a moment after it, decides what is paid for."""
+    if found.origin == "object":  # its own sidecar decides
+        return
+    left = wait_left_s(info.last_modified, time.time(), wait_s)
+    if left:
+        logger.info("waiting for its own sidecar", extra={"retry_after_s": left, "config_from": found.origin})
+        count("SourcesAwaitingSidecar")
+        raise SidecarAwaitedError(left)
+
+
 def _skipped(event: ObjectEvent, key: str, info: ObjectInfo | None) -> Outcome:
-    """Nothing to do: the source is gone, or no config applies to it."""
+    """Nothing to do: the source is gone (or not there yet: a sidecar uploaded before its image waits for the
+    image's own event), or no config applies to it."""
+    if info is None and event.key != key:
+        logger.info("waiting for the image", extra={"source_key": key})
+        return Outcome(event, "waiting", detail="waiting for the image")
     if info is None:
         logger.info("skipped: the source no longer exists", extra={"source_key": key})
         count("SourcesMissing")

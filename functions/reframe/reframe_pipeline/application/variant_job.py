@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.generations import LONGEST_NAME, Generations
 from reframe_pipeline.application.object_metadata import (
+    ALL_WARNINGS,
     LARGEST_SEED,
     LONGEST_CHECK,
     LONGEST_SUFFIX,
@@ -41,7 +42,8 @@ class VariantJob:
         v = self.variant
         longest_key = self.key("x" * (LONGEST_SUFFIX - 1))
         check_output_limits(
-            longest_key, variant_metadata(self.origin, v.param_hash, self.gen_id, LARGEST_SEED, signing)
+            longest_key,
+            variant_metadata(self.origin, v.param_hash, self.gen_id, LARGEST_SEED, signing, ALL_WARNINGS),
         )
         check_output_limits(self.out_dir + LONGEST_NAME, {**gen_metadata, **(LONGEST_CHECK if checking else {})})
 

@@ -12,7 +12,7 @@ from reframe_pipeline.application.values import ReframeResult
 from reframe_pipeline.application.variant_job import VariantJob
 from reframe_pipeline.application.variant_writer import seed_of
 from reframe_pipeline.domain.errors import AccountError, BudgetExceededError
-from reframe_pipeline.domain.manifest import SOURCE_ALTERED, SOURCE_CROPPED, VariantRecord
+from reframe_pipeline.domain.manifest import SOURCE_ALTERED, VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.domain.provenance import Provenance
 from reframe_pipeline.observability import MetricUnit, count, logger, measure
@@ -31,22 +31,21 @@ class Made:
     note: str | None = None
     found: SourceFound | None = None  # the source check of the generation (None: off, or it failed)
     seed: int | None = None  # the seed of a retried generation (SOURCE_CHECK=retry), the sidecar's notwithstanding
-    source_cropped: bool = False  # no exact-size crop could keep the found source whole
+    warnings: tuple[str, ...] = ()  # as written in the variant's metadata (VariantWriter)
 
 
 def _warnings(made: Made, minimum: float) -> list[str]:
-    found = made.found
-    warnings = []
-    if found is not None and found.score < minimum:
-        warnings.append(SOURCE_ALTERED)
+    if SOURCE_ALTERED in made.warnings:
         count("SourceAltered")
         logger.warning(
             "the source looks altered in the generated variant",
-            extra={"variant_key": made.key, "source_match": found.score, "minimum": minimum},
+            extra={
+                "variant_key": made.key,
+                "source_match": made.found.score if made.found else None,
+                "minimum": minimum,
+            },
         )
-    if made.source_cropped:
-        warnings.append(SOURCE_CROPPED)
-    return warnings
+    return list(made.warnings)
 
 
 def created_record(

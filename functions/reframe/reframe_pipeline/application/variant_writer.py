@@ -7,13 +7,14 @@ from typing import NamedTuple
 from reframe_pipeline.application.generations import META_GENERATION
 from reframe_pipeline.application.object_metadata import META_FALLBACK, variant_metadata
 from reframe_pipeline.application.ports import ContentSigner
+from reframe_pipeline.application.source_matching import SourceFound
 from reframe_pipeline.application.values import ParentImage, ReframeResult
 from reframe_pipeline.application.variant_job import VariantJob
 from reframe_pipeline.domain.cropping import Box
 from reframe_pipeline.domain.errors import PermanentError
 from reframe_pipeline.domain.finishing import finish_image
 from reframe_pipeline.domain.imaging import FORMATS, ImageCheckError, verify
-from reframe_pipeline.domain.manifest import SourceBox
+from reframe_pipeline.domain.manifest import SOURCE_ALTERED, SOURCE_CROPPED
 from reframe_pipeline.domain.provenance import Provenance, xmp_packet
 from reframe_pipeline.observability import traced
 
@@ -22,7 +23,7 @@ class Written(NamedTuple):
     key: str
     size: int
     signed: bool
-    source_cropped: bool  # the crop had to cut into the source
+    warnings: tuple[str, ...]  # as its metadata keeps them: the source looks altered; the crop cut into it
 
 
 def seed_of(job: VariantJob, result: ReframeResult) -> int | None:
@@ -31,8 +32,9 @@ def seed_of(job: VariantJob, result: ReframeResult) -> int | None:
 
 
 class VariantWriter:
-    def __init__(self, signer: ContentSigner | None) -> None:
+    def __init__(self, signer: ContentSigner | None, match_min: float = 0.0) -> None:
         self.signer = signer  # None: C2PA_SIGNING=off
+        self.match_min = match_min  # SOURCE_MATCH_MIN: below it, the source looks altered
 
     def write(
         self,
@@ -41,13 +43,16 @@ class VariantWriter:
         provenance: Provenance,
         fallback: str | None = None,
         seed: int | None = None,
-        source: SourceBox | None = None,
+        found: SourceFound | None = None,
     ) -> Written:
-        """Finish (an exact-size crop around ``source``, the source's box when the check found it), mark,
-        sign, check and store the variant; ``fallback`` names the fallback provider that made it."""
+        """Finish (an exact-size crop around the source's box when its check ``found`` it), mark, sign, check and
+        store the variant; ``fallback`` names the fallback provider that made it. Its warnings go in its metadata
+        too, so a later run that finds it existing lists them."""
         v = job.variant
-        box = Box(source.x, source.y, source.width, source.height) if source else None
+        box = Box(found.box.x, found.box.y, found.box.width, found.box.height) if found else None
         body, fmt, cropped = finish_image(result.body, v, xmp_packet(provenance, job.source.credits), box)
+        altered = found is not None and found.score < self.match_min
+        warnings = tuple(w for w, flagged in ((SOURCE_ALTERED, altered), (SOURCE_CROPPED, cropped)) if flagged)
         job.check_source()  # before signing, which reads the source as the variant's parent
         signed = self._signed(job, body, fmt, provenance)
         body = signed or body
@@ -58,13 +63,13 @@ class VariantWriter:
         key = job.key(FORMATS[fmt].ext)
         with traced("upload"):
             metadata = variant_metadata(
-                job.origin, v.param_hash, job.gen_id, seed or seed_of(job, result), signed is not None
+                job.origin, v.param_hash, job.gen_id, seed or seed_of(job, result), signed is not None, warnings
             )
             if fallback:  # not rendered from the provider's generation, and not current for a later run
                 del metadata[META_GENERATION]
                 metadata[META_FALLBACK] = fallback
             job.storage.write(key, body, FORMATS[fmt].mime, metadata)
-        return Written(key, len(body), signed is not None, cropped)
+        return Written(key, len(body), signed is not None, warnings)
 
     def _signed(self, job: VariantJob, body: bytes, fmt: str, provenance: Provenance) -> bytes | None:
         """``body`` with Content Credentials, after its XMP (the signature binds every byte); None when signing

@@ -44,7 +44,7 @@ class VariantProducer:
         self.provider = provider
         self.source_check = source_check or SourceCheckPolicy(mode="off")
         self.provenance = provenance_for(provider.name)
-        self.writer = VariantWriter(signer)
+        self.writer = VariantWriter(signer, self.source_check.minimum)
         self.fallback = Fallback(fallback, self.writer) if fallback else None  # None: FALLBACK_PROVIDER=none
         self.budget = budget
         self.journal = journal
@@ -60,6 +60,7 @@ class VariantProducer:
             "resolution": str(v.resolution),
             "provider": self.provider.name,
             "seed": v.seed,
+            "param_hash": v.param_hash,
             "rendering_speed": v.rendering_speed,
         }
         if job.deadline.remaining_ms() < self.min_remaining_ms:
@@ -103,7 +104,7 @@ class VariantProducer:
                 found, retry_seed = self._kept_check(job, result)
         if kept is None:
             measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
-        written = self.writer.write(job, result, self.provenance, seed=retry_seed, source=found.box if found else None)
+        written = self.writer.write(job, result, self.provenance, seed=retry_seed, found=found)
         self.journal.advance(job.work_id, "written")
         note = _note(meter) if kept is None and job.previous_generation == job.gen_id else None
         return Made(
@@ -118,7 +119,7 @@ class VariantProducer:
             note,
             found,
             retry_seed,
-            written.source_cropped,
+            written.warnings,
         )
 
     def _new_check(self, job: VariantJob, meter: VariantMeter, result: ReframeResult) -> tuple[ReframeResult, Check]:

@@ -26,6 +26,7 @@ def pipeline_options(settings: Settings) -> PipelineOptions:
         output_prefix=settings.output_prefix,
         style_prefix=settings.style_prefix,
         default_sidecar=settings.default_sidecar,
+        sidecar_wait_s=settings.sidecar_wait_s,
         default_rendering_speed=settings.default_rendering_speed,
         max_sidecar_bytes=settings.max_sidecar_bytes,
         max_targets_per_object=settings.max_targets_per_object,

@@ -95,3 +95,15 @@ class DeadlineError(TransientError):
     """Not enough Lambda time left to start (or retry) a call: the record goes back to SQS."""
 
     code = "deadline"
+
+
+class SidecarAwaitedError(TransientError):
+    """A new image without a sidecar of its own, uploaded less than SIDECAR_WAIT_S ago: its record goes back to
+    the queue for the rest of that time, so a sidecar uploaded just after it decides what is paid for. A wait,
+    not a failure: logged at INFO."""
+
+    code = "waiting_for_sidecar"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"waiting {retry_after_s} s more for its own sidecar")
+        self.retry_after_s = retry_after_s

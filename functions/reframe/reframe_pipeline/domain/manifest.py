@@ -34,12 +34,16 @@ SOURCE_CROPPED = "source_cropped"
 class VariantRecord(BaseModel):
     name: str
     key: str | None = None
-    status: Literal["created", "existing", "failed"]
+    # unconfigured: a file of a target the configuration no longer has (kept until a sidecar's `prune`).
+    status: Literal["created", "existing", "failed", "unconfigured"]
     width: int | None = None
     height: int | None = None
     resolution: str | None = None
     provider: str | None = None
-    seed: int | None = None
+    seed: int | None = None  # the seed the variant was made with (the sidecar's, or the provider's choice)
+    # The hash of the parameters it was made with (the variant's params-hash metadata): with the seed, what
+    # tells a variant made again (a new seed, quality, focus) from the one before under the same key.
+    param_hash: str | None = None
     rendering_speed: str | None = None
     cost_usd: float = 0.0
     latency_ms: int | None = None

@@ -67,7 +67,8 @@ def _event_id(*facts: object) -> str:
 
 
 def ready(manifest: Manifest, manifest_key: str, correlation_id: str) -> NoticeDetail:
-    records = manifest.variants
+    # The outcome of the configuration: files of targets it no longer has are listed in the manifest only.
+    records = [r for r in manifest.variants if r.status != "unconfigured"]
     made = sum(r.status != "failed" for r in records)
     status = "completed" if made == len(records) and manifest.error is None else "partial" if made else "failed"
     variants = [
@@ -81,10 +82,12 @@ def ready(manifest: Manifest, manifest_key: str, correlation_id: str) -> NoticeD
         for r in records
     ]
     source = manifest.source
-    # created and existing are the same outcome (the variant is there): a redelivery keeps the id. A fallback
-    # (FALLBACK_PROVIDER) is another outcome than the provider's variant that later replaces it under the same key.
+    # created and existing are the same outcome (the variant is there): a redelivery keeps the id. A variant
+    # made again under the same key (another seed or other parameters) is a new one, and so is a fallback
+    # (FALLBACK_PROVIDER) against the provider's variant that later replaces it. Nothing of the run itself (its
+    # time, cost or attempts) goes in: a redelivery a second later is the same outcome.
     outcome = [
-        (v.name, v.key, v.error_code or ("fallback" if r.fallback_reason else "ready"))
+        (v.name, v.key, v.error_code or ("fallback" if r.fallback_reason else "ready"), r.param_hash, r.seed)
         for v, r in zip(variants, records, strict=True)
     ]
     return NoticeDetail(
