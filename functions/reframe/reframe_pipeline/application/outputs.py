@@ -10,7 +10,7 @@ from reframe_pipeline.application.ports import Deadline, Notifier, ObjectInfo, S
 from reframe_pipeline.application.variants import OUTPUT_EXTENSIONS, is_current
 from reframe_pipeline.domain.events import MANIFEST_NAME
 from reframe_pipeline.domain.manifest import Manifest, VariantRecord
-from reframe_pipeline.domain.notices import ready, removed
+from reframe_pipeline.domain.notices import files_gone, ready, removed
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import count, logger
 from reframe_pipeline.settings import Settings
@@ -64,7 +64,9 @@ class OutputFolder:
         if keys:
             variants = [k for k in keys if is_variant(k[len(self.out_dir) :])]
             self._notifier.publish(
-                removed(self.storage.bucket, self.source_key, self.manifest_key, variants, self._correlation_id),
+                removed(
+                    self.storage.bucket, self.source_key, self.manifest_key, files_gone(variants), self._correlation_id
+                ),
                 self._deadline,
             )
         return len(keys)

@@ -116,7 +116,20 @@ def _needs(fields: frozenset[str]) -> str | None:
 
 # Keys built to meet where a separator in the template is also a character of a value: "a" + "-b.png" and
 # "a-b" + ".png". Each group of facts below is one deliverable; two that render alike refute the template.
-_PATHS = ("a.png", "b/a.png", "a/b.png", "a-b.png", "a.png-b", "a.png-x", "a.png/x", "a-b/c.png", "a/b-c.png", "ab.png", "a.jpg", "a")
+_PATHS = (
+    "a.png",
+    "b/a.png",
+    "a/b.png",
+    "a-b.png",
+    "a.png-b",
+    "a.png-x",
+    "a.png/x",
+    "a-b/c.png",
+    "a/b-c.png",
+    "ab.png",
+    "a.jpg",
+    "a",
+)
 _NAMES = ("x", "x-y", "y", "x.y", "y-600w", "600w", "x1")
 _SIZES = ((1200, 628), (200, 105), (600, 314), (60, 31))
 _EXTS = ("jpg", "png", "webp", "avif")

@@ -51,7 +51,7 @@ def _variant(record: VariantRecord, status: str | None = None) -> NoticeVariant:
     return NoticeVariant(
         name=r.name,
         key=r.key,
-        status=status or r.status,  # type: ignore[arg-type]  # a record's status, or "removed"
+        status=status or r.status,  # a record's status, or "removed"
         size=f"{r.width}x{r.height}" if r.width and r.height else None,
         error_code=r.error.code if r.error and status is None else None,
         renditions=[NoticeRendition(**item.model_dump(exclude={"bytes"})) for item in r.renditions],
@@ -116,6 +116,11 @@ def ready(manifest: Manifest, manifest_key: str, correlation_id: str) -> NoticeD
         cost_usd=round(sum(r.cost_usd for r in records), 6),
         correlation_id=correlation_id,
     )
+
+
+def files_gone(keys: list[str]) -> list[VariantRecord]:
+    """Variants known only by their files (an output folder without a manifest): each named by its file."""
+    return [VariantRecord(name=key.rsplit("/", 1)[-1].rsplit(".", 1)[0], key=key, status="created") for key in keys]
 
 
 def removed(
