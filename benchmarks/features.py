@@ -31,7 +31,7 @@ from reframe_local import servers
 from reframe_local.moto_stack import NOTICE_BUS, wire_notices
 from reframe_local.signing_ca import signer_bundle
 from reframe_pipeline.adapters.c2pa_signer import C2paSigner
-from reframe_pipeline.application.ports import ParentImage
+from reframe_pipeline.application.values import ParentImage
 from reframe_pipeline.domain.imaging import insert_xmp
 from reframe_pipeline.domain.local_engine import extend_canvas
 from reframe_pipeline.domain.provenance import Credits, provenance_for, xmp_packet

@@ -1,6 +1,6 @@
 """How long the review gallery takes for many sources: ``python -m benchmarks.gallery [--sources 200]``.
 
-moto with N sources (three variants each, small PNGs, a manifest each) under the output prefix; then:
+moto with N sources (each a small PNG with three variants, small PNGs, and a manifest) under the output prefix; then:
 the static report (list, read every manifest, presign, render), the served page (the same plus the
 state token), the page's size, and, where Debian's chromium and Playwright are installed, the time the
 served page takes in headless Chromium until its load event and until every image in view has loaded.
@@ -20,7 +20,7 @@ from typing import Any
 
 from PIL import Image
 
-from reframe_cli import gallery, gallery_server
+from reframe_cli import gallery_server, report
 from reframe_local import servers
 from reframe_pipeline.settings import Settings
 
@@ -37,9 +37,11 @@ def _png(width: int, height: int) -> bytes:
 def populate(s3: Any, sources: int) -> None:
     s3.create_bucket(Bucket=BUCKET)
     bodies = {name: _png(w, h) for name, w, h in VARIANTS}
+    source = _png(1024, 1024)  # the page shows each source beside its variants
     for index in range(sources):
         key = f"uploads/shoot/photo-{index:04d}.jpg"
         out = f"reframed/shoot/photo-{index:04d}.jpg/"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=source)
         variants = []
         for name, width, height in VARIANTS:
             s3.put_object(Bucket=BUCKET, Key=f"{out}{name}.png", Body=bodies[name])
@@ -128,7 +130,7 @@ def main() -> None:
         _timed(
             "reframe report (list, read, presign, render)",
             args.runs,
-            lambda: gallery.write_report(f"s3://{BUCKET}/reframed/", sink, io.StringIO(), expires_s=3600, s3=s3),
+            lambda: report.write(f"s3://{BUCKET}/reframed/", sink, io.StringIO(), expires_s=3600, s3=s3),
         )
         print(f"page size: {len(sink.getvalue()) // args.runs / 1024:.0f} KiB")
         settings = Settings.from_env({"REFRAME_PROVIDER": "local"})
@@ -136,10 +138,9 @@ def main() -> None:
         _timed("served page (the same, plus the state token)", args.runs, lambda: state.page("all"))
         server = gallery_server.start(state)
         try:
-            browser(f"http://127.0.0.1:{server.server_address[1]}/", args.runs)
+            browser(f"http://127.0.0.1:{server.port}/", args.runs)
         finally:
-            server.shutdown()
-            server.server_close()
+            server.stop()
     finally:
         moto.stop()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import resource
 import sys
 
-from reframe_pipeline.application.ports import ObjectInfo
+from reframe_pipeline.application.values import ObjectInfo
 
 from .stack import invoke
 

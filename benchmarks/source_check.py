@@ -16,8 +16,8 @@ from pathlib import Path
 from PIL import Image
 
 from reframe_local.emulator.api import placed_box, render
-from reframe_pipeline.application.ports import SourceImage
-from reframe_pipeline.application.variants import look_for_source
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.source_matching import look_for_source
 from reframe_pipeline.domain.resolutions import Size
 from reframe_pipeline.settings import Settings
 

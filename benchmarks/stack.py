@@ -22,7 +22,7 @@ from reframe_local.lambda_context import LocalContext
 from reframe_local.moto_stack import point_handler_at
 from reframe_local.servers import ServerProcess
 from reframe_pipeline.application.outputs import is_variant
-from reframe_pipeline.application.ports import ObjectInfo
+from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.domain.events import SIDECAR_SUFFIX
 
 API_KEY = "bench-key"

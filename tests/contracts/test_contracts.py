@@ -17,10 +17,14 @@ from requests.adapters import HTTPAdapter
 
 from reframe_local.emulator.api import IDEOGRAM_MAX_REFERENCES_BYTES
 from reframe_local.servers import ServerProcess
-from reframe_pipeline.adapters.providers.http import RemoteProvider, RetryPolicy
 from reframe_pipeline.adapters.providers.ideogram import MAX_REFERENCES_BYTES, IdeogramProvider
+from reframe_pipeline.adapters.providers.limiter import AimdLimiter
+from reframe_pipeline.adapters.providers.remote import RemoteProvider
+from reframe_pipeline.adapters.providers.retrying import RetryPolicy
 from reframe_pipeline.adapters.providers.segmind import SegmindProvider
-from reframe_pipeline.application.ports import Deadline, GenerationParams, ReframeRequest, SourceImage
+from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.values import GenerationParams, ReframeRequest
 from reframe_pipeline.domain.errors import ReframeError
 from reframe_pipeline.domain.resolutions import RESOLUTION_NAMES, Size
 from reframe_pipeline.domain.sidecar import STYLE_CODE_PATTERN, PaletteName, RenderingSpeed
@@ -89,6 +93,7 @@ def transport(session: requests.Session, key: str) -> dict[str, Any]:
         "policy": RetryPolicy(max_attempts=1, base_s=0),
         "min_remaining_ms": 0,
         "reserve_ms": 0,
+        "limiter": AimdLimiter(),
     }
 
 

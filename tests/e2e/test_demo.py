@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import unquote
 
 import jsonschema
 import pytest
@@ -127,6 +128,9 @@ def test_static_gallery_beside_the_downloaded_variants(demo: tuple[Path, str]) -
     assert len(images) == sum(len(expected_sizes(source)) for source in CONFIGS)
     for src in images:  # relative links to the files the demo downloaded
         assert (output / src).is_file(), src
+    originals = re.findall(r'<img class="source" loading="lazy" src="file://([^"]+)"', page)
+    assert sorted(Path(unquote(path)).name for path in originals) == sorted(Path(source).name for source in CONFIGS)
+    assert all(Path(unquote(path)).is_file() for path in originals)  # each source beside its variants
 
 
 @pytest.mark.slow

@@ -99,31 +99,36 @@ def test_page_shows_every_variant_filters_and_regenerate_brings_a_new_one(
     assert handled == {EVIL, PLAIN, BROKEN}
 
     # The page reloads itself as the manifests arrive: no reload from the test.
-    page.locator("figure.variant").nth(4).wait_for()
+    page.locator("figure.variant").nth(3).wait_for()
+    page.locator("figure.rejected").wait_for()
     sections = page.locator("section.source")
     assert sorted(sections.evaluate_all("els => els.map(e => e.dataset.source)")) == sorted([EVIL, PLAIN, BROKEN])
     assert page.locator(f'section[data-source="{EVIL}"] h2').inner_text() == EVIL  # the key as text
     assert page.locator("script").count() == 1  # the page's own poller: no script came from a key
     figures = page.locator("figure.variant")
-    assert figures.count() == 5
+    assert figures.count() == 4  # the rejected source is one card, not a failed variant
     names = figures.evaluate_all("els => els.map(e => e.dataset.variant)")
-    assert sorted(names) == sorted(["1312x736", "instagram-story"] * 2 + ["1x1"])
-    # Every image the page shows has loaded from its presigned URL.
+    assert sorted(names) == sorted(["1312x736", "instagram-story"] * 2)
+    # Every image the page shows has loaded from its presigned URL: the variants, and each source beside them.
     page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
-    assert page.locator("img").count() == 4
+    assert page.locator("figure.variant img").count() == 4
+    assert page.locator("img.source").count() == 3
+    assert "1 source rejected" in page.locator(".totals").inner_text()
 
-    # The filters: only the failed variant, then none flagged.
+    # The filters: only the rejected source (no variant failed), then none flagged.
     page.get_by_role("link", name="failed").click()
-    visible = [f for f in page.locator("figure.variant").all() if f.is_visible()]
-    assert [f.get_attribute("data-variant") for f in visible] == ["1x1"]
-    assert "1x1" in visible[0].inner_text() and "invalid_sidecar" in page.locator("main").inner_text()
-    assert visible[0].get_by_role("button", name="regenerate").count() == 0  # fix the sidecar instead
+    assert [f for f in page.locator("figure.variant").all() if f.is_visible()] == []
+    rejected = page.locator("figure.rejected")
+    assert rejected.is_visible() and rejected.get_attribute("data-source") == BROKEN
+    assert "invalid_sidecar" in rejected.inner_text() and "nothing made for 1x1" in rejected.inner_text()
+    assert page.locator(f'section[data-source="{BROKEN}"]').get_by_role("button", name="regenerate").count() == 0
     page.get_by_role("link", name="flagged").click()
     assert [f for f in page.locator("figure.variant").all() if f.is_visible()] == []
     page.get_by_role("link", name="all").click()
 
     # Regenerate the evil source's story: a new seed in its (new) sidecar, then the new variant.
     story = page.locator(f'section[data-source="{EVIL}"] figure[data-variant="instagram-story"]')
+    assert "The local engine ignores the seed" in story.locator(".seed-note").inner_text()  # serve runs it
     before = story.locator("dd").nth(3).inner_text()
     story.get_by_role("button", name="regenerate").click()
     message = page.locator(".message").filter(has_text="instagram-story").inner_text()

@@ -8,7 +8,7 @@ import pytest
 
 from reframe_cli.cli import main
 from reframe_local import servers
-from reframe_pipeline.domain.events import parse_sqs_body
+from reframe_pipeline.adapters.inbound.s3_events import parse_sqs_body
 
 from .conftest import BUCKET, Stack
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from reframe_pipeline.domain.events import MalformedEventError
+from reframe_pipeline.adapters.inbound.s3_events import MalformedEventError
 
 from .conftest import BUCKET, Stack, s3_event, sqs_event
 

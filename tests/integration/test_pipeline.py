@@ -98,7 +98,7 @@ def test_direct_eventbridge_event(stack: Stack):
         "version": "0",
         "detail-type": "Object Created",
         "source": "aws.s3",
-        "detail": {"bucket": {"name": BUCKET}, "object": {"key": SOURCE.replace(" ", "+")}},
+        "detail": {"bucket": {"name": BUCKET}, "object": {"key": SOURCE}},  # EventBridge keys are not URL-encoded
     }
     result = stack.invoke(event)
     assert result["results"][0]["action"] == "processed"

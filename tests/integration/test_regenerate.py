@@ -1,9 +1,13 @@
-"""The gallery's regenerate action over moto: a new seed in the object's sidecar, then the normal event path."""
+"""The gallery's regenerate action over moto: a new seed in the object's sidecar, then the normal event path;
+the gallery server over a real socket: only its own host names, and only forms carrying its page's token."""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
+from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -61,29 +65,76 @@ def test_nothing_to_regenerate_is_said(done: Stack):
         regenerate(done.s3, BUCKET, settings, "elsewhere/x.jpg", "thumb")
 
 
-def test_the_server_refuses_a_form_from_another_site_and_answers_a_bad_one_with_the_reason(done: Stack):
+@pytest.fixture
+def gallery(done: Stack) -> Iterator[str]:
+    """The gallery server over the stack's bucket, on a real socket: its base URL."""
     server = gallery_server.start(gallery_server.Gallery(done.s3, BUCKET, Settings.from_env()))
-    base = f"http://127.0.0.1:{server.server_address[1]}/"
     try:
-        form = {"source": IMAGE, "variant": "thumb"}
-        refused = requests.post(base + "regenerate", data=form, headers={"Origin": "https://evil.example"}, timeout=10)
-        assert refused.status_code == 403
-        assert IMAGE + ".reframe.json" not in done.keys("uploads/shoot/")  # no sidecar was written
-        bad = requests.post(base + "regenerate", data={"source": IMAGE, "variant": "<nope>"}, timeout=10)
-        assert (
-            bad.status_code == 400
-            and "not regenerated: no target of the sidecar makes &#x27;&lt;nope&gt;&#x27;" in bad.text
-        )
-        ok = requests.post(
-            base + "regenerate", data=form, headers={"Origin": base.rstrip("/")}, timeout=10, allow_redirects=False
-        )
-        assert (ok.status_code, ok.headers["location"]) == (303, "./")
-        assert "seed" in json.dumps(done.read_json(IMAGE + ".reframe.json"))
-        assert (
-            "regenerating uploads/shoot/&lt;b&gt;photo&lt;/b&gt;.jpg thumb with seed"
-            in requests.get(base, timeout=10).text
-        )
+        yield f"http://127.0.0.1:{server.port}/"
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
     assert not [t for t in threading.enumerate() if t.name == "gallery" and t.is_alive()]
+
+
+def page_token(base: str, host: str | None = None) -> str:
+    page = requests.get(base, headers={"Host": host} if host else {}, timeout=10)
+    assert page.status_code == 200
+    found = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert found, "the page has no regenerate form"
+    return found.group(1)
+
+
+def sidecar_written(stack: Stack) -> bool:
+    return IMAGE + ".reframe.json" in stack.keys("uploads/shoot/")
+
+
+def test_the_normal_flow_posts_the_pages_token_and_regenerates(done: Stack, gallery: str):
+    port = urlsplit(gallery).port
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):  # every name the server is bound under
+        assert requests.get(gallery, headers={"Host": host}, timeout=10).status_code == 200
+    form = {"source": IMAGE, "variant": "thumb", "token": page_token(gallery)}
+    ok = requests.post(
+        gallery + "regenerate", data=form, headers={"Origin": gallery.rstrip("/")}, timeout=10, allow_redirects=False
+    )
+    assert (ok.status_code, ok.headers["location"]) == (303, "./")
+    assert "seed" in json.dumps(done.read_json(IMAGE + ".reframe.json"))
+    assert (
+        "regenerating uploads/shoot/&lt;b&gt;photo&lt;/b&gt;.jpg thumb with seed"
+        in requests.get(gallery, timeout=10).text
+    )
+
+
+def test_a_rebound_host_name_gets_nothing_not_even_the_page(done: Stack, gallery: str):
+    """DNS rebinding: another site's name resolving to 127.0.0.1 sends its own name as Host."""
+    port = urlsplit(gallery).port
+    token = page_token(gallery)  # even with the real token, read some other way
+    for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1:{port + 1}", f"localhost.evil.example:{port}"):
+        headers = {"Host": host, "Origin": f"http://{host}"}
+        for path in ("", "version", "nope"):
+            got = requests.get(gallery + path, headers={"Host": host}, timeout=10)
+            assert got.status_code == 421 and "X-Amz-Signature" not in got.text and "token" not in got.text
+        form = {"source": IMAGE, "variant": "thumb", "token": token}
+        posted = requests.post(gallery + "regenerate", data=form, headers=headers, timeout=10, allow_redirects=False)
+        assert posted.status_code == 421
+    assert not sidecar_written(done)  # nothing regenerated, nothing paid
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong", "x" * 43])
+def test_a_form_without_the_pages_token_is_refused_and_regenerates_nothing(done: Stack, gallery: str, token):
+    form = {"source": IMAGE, "variant": "thumb"} | ({} if token is None else {"token": token})
+    refused = requests.post(gallery + "regenerate", data=form, timeout=10, allow_redirects=False)
+    assert refused.status_code == 403 and "token" in refused.text
+    assert not sidecar_written(done)
+
+
+def test_the_server_refuses_a_form_from_another_site_and_answers_a_bad_one_with_the_reason(done: Stack, gallery: str):
+    form = {"source": IMAGE, "variant": "thumb", "token": page_token(gallery)}
+    refused = requests.post(gallery + "regenerate", data=form, headers={"Origin": "https://evil.example"}, timeout=10)
+    assert refused.status_code == 403
+    assert not sidecar_written(done)
+    too_large = requests.post(gallery + "regenerate", data=form | {"pad": "x" * 20000}, timeout=10)
+    assert too_large.status_code == 413 and not sidecar_written(done)
+    bad = requests.post(gallery + "regenerate", data=form | {"variant": "<nope>"}, timeout=10)
+    assert (
+        bad.status_code == 400 and "not regenerated: no target of the sidecar makes &#39;&lt;nope&gt;&#39;" in bad.text
+    )

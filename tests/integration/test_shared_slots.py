@@ -16,7 +16,7 @@ import pytest
 from reframe_local import servers
 from reframe_local.moto_stack import wait_until
 from reframe_pipeline.adapters.providers.shared_slots import SharedSlots
-from reframe_pipeline.application.ports import Deadline
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.domain.errors import DeadlineError
 
 from .conftest import Stack, s3_event, sqs_event

@@ -7,7 +7,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from reframe_local import servers
 from reframe_pipeline.adapters.s3_storage import S3Storage
-from reframe_pipeline.application.ports import Deadline
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.composition import build_pipeline
 from reframe_pipeline.domain.events import ObjectEvent
 from reframe_pipeline.settings import Settings

@@ -1,5 +1,5 @@
-"""Fixtures of the unit tests: each test starts with the process's provider call limiter as new; the image
-tests run with a bound on their memory; ``counted`` records the metrics a variant counts."""
+"""Fixtures of the unit tests: the image tests run with a bound on their memory; ``counted`` records the
+metrics a variant counts; ``make`` builds orchestration harnesses and lets their thread pools go."""
 
 from __future__ import annotations
 
@@ -7,20 +7,12 @@ import re
 import resource
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from reframe_pipeline.adapters.providers.limiter import LIMITER, AimdLimiter
-from reframe_pipeline.application import variants as variants_module
-
-
-@pytest.fixture(autouse=True)
-def fresh_limiter() -> Iterator[AimdLimiter]:
-    """The limiter every provider call goes through is one per process: a slot one test leaks must not
-    narrow, or hide in, the next test. Each test gets it as a new process would, and hands it back."""
-    vars(LIMITER).update(vars(AimdLimiter()))
-    yield LIMITER
-    vars(LIMITER).update(vars(AimdLimiter()))
+from reframe_pipeline.application import fallback, variant_records, variants
+from tests.unit.orchestration_harness import Harness
 
 
 @pytest.fixture
@@ -43,5 +35,20 @@ def bounded_memory() -> Iterator[None]:
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The metric names the variant producer counts, in order."""
     names: list[str] = []
-    monkeypatch.setattr(variants_module, "count", lambda name, value=1: names.append(name))
+    for module in (variants, variant_records, fallback):
+        monkeypatch.setattr(module, "count", lambda name, value=1: names.append(name))
     return names
+
+
+@pytest.fixture
+def make() -> Iterator[Any]:
+    made: list[Harness] = []
+
+    def build(**options: Any) -> Harness:
+        harness = Harness(**options)
+        made.append(harness)
+        return harness
+
+    yield build
+    for harness in made:
+        harness.close()

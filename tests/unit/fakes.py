@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from reframe_pipeline.adapters.daily_budget import today
-from reframe_pipeline.application.ports import Deadline, ObjectInfo, ReframeRequest, ReframeResult, Reservation
+from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.values import ObjectInfo, ReframeRequest, ReframeResult, Reservation
 from reframe_pipeline.domain.errors import BudgetExceededError, ProviderError
 from reframe_pipeline.domain.resolutions import Size
 

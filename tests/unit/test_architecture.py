@@ -1,5 +1,6 @@
-"""The structure the architecture page describes: layers whose imports point inward, and an error-code
-table that lists every code the code can write."""
+"""The structure the architecture page describes: layers whose imports point inward (the application sees
+plain options, never the settings), modules and functions small enough to read, and an error-code table
+that lists every code the code can write."""
 
 from __future__ import annotations
 
@@ -30,9 +31,38 @@ def test_inner_layers_import_no_adapter_and_no_aws_sdk(layer: str):
         f"{path.name}: {module}"
         for path in (PACKAGE / layer).glob("*.py")
         for module in imports(path)
-        if module.startswith(("reframe_pipeline.adapters", "reframe_pipeline.composition", "boto", "requests"))
+        if module.startswith(
+            (
+                "reframe_pipeline.adapters",
+                "reframe_pipeline.composition",
+                "reframe_pipeline.settings",
+                "boto",
+                "requests",
+            )
+        )
     }
     assert offenders == set()
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 40
+
+
+def test_every_module_is_small_enough_to_read_whole():
+    sizes = {str(path.relative_to(PACKAGE)): len(path.read_text().splitlines()) for path in PACKAGE.rglob("*.py")}
+    assert {name: lines for name, lines in sizes.items() if lines > MAX_MODULE_LINES} == {}
+
+
+def test_every_function_is_small_enough_to_read_at_a_glance():
+    long = {
+        f"{path.relative_to(PACKAGE)}: {node.name}": node.end_lineno - node.lineno + 1
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    }
+    assert long == {}
 
 
 def test_the_domain_does_not_reach_the_application():

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -130,7 +131,7 @@ def test_validate_into_a_reader_that_stops_early_is_not_an_error(sidecar):
     # `reframe validate F | head -1`: the reader closes the pipe after the first line.
     command = f"{sys.executable} -m reframe_cli.cli validate {sidecar} | head -1; exit ${{PIPESTATUS[0]}}"
     result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60, check=False)
-    assert result.stdout.startswith(f"{sidecar}: 2 target(s)")
+    assert result.stdout.startswith(f"{sidecar}: 2 targets")
     assert result.stderr == ""
     assert result.returncode == 0
 
@@ -149,3 +150,36 @@ def test_the_command_run_as_a_module_says_it_in_one_line_too():
         result.stderr
         == "reframe backfill: 'http://bucket/' is not an S3 location: give s3://BUCKET or s3://BUCKET/PREFIX\n"
     )
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+@pytest.mark.parametrize(
+    "url", ["http://localhost:8000/hooks", "http://[::1]:8000/", "http://192.168.1.5/hook", "ftp://127.0.0.1/"]
+)
+def test_a_webhook_the_settings_refuse_is_explained_before_anything_starts(capsys, monkeypatch, command, url):
+    from reframe_cli import demo, serve
+
+    def started(*args: object, **kwargs: object) -> int:
+        raise AssertionError("the stack started")
+
+    monkeypatch.setattr(serve, "run", started)
+    monkeypatch.setattr(demo, "run", started)
+    err = one_line_error(capsys, command, "--webhook", url)
+    assert err == (
+        f"reframe {command}: --webhook {url}: refused: a webhook is an https URL; only these local commands also take"
+        " a receiver on this machine as plain http at the loopback address itself, http://127.0.0.1:PORT/PATH (not a"
+        " name such as localhost, which is resolved when sending and could lead elsewhere); a deployed function"
+        " takes https only\n"
+    )
+    assert "WEBHOOK_URL" not in os.environ
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/hooks", "https://hooks.example.com/reframe"])
+def test_a_webhook_the_settings_take_is_set_for_the_handler(monkeypatch, url):
+    from reframe_cli.local_webhook import post_notices_to
+
+    for name in ("WEBHOOK_URL", "WEBHOOK_SECRET", "WEBHOOK_ALLOW_LOOPBACK_FOR_TESTS"):
+        monkeypatch.delenv(name, raising=False)
+    secret = post_notices_to(url)
+    assert (os.environ["WEBHOOK_URL"], os.environ["WEBHOOK_SECRET"]) == (url, secret)
+    assert Settings.from_env().webhook_url == url

@@ -2,15 +2,13 @@ import json
 
 import pytest
 
-from reframe_pipeline.domain.events import (
-    KeyKind,
+from reframe_pipeline.adapters.inbound.s3_events import (
     MalformedEventError,
-    ObjectEvent,
-    classify,
     is_sqs_batch,
     parse_notification,
     parse_sqs_body,
 )
+from reframe_pipeline.domain.events import KeyKind, ObjectEvent, classify
 
 
 def s3_record(key, name="ObjectCreated:Put", bucket="bkt"):
@@ -54,7 +52,30 @@ def test_eventbridge_object_created():
         "source": "aws.s3",
         "detail": {"bucket": {"name": "bkt"}, "object": {"key": "uploads/x+y.jpg", "etag": "abc"}},
     }
-    assert parse_notification(event) == [ObjectEvent("bkt", "uploads/x y.jpg", "created", "abc")]
+    assert parse_notification(event) == [ObjectEvent("bkt", "uploads/x+y.jpg", "created", "abc")]
+
+
+KEY = "uploads/c++ notes 100%.png"
+
+
+def eventbridge(key):
+    return {
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "detail": {"bucket": {"name": "bkt"}, "object": {"key": key}},
+    }
+
+
+def test_an_eventbridge_key_is_taken_as_it_is_directly_and_through_sqs():
+    # S3 puts the key itself into its EventBridge events: decoding it would make '+' a space and '%..' a byte.
+    assert parse_notification(eventbridge(KEY)) == [ObjectEvent("bkt", KEY, "created")]
+    assert parse_sqs_body(json.dumps(eventbridge(KEY))) == [ObjectEvent("bkt", KEY, "created")]
+
+
+def test_a_notification_key_is_url_decoded_directly_and_through_sqs():
+    encoded = "uploads/c%2B%2B+notes+100%25.png"  # as S3 sends it in a notification
+    assert parse_notification({"Records": [s3_record(encoded)]}) == [ObjectEvent("bkt", KEY, "created")]
+    assert parse_sqs_body(json.dumps({"Records": [s3_record(encoded)]})) == [ObjectEvent("bkt", KEY, "created")]
 
 
 def test_s3_test_event_is_skipped():

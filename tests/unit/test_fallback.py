@@ -3,14 +3,14 @@ never taken for the provider's: a later run (or `reframe backfill --retry-fallba
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from reframe_pipeline.adapters.providers.local import LocalProvider
+from reframe_pipeline.application.fallback import falls_back
+from reframe_pipeline.application.object_metadata import META_FALLBACK, is_current
 from reframe_pipeline.application.pipeline import RetryLaterError
-from reframe_pipeline.application.variants import META_FALLBACK, falls_back, is_current
 from reframe_pipeline.domain.errors import (
     AccountError,
     BudgetExceededError,
@@ -24,22 +24,9 @@ from reframe_pipeline.domain.errors import (
 from reframe_pipeline.domain.provenance import COMPOSITE_SYNTHETIC, COMPOSITE_WITH_TRAINED
 from reframe_pipeline.settings import Settings, SettingsError
 from tests.unit.fakes import FakeProvider, MemoryBudget
-from tests.unit.test_orchestration import OUT, PRICE, SOURCE, TARGETS, Harness
+from tests.unit.orchestration_harness import OUT, PRICE, SOURCE, TARGETS
 
 UNSAFE = ProviderRejectedError("Ideogram flagged the result as unsafe and withheld it", code="unsafe_image", status=200)
-
-
-@pytest.fixture
-def make() -> Iterator[Callable[..., Harness]]:
-    made: list[Harness] = []
-
-    def build(**options: Any) -> Harness:
-        made.append(Harness(**options))
-        return made[-1]
-
-    yield build
-    for harness in made:
-        harness.close()
 
 
 def test_an_unsafe_variant_is_made_locally_flagged_and_the_provider_is_tried_again_later(
@@ -78,7 +65,7 @@ def test_an_unsafe_variant_is_made_locally_flagged_and_the_provider_is_tried_aga
 
 
 def _planned(h: Any) -> Any:
-    from tests.unit.test_orchestration import _found
+    from tests.unit.orchestration_harness import _found
 
     return h.pipeline.plan_config(_found(h))[0]
 

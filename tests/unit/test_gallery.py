@@ -1,4 +1,5 @@
-"""The review gallery's page: every key and value escaped, the filters, the totals."""
+"""The review gallery's page: every key and value escaped, the filters, the totals, the sources beside their
+variants, rejected and unreadable manifests as one card each."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import io
 import re
 from html.parser import HTMLParser
 from typing import Any
+
+import pytest
 
 from reframe_cli import gallery
 
@@ -119,17 +122,8 @@ def test_failed_and_flagged_variants_are_marked_for_the_filters():
     # The filter asked for is the one checked; the CSS hides what it does not keep.
     checked = [attrs["id"] for tag, attrs in elements.tags if tag == "input" and "checked" in attrs]
     assert checked == ["show-flagged"]
-    assert "body:has(#show-failed:checked) figure:not(.failed)" in page
+    assert "body:has(#show-failed:checked) figure.variant:not(.failed)" in page
     assert "fallback (unsafe_image): withheld" in page
-
-
-def test_matches_keeps_what_each_filter_names():
-    failed = variant("f", "failed")
-    flagged = variant("g", warnings=["source_cropped"])
-    plain = variant("p")
-    assert [gallery.matches(v, "failed") for v in (failed, flagged, plain)] == [True, False, False]
-    assert [gallery.matches(v, "flagged") for v in (failed, flagged, plain)] == [False, True, False]
-    assert [gallery.matches(v, "all") for v in (failed, flagged, plain)] == [True, True, True]
 
 
 def test_totals_count_cost_failures_and_rejected_sources():
@@ -146,7 +140,7 @@ def test_totals_count_cost_failures_and_rejected_sources():
     totals_line = re.search(r'<p class="totals">(.*?)</p>', page)
     assert totals_line
     assert re.sub("<[^>]+>", "", totals_line.group(1)) == (
-        "3 sources, 4 variants (3 created, 1 failed); 1 failed, 0 flagged, 1 sources rejected; cost $0.150"
+        "3 sources, 4 variants (3 created, 1 failed); 1 failed, 0 flagged, 1 source rejected; cost $0.150"
     )
     assert '<p class="notice">valid 24 h</p>' in page
     assert "invalid_sidecar: targets[0]" in page
@@ -198,3 +192,97 @@ def test_a_rejected_source_has_no_regenerate_form():
     page = gallery.render([rejected, manifest("uploads/ok.png", variant("a"))], url, title="t", regenerate="/r")
     forms = [attrs for tag, attrs in parsed(page).tags if tag == "input" and attrs.get("name") == "source"]
     assert [attrs["value"] for attrs in forms] == ["uploads/ok.png"]
+
+
+def test_one_source_and_one_variant_are_not_plural():
+    page = gallery.render([manifest("uploads/a.png", variant("a"))], url, title="t")
+    line = re.sub("<[^>]+>", "", re.search(r'<p class="totals">(.*?)</p>', page).group(1))  # type: ignore[union-attr]
+    assert line == "1 source, 1 variant (1 created); 0 failed, 0 flagged, 0 sources rejected; cost $0.075"
+
+
+def test_each_source_is_shown_beside_its_variants():
+    page = gallery.render(
+        [manifest("uploads/a.png", variant("og")), manifest("uploads/b.png", variant("sq"))],
+        url,
+        title="t",
+        source_url=lambda key: "https://src.example/" + key,
+    )
+    tags = parsed(page).tags
+    sources = [attrs["src"] for tag, attrs in tags if tag == "img" and attrs.get("class") == "source"]
+    assert sources == ["https://src.example/uploads/a.png", "https://src.example/uploads/b.png"]
+    # In each section, the source comes first, then its variants.
+    images = [attrs["src"] for tag, attrs in tags if tag == "img"]
+    assert images == [
+        "https://src.example/uploads/a.png",
+        "https://img.example/reframed/x/og.png",
+        "https://src.example/uploads/b.png",
+        "https://img.example/reframed/x/sq.png",
+    ]
+
+
+def test_a_rejected_source_is_one_card_not_failed_variants():
+    rejected = manifest(
+        "uploads/r.png",
+        variant("1x1", "failed", key=None, error={"code": "invalid_sidecar", "message": "targets[0]: bad"}),
+        variant("og", "failed", key=None, error={"code": "invalid_sidecar", "message": "targets[0]: bad"}),
+        error={"code": "invalid_sidecar", "message": "targets[0]: bad"},
+    )
+    page = gallery.render([rejected, manifest("uploads/ok.png", variant("a"))], url, title="t", regenerate="/r")
+    tags = parsed(page).tags
+    assert [attrs["data-variant"] for tag, attrs in tags if tag == "figure" and "data-variant" in attrs] == ["a"]
+    cards = [attrs for tag, attrs in tags if tag == "figure" and "rejected" in (attrs["class"] or "")]
+    assert [card["data-source"] for card in cards] == ["uploads/r.png"]
+    assert "invalid_sidecar: targets[0]: bad" in page and "nothing made for 1x1, og" in page
+    t = gallery.totals([rejected])
+    assert (t.sources, t.variants, t.failed, t.rejected_sources) == (1, 0, 0, 1)
+    sections = {attrs["data-source"]: attrs["class"] for tag, attrs in tags if tag == "section"}
+    assert sections["uploads/r.png"] == "source has-failed"  # shown by the "failed" filter
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"source": "uploads/x.png", "variants": [{"name": "a"}]},  # source not an object
+        {"source": {"key": "uploads/x.png"}, "variants": "none"},
+        {"source": {"key": "uploads/x.png"}, "variants": ["not an object"]},
+        {"source": {"key": "uploads/x.png"}, "variants": [{"name": "a", "cost_usd": "lots"}]},
+        {"source": {"key": "uploads/x.png"}, "config": "object", "variants": []},
+    ],
+)
+def test_a_manifest_in_another_shape_is_one_error_card_and_the_rest_is_shown(broken):
+    good = manifest("uploads/good.png", variant("og"))
+    page = gallery.render([broken, good], url, title="t")
+    tags = parsed(page).tags
+    assert [attrs["data-variant"] for tag, attrs in tags if tag == "figure" and "data-variant" in attrs] == ["og"]
+    assert "unreadable_manifest: not a manifest the pipeline writes" in page
+    t = gallery.totals([broken, good])
+    assert (t.sources, t.variants, t.unreadable, t.rejected_sources) == (2, 1, 1, 0)
+    assert "1 manifest unreadable" in page
+    assert gallery.seeds([broken, good]) == {("uploads/good.png", "og"): 4242}
+
+
+def test_source_match_is_explained_with_its_threshold():
+    scored = variant("og", source_match=0.6123, warnings=["source_altered"])
+    page = gallery.render([manifest("uploads/a.png", scored)], url, title="t", match_min=0.85)
+    legend = re.search(r'<p class="legend">(.*?)</p>', page)
+    assert legend and "from 0 to 1" in legend.group(1) and "Below 0.85 (SOURCE_MATCH_MIN)" in legend.group(1)
+    abbr = [attrs["title"] for tag, attrs in parsed(page).tags if tag == "abbr"]
+    assert len(abbr) == 1 and "Below 0.85" in (abbr[0] or "")
+    assert "<dd>0.61</dd>" in page
+    unscored = gallery.render([manifest("uploads/a.png", variant("og"))], url, title="t")
+    assert 'class="legend"' not in unscored and "<abbr" not in unscored
+
+
+def test_a_local_engine_variant_says_a_new_seed_changes_nothing():
+    page = gallery.render(
+        [manifest("uploads/a.png", variant("loc", provider="local"), variant("seg"))], url, title="t", regenerate="/r"
+    )
+    assert page.count('class="note seed-note"') == 1
+    figure = re.search(r'<figure class="[^"]*" data-variant="loc">(.*?)</figure>', page, re.DOTALL)
+    assert figure and "The local engine ignores the seed: regenerate makes the same picture" in figure.group(1)
+
+
+def test_the_form_carries_the_pages_token():
+    page = gallery.render([manifest("uploads/a.png", variant("a"))], url, title="t", regenerate="/r", token="tok&1")
+    tokens = [attrs["value"] for tag, attrs in parsed(page).tags if tag == "input" and attrs.get("name") == "token"]
+    assert tokens == ["tok&1"]

@@ -6,10 +6,13 @@ import pytest
 import requests
 from PIL import Image
 
-from reframe_pipeline.adapters.providers.http import RetryPolicy
 from reframe_pipeline.adapters.providers.ideogram import MAX_REFERENCES_BYTES, IdeogramProvider
+from reframe_pipeline.adapters.providers.limiter import AimdLimiter
+from reframe_pipeline.adapters.providers.retrying import RetryPolicy
 from reframe_pipeline.adapters.providers.safe_fetch import check_public_url
-from reframe_pipeline.application.ports import Deadline, GenerationParams, ReframeRequest, SourceImage
+from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.values import GenerationParams, ReframeRequest
 from reframe_pipeline.domain.errors import PermanentError, ProviderRejectedError, ProviderTransientError
 from reframe_pipeline.domain.resolutions import Size
 
@@ -51,6 +54,7 @@ def provider(session):
         policy=RetryPolicy(max_attempts=1),
         min_remaining_ms=0,
         reserve_ms=0,
+        limiter=AimdLimiter(),
         storage_endpoint=STORAGE,
     )
 

@@ -1,23 +1,17 @@
 """The AIMD limiter of provider calls: deterministic, no sleeps (a zero timeout tells 'would wait').
-
-The process's limiter (LIMITER, which every provider call uses) is new at the start of each test: the
-``fresh_limiter`` fixture of conftest.py."""
+Composition builds one per process, of MAX_PARALLEL_CALLS, and hands it to the provider."""
 
 import json
 
 import pytest
 import requests
 
-from reframe_pipeline.adapters.providers.http import CallPlan, RetryPolicy, call_with_retries
-from reframe_pipeline.adapters.providers.limiter import LIMITER, PROBE_STEP, AimdLimiter
+from reframe_pipeline.adapters.providers.limiter import PROBE_STEP, AimdLimiter
+from reframe_pipeline.adapters.providers.retrying import CallPlan, RetryPolicy, call_with_retries
 from reframe_pipeline.adapters.providers.segmind import SegmindProvider
-from reframe_pipeline.application.ports import (
-    Deadline,
-    GenerationParams,
-    ReframeRequest,
-    ReframeResult,
-    SourceImage,
-)
+from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.values import GenerationParams, ReframeRequest, ReframeResult
 from reframe_pipeline.domain.errors import (
     DeadlineError,
     ProviderError,
@@ -85,14 +79,6 @@ def test_grows_no_higher_than_the_maximum():
     assert limiter.limit == 2
 
 
-def test_configure_starts_over():
-    limiter = AimdLimiter(8)
-    limiter.release(limiter.acquire(timeout_s=0), throttled=True)
-    limiter.configure(5)
-    assert limiter.limit == 5
-    assert len(fill(limiter)) == 5
-
-
 def test_failures_other_than_429_leave_the_limit():
     limiter = AimdLimiter(4)
     limiter.release(limiter.acquire(timeout_s=0))
@@ -155,10 +141,14 @@ class FreeMeter:
         pass
 
 
-def test_the_process_limiter_starts_each_test_new(fresh_limiter):
-    assert fresh_limiter is LIMITER
-    assert LIMITER.in_flight == 0
-    assert LIMITER.limit == AimdLimiter().limit
+def test_composition_builds_the_providers_limiter_of_max_parallel_calls():
+    from reframe_pipeline.composition.providers import build_provider
+    from reframe_pipeline.settings import Settings
+
+    settings = Settings(max_parallel_calls=3, segmind_api_key="k")
+    first, second = build_provider(settings), build_provider(settings)
+    assert first._limiter.limit == 3  # type: ignore[attr-defined]
+    assert first._limiter is not second._limiter  # type: ignore[attr-defined]  # no state shared across builds
 
 
 def test_a_call_answered_400_gives_its_slot_back():
@@ -171,6 +161,7 @@ def test_a_call_answered_400_gives_its_slot_back():
         policy=FAST,
         min_remaining_ms=0,
         reserve_ms=0,
+        limiter=(limiter := AimdLimiter()),
     )
     request = ReframeRequest(
         SourceImage("https://bucket.example/photo.jpg", lambda: b""),
@@ -179,15 +170,15 @@ def test_a_call_answered_400_gives_its_slot_back():
         Deadline(),
         FreeMeter(),
     )
-    limit = LIMITER.limit
+    limit = limiter.limit
 
     with pytest.raises(ProviderRejectedError) as caught:
         provider.reframe(request)
 
     assert caught.value.status == 400
     assert session.posts == 1  # a permanent error: not repeated
-    assert LIMITER.in_flight == 0
-    assert LIMITER.limit == limit  # and no sign of overload: the limit stays
+    assert limiter.in_flight == 0
+    assert limiter.limit == limit  # and no sign of overload: the limit stays
 
 
 def test_every_failed_attempt_gives_its_slot_back():

@@ -8,23 +8,14 @@ import time
 
 import pytest
 
-from reframe_pipeline.adapters.providers.http import (
-    RemoteProvider,
-    ResultLostError,
-    ResultPendingError,
-    RetryPolicy,
-    Timeout,
-    WrongSizeAnswerError,
-    clamped_timeout,
-)
-from reframe_pipeline.application.ports import (
-    Deadline,
-    GenerationParams,
-    ReframeRequest,
-    ReframeResult,
-    SourceImage,
-    Ticket,
-)
+from reframe_pipeline.adapters.providers.limiter import AimdLimiter
+from reframe_pipeline.adapters.providers.remote import RemoteProvider
+from reframe_pipeline.adapters.providers.responses import ResultLostError, ResultPendingError, WrongSizeAnswerError
+from reframe_pipeline.adapters.providers.retrying import RetryPolicy, clamped_timeout
+from reframe_pipeline.adapters.providers.sessions import Timeout
+from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.values import GenerationParams, ReframeRequest, ReframeResult, Ticket
 from reframe_pipeline.domain.errors import DeadlineError, ProviderRejectedError, ProviderTransientError
 from reframe_pipeline.domain.resolutions import Size
 
@@ -54,7 +45,9 @@ class ScriptedProvider(RemoteProvider):
     """Submits answer tickets (or raise) and collections return the image (or raise), from scripts."""
 
     def __init__(self, submits: list[object], collects: list[object]) -> None:
-        super().__init__("https://p.example", lambda: "k", None, FAST, min_remaining_ms=0, reserve_ms=0)  # type: ignore[arg-type]
+        super().__init__(
+            "https://p.example", lambda: "k", None, FAST, min_remaining_ms=0, reserve_ms=0, limiter=AimdLimiter()
+        )  # type: ignore[arg-type]
         self.submits, self.collects = submits, collects
         self.timeouts: list[Timeout] = []
 

@@ -7,15 +7,11 @@ import pytest
 import requests
 from PIL import Image
 
-from reframe_pipeline.adapters.providers.http import (
-    CallPlan,
-    RetryPolicy,
-    call_with_retries,
-    classify,
-    decode_image_response,
-    retry_after_seconds,
-)
-from reframe_pipeline.application.ports import Deadline, ReframeResult
+from reframe_pipeline.adapters.providers.limiter import AimdLimiter
+from reframe_pipeline.adapters.providers.responses import classify, decode_image_response, retry_after_seconds
+from reframe_pipeline.adapters.providers.retrying import CallPlan, RetryPolicy, call_with_retries
+from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.values import ReframeResult
 from reframe_pipeline.domain.errors import (
     DeadlineError,
     ProviderAccountError,
@@ -142,7 +138,7 @@ def test_retries_then_succeeds():
 
     send = scripted(outcomes)
 
-    call_with_retries(send, plan())
+    call_with_retries(send, plan(), AimdLimiter())
     assert outcomes == []
 
 
@@ -154,7 +150,7 @@ def test_permanent_errors_are_not_retried():
         raise ProviderRejectedError("bad", status=400)
 
     with pytest.raises(ProviderRejectedError):
-        call_with_retries(send, plan())
+        call_with_retries(send, plan(), AimdLimiter())
     assert len(calls) == 1
 
 
@@ -166,7 +162,7 @@ def test_gives_up_after_max_attempts():
         raise requests.ConnectionError("refused")
 
     with pytest.raises(ProviderTransientError, match="ConnectionError"):
-        call_with_retries(send, plan())
+        call_with_retries(send, plan(), AimdLimiter())
     assert len(calls) == 3
 
 
@@ -175,11 +171,11 @@ def test_no_retry_past_the_deadline():
         raise ProviderTransientError("busy", retry_after=30)
 
     with pytest.raises(DeadlineError, match="not retrying"):
-        call_with_retries(send, plan(Deadline(lambda: 20_000)))
+        call_with_retries(send, plan(Deadline(lambda: 20_000)), AimdLimiter())
 
 
 def test_each_429_is_counted_for_the_dashboard(monkeypatch):
-    import reframe_pipeline.adapters.providers.http as http
+    import reframe_pipeline.adapters.providers.retrying as http
 
     counted = []
     monkeypatch.setattr(http, "count", lambda name, value=1: counted.append(name))
@@ -187,9 +183,9 @@ def test_each_429_is_counted_for_the_dashboard(monkeypatch):
 
     send = scripted(outcomes)
 
-    call_with_retries(send, plan())
+    call_with_retries(send, plan(), AimdLimiter())
     assert counted.count("ProviderThrottled") == 1  # the 503 is a retry, not a throttle
     counted.clear()
     outcomes[:] = [ProviderTransientError("busy", status=429), None]
-    call_with_retries(send, CallPlan(FAST, Deadline(), 0, 0, provider="webhook", throttled_metric=None))
+    call_with_retries(send, CallPlan(FAST, Deadline(), 0, 0, provider="webhook", throttled_metric=None), AimdLimiter())
     assert "ProviderThrottled" not in counted

@@ -13,17 +13,11 @@ from typing import Any
 import pydantic
 import pytest
 
-from reframe_pipeline.application.ports import Ticket
-from reframe_pipeline.application.variants import check_output_limits, source_key_tag
+from reframe_pipeline.adapters.inbound.s3_events import MalformedEventError, parse_notification, parse_sqs_body
+from reframe_pipeline.application.object_metadata import check_output_limits, source_key_tag
+from reframe_pipeline.application.values import Ticket
 from reframe_pipeline.domain.errors import OutputLimitError, ProviderRejectedError, ProviderTransientError
-from reframe_pipeline.domain.events import (
-    KeyKind,
-    MalformedEventError,
-    ObjectEvent,
-    classify,
-    parse_notification,
-    parse_sqs_body,
-)
+from reframe_pipeline.domain.events import KeyKind, ObjectEvent, classify
 from reframe_pipeline.domain.planning import plan
 from reframe_pipeline.domain.pricing import DEFAULT_PRICES, UnpricedError, estimate
 from reframe_pipeline.domain.resolutions import RESOLUTION_NAMES, nearest_resolution, parse_size
@@ -163,7 +157,7 @@ def test_eventbridge_event_names(detail_type: str, action: str) -> None:
         "detail-type": detail_type,
         "detail": {"bucket": {"name": "b"}, "object": {"key": "uploads/a+b.jpg", "etag": "e"}},
     }
-    assert parse_notification(document) == [ObjectEvent("b", "uploads/a b.jpg", action, "e")]  # type: ignore[arg-type]
+    assert parse_notification(document) == [ObjectEvent("b", "uploads/a+b.jpg", action, "e")]  # type: ignore[arg-type]
     del document["detail-type"]
     assert parse_notification(document) == []
 

@@ -9,7 +9,9 @@ import pytest
 import requests
 
 from reframe_pipeline.adapters.providers.segmind import _seed_used
-from reframe_pipeline.application.ports import Deadline, GenerationParams, ReframeRequest, SourceImage
+from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.values import GenerationParams, ReframeRequest
 from reframe_pipeline.domain.resolutions import Size
 
 

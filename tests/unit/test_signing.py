@@ -15,7 +15,8 @@ from reframe_pipeline.adapters.daily_budget import Unlimited
 from reframe_pipeline.adapters.dynamodb_guard import NoGuard
 from reframe_pipeline.adapters.journal import MemoryJournal
 from reframe_pipeline.application.pipeline import Pipeline
-from reframe_pipeline.application.ports import ParentImage
+from reframe_pipeline.application.values import ParentImage
+from reframe_pipeline.composition import pipeline_options
 from reframe_pipeline.domain.events import ObjectEvent
 from reframe_pipeline.domain.provenance import Provenance
 from reframe_pipeline.settings import Settings
@@ -48,7 +49,7 @@ def run() -> Iterator[Any]:
 
     def handle(signer: FakeSigner, storage: MemoryStorage) -> dict[str, Any]:
         pipeline = Pipeline(
-            Settings(max_parallel_calls=2),
+            pipeline_options(Settings(max_parallel_calls=2)),
             FakeProvider(),
             lambda bucket: storage,
             guard=NoGuard(),

@@ -11,14 +11,14 @@ import pytest
 from PIL import Image, ImageDraw
 
 from reframe_pipeline.application import variants as variants_module
-from reframe_pipeline.application.variants import META_SOURCE_BOX, META_SOURCE_MATCH
+from reframe_pipeline.application.object_metadata import META_SOURCE_BOX, META_SOURCE_MATCH
 from reframe_pipeline.domain.errors import ProviderTransientError
 from reframe_pipeline.domain.local_engine import extend_canvas, fitted_box
 from reframe_pipeline.domain.resolutions import Size
 from reframe_pipeline.settings import Settings, SettingsError
 from tests.unit.fakes import FakeProvider, MemoryBudget
 from tests.unit.images import saved
-from tests.unit.test_orchestration import OUT, PRICE, TARGETS, Harness
+from tests.unit.orchestration_harness import OUT, PRICE, TARGETS, Harness
 from tests.unit.test_source_check import scene
 
 PICTURE = scene((300, 200))
@@ -159,7 +159,7 @@ def test_the_settings_are_validated():
 
 
 def test_the_sources_thumbnail_is_made_once_and_reuses_bytes_a_provider_loaded():
-    from reframe_pipeline.application.ports import SourceImage
+    from reframe_pipeline.application.source_image import SourceImage
 
     reads: list[int] = []
     body = saved(scene((2400, 1600)), "JPEG", quality=90)

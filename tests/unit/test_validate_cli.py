@@ -50,7 +50,7 @@ def test_a_good_file_prints_each_target_and_the_total(tmp_path, capsys):
     assert main(["validate", write(tmp_path, DESIGN_EXAMPLE)]) == 0
     out = capsys.readouterr().out
     table = rows(out)
-    assert "5 target(s), provider segmind" in out
+    assert "5 targets, provider segmind" in out
     assert table["1536x640"] == [
         "1536x640",
         "resolution",
@@ -119,9 +119,42 @@ def test_the_deployment_limits_apply(tmp_path, capsys, settings_env):
     assert "targets: 5 targets, over the limit of 2" in capsys.readouterr().err
 
 
-def test_a_missing_file_exits_1(tmp_path, capsys):
-    assert main(["validate", str(tmp_path / "nope.json")]) == 1
-    assert "cannot read" in capsys.readouterr().err
+@pytest.mark.parametrize("name", ["nope.json", "."])
+def test_a_file_that_cannot_be_read_exits_2(tmp_path, capsys, name):
+    """0 valid, 1 invalid, 2 could not run: a missing or unreadable file is not an invalid sidecar."""
+    path = tmp_path / name
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}: cannot read: ") and err.count("\n") == 1
+
+
+def test_each_mistake_is_on_its_own_line_with_did_you_mean_for_a_near_miss(tmp_path, capsys):
+    document = {
+        "version": 1,
+        "targets": [{"preset": "instagram-storie"}, {"resolution": "1536x64", "rendering_speed": "TURB"}],
+        "colour_palette": {"name": "EMBER"},
+    }
+    path = write(tmp_path, document)
+    assert main(["validate", path]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"{path}: invalid sidecar, 4 mistakes:"
+    assert sorted(lines[1:]) == [
+        "  colour_palette: Extra inputs are not permitted (did you mean 'color_palette'?)",
+        "  targets[0].preset: unknown preset 'instagram-storie' (did you mean 'instagram-story'?); known: email-header,"
+        " facebook-cover, facebook-link, instagram-landscape, instagram-portrait … 13 more (see `reframe presets`)",
+        "  targets[1].rendering_speed: Input should be 'TURBO', 'DEFAULT' or 'QUALITY' (did you mean 'TURBO'?)",
+        "  targets[1].resolution: '1536x64' is not one of the 69 allowed resolutions (see the README)"
+        " (did you mean '1536x640'?)",
+    ]
+
+
+def test_a_far_miss_gets_no_guess_and_the_choices_do_not_flood_the_line(tmp_path, capsys):
+    path = write(tmp_path, {"version": 1, "targets": [{"preset": "zzzz"}]})
+    assert main(["validate", path]) == 1
+    err = capsys.readouterr().err
+    assert "did you mean" not in err and err.count("\n") == 1
+    assert err.endswith("instagram-portrait … 13 more (see `reframe presets`)\n")
+    assert len(err) - len(path) < 200  # all 18 presets would be 290 characters
 
 
 def test_targets_sharing_a_generation_are_priced_once(tmp_path, capsys):
@@ -132,7 +165,7 @@ def test_targets_sharing_a_generation_are_priced_once(tmp_path, capsys):
     assert table["small"][-1] == "0.075"
     assert table["large"][-3:] == ["0.000", "(from", "small)"]
     assert table["total"] == ["total", "0.075"]
-    assert "1 paid generation(s), 1 target(s) rendered from another's for free" in out
+    assert "1 paid generation, 1 target rendered from another's for free" in out
 
 
 def test_each_crop_says_where_it_falls_on_the_canvas(tmp_path, capsys):

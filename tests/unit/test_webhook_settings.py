@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import requests
 
-from reframe_pipeline.adapters.providers.http import RetryPolicy
+from reframe_pipeline.adapters.providers.retrying import RetryPolicy
 from reframe_pipeline.adapters.webhook import WebhookNotifier
-from reframe_pipeline.application.ports import Deadline
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.domain.notices import removed
 from reframe_pipeline.settings import Settings, SettingsError
 

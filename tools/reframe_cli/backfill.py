@@ -1,9 +1,10 @@
 """``reframe backfill s3://BUCKET/PREFIX``: produce the variants missing for images already in the bucket
 (uploaded before the pipeline, or before their sidecar or folder default changed).
 
-The survey uses the pipeline's own discovery, planning and existing-variant check, so "missing" means
-exactly what the handler would pay for. The work is done either by the deployed pipeline (one S3-shaped
-message per image on its queue) or by the real handler in this process. Either way an interrupted
+The survey (the application's backfill use case) uses the pipeline's own discovery, planning and
+existing-variant check, so "missing" means exactly what the handler would pay for. The work is done either
+by the deployed pipeline (one S3-shaped message per image on its queue) or by the real handler in this
+process. Either way an interrupted
 backfill can simply be run again: finished variants are found and skipped.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 from urllib.parse import quote_plus, urlsplit
@@ -21,14 +21,9 @@ import boto3
 from botocore.exceptions import ClientError
 
 from reframe_local.lambda_context import LocalContext
-from reframe_pipeline.application.discovery import find_config
-from reframe_pipeline.application.generations import Generations
+from reframe_pipeline.application.backfill import ImageWork, Survey, survey
 from reframe_pipeline.application.pipeline import Pipeline
-from reframe_pipeline.application.ports import ObjectInfo
-from reframe_pipeline.application.variants import is_fallback
-from reframe_pipeline.domain.events import KeyKind, classify
-from reframe_pipeline.domain.planning import PlannedVariant
-from reframe_pipeline.domain.sidecar import InvalidSidecarError
+from reframe_pipeline.application.values import ObjectInfo
 
 from .errors import UserError
 from .estimates import cost_table
@@ -41,56 +36,35 @@ _SHOWN = 10  # invalid configs and failures listed by key; the rest are counted
 _BAR_WIDTH = 30
 
 
-@dataclass(frozen=True)
-class ImageWork:
-    info: ObjectInfo
-    planned: list[PlannedVariant]
-    missing: list[PlannedVariant]
-    paid: list[PlannedVariant]  # the missing variants whose generation is neither kept nor shared: paid for
-    fallbacks: int = 0  # variants made by the fallback provider (missing with --retry-fallbacks, else present)
-
-
-@dataclass
-class Survey:
-    bucket: str
-    prefix: str
-    images: int = 0
-    unconfigured: int = 0
-    invalid: dict[str, str] = field(default_factory=dict)  # image key -> the sidecar's problem
-    retry_fallbacks: bool = False  # variants made by the fallback provider count as missing
-    configured: list[ImageWork] = field(default_factory=list)
-
-    @property
-    def todo(self) -> list[ImageWork]:
-        return [work for work in self.configured if work.missing]
-
-    def report(self, pipeline: Pipeline) -> str:
-        planned = sum(len(work.planned) for work in self.configured)
-        missing = [v for work in self.configured for v in work.missing]
-        paid = [v for work in self.configured for v in work.paid]
-        fallbacks = sum(work.fallbacks for work in self.configured)
-        counts = [
-            ("images found", self.images),
-            ("  unconfigured", self.unconfigured),
-            ("  invalid config", len(self.invalid)),
-            ("  configured", len(self.configured)),
-            ("variants planned", planned),
-            ("  already present", planned - len(missing)),
-            ("  fallbacks" + (" to retry" if self.retry_fallbacks else " kept"), fallbacks),
-            ("  missing", len(missing)),
-            ("    paid generations", len(paid)),
-            ("    free re-renders", len(missing) - len(paid)),
-            ("images needing work", len(self.todo)),
-        ]
-        lines = [f"s3://{self.bucket}/{self.prefix} (provider {pipeline.provider.name})"]
-        lines += [f"{label:<22}{value:>8}" for label, value in counts]
-        lines += [f"invalid: {key}: {message}" for key, message in list(self.invalid.items())[:_SHOWN]]
-        if len(self.invalid) > _SHOWN:
-            lines.append(f"invalid: ... and {len(self.invalid) - _SHOWN} more")
-        speeds = Counter(v.rendering_speed for v in paid)
-        table = cost_table(pipeline.settings.price_table, speeds, configured=pipeline.provider.name)
-        lines += ["", "estimated cost of the generations to pay for (USD):", table]
-        return "\n".join(lines) + "\n"
+def report(found: Survey, pipeline: Pipeline) -> str:
+    """The survey as printed: counts by label, the invalid configs, and the cost of what is to be paid."""
+    configured = found.configured
+    planned = sum(len(work.planned) for work in configured)
+    missing = [v for work in configured for v in work.missing]
+    paid = [v for work in configured for v in work.paid]
+    fallbacks = sum(work.fallbacks for work in configured)
+    counts = [
+        ("images found", found.images),
+        ("  unconfigured", found.unconfigured),
+        ("  invalid config", len(found.invalid)),
+        ("  configured", len(configured)),
+        ("variants planned", planned),
+        ("  already present", planned - len(missing)),
+        ("  fallbacks" + (" to retry" if found.retry_fallbacks else " kept"), fallbacks),
+        ("  missing", len(missing)),
+        ("    paid generations", len(paid)),
+        ("    free re-renders", len(missing) - len(paid)),
+        ("images needing work", len(found.todo)),
+    ]
+    lines = [f"s3://{found.bucket}/{found.prefix} (provider {pipeline.provider.name})"]
+    lines += [f"{label:<22}{value:>8}" for label, value in counts]
+    lines += [f"invalid: {key}: {message}" for key, message in list(found.invalid.items())[:_SHOWN]]
+    if len(found.invalid) > _SHOWN:
+        lines.append(f"invalid: ... and {len(found.invalid) - _SHOWN} more")
+    speeds = Counter(v.rendering_speed for v in paid)
+    table = cost_table(pipeline.options.price_table, speeds, configured=pipeline.provider.name)
+    lines += ["", "estimated cost of the generations to pay for (USD):", table]
+    return "\n".join(lines) + "\n"
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -103,46 +77,6 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 def _aws_refusal(exc: ClientError) -> str:
     error = exc.response.get("Error", {})
     return f"{(error.get('Message') or 'refused').rstrip('.')} ({error.get('Code')})"
-
-
-def survey(pipeline: Pipeline, bucket: str, prefix: str, retry_fallbacks: bool = False) -> Survey:
-    """Every image under ``prefix``, its planned variants and the ones not yet produced. Reads only.
-    A variant made by the fallback provider is present, or with ``retry_fallbacks`` missing: the handler
-    then asks the provider for it (it never takes a fallback for the provider's variant)."""
-    s = pipeline.settings
-    storage = pipeline.storage_for(bucket)
-    result = Survey(bucket, prefix, retry_fallbacks=retry_fallbacks)
-    for info in storage.list_objects(prefix):
-        if classify(info.key, s.input_prefix, s.output_prefix) is not KeyKind.IMAGE:
-            continue
-        result.images += 1
-        found = find_config(storage, info.key, s.input_prefix, s.default_sidecar, s.max_sidecar_bytes)
-        if found is None:
-            result.unconfigured += 1
-            continue
-        try:
-            planned, _prune = pipeline.plan_config(found)
-        except InvalidSidecarError as exc:
-            result.invalid[info.key] = exc.message
-            continue
-        folder = pipeline.folder(storage, info.key)
-        present = {item.key for item in storage.list_objects(folder.out_dir)}
-        existing = folder.existing(info, planned, present, fallback_ok=True)
-        fallbacks = {name for name, head in existing.items() if is_fallback(head)}
-        missing = [v for v in planned if v.name not in existing or (retry_fallbacks and v.name in fallbacks)]
-        paid = _to_pay(pipeline.generations(storage, folder.out_dir, present), info, missing)
-        result.configured.append(ImageWork(info, planned, missing, paid, len(fallbacks)))
-    return result
-
-
-def _to_pay(generations: Generations, info: ObjectInfo, missing: list[PlannedVariant]) -> list[PlannedVariant]:
-    """The missing variants that will pay: one per generation that is not kept in the folder."""
-    paid: dict[str, PlannedVariant] = {}
-    for v in missing:
-        gen_id = generations.id_for(v, info)
-        if not generations.listed(gen_id):
-            paid.setdefault(gen_id, v)
-    return list(paid.values())
 
 
 def notification(bucket: str, info: ObjectInfo) -> dict[str, Any]:
@@ -234,7 +168,7 @@ def run(
     from reframe_pipeline.handler import pipeline
 
     active = pipeline()
-    input_prefix = active.settings.input_prefix
+    input_prefix = active.options.input_prefix
     prefix = prefix or input_prefix
     # Listing a prefix that neither contains nor lies inside INPUT_PREFIX finds nothing the pipeline reframes.
     if not (prefix.startswith(input_prefix) or input_prefix.startswith(prefix)):
@@ -246,7 +180,7 @@ def run(
         found = survey(active, bucket, prefix, retry_fallbacks)
     except ClientError as exc:
         raise UserError(f"s3://{bucket}/{prefix}: {_aws_refusal(exc)}") from exc
-    out.write(found.report(active))
+    out.write(report(found, active))
     todo = found.todo
     if dry_run or not todo:
         return 0

@@ -22,11 +22,15 @@ import requests
 from PIL import Image
 from requests.adapters import BaseAdapter
 
-from reframe_pipeline.adapters.providers import key_source
-from reframe_pipeline.adapters.providers.http import RemoteProvider, RetryPolicy
 from reframe_pipeline.adapters.providers.ideogram import IdeogramProvider
-from reframe_pipeline.adapters.providers.segmind import SegmindProvider
-from reframe_pipeline.application.ports import Deadline, GenerationParams, ReframeRequest, SourceImage
+from reframe_pipeline.adapters.providers.limiter import AimdLimiter
+from reframe_pipeline.adapters.providers.remote import RemoteProvider
+from reframe_pipeline.adapters.providers.retrying import RetryPolicy
+from reframe_pipeline.adapters.providers.segmind import SegmindProvider, v2_url
+from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.values import GenerationParams, ReframeRequest
+from reframe_pipeline.composition.providers import key_source
 from reframe_pipeline.domain.errors import ReframeError
 from reframe_pipeline.domain.imaging import verify
 from reframe_pipeline.domain.pricing import estimate
@@ -80,18 +84,18 @@ def run(out: TextIO, err: TextIO, *, provider: str | None, image_url: str | None
     if name == "local":
         err.write("the local engine makes no call: nothing to check (set REFRAME_PROVIDER or --provider)\n")
         return 2
+    url = settings.segmind_api_url if name == "segmind" else settings.ideogram_api_url
+    read_key = key_source(getattr(settings, f"{name}_api_key"), getattr(settings, f"{name}_api_key_secret"), name)
+    try:  # the key first: with no key, an --image-url would not help
+        key = read_key()
+    except ReframeError as exc:
+        err.write(f"{exc.message}\n")
+        return 2
     if name == "segmind" and not image_url:
         err.write("Segmind fetches the source itself: give --image-url, a public https URL of a JPEG, PNG or WebP\n")
         return 2
     if name == "ideogram" and image_url:
         err.write("--image-url is for Segmind: Ideogram's check uploads a generated image\n")
-        return 2
-    url = settings.segmind_api_url if name == "segmind" else settings.ideogram_api_url
-    read_key = key_source(getattr(settings, f"{name}_api_key"), getattr(settings, f"{name}_api_key_secret"), name)
-    try:
-        key = read_key()
-    except ReframeError as exc:
-        err.write(f"{exc.message}\n")
         return 2
     with requests.Session() as session:
         client = _client(name, settings, url, key, session)
@@ -102,7 +106,8 @@ def run(out: TextIO, err: TextIO, *, provider: str | None, image_url: str | None
             Deadline(budget_ms=CHECK_BUDGET_MS),
         )
         out.write(
-            f"{name}: {url}, key {mask(key)}; {SPEED}, {RESOLUTION}, image {image_url or 'generated 512x512 PNG'}\n"
+            f"{name}: {endpoint(name, settings)}, key {mask(key)}; {SPEED}, {RESOLUTION},"
+            f" image {image_url or 'generated 512x512 PNG'}\n"
         )
         if dry_run:
             session.mount("https://", _NotSent())
@@ -133,6 +138,18 @@ def run(out: TextIO, err: TextIO, *, provider: str | None, image_url: str | None
     return 0
 
 
+def endpoint(name: str, settings: Settings) -> str:
+    """Where the check's request goes: Segmind's async v2 API unless SEGMIND_API_MODE=sync (auto falls back to
+    v1 when v2 does not serve the model)."""
+    if name != "segmind":
+        return settings.ideogram_api_url
+    v1, mode = settings.segmind_api_url, settings.segmind_api_mode
+    if mode == "sync":
+        return f"{v1} (SEGMIND_API_MODE=sync)"
+    fallback = f", then {v1} if v2 does not serve the model" if mode == "auto" else ""
+    return f"{v2_url(v1)} (SEGMIND_API_MODE={mode}{fallback})"
+
+
 def _client(name: str, settings: Settings, url: str, key: str, session: requests.Session) -> RemoteProvider:
     """The pipeline's client for ``name``, sending once (a check must not pay twice)."""
     transport: dict[str, Any] = {
@@ -144,6 +161,7 @@ def _client(name: str, settings: Settings, url: str, key: str, session: requests
         ),
         "min_remaining_ms": 0,
         "reserve_ms": 0,
+        "limiter": AimdLimiter(1),
     }
     if name == "segmind":
         return SegmindProvider(mode=settings.segmind_api_mode, **transport)

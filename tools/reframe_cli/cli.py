@@ -10,10 +10,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .errors import CANNOT_RUN, UserError
 
-# Exit status of a command that could not run: a mistake the message explains (1 is a command's own "no").
-CANNOT_RUN = 2
 _MAX_PRESIGN_S = 7 * 24 * 3600
 
 
@@ -39,8 +37,8 @@ def _one_line(exc: Exception) -> str | None:
 
 def _read_event(path: Path) -> dict[str, Any]:
     """The event file, refused here (one line) rather than by the handler (its logs and a traceback)."""
+    from reframe_pipeline.adapters.inbound.s3_events import is_sqs_batch, parse_notification
     from reframe_pipeline.domain.errors import PermanentError
-    from reframe_pipeline.domain.events import is_sqs_batch, parse_notification
 
     hint = "see events/ for one sample of each shape"
     try:
@@ -114,13 +112,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from . import gallery
+    from . import report
+    from .words import counted
 
     with open(args.output, "w", encoding="utf-8") as output:
-        found = gallery.write_report(args.url, output, sys.stderr, expires_s=args.expires)
+        found = report.write(args.url, output, sys.stderr, expires_s=args.expires)
     print(
-        f"{args.output}: {found.sources} sources, {found.variants} variants, {found.failed} failed,"
-        f" {found.flagged} flagged, cost ${found.cost_usd:.3f}"
+        f"{args.output}: {counted(found.sources, 'source')}, {counted(found.variants, 'variant')},"
+        f" {found.failed} failed, {found.flagged} flagged, {counted(found.rejected_sources, 'source')} rejected,"
+        f" cost ${found.cost_usd:.3f}"
     )
     return 0
 
@@ -256,7 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _verbose(backfill, also="the handler's logs on stderr (local run) and ")
     report = commands.add_parser("report", help="the review gallery of a bucket's outputs as one static HTML file")
-    report.add_argument("url", help="s3://BUCKET/PREFIX (PREFIX defaults to OUTPUT_PREFIX)")
+    report.add_argument(
+        "url",
+        help="s3://BUCKET/PREFIX: an uploads folder (s3://B/uploads/shoot/, read where its outputs are), an output"
+        " folder, or s3://BUCKET (the whole OUTPUT_PREFIX)",
+    )
     report.add_argument("-o", "--output", default="report.html", help="the file to write (default: report.html)")
     report.add_argument(
         "--expires",

@@ -85,7 +85,16 @@ def run(output: Path, out: TextIO, *, pollers: int, timeout_s: float) -> int:
         print(f"{dead} event(s) went to the dead-letter queue", file=out)
     page = output / "gallery.html"  # the review gallery over the files just downloaded, beside them
     found = [m for m in manifests.values() if m]
-    page.write_text(gallery.render(found, quote, title="Reframe demo"), encoding="utf-8")
+    page.write_text(
+        gallery.render(
+            found,
+            quote,
+            title="Reframe demo",
+            source_url=lambda key: sources[key].resolve().as_uri(),  # the sample image uploaded
+            match_min=settings.source_match_min,
+        ),
+        encoding="utf-8",
+    )
     print(f"contact sheet: {sheet}\nhandler logs and metrics: {output / 'logs.jsonl'}", file=out)
     print(f"review gallery: {page} (live, with regenerate: make serve; a deployed bucket: reframe report)", file=out)
     print(f"notices (EventBridge events, one per outcome): {len(notices)} in {output / 'notices.jsonl'}", file=out)

@@ -3,6 +3,9 @@ runs cli.py as __main__, and a class defined there would be a different class fr
 
 from __future__ import annotations
 
+# Exit status of a command that could not run: a mistake the message explains (1 is a command's own "no").
+CANNOT_RUN = 2
+
 
 class UserError(Exception):
     """A mistake the user can fix, e.g. a wrong argument: printed as one line, without a traceback."""

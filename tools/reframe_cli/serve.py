@@ -16,14 +16,16 @@ from botocore.exceptions import ClientError
 from reframe_local.moto_stack import NOTICE_BUS, MotoStack
 from reframe_local.poller import BatchReport
 from reframe_local.servers import REGION
+from reframe_pipeline.adapters.inbound.s3_events import parse_sqs_body
 from reframe_pipeline.application.outputs import output_dir
 from reframe_pipeline.domain.errors import PermanentError
-from reframe_pipeline.domain.events import MANIFEST_NAME, SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify, parse_sqs_body
+from reframe_pipeline.domain.events import MANIFEST_NAME, SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
 from reframe_pipeline.settings import Settings
 
 from . import gallery_server
 from .logs import handler_output_to
 from .samples import sidecar_seed
+from .words import counted
 
 # A manifest older than its batch (minus the manifest's one-second resolution) is from an earlier run.
 _CLOCK_SLACK_S = 1.0
@@ -113,7 +115,7 @@ def instructions(stack: MotoStack, settings: Settings, logs: Path, pollers: int,
 Reframe local stack running (Ctrl-C to stop)
   review gallery: {gallery_url} (every source and its variants; regenerate one with a new seed)
   moto (S3 + SQS): {url} (pid {stack.moto.pid}); bucket {bucket}; provider {settings.reframe_provider}
-  events: s3://{bucket}/{inp}* -> queue {stack.wiring.queue_url.rsplit("/", 1)[-1]} -> {pollers} poller(s)
+  events: s3://{bucket}/{inp}* -> queue {stack.wiring.queue_url.rsplit("/", 1)[-1]} -> {counted(pollers, "poller")}
   notices: EventBridge bus {NOTICE_BUS} -> queue {stack.notice_queue_url.rsplit("/", 1)[-1]}, one "notice:" line each
   handler logs and metrics: {logs}
 
@@ -149,14 +151,13 @@ def run(out: TextIO, *, pollers: int, bucket: str, gallery_port: int = 0) -> int
             settings = Settings.from_env()  # with the stack's default provider
             stack.start_pollers(pollers, on_batch=Progress(stack, settings, out))
             server = gallery_server.start(gallery_server.Gallery(stack.s3, bucket, settings), gallery_port)
-            gallery_url = f"http://127.0.0.1:{server.server_address[1]}/"
+            gallery_url = f"http://127.0.0.1:{server.port}/"
             try:
                 print(instructions(stack, settings, logs, pollers, gallery_url), file=out, flush=True)
                 stop.wait()
                 print("stopping: finishing the batches in progress...", file=out, flush=True)
             finally:
-                server.shutdown()
-                server.server_close()
+                server.stop()
         print(f"stopped: pollers joined, moto (pid {stack.moto.pid}) ended; logs kept in {state}", file=out, flush=True)
     finally:
         for sig, handler in previous.items():

@@ -6,21 +6,53 @@ error here is the message the image's manifest would carry.
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from reframe_pipeline.domain.cropping import crop_for
 from reframe_pipeline.domain.events import FOLDER_SIDECAR, SIDECAR_SUFFIX
 from reframe_pipeline.domain.imaging import FORMATS
 from reframe_pipeline.domain.key_template import KeyFacts
 from reframe_pipeline.domain.planning import PlannedVariant, generation_payers, plan
+from reframe_pipeline.domain.presets import PRESETS
 from reframe_pipeline.domain.pricing import estimate
-from reframe_pipeline.domain.sidecar import TARGET_KINDS, InvalidSidecarError, Target, parse_sidecar
+from reframe_pipeline.domain.resolutions import RESOLUTION_NAMES
+from reframe_pipeline.domain.sidecar import (
+    TARGET_KINDS,
+    ColorPalette,
+    FocusPoint,
+    InvalidSidecarError,
+    OutputOptions,
+    PaletteMember,
+    Sidecar,
+    Target,
+    describe,
+    field_path,
+    load_json,
+    parse_sidecar,
+    problem,
+)
 from reframe_pipeline.settings import Settings
 
+from .errors import CANNOT_RUN
 from .estimates import cost_table, usd
 from .tables import text_table
+from .words import counted
+
+# Every field a sidecar may have, at any level: a near miss of one is named in "did you mean".
+_FIELDS = sorted(
+    {"$schema"}.union(
+        *(model.model_fields for model in (Sidecar, Target, OutputOptions, ColorPalette, PaletteMember, FocusPoint))
+    )
+)
+_CHOICES_SHOWN = 5
 
 
 def requested(target: Target) -> tuple[str, str]:
@@ -34,9 +66,12 @@ def run(path: Path, out: TextIO, err: TextIO) -> int:
     # The pipeline hashes and prices variants under the provider it runs.
     provider = settings.reframe_provider
     try:
-        sidecar = parse_sidecar(
-            path.read_bytes(), max_bytes=settings.max_sidecar_bytes, max_targets=settings.max_targets_per_object
-        )
+        raw = path.read_bytes()
+    except OSError as exc:
+        err.write(f"{path}: cannot read: {exc.strerror or exc}\n")
+        return CANNOT_RUN
+    try:
+        sidecar = parse_sidecar(raw, max_bytes=settings.max_sidecar_bytes, max_targets=settings.max_targets_per_object)
         variants = plan(
             sidecar,
             provider=provider,
@@ -45,12 +80,13 @@ def run(path: Path, out: TextIO, err: TextIO) -> int:
             widths_allowed=settings.delivery.template.has_width,
         )
     except InvalidSidecarError as exc:
-        err.write(f"{path}: invalid sidecar: {exc.message}\n")
+        found = mistakes(raw, exc)
+        if len(found) == 1:
+            err.write(f"{path}: invalid sidecar: {found[0]}\n")
+        else:
+            err.write(f"{path}: invalid sidecar, {len(found)} mistakes:\n" + "".join(f"  {line}\n" for line in found))
         return 1
-    except OSError as exc:
-        err.write(f"{path}: cannot read: {exc.strerror or exc}\n")
-        return 1
-    out.write(f"{path}: {len(variants)} target(s), provider {provider}\n\n")
+    out.write(f"{path}: {counted(len(variants), 'target')}, provider {provider}\n\n")
     out.write(_targets_table(sidecar.targets, variants, settings, provider) + "\n\n")
     out.write(_crops(variants))
     options = sidecar.output
@@ -61,13 +97,58 @@ def run(path: Path, out: TextIO, err: TextIO) -> int:
     payers = generation_payers(variants)
     paid = [v for v in variants if payers[v.name] == v.name]
     out.write(
-        f"{len(paid)} paid generation(s), {len(variants) - len(paid)} target(s) rendered from another's for free;"
-        " a later change of only size (same shape), format or quality re-renders for free\n\n"
+        f"{counted(len(paid), 'paid generation')}, {counted(len(variants) - len(paid), 'target')} rendered from"
+        " another's for free; a later change of only size (same shape), format or quality re-renders for free\n\n"
     )
     out.write("estimated cost per upload (USD):\n")
     speeds = Counter(v.rendering_speed for v in paid)
     out.write(cost_table(settings.price_table, speeds, configured=provider) + "\n")
     return 0
+
+
+def mistakes(raw: bytes, exc: InvalidSidecarError) -> list[str]:
+    """Each mistake of a refused sidecar on a line of its own, a near miss with its "did you mean". When the
+    model's validation refused the file (its errors read as the message), each of its errors is a line; any
+    other refusal (size, JSON, limits, planning) is its message."""
+    try:
+        Sidecar.model_validate(load_json(raw))
+    except ValidationError as found:
+        if describe(found) == exc.message:
+            return [_explained(error) for error in found.errors()]
+    except InvalidSidecarError:
+        pass
+    return [exc.message]
+
+
+def _explained(error: ErrorDetails) -> str:
+    given = error.get("input")
+    field = str(error["loc"][-1]) if error["loc"] else ""
+    if error["type"] == "extra_forbidden":
+        return problem(error) + did_you_mean(field, _FIELDS)
+    if not isinstance(given, str):
+        return problem(error)
+    if field == "preset" and "unknown preset" in error["msg"]:  # its message lists every preset: shortened
+        names = sorted(PRESETS)
+        return f"{field_path(error['loc'])}: unknown preset {given!r}{did_you_mean(given, names)}; known: " + some_of(
+            names, "see `reframe presets`"
+        )
+    if field == "resolution":
+        return problem(error) + did_you_mean(given, RESOLUTION_NAMES)
+    if error["type"] == "literal_error":
+        return problem(error) + did_you_mean(given, re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected"))))
+    return problem(error)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def some_of(names: list[str], more: str) -> str:
+    """The first few of ``names``, and how many more there are and where to see them."""
+    shown = ", ".join(names[:_CHOICES_SHOWN])
+    rest = len(names) - _CHOICES_SHOWN
+    return f"{shown} … {rest} more ({more})" if rest > 0 else shown
 
 
 def _crops(variants: list[PlannedVariant]) -> str:

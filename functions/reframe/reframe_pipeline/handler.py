@@ -8,13 +8,14 @@ from functools import cache
 from typing import Any
 
 from reframe_pipeline.adapters import aws
+from reframe_pipeline.adapters.inbound.s3_events import is_sqs_batch, parse_notification, parse_sqs_body
 from reframe_pipeline.adapters.s3_storage import S3Storage, s3_client
 from reframe_pipeline.adapters.sqs_redelivery import hand_back
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.pipeline import Outcome, Pipeline
-from reframe_pipeline.application.ports import Deadline
 from reframe_pipeline.composition import build_pipeline
 from reframe_pipeline.domain.errors import PermanentError, ReframeError
-from reframe_pipeline.domain.events import ObjectEvent, is_sqs_batch, parse_notification, parse_sqs_body
+from reframe_pipeline.domain.events import ObjectEvent
 from reframe_pipeline.observability import count, logger, metrics, tracer
 from reframe_pipeline.settings import current
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from reframe_pipeline.application.ports import ParentImage
+from reframe_pipeline.application.values import ParentImage
 from reframe_pipeline.domain.imaging import FORMATS, sniff
 from reframe_pipeline.domain.provenance import TOOL, Provenance
 from reframe_pipeline.observability import count, logger

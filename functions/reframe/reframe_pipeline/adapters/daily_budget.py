@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reframe_pipeline.application.ports import Reservation
+from reframe_pipeline.application.values import Reservation
 from reframe_pipeline.domain.errors import BudgetExceededError
 from reframe_pipeline.observability import count, logger
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from reframe_pipeline.application.ports import Deadline, VariantWork
+from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.values import VariantWork
 from reframe_pipeline.domain.errors import VariantInProgressError
 from reframe_pipeline.domain.manifest import VariantRecord
 from reframe_pipeline.observability import count, logger

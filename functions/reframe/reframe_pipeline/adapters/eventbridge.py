@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reframe_pipeline.application.ports import Deadline
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.domain.notices import NOTICE_SOURCE, NoticeDetail
 from reframe_pipeline.observability import count, logger
 

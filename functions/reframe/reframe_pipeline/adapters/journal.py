@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from reframe_pipeline.application.ports import Ticket
+from reframe_pipeline.application.values import Ticket
 
 # Long enough for any redelivery of the record (SQS keeps messages at most 14 days).
 KEEP_S = 15 * 24 * 3600

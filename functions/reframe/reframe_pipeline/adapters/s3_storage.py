@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from reframe_pipeline.adapters import aws
 from reframe_pipeline.application.pipeline import LOOKUP_THREADS
-from reframe_pipeline.application.ports import ObjectInfo
+from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.domain.errors import BucketWriteError
 from reframe_pipeline.settings import MOST_PARALLEL_CALLS
 

@@ -11,10 +11,12 @@ from datetime import UTC, datetime
 import requests
 from standardwebhooks import Webhook
 
-from reframe_pipeline.adapters.providers.http import CallPlan, RetryPolicy, Timeout, call_with_retries, classify
 from reframe_pipeline.adapters.providers.limiter import AimdLimiter
+from reframe_pipeline.adapters.providers.responses import classify
+from reframe_pipeline.adapters.providers.retrying import CallPlan, RetryPolicy, call_with_retries
 from reframe_pipeline.adapters.providers.safe_fetch import check_public_url
-from reframe_pipeline.application.ports import Deadline
+from reframe_pipeline.adapters.providers.sessions import Timeout
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.domain.errors import ReframeError
 from reframe_pipeline.domain.notices import NoticeDetail
 from reframe_pipeline.observability import count, logger

@@ -9,24 +9,22 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.generations import META_GENERATION, META_SEED, Generations
-from reframe_pipeline.application.ports import (
-    Deadline,
-    ObjectInfo,
-    SourceImage,
-    Storage,
-    VariantGuard,
-    VariantWork,
-)
-from reframe_pipeline.application.variants import VariantJob, VariantProducer, is_current, is_signed
+from reframe_pipeline.application.object_metadata import is_current, is_signed
+from reframe_pipeline.application.ports import Storage, VariantGuard
+from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.values import ObjectInfo, VariantWork
+from reframe_pipeline.application.variant_job import VariantJob
+from reframe_pipeline.application.variants import VariantProducer
 from reframe_pipeline.domain.manifest import VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import count, logger
 
 
 @dataclass(frozen=True)
-class Survey:
-    """What the source's output folder holds for this run (OutputFolder.survey) and its kept generations."""
+class FolderContents:
+    """What the source's output folder holds for this run (OutputFolder.contents) and its kept generations."""
 
     existing: dict[str, ObjectInfo]  # current variants by name: nothing to do
     replaced: dict[str, str]  # the generation of each outdated rendition, by name
@@ -50,7 +48,7 @@ class FanOut:
         source: SourceImage,
         out_dir: str,
         variants: list[PlannedVariant],
-        outputs: Survey,
+        outputs: FolderContents,
         deadline: Deadline,
     ) -> list[VariantRecord]:
         existing, replaced = outputs.existing, outputs.replaced
@@ -58,20 +56,7 @@ class FanOut:
         futures = {}
         for v in variants:
             if v.name in existing:
-                count("VariantsExisting")
-                records[v.name] = VariantRecord(
-                    name=v.name,
-                    key=existing[v.name].key,
-                    status="existing",
-                    width=v.final_size.width,
-                    height=v.final_size.height,
-                    resolution=str(v.resolution),
-                    provider=self.producer.provider.name,
-                    seed=_seed(v, existing[v.name]),
-                    rendering_speed=v.rendering_speed,
-                    provenance=self.producer.provenance.model_copy(update={"signed": is_signed(existing[v.name])}),
-                    generation=existing[v.name].metadata.get(META_GENERATION),
-                )
+                records[v.name] = self._existing(v, existing[v.name])
                 continue
             gen_id = outputs.generations.id_for(v, info)
             job = VariantJob(
@@ -91,6 +76,23 @@ class FanOut:
         for name, future in futures.items():
             records[name] = future.result()
         return [records[v.name] for v in variants]
+
+    def _existing(self, v: PlannedVariant, head: ObjectInfo) -> VariantRecord:
+        """The record of a variant already made for this source version and these parameters."""
+        count("VariantsExisting")
+        return VariantRecord(
+            name=v.name,
+            key=head.key,
+            status="existing",
+            width=v.final_size.width,
+            height=v.final_size.height,
+            resolution=str(v.resolution),
+            provider=self.producer.provider.name,
+            seed=_seed(v, head),
+            rendering_speed=v.rendering_speed,
+            provenance=self.producer.provenance.model_copy(update={"signed": is_signed(head)}),
+            generation=head.metadata.get(META_GENERATION),
+        )
 
     def _produce_in_context(self, job: VariantJob) -> VariantRecord:
         logger.thread_safe_append_keys(target=job.variant.name, param_hash=job.variant.param_hash)

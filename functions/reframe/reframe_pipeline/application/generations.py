@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from reframe_pipeline.application.ports import ObjectInfo, ReframeResult, Storage
+from reframe_pipeline.application.ports import Storage
+from reframe_pipeline.application.values import ObjectInfo, ReframeResult
 from reframe_pipeline.domain.imaging import FORMATS, sniff
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import logger

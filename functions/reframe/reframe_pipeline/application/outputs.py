@@ -4,22 +4,34 @@ current, what is obsolete, and ``finish``, the one place where a source's work e
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.generations import META_GENERATION, id_of, is_generation
-from reframe_pipeline.application.ports import Deadline, Notifier, ObjectInfo, Storage
-from reframe_pipeline.application.variants import OUTPUT_EXTENSIONS, is_current
+from reframe_pipeline.application.object_metadata import OUTPUT_EXTENSIONS, is_current
+from reframe_pipeline.application.ports import Notifier, Storage
+from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.domain.events import MANIFEST_NAME
 from reframe_pipeline.domain.manifest import Manifest, VariantRecord
 from reframe_pipeline.domain.notices import files_gone, ready, removed
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import count, logger
-from reframe_pipeline.settings import Settings
 
 PREPARED_NAME = "_prepared.png"
 
 
-def output_dir(key: str, settings: Settings) -> str:
-    return f"{settings.output_prefix}{key[len(settings.input_prefix) :]}/"
+class Prefixes(Protocol):
+    """Where sources are read and outputs written: the pipeline's options, or the settings of a tool."""
+
+    @property
+    def input_prefix(self) -> str: ...
+
+    @property
+    def output_prefix(self) -> str: ...
+
+
+def output_dir(key: str, prefixes: Prefixes) -> str:
+    return f"{prefixes.output_prefix}{key[len(prefixes.input_prefix) :]}/"
 
 
 def in_folder(key: str, out_dir: str) -> bool:
@@ -71,7 +83,7 @@ class OutputFolder:
             )
         return len(keys)
 
-    def survey(
+    def contents(
         self,
         info: ObjectInfo,
         variants: list[PlannedVariant],
@@ -82,7 +94,7 @@ class OutputFolder:
         """The variants already written for this source version with these parameters (nothing to pay),
         and, for the others, the generation their outdated rendition came from (``present``: the keys
         in the folder, when the caller has listed them already). A fallback variant counts as written only
-        with ``fallback_ok`` (a backfill's survey); a run tries the provider for it again."""
+        with ``fallback_ok`` (the backfill's survey); a run tries the provider for it again."""
         if present is None:
             present = {item.key for item in self.storage.list_objects(self.out_dir)}
         keys = [(v, f"{self.out_dir}{v.name}.{ext}") for v in variants for ext in OUTPUT_EXTENSIONS]
@@ -105,7 +117,7 @@ class OutputFolder:
         *,
         fallback_ok: bool = False,
     ) -> dict[str, ObjectInfo]:
-        return self.survey(info, variants, present, fallback_ok=fallback_ok)[0]
+        return self.contents(info, variants, present, fallback_ok=fallback_ok)[0]
 
     def remove_stale(
         self,

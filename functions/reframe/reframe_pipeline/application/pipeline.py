@@ -8,29 +8,27 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from reframe_pipeline.application.broadcast import Broadcast
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.discovery import FoundConfig, find_config
-from reframe_pipeline.application.fanout import FanOut, Survey
+from reframe_pipeline.application.fanout import FanOut, FolderContents
 from reframe_pipeline.application.generations import Generations
+from reframe_pipeline.application.object_metadata import check_output_limits
+from reframe_pipeline.application.options import PipelineOptions
 from reframe_pipeline.application.outputs import OutputFolder, output_dir
 from reframe_pipeline.application.ports import (
-    Broadcast,
     Budget,
     ContentSigner,
-    Deadline,
     Journal,
     Notifier,
-    ObjectInfo,
     ReframeProvider,
-    SourceImage,
     Storage,
     VariantGuard,
 )
+from reframe_pipeline.application.source_image import SourceImage
 from reframe_pipeline.application.sources import HEADER_READS, source_to_send
-from reframe_pipeline.application.variants import (
-    SourceCheckPolicy,
-    VariantProducer,
-    check_output_limits,
-)
+from reframe_pipeline.application.values import ObjectInfo
+from reframe_pipeline.application.variants import VariantProducer
 from reframe_pipeline.domain.errors import OutputLimitError, PermanentError, TransientError
 from reframe_pipeline.domain.events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
 from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
@@ -38,7 +36,6 @@ from reframe_pipeline.domain.planning import PlannedVariant, plan
 from reframe_pipeline.domain.provenance import source_credits
 from reframe_pipeline.domain.sidecar import TARGET_KINDS, InvalidSidecarError, load_json, parse_sidecar
 from reframe_pipeline.observability import count, logger
-from reframe_pipeline.settings import Settings
 
 # S3 lookups of the sources being handled at once (up to 10 records of a batch, several lookups each).
 LOOKUP_THREADS = 16
@@ -74,7 +71,7 @@ def _unsafe_key(key: str) -> str | None:
 class Pipeline:
     def __init__(
         self,
-        settings: Settings,
+        options: PipelineOptions,
         provider: ReframeProvider,
         storage_for: Callable[[str], Storage],
         *,
@@ -85,22 +82,22 @@ class Pipeline:
         signer: ContentSigner | None = None,
         fallback: ReframeProvider | None = None,
     ) -> None:
-        self.settings = settings
+        self.options = options
         self.provider = provider
         self.storage_for = storage_for
         self.notifier = notifier or Broadcast()
         producer = VariantProducer(
             provider,
-            settings.price_table,
-            settings.presign_expiry_s,
-            min_remaining_ms=settings.min_call_ms,
+            options.price_table,
+            options.presign_expiry_s,
+            min_remaining_ms=options.min_call_ms,
             budget=budget,
             journal=journal,
             signer=signer,
             fallback=fallback,
-            source_check=SourceCheckPolicy(settings.source_check, settings.source_match_min),
+            source_check=options.source_check,
         )
-        self.fanout = FanOut(producer, guard, settings.max_parallel_calls)
+        self.fanout = FanOut(producer, guard, options.max_parallel_calls)
         # S3 lookups of the sources being handled (up to 10 records of a batch at once).
         self._io = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="reframe-io")
 
@@ -111,7 +108,7 @@ class Pipeline:
 
     # -- entry point ---------------------------------------------------------------------------
     def handle(self, event: ObjectEvent, deadline: Deadline) -> Outcome:
-        s = self.settings
+        s = self.options
         logger.thread_safe_append_keys(
             bucket=event.bucket,
             key=event.key,
@@ -147,32 +144,27 @@ class Pipeline:
     def folder(
         self, storage: Storage, key: str, correlation_id: str = "", deadline: Deadline | None = None
     ) -> OutputFolder:
-        out_dir = output_dir(key, self.settings)
+        out_dir = output_dir(key, self.options)
         return OutputFolder(storage, key, out_dir, self._io, self.notifier, correlation_id, deadline)
 
     def generations(self, storage: Storage, out_dir: str, present: set[str]) -> Generations:
         """A source's kept generations, as its folder's listing (``present``) shows them."""
-        s = self.settings
-        return Generations(storage, out_dir, present, s.generations_keep_days > 0, s.source_limits.recipe)
+        s = self.options
+        return Generations(storage, out_dir, present, s.keep_generations, s.source_limits.recipe)
 
     # -- processing ----------------------------------------------------------------------------
     def process(self, storage: Storage, event: ObjectEvent, key: str, deadline: Deadline) -> Outcome:
-        s = self.settings
+        s = self.options
         folder = self.folder(storage, key, _correlation_id(event), deadline)
         out_dir = folder.out_dir
         if (refused := _unstorable(event, folder)) is not None:
             return refused
         info_lookup, config_lookup, header_lookup, outputs_lookup = self._look_up(storage, key, out_dir)
         info = info_lookup.result()
-        if info is None:
-            logger.info("skipped: the source no longer exists", extra={"source_key": key})
-            count("SourcesMissing")
-            return Outcome(event, "missing", detail=f"{key}: the source no longer exists")
-        found = config_lookup.result()
-        if found is None:
-            logger.info("skipped: no sidecar, no folder default, no DEFAULT_SIDECAR")
-            count("SourcesUnconfigured")
-            return Outcome(event, "unconfigured")
+        # A source that is gone is skipped before its config is looked at (that lookup may have failed with it).
+        found = config_lookup.result() if info is not None else None
+        if info is None or found is None:
+            return _skipped(event, key, info)
         source_info = SourceInfo(bucket=storage.bucket, key=key, etag=info.etag, version=info.version or None)
         try:
             variants, prune = self.plan_config(found)
@@ -188,9 +180,9 @@ class Pipeline:
             credits=source_credits(header),
         )
         present = {item.key for item in outputs_lookup.result()}  # one listing serves every output check
-        existing, replaced = folder.survey(info, variants, present)
-        survey = Survey(existing, replaced, self.generations(storage, out_dir, present))
-        records = self.fanout.run(storage, info, source, out_dir, variants, survey, deadline)
+        existing, replaced = folder.contents(info, variants, present)
+        contents = FolderContents(existing, replaced, self.generations(storage, out_dir, present))
+        records = self.fanout.run(storage, info, source, out_dir, variants, contents, deadline)
         if (ended := _source_moved_on(folder, event, info, records)) is not None:
             return ended
         manifest = Manifest(source=source_info, config=_config_info(found), variants=records)
@@ -203,16 +195,20 @@ class Pipeline:
 
     def _look_up(self, storage: Storage, key: str, out_dir: str) -> tuple[Future[Any], ...]:
         """Four round trips that do not depend on each other: started together, they cost one."""
-        s = self.settings
         return (
             self._io.submit(storage.head, key),
-            self._io.submit(find_config, storage, key, s.input_prefix, s.default_sidecar, s.max_sidecar_bytes),
+            self._io.submit(self.find_config, storage, key),
             self._io.submit(storage.read, key, HEADER_READS[0]),
             self._io.submit(storage.list_objects, out_dir),
         )
 
+    def find_config(self, storage: Storage, key: str) -> FoundConfig | None:
+        """The config of the image at ``key``: its sidecar, its nearest folder default, or DEFAULT_SIDECAR."""
+        s = self.options
+        return find_config(storage, key, s.input_prefix, s.default_sidecar, s.max_sidecar_bytes)
+
     def plan_config(self, found: FoundConfig) -> tuple[list[PlannedVariant], bool]:
-        s = self.settings
+        s = self.options
         sidecar = parse_sidecar(found.raw, max_bytes=s.max_sidecar_bytes, max_targets=s.max_targets_per_object)
         variants = plan(
             sidecar,
@@ -221,6 +217,17 @@ class Pipeline:
             style_prefix=s.style_prefix,
         )
         return variants, sidecar.prune
+
+
+def _skipped(event: ObjectEvent, key: str, info: ObjectInfo | None) -> Outcome:
+    """Nothing to do: the source is gone, or no config applies to it."""
+    if info is None:
+        logger.info("skipped: the source no longer exists", extra={"source_key": key})
+        count("SourcesMissing")
+        return Outcome(event, "missing", detail=f"{key}: the source no longer exists")
+    logger.info("skipped: no sidecar, no folder default, no DEFAULT_SIDECAR")
+    count("SourcesUnconfigured")
+    return Outcome(event, "unconfigured")
 
 
 def _config_info(found: FoundConfig) -> ConfigInfo:

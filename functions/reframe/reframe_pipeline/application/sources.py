@@ -3,9 +3,10 @@ read), else a prepared copy, made once per source version and stored beside its 
 
 from __future__ import annotations
 
+from reframe_pipeline.application.object_metadata import META_SOURCE_ETAG, META_SOURCE_KEY, source_key_tag
 from reframe_pipeline.application.outputs import PREPARED_NAME
-from reframe_pipeline.application.ports import ObjectInfo, Storage
-from reframe_pipeline.application.variants import META_SOURCE_ETAG, META_SOURCE_KEY, source_key_tag
+from reframe_pipeline.application.ports import Storage
+from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.domain.errors import SourceChangedError
 from reframe_pipeline.domain.preparation import (
     HeaderIncompleteError,

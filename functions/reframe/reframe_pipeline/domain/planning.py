@@ -105,6 +105,12 @@ def plan(
     return variants
 
 
+def _focus(target: Target) -> Focus:
+    if isinstance(target.focus, FocusPoint):
+        return (target.focus.x, target.focus.y)
+    return "center" if target.focus is None else target.focus
+
+
 def _plan_target(sidecar: Sidecar, index: int, target: Target, provider: str, default_speed: str) -> PlannedVariant:
     resolution, final = _geometry(target)
 
@@ -130,11 +136,7 @@ def _plan_target(sidecar: Sidecar, index: int, target: Target, provider: str, de
     fields = {**generation, "final_size": str(final), "output": sidecar.output.hashed()}
     if target.widths:  # absent otherwise, as focus below
         fields["widths"] = sorted(target.widths)
-    focus: Focus = "center"
-    if isinstance(target.focus, FocusPoint):
-        focus = (target.focus.x, target.focus.y)
-    elif target.focus is not None:
-        focus = target.focus
+    focus = _focus(target)
     if focus != "center":  # absent when centred: the parameter hashes of earlier variants stay as they were
         fields["focus"] = list(focus) if isinstance(focus, tuple) else focus
     return PlannedVariant(

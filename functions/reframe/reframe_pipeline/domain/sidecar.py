@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from reframe_pipeline.domain.errors import PermanentError
 from reframe_pipeline.domain.presets import PRESETS
@@ -227,16 +228,22 @@ class Sidecar(Overrides):
     prune: bool = False
 
 
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error's location as written in a sidecar: ``targets[1].resolution`` (``sidecar``: the whole)."""
+    path = ""
+    for item in loc:
+        path += f"[{item}]" if isinstance(item, int) else (f".{item}" if path else str(item))
+    return path or "sidecar"
+
+
+def problem(err: ErrorDetails) -> str:
+    """One field and its problem: ``targets[1].resolution: '1x1' is not ...``."""
+    return f"{field_path(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+
+
 def describe(exc: ValidationError) -> str:
-    """One line naming each field and its problem: ``targets[1].resolution: '1x1' is not ...``."""
-    parts = []
-    for err in exc.errors():
-        path = ""
-        for item in err["loc"]:
-            path += f"[{item}]" if isinstance(item, int) else (f".{item}" if path else str(item))
-        message = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{path or 'sidecar'}: {message}")
-    return "; ".join(parts)
+    """One line naming each field and its problem, ``; `` between them."""
+    return "; ".join(problem(err) for err in exc.errors())
 
 
 def load_json(raw: bytes | str) -> Any:

@@ -20,6 +20,7 @@ Pure: Pillow and plain Python on thumbnails only (a few kilobytes), whatever the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import mul
 
@@ -200,6 +201,10 @@ def _coarse_search(source: Image.Image, coarse: Image.Image, aspect: float) -> l
     return peaks[:_CANDIDATES]
 
 
+# The hill climb's moves: one pixel in each direction, a width step, and a diagonal that keeps the centre.
+_STEPS = ((-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1), (0, 0, 1), (-1, -1, 2), (1, 1, -2))
+
+
 def _climb(
     source: Image.Image, grid: _Grid, aspect: float, x: int, y: int, w: int
 ) -> tuple[float, float, float, float]:
@@ -230,24 +235,19 @@ def _climb(
     current = (x, y, w)
     best = score(*current)
     for _ in range(200):  # a bound, never reached in practice
-        neighbours = [
-            (current[0] + dx, current[1] + dy, current[2] + dw)
-            for dx, dy, dw in (
-                (-1, 0, 0),
-                (1, 0, 0),
-                (0, -1, 0),
-                (0, 1, 0),
-                (0, 0, -1),
-                (0, 0, 1),
-                (-1, -1, 2),
-                (1, 1, -2),
-            )
-        ]
+        neighbours = [(current[0] + dx, current[1] + dy, current[2] + dw) for dx, dy, dw in _STEPS]
         top = max(neighbours, key=lambda n: score(*n))
         if score(*top) <= best:
             break
         current, best = top, score(*top)
-    cx, cy, cw = current
+    return _refined(score, current, best)
+
+
+def _refined(
+    score: Callable[[int, int, int], float], peak: tuple[int, int, int], best: float
+) -> tuple[float, float, float, float]:
+    """(ncc, x, y, width) at ``peak``, the position refined to sub-pixel by a parabola through its neighbours."""
+    cx, cy, cw = peak
     return (
         best,
         cx + _vertex(score(cx - 1, cy, cw), best, score(cx + 1, cy, cw)),

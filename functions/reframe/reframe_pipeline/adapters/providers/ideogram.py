@@ -9,9 +9,11 @@ from typing import Any
 
 import requests
 
-from reframe_pipeline.adapters.providers.http import RemoteProvider, Submit, Timeout, fetch_result
+from reframe_pipeline.adapters.providers.remote import RemoteProvider, Submit
+from reframe_pipeline.adapters.providers.responses import fetch_result
 from reframe_pipeline.adapters.providers.safe_fetch import MAX_REFERENCES_BYTES, SafeFetcher
-from reframe_pipeline.application.ports import ReframeRequest, ReframeResult, Ticket
+from reframe_pipeline.adapters.providers.sessions import Timeout
+from reframe_pipeline.application.values import ReframeRequest, ReframeResult, Ticket
 from reframe_pipeline.domain.errors import PermanentError, ProviderRejectedError, ProviderTransientError
 from reframe_pipeline.domain.imaging import FORMATS, PROVIDER_FORMATS, sniff
 

@@ -1,4 +1,5 @@
-"""Client-side adaptive concurrency for provider calls, shared by every thread of the process.
+"""Client-side adaptive concurrency for provider calls, shared by every thread of the process (composition
+builds one, of MAX_PARALLEL_CALLS, with the provider).
 
 Providers cap the calls in flight per account and answer 429 beyond; backing off per call still leaves
 every thread hammering the cap. The limiter is AIMD: a 429 halves the number of calls let through (not
@@ -46,12 +47,6 @@ class AimdLimiter:
         with self._cond:
             return self._in_flight
 
-    def configure(self, maximum: int) -> None:
-        """Set the ceiling (MAX_PARALLEL_CALLS) and start over from it: called when a provider is built."""
-        with self._cond:
-            self._maximum = self._limit = self._good = float(maximum)
-            self._cond.notify_all()
-
     def _slots(self) -> int:
         return max(1, math.floor(self._limit))
 
@@ -85,7 +80,3 @@ class AimdLimiter:
                     self._limit = min(self._maximum, self._limit + PROBE_STEP / self._limit)
             self._cond.notify_all()
             return lowered
-
-
-# The process's limiter: every provider call of every thread goes through it.
-LIMITER = AimdLimiter()

@@ -6,7 +6,7 @@ import io
 
 from PIL import Image, UnidentifiedImageError
 
-from reframe_pipeline.application.ports import ReframeRequest, ReframeResult
+from reframe_pipeline.application.values import ReframeRequest, ReframeResult
 from reframe_pipeline.domain.imaging import encode
 from reframe_pipeline.domain.local_engine import extend_canvas
 from reframe_pipeline.domain.preparation import UnsupportedImageError

@@ -9,7 +9,8 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from reframe_pipeline.adapters.providers.http import Timeout, is_transient
+from reframe_pipeline.adapters.providers.responses import is_transient
+from reframe_pipeline.adapters.providers.sessions import Timeout
 from reframe_pipeline.domain.errors import PermanentError, ProviderTransientError
 from reframe_pipeline.domain.sidecar import check_reference, require_public
 

@@ -12,17 +12,16 @@ from typing import Any, Literal
 
 import requests
 
-from reframe_pipeline.adapters.providers.http import (
-    RemoteProvider,
+from reframe_pipeline.adapters.providers.remote import RemoteProvider, Submit
+from reframe_pipeline.adapters.providers.responses import (
     ResultLostError,
     ResultPendingError,
-    Submit,
-    Timeout,
-    clamped_timeout,
     classify,
     decode_image_response,
 )
-from reframe_pipeline.application.ports import ReframeRequest, ReframeResult, Ticket
+from reframe_pipeline.adapters.providers.retrying import clamped_timeout
+from reframe_pipeline.adapters.providers.sessions import Timeout
+from reframe_pipeline.application.values import ReframeRequest, ReframeResult, Ticket
 from reframe_pipeline.domain.errors import ProviderAccountError, ProviderRejectedError
 from reframe_pipeline.observability import logger
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from reframe_pipeline.application.ports import Deadline
+from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.domain.errors import DeadlineError
 from reframe_pipeline.observability import MetricUnit, count, logger, measure
 

@@ -1,0 +1,1 @@
+"""Inbound adapters: what arrives from AWS, turned into the domain's values."""
