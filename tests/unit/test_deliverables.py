@@ -13,9 +13,9 @@ from PIL import Image
 from reframe_pipeline.adapters.optimizers import optimize
 from reframe_pipeline.application.deliverables import Publisher, published, srcset_of, unwanted
 from reframe_pipeline.domain.delivery import delivery_for
+from reframe_pipeline.domain.finishing import render_all
 from reframe_pipeline.domain.manifest import ConfigInfo, Manifest, Rendition, SourceInfo, VariantRecord
 from reframe_pipeline.domain.planning import plan
-from reframe_pipeline.domain.renditions import render_all
 from reframe_pipeline.domain.sidecar import parse_sidecar
 
 from .fakes import MemoryStorage
@@ -75,7 +75,10 @@ def test_published_at_the_template_s_keys_with_headers_and_urls() -> None:
     og = variant([{"size": "1200x628", "name": "og", "widths": [600]}], {"formats": ["avif", "jpeg"]})
     rendered, _ = render_all(generation(), og, XMP)
     out = MemoryStorage("cdn-assets")
-    written = publisher().publish(out, "shoot/hero.png", "og", rendered, {"source-etag": "e1"}, lambda b, f: None)
+    written, signed = publisher().publish(
+        out, "shoot/hero.png", "og", rendered, {"source-etag": "e1"}, lambda b, f: None
+    )
+    assert not signed
     for r in written:
         body = out.read(r.key)
         assert r.key.startswith(f"img/shoot/hero/og-{r.width}w.{hashlib.sha256(body).hexdigest()[:8]}.")
@@ -93,8 +96,9 @@ def test_signed_bytes_are_the_ones_written() -> None:
     og = variant([{"size": "1200x628", "name": "og"}], {"format": "png"})
     rendered, _ = render_all(generation(), og, XMP)
     out = MemoryStorage()
-    (written,) = publisher().publish(out, "hero.png", "og", rendered, {}, lambda body, fmt: body + b"\0")
-    assert out.read(written.key).endswith(b"\0")
+    (written,), signed = publisher().publish(out, "hero.png", "og", rendered, {}, lambda body, fmt: body + b"\0")
+    assert signed and out.read(written.key).endswith(b"\0")
+    assert out.head(written.key).metadata == {"content-credentials": "c2pa"}  # type: ignore[union-attr]
 
 
 def test_a_wrong_rendition_is_never_written() -> None:

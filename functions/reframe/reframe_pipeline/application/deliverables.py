@@ -5,14 +5,17 @@ source's last manifest; deleted once no manifest wants them."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from reframe_pipeline.application.object_metadata import META_CREDENTIALS
 from reframe_pipeline.application.ports import Storage
 from reframe_pipeline.domain.delivery import Delivery
 from reframe_pipeline.domain.errors import PermanentError
+from reframe_pipeline.domain.finishing import Rendered
 from reframe_pipeline.domain.imaging import FORMATS, ImageCheckError, verify
 from reframe_pipeline.domain.key_template import KeyFacts, content_hash
 from reframe_pipeline.domain.manifest import Manifest, Rendition, VariantRecord
-from reframe_pipeline.domain.renditions import Rendered, Sized, srcsets
+from reframe_pipeline.domain.renditions import Sized, srcsets
 
 # A deliverable's bytes made smaller without a pixel changed (adapters/optimizers.py).
 Optimizer = Callable[[bytes, str], bytes]
@@ -32,12 +35,16 @@ class Publisher:
 
     def publish(
         self, out: Storage, path: str, name: str, rendered: list[Rendered], metadata: dict[str, str], sign: Sign
-    ) -> list[Rendition]:
-        """Write each rendition of target ``name`` of the source at ``path`` (below INPUT_PREFIX) to ``out``."""
+    ) -> tuple[list[Rendition], bool]:
+        """Write each rendition of target ``name`` of the source at ``path`` (below INPUT_PREFIX) to ``out``;
+        also says whether every one carries Content Credentials."""
         written = []
+        every_signed = True
         for item in rendered:
-            body = self.optimize(item.body, item.fmt)
-            body = sign(body, item.fmt) or body
+            body = self.optimize(item.body, item.fmt)  # before signing: the signature binds every byte
+            signed = sign(body, item.fmt)
+            every_signed = every_signed and signed is not None
+            body = signed or body
             try:  # every deliverable is changed by its marking at least: checked again
                 verify(body, item.spec.size)
             except ImageCheckError as exc:  # our own output: a bug, not the user's input
@@ -45,7 +52,8 @@ class Publisher:
             spec = FORMATS[item.fmt]
             facts = KeyFacts(path, name, item.spec.width, item.spec.height, spec.ext, content_hash(body))
             key = self.delivery.template.render(facts)
-            out.write(key, body, spec.mime, metadata, cache_control=self.delivery.cache_control)
+            marked = {**metadata, META_CREDENTIALS: "c2pa"} if signed is not None else metadata
+            out.write(key, body, spec.mime, marked, cache_control=self.delivery.cache_control)
             written.append(
                 Rendition(
                     key=key,
@@ -56,7 +64,7 @@ class Publisher:
                     url=self.delivery.url(key),
                 )
             )
-        return written
+        return written, every_signed
 
     def with_urls(self, renditions: list[Rendition]) -> list[Rendition]:
         """Renditions found again, their URLs under today's PUBLIC_BASE_URL."""
@@ -67,11 +75,27 @@ def srcset_of(renditions: list[Rendition]) -> dict[str, str]:
     return srcsets(Sized(r.format, r.width, r.url or r.key) for r in renditions)
 
 
+def delivered(renditions: list[Rendition]) -> dict[str, Any]:
+    """A variant record's fields that list its deliverables."""
+    return {"renditions": renditions, "srcset": srcset_of(renditions)}
+
+
 def published(manifest: Manifest | None) -> dict[str, list[Rendition]]:
-    """The deliverables a manifest lists, by target name (a manifest from before renditions: each variant's key)."""
+    """The deliverables a manifest lists, by target name (a manifest from before renditions: each variant's key;
+    a variant failed in its run: those of an earlier run, still published)."""
     if manifest is None:
         return {}
-    return {v.name: v.renditions or [_legacy(v)] for v in manifest.variants if v.key and v.status != "failed"}
+    return {v.name: v.renditions or [_legacy(v)] for v in manifest.variants if v.renditions or v.key}
+
+
+def carry_over(previous: Manifest | None, records: list[VariantRecord], bucket: str) -> list[VariantRecord]:
+    """``records`` with, on each variant that failed now, the deliverables the last manifest listed for it in
+    ``bucket``: they stay published, and the next manifest still knows them (to find them again, or delete them)."""
+    earlier = published(previous) if previous is not None and bucket_of(previous) == bucket else {}
+    return [
+        r.model_copy(update={"renditions": earlier[r.name]}) if r.status == "failed" and r.name in earlier else r
+        for r in records
+    ]
 
 
 def _legacy(record: VariantRecord) -> Rendition:

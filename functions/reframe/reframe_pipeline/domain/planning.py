@@ -111,6 +111,18 @@ def _focus(target: Target) -> Focus:
     return "center" if target.focus is None else target.focus
 
 
+def _rendition_fields(sidecar: Sidecar, target: Target, generation: dict[str, Any], final: Size) -> dict[str, Any]:
+    """What identifies the rendition: the generation, the exact size, the output options, widths and focus; the
+    last two absent when unset, so the parameter hashes of earlier variants stay as they were."""
+    fields = {**generation, "final_size": str(final), "output": sidecar.output.hashed()}
+    if target.widths:
+        fields["widths"] = sorted(target.widths)
+    focus = _focus(target)
+    if focus != "center":
+        fields["focus"] = list(focus) if isinstance(focus, tuple) else focus
+    return fields
+
+
 def _plan_target(sidecar: Sidecar, index: int, target: Target, provider: str, default_speed: str) -> PlannedVariant:
     resolution, final = _geometry(target)
 
@@ -133,12 +145,8 @@ def _plan_target(sidecar: Sidecar, index: int, target: Target, provider: str, de
         "style_references": list(pick("style_reference_images") or ()),
         "color_palette": palette.as_api() if palette else None,
     }
-    fields = {**generation, "final_size": str(final), "output": sidecar.output.hashed()}
-    if target.widths:  # absent otherwise, as focus below
-        fields["widths"] = sorted(target.widths)
+    fields = _rendition_fields(sidecar, target, generation, final)
     focus = _focus(target)
-    if focus != "center":  # absent when centred: the parameter hashes of earlier variants stay as they were
-        fields["focus"] = list(focus) if isinstance(focus, tuple) else focus
     return PlannedVariant(
         name=target.name or target.preset or str(final),
         resolution=resolution,
