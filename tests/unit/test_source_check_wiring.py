@@ -136,7 +136,8 @@ def test_renditions_of_one_generation_are_checked_once_and_a_later_run_reads_the
     assert {META_SOURCE_MATCH, META_SOURCE_BOX} <= set(h.storage.head(generation).metadata)
 
     h.sidecar(targets=[{"size": "1200x600", "name": "wide"}])  # a new rendition of the kept generation
-    (again,) = h.handle().records
+    again, kept = h.handle().records  # "wider", gone from the config, is listed as kept
+    assert kept.name == "wider" and kept.status == "existing"
     assert again.rendered_from_generation and again.source_match == records[0].source_match
     assert len(looks) == 1
 

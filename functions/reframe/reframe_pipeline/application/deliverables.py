@@ -88,14 +88,25 @@ def published(manifest: Manifest | None) -> dict[str, list[Rendition]]:
     return {v.name: v.renditions or [_legacy(v)] for v in manifest.variants if v.renditions or v.key}
 
 
-def carry_over(previous: Manifest | None, records: list[VariantRecord], bucket: str) -> list[VariantRecord]:
-    """``records`` with, on each variant that failed now, the deliverables the last manifest listed for it in
-    ``bucket``: they stay published, and the next manifest still knows them (to find them again, or delete them)."""
-    earlier = published(previous) if previous is not None and bucket_of(previous) == bucket else {}
-    return [
+KEPT_NOTE = "no longer in the config: kept (with prune, deleted)"
+
+
+def carry_over(
+    previous: Manifest | None, records: list[VariantRecord], bucket: str, prune: bool
+) -> list[VariantRecord]:
+    """``records`` with what stays published from the last manifest (in ``bucket``), so the next manifest still
+    knows it (to find it again, or delete it): on each variant that failed now, its deliverables; and, without
+    ``prune``, the variants of targets gone from the config, listed as kept."""
+    if previous is None or bucket_of(previous) != bucket:
+        return records
+    earlier = published(previous)
+    carried = [
         r.model_copy(update={"renditions": earlier[r.name]}) if r.status == "failed" and r.name in earlier else r
         for r in records
     ]
+    names = {r.name for r in records}
+    kept = [] if prune else [v for v in previous.variants if v.name in earlier and v.name not in names]
+    return carried + [v.model_copy(update={"status": "existing", "cost_usd": 0.0, "note": KEPT_NOTE}) for v in kept]
 
 
 def _legacy(record: VariantRecord) -> Rendition:

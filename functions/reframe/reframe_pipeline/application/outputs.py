@@ -90,10 +90,15 @@ class OutputFolder:
             return None
 
     def manifest(
-        self, source: SourceInfo, config: ConfigInfo, records: list[VariantRecord], error: ErrorInfo | None = None
+        self,
+        source: SourceInfo,
+        config: ConfigInfo,
+        records: list[VariantRecord],
+        prune: bool = False,
+        error: ErrorInfo | None = None,
     ) -> Manifest:
-        """This run's manifest; a variant that failed now keeps the deliverables the last one listed for it."""
-        variants = carry_over(self.previous, records, self.out.bucket)
+        """This run's manifest, with what stays published from the last one (deliverables.carry_over)."""
+        variants = carry_over(self.previous, records, self.out.bucket, prune)
         return Manifest(source=source, config=config, variants=variants, error=error, output_bucket=self.out.bucket)
 
     def finish(self, manifest: Manifest) -> None:

@@ -197,7 +197,7 @@ class Pipeline:
         records = self.fanout.run(storage, info, source, out_dir, variants, contents, deadline)
         if (ended := _source_moved_on(folder, event, info, records)) is not None:
             return ended
-        manifest = folder.manifest(source_info, _config_info(found), records)
+        manifest = folder.manifest(source_info, _config_info(found), records, prune)
         folder.finish(manifest)
         # A delete that landed during the write above found nothing to remove: remove it here.
         if (ended := _source_moved_on(folder, event, info, records)) is not None:
@@ -308,7 +308,7 @@ def _reject(
     error = ErrorInfo(code=exc.code, message=exc.message)
     names = _raw_target_names(found.raw) if isinstance(exc, InvalidSidecarError) else []
     failed = [VariantRecord(name=name, status="failed", error=error) for name in names or ["*"]]
-    manifest = folder.manifest(source_info, _config_info(found), failed, error)
+    manifest = folder.manifest(source_info, _config_info(found), failed, error=error)
     records = manifest.variants
     folder.finish(manifest)
     logger.warning("source rejected", extra={"error_code": exc.code, "error": exc.message})
