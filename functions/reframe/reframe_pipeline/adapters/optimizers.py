@@ -9,9 +9,9 @@ import oxipng
 
 from reframe_pipeline.observability import logger
 
-# oxipng's level 1 saves 5.3 % of the bytes at 0.56 s CPU per megapixel, level 2 5.6 % at 1.1 s and
-# level 4 6.3 % at 3.8 s (the sample photos at 1344x704, docs/benchmarks.md): past 1, each step costs
-# double for a few tenths of a percent, and a variant's time comes out of UPLOAD_RESERVE_MS.
+# oxipng on the sample photos at 1344x704: level 1 saves 5.3 % of the bytes for 0.56 s of CPU per megapixel,
+# level 2 5.6 % for 1.1 s, level 4 6.3 % for 3.8 s (docs/benchmarks.md, "Delivery", has level 1 over three
+# sizes). Past 1 each step doubles the CPU for a few tenths of a percent, out of UPLOAD_RESERVE_MS.
 OXIPNG_LEVEL = 1
 
 
