@@ -153,3 +153,13 @@ def test_an_unwritable_output_bucket_is_retried_without_paying_twice(h: Any) -> 
     records = h.handle().records
     assert {(r.status, r.rendered_from_generation, r.cost_usd) for r in records} == {("created", True, 0.0)}
     assert h.provider.calls == 2
+
+
+def test_output_bucket_naming_the_source_bucket_refuses_a_looping_template(make: Any) -> None:
+    """OUTPUT_BUCKET is another bucket at start-up, so "{path}/…" is allowed; an event from that very bucket is
+    refused before anything is paid: its deliverables would land under INPUT_PREFIX."""
+    h = make(output_bucket="bucket", output_key_template="{path}/{name}.{ext}", source_check="off")
+    h.upload(targets=[OG])
+    outcome = h.handle()
+    assert outcome.action == "invalid" and h.provider.calls == 0
+    assert "OUTPUT_BUCKET is this source bucket" in outcome.detail and "INPUT_PREFIX 'uploads/'" in outcome.detail

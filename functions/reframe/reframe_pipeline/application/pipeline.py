@@ -170,7 +170,7 @@ class Pipeline:
         s = self.options
         folder = self.folder(storage, key, _correlation_id(event), deadline)
         out_dir = folder.out_dir
-        if (refused := _unstorable(event, folder)) is not None:
+        if (refused := _unstorable(event, folder, s.delivery.loop)) is not None:
             return refused
         info_lookup, config_lookup, header_lookup, outputs_lookup = self._look_up(storage, key, out_dir)
         info = info_lookup.result()
@@ -317,15 +317,21 @@ def _reject(
     return Outcome(event, "invalid", manifest=manifest, detail=exc.message, records=records)
 
 
-def _unstorable(event: ObjectEvent, folder: OutputFolder) -> Outcome | None:
-    """Nowhere to write even a manifest (S3's key limit): say it loudly, pay nothing."""
+def _unstorable(event: ObjectEvent, folder: OutputFolder, loop: str | None) -> Outcome | None:
+    """Nowhere to write even a manifest (S3's key limit), or deliverables that could be read as uploads (``loop``:
+    OUTPUT_BUCKET names the source's own bucket): say it loudly, pay nothing."""
+    problem: str | None
     try:
         check_output_limits(folder.manifest_key, {})
     except OutputLimitError as exc:
-        logger.error("source refused: its outputs cannot be stored", extra={"error": exc.message})
-        count("SourcesRejected")
-        return Outcome(event, "invalid", detail=exc.message)
-    return None
+        problem = exc.message
+    else:
+        problem = loop if loop is not None and folder.out.bucket == folder.storage.bucket else None
+    if problem is None:
+        return None
+    logger.error("source refused: its outputs cannot be stored", extra={"error": problem})
+    count("SourcesRejected")
+    return Outcome(event, "invalid", detail=problem)
 
 
 def _done(event: ObjectEvent, info: ObjectInfo, manifest: Manifest) -> Outcome:

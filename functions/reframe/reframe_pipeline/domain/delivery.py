@@ -23,6 +23,9 @@ class Delivery:
     template: KeyTemplate
     cache_control: str
     base_url: str | None  # PUBLIC_BASE_URL, without a trailing "/"
+    # None: the template may write in the source bucket; else why not (OUTPUT_BUCKET named it, and the
+    # template reaches INPUT_PREFIX or STYLE_PREFIX): checked per event, when the source bucket is known.
+    loop: str | None = None
 
     def url(self, key: str) -> str | None:
         return public_url(self.base_url, key)
@@ -79,4 +82,16 @@ def delivery_for(
         )
     except KeyTemplateError as exc:
         raise ValueError(str(exc)) from None
-    return Delivery(parsed, _cache_control(cache_control, parsed), _base_url(public_base_url))
+    loop = None
+    if not same_bucket:
+        try:
+            parse_template(
+                template,
+                output_prefix=output_prefix,
+                input_prefix=input_prefix,
+                style_prefix=style_prefix,
+                same_bucket=True,
+            )
+        except KeyTemplateError as exc:
+            loop = f"OUTPUT_BUCKET is this source bucket, and {exc}"
+    return Delivery(parsed, _cache_control(cache_control, parsed), _base_url(public_base_url), loop)
