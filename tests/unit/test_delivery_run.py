@@ -163,3 +163,19 @@ def test_output_bucket_naming_the_source_bucket_refuses_a_looping_template(make:
     outcome = h.handle()
     assert outcome.action == "invalid" and h.provider.calls == 0
     assert "OUTPUT_BUCKET is this source bucket" in outcome.detail and "INPUT_PREFIX 'uploads/'" in outcome.detail
+
+
+class _DeletedWhileWriting(MemoryStorage):
+    """The source deleted just as its manifest is written: the delete's own event may have found nothing."""
+
+    def write(self, key: str, body: bytes, content_type: str, metadata: dict[str, str], **options: Any) -> None:
+        super().write(key, body, content_type, metadata, **options)
+        if key == MANIFEST:
+            self.delete([SOURCE])
+
+
+def test_a_source_deleted_as_its_manifest_is_written_leaves_nothing(make: Any) -> None:
+    h = make(storage=_DeletedWhileWriting(), **SETTINGS)
+    h.upload(targets=[OG], output={"formats": ["avif", "jpeg"]})
+    assert h.handle().action == "missing"
+    assert published(h) == [] and h.storage.keys(OUT) == []

@@ -19,7 +19,7 @@ from reframe_pipeline.application.ports import Notifier, Storage
 from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.domain.events import MANIFEST_NAME
 from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, Rendition, SourceInfo, VariantRecord
-from reframe_pipeline.domain.notices import files_gone, ready, removed
+from reframe_pipeline.domain.notices import NoticeDetail, files_gone, ready, removed
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import count, logger
 
@@ -116,24 +116,31 @@ class OutputFolder:
         logger.info("removed deliverables no longer wanted", extra={"removed": gone})
 
     def delete_all(self) -> int:
-        """Delete the source's deliverables (wherever its manifest says) and its folder; announced when there were
+        """Delete the source's deliverables (wherever its manifests say) and its folder; announced when there were
         any (a repeated delete says nothing)."""
-        gone = self.previous.variants if self.previous else []
-        deliverables = [r.key for items in published(self.previous).values() for r in items]
-        if self.previous is not None and deliverables:
-            self.storage_for(bucket_of(self.previous)).delete(deliverables)
-        keys = [item.key for item in self.storage.list_objects(self.out_dir) if in_folder(item.key, self.out_dir)]
-        self.storage.delete(keys)
-        count("OutputsDeleted", len(keys) + len(deliverables))
-        if not gone:  # no manifest: the files of the folder, named by their names
-            gone = files_gone([k for k in keys if is_variant(k[len(self.out_dir) :])])
-        if keys or deliverables:
-            bucket = bucket_of(self.previous) if self.previous else self.storage.bucket
-            notice = removed(
-                self.storage.bucket, self.source_key, self.manifest_key, gone, self._correlation_id, bucket
-            )
-            self._notifier.publish(notice, self._deadline)
-        return len(set(keys) | set(deliverables))
+        # The manifest as it is now (this run may have just written one), and as it was before this run.
+        manifests = [m for m in (self._manifest(), vars(self).get("previous")) if m is not None]
+        deliverables: set[str] = set()
+        for manifest in manifests:
+            keys = {r.key for items in published(manifest).values() for r in items}
+            self.storage_for(bucket_of(manifest)).delete(sorted(keys))
+            deliverables |= keys
+        state = [item.key for item in self.storage.list_objects(self.out_dir) if in_folder(item.key, self.out_dir)]
+        self.storage.delete(state)
+        count("OutputsDeleted", len(set(state) | deliverables))
+        if state or deliverables:
+            self._notifier.publish(self._removed(manifests, state), self._deadline)
+        return len(set(state) | deliverables)
+
+    def _removed(self, manifests: list[Manifest], state: list[str]) -> NoticeDetail:
+        """The notice of a removal: the variants of the last manifest, or, without one, the folder's files."""
+        if not manifests:
+            gone = files_gone([k for k in state if is_variant(k[len(self.out_dir) :])])
+            return removed(self.storage.bucket, self.source_key, self.manifest_key, gone, self._correlation_id)
+        last = manifests[0]
+        gone = [v for v in last.variants if v.key or v.renditions]
+        bucket = bucket_of(last)
+        return removed(self.storage.bucket, self.source_key, self.manifest_key, gone, self._correlation_id, bucket)
 
     def contents(
         self,
