@@ -179,3 +179,48 @@ def test_a_source_deleted_as_its_manifest_is_written_leaves_nothing(make: Any) -
     h.upload(targets=[OG], output={"formats": ["avif", "jpeg"]})
     assert h.handle().action == "missing"
     assert published(h) == [] and h.storage.keys(OUT) == []
+
+
+def test_the_backfill_looks_for_deliverables_where_they_now_are(h: Any) -> None:
+    from reframe_pipeline.application.backfill import survey
+
+    h.upload(targets=[OG, STORY], output={"formats": ["avif", "jpeg"]})
+    h.handle()
+    assert survey(h.pipeline, "bucket", "uploads/").todo == []
+    lost = next(k for k in published(h) if "/story-" in k and k.endswith(".jpg"))
+    h.delivered.delete([lost])
+    (work,) = survey(h.pipeline, "bucket", "uploads/").todo
+    assert [v.name for v in work.missing] == ["story"] and work.paid == []  # rendered again from the kept generation
+
+
+def test_the_gallery_shows_deliverables_from_the_manifest_s_output_bucket() -> None:
+    from reframe_cli.gallery import source_view
+
+    asked: list[tuple[str, str | None]] = []
+
+    def url(key: str, bucket: str | None = None) -> str:
+        asked.append((key, bucket))
+        return f"https://signed/{bucket}/{key}"
+
+    manifest = {
+        "source": {"bucket": "photos", "key": SOURCE},
+        "config": {"from": "object"},
+        "output_bucket": "cdn-assets",
+        "variants": [{"name": "og", "key": "img/og.avif", "status": "created"}],
+    }
+    view = source_view(manifest, url, source_url=url)
+    assert view.variants[0].image == "https://signed/cdn-assets/img/og.avif"
+    assert view.image == f"https://signed/None/{SOURCE}"  # the source: in the report's bucket
+
+
+def test_a_variant_of_before_without_a_manifest_is_found_in_its_folder(make: Any) -> None:
+    """Outputs written before manifests listed renditions (or whose manifest is gone): the folder's file counts."""
+    h = make(source_check="off")
+    h.upload(targets=[OG])
+    (made,) = h.handle().records
+    h.storage.delete([MANIFEST])
+    (again,) = h.handle().records
+    assert (again.status, h.provider.calls) == ("existing", 1)
+    assert [(r.key, r.format, r.width, r.bytes) for r in again.renditions] == [
+        (made.key, "png", 1200, len(h.storage.body(made.key)))
+    ]

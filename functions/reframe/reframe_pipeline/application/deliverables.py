@@ -110,9 +110,13 @@ def carry_over(
 
 
 def _legacy(record: VariantRecord) -> Rendition:
-    key = record.key or ""
+    return single_file(record.key or "", record.width or 0, record.height or 0, 0)
+
+
+def single_file(key: str, width: int, height: int, size: int) -> Rendition:
+    """The one deliverable of a variant written before renditions (its format from its extension)."""
     fmt = _EXT_FORMAT.get(key.rsplit(".", 1)[-1], "png")
-    return Rendition(key=key, format=fmt, width=record.width or 0, height=record.height or 0, bytes=0)
+    return Rendition(key=key, format=fmt, width=width, height=height, bytes=size)
 
 
 def unwanted(previous: Manifest | None, current: Manifest, prune: bool) -> list[str]:

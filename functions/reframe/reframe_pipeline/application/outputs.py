@@ -12,7 +12,7 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from reframe_pipeline.application.deadline import Deadline
-from reframe_pipeline.application.deliverables import bucket_of, carry_over, published, unwanted
+from reframe_pipeline.application.deliverables import bucket_of, carry_over, published, single_file, unwanted
 from reframe_pipeline.application.generations import META_GENERATION, id_of, is_generation
 from reframe_pipeline.application.object_metadata import OUTPUT_EXTENSIONS, is_current
 from reframe_pipeline.application.ports import Notifier, Storage
@@ -176,7 +176,12 @@ class OutputFolder:
                 current[v.name] = first
             elif generation := first.metadata.get(META_GENERATION):
                 replaced[v.name] = generation
-        return current, replaced, {name: listed.get(name) or [] for name in current}
+        by_name = {v.name: v for v in variants}
+        return (
+            current,
+            replaced,
+            {name: listed.get(name) or _single(head, by_name[name]) for name, head in current.items()},
+        )
 
     def _in_folder(self, v: PlannedVariant, present: set[str] | None) -> list[ObjectInfo | None]:
         """A variant written in the folder (the layout of before) that no manifest lists: its file, if any."""
@@ -233,6 +238,11 @@ class OutputFolder:
         if stale:
             self.storage.delete(stale)
             logger.info("removed obsolete outputs", extra={"removed": stale})
+
+
+def _single(head: ObjectInfo, v: PlannedVariant) -> list[Rendition]:
+    """A variant found in the folder, written before renditions: its one file."""
+    return [single_file(head.key, v.final_size.width, v.final_size.height, head.size)]
 
 
 def is_variant(name: str) -> bool:
