@@ -216,7 +216,7 @@ def test_the_gallery_shows_deliverables_from_the_manifest_s_output_bucket() -> N
 def test_a_variant_of_before_without_a_manifest_is_found_in_its_folder(make: Any) -> None:
     """Outputs written before manifests listed renditions (or whose manifest is gone): the folder's file counts."""
     h = make(source_check="off")
-    h.upload(targets=[OG])
+    h.upload(targets=[{"size": "1200x628", "name": "og"}])
     (made,) = h.handle().records
     h.storage.delete([MANIFEST])
     (again,) = h.handle().records
