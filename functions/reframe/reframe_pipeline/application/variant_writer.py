@@ -27,10 +27,6 @@ class Written(NamedTuple):
     def key(self) -> str:
         return self.renditions[0].key
 
-    @property
-    def size(self) -> int:
-        return sum(r.bytes for r in self.renditions)
-
 
 def seed_of(job: VariantJob, result: ReframeResult) -> int | None:
     """The sidecar's seed, or the one the provider says it used."""
