@@ -5,7 +5,7 @@ place where a source's work ends."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from typing import Protocol
 
@@ -73,15 +73,20 @@ class OutputFolder:
         self._deadline = deadline or Deadline()
         self.storage_for = storage_for
         self.out = storage_for(output_bucket)  # where deliverables go now (OUTPUT_BUCKET)
+        self._previous: Future[Manifest | None] | None = None
 
     @property
     def manifest_key(self) -> str:
         return self.out_dir + MANIFEST_NAME
 
+    def read_previous(self) -> None:
+        """Start reading the last manifest now, beside the run's other lookups."""
+        self._previous = self._io.submit(self._manifest)
+
     @cached_property
     def previous(self) -> Manifest | None:
         """The manifest of the source's last run, as it was before this one: where its deliverables are."""
-        return self._manifest()
+        return self._previous.result() if self._previous is not None else self._manifest()
 
     def _manifest(self) -> Manifest | None:
         try:

@@ -172,7 +172,7 @@ class Pipeline:
         out_dir = folder.out_dir
         if (refused := _unstorable(event, folder, s.delivery.loop)) is not None:
             return refused
-        info_lookup, config_lookup, header_lookup, outputs_lookup = self._look_up(storage, key, out_dir)
+        info_lookup, config_lookup, header_lookup, outputs_lookup = self._look_up(storage, key, folder)
         info = info_lookup.result()
         # A source that is gone is skipped before its config is looked at (that lookup may have failed with it).
         found = config_lookup.result() if info is not None else None
@@ -215,13 +215,15 @@ class Pipeline:
         path = info.key[len(self.options.input_prefix) :]
         return FolderContents(existing, replaced, generations, folder.out, path, renditions)
 
-    def _look_up(self, storage: Storage, key: str, out_dir: str) -> tuple[Future[Any], ...]:
-        """Four round trips that do not depend on each other: started together, they cost one."""
+    def _look_up(self, storage: Storage, key: str, folder: OutputFolder) -> tuple[Future[Any], ...]:
+        """Five round trips that do not depend on each other (the last, the folder's last manifest): started
+        together, they cost one."""
+        folder.read_previous()
         return (
             self._io.submit(storage.head, key),
             self._io.submit(self.find_config, storage, key),
             self._io.submit(storage.read, key, HEADER_READS[0]),
-            self._io.submit(storage.list_objects, out_dir),
+            self._io.submit(storage.list_objects, folder.out_dir),
         )
 
     def find_config(self, storage: Storage, key: str) -> FoundConfig | None:
