@@ -619,10 +619,11 @@ def test_deliverables_go_to_the_output_bucket_below_the_templates_literal_start(
 
 
 def test_delivery_settings_reach_the_function(transformed: dict[str, Any]) -> None:
-    cache = "public, max-age=31536000, immutable"
-    ev = Evaluator(transformed, CacheControl=cache, PublicBaseUrl="https://img.example.com")
+    cache, keys = "public, max-age=31536000, immutable", "img/{dir}/{stem}/{name}-{width}w.{hash}.{ext}"
+    ev = Evaluator(transformed, CacheControl=cache, PublicBaseUrl="https://img.example.com", OutputKeyTemplate=keys)
     env = _env(transformed, ev)
     assert (env["CACHE_CONTROL"], env["PUBLIC_BASE_URL"]) == (cache, "https://img.example.com")
+    assert env["OUTPUT_KEY_TEMPLATE"] == keys  # immutable needs {hash} in the keys: the function checks it
     Settings.from_env(env)  # still settings the function starts with
     rule = transformed["Rules"]["OneBaseUrl"]  # a CDN of the stack's and a URL of one's own exclude each other
     assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "CreateCdn"}, "true"]}

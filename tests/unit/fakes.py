@@ -60,6 +60,7 @@ class MemoryStorage:
         self.listings: list[str] = []
         self.tags: dict[str, dict[str, str]] = {}
         self.age_s = 0.0  # how long ago the next writes are dated (their LastModified)
+        self.cache_control: dict[str, str | None] = {}
 
     # -- the port --------------------------------------------------------------------------------
     def head(self, key: str) -> ObjectInfo | None:
@@ -80,7 +81,13 @@ class MemoryStorage:
             return stored.body[:first_bytes] if first_bytes else stored.body
 
     def write(
-        self, key: str, body: bytes, content_type: str, metadata: dict[str, str], tags: dict[str, str] | None = None
+        self,
+        key: str,
+        body: bytes,
+        content_type: str,
+        metadata: dict[str, str],
+        tags: dict[str, str] | None = None,
+        cache_control: str | None = None,
     ) -> None:
         key_bytes = len(key.encode())
         if key_bytes > S3_MAX_KEY_BYTES:
@@ -94,6 +101,7 @@ class MemoryStorage:
             self._objects[key] = _Stored(bytes(body), content_type, dict(metadata), f"v{self._versions}", uploaded_at)
             self.writes.append(key)
             self.tags[key] = dict(tags or {})
+            self.cache_control[key] = cache_control
 
     def presign_get(self, key: str, expires_s: int) -> str:
         with self._lock:

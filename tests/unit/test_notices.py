@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
-from reframe_pipeline.domain.notices import READY, REMOVED, ready, removed
+from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, Rendition, SourceInfo, VariantRecord
+from reframe_pipeline.domain.notices import READY, REMOVED, files_gone, ready, removed
 
 SOURCE = SourceInfo(bucket="my-bucket", key="uploads/a/photo.jpg", etag="etag-1", version="v1")
 OG = VariantRecord(
@@ -72,8 +72,16 @@ def test_each_variant_as_written() -> None:
             "status": "created",
             "size": "1200x628",
             "error_code": None,
+            "renditions": [],
         },
-        {"name": "9:16", "key": None, "status": "failed", "size": None, "error_code": "budget_exceeded"},
+        {
+            "name": "9:16",
+            "key": None,
+            "status": "failed",
+            "size": None,
+            "error_code": "budget_exceeded",
+            "renditions": [],
+        },
     ]
 
 
@@ -137,7 +145,9 @@ def test_another_status_gets_a_new_event_id() -> None:
 
 def test_a_removal_names_each_variant_by_its_file() -> None:
     keys = ["reframed/a/photo.jpg/story.jpg", "reframed/a/photo.jpg/og.v2.png"]
-    detail = removed("my-bucket", "uploads/a/photo.jpg", "reframed/a/photo.jpg/manifest.json", keys, "corr-2")
+    detail = removed(
+        "my-bucket", "uploads/a/photo.jpg", "reframed/a/photo.jpg/manifest.json", files_gone(keys), "corr-2"
+    )
     assert (detail.status, detail.detail_type) == ("removed", REMOVED)
     assert [(v.name, v.key, v.status) for v in detail.variants] == [
         ("og.v2", "reframed/a/photo.jpg/og.v2.png", "removed"),
@@ -155,11 +165,11 @@ def test_a_removal_names_each_variant_by_its_file() -> None:
 
 def test_a_removal_event_id_depends_on_what_was_removed_not_on_its_order() -> None:
     keys = ["reframed/a/photo.jpg/story.jpg", "reframed/a/photo.jpg/og.png"]
-    first = removed("b", "uploads/a/photo.jpg", "m", keys, "c1")
-    assert removed("b", "uploads/a/photo.jpg", "m", list(reversed(keys)), "c2").event_id == first.event_id
-    assert removed("b", "uploads/a/photo.jpg", "m", keys[:1], "c1").event_id != first.event_id
-    assert removed("b2", "uploads/a/photo.jpg", "m", keys, "c1").event_id != first.event_id
-    assert removed("b", "uploads/a/other.jpg", "m", keys, "c1").event_id != first.event_id
+    first = removed("b", "uploads/a/photo.jpg", "m", files_gone(keys), "c1")
+    assert removed("b", "uploads/a/photo.jpg", "m", files_gone(keys[::-1]), "c2").event_id == first.event_id
+    assert removed("b", "uploads/a/photo.jpg", "m", files_gone(keys[:1]), "c1").event_id != first.event_id
+    assert removed("b2", "uploads/a/photo.jpg", "m", files_gone(keys), "c1").event_id != first.event_id
+    assert removed("b", "uploads/a/other.jpg", "m", files_gone(keys), "c1").event_id != first.event_id
     assert re.fullmatch(r"[0-9a-f]{32}", first.event_id)
     # a removal is another outcome than any made variants of the same source
     assert first.event_id != notice(OG, STORY).event_id
@@ -175,3 +185,46 @@ def test_files_of_targets_no_longer_configured_are_not_part_of_the_outcome() -> 
         without.event_id,
     )
     assert [v.name for v in with_leftover.variants] == ["og"]
+
+
+OG_AVIF = Rendition(
+    key="img/a/photo/og-1200w.3f9a02c1.avif",
+    format="avif",
+    width=1200,
+    height=628,
+    bytes=61234,
+    url="https://cdn.example.com/img/a/photo/og-1200w.3f9a02c1.avif",
+)
+OG_SMALL = Rendition(key="img/a/photo/og-600w.81bd77e0.avif", format="avif", width=600, height=314, bytes=20000)
+
+
+def test_schema_2_carries_the_deliverables_keys_urls_and_bucket() -> None:
+    og = OG.model_copy(update={"key": OG_AVIF.key, "renditions": [OG_AVIF, OG_SMALL]})
+    detail = ready(
+        manifest(og).model_copy(update={"output_bucket": "cdn-assets"}), "reframed/a/photo.jpg/manifest.json", "c"
+    )
+    assert (detail.schema_version, detail.bucket, detail.output_bucket) == (2, "my-bucket", "cdn-assets")
+    assert [r.model_dump() for r in detail.variants[0].renditions] == [
+        {"key": OG_AVIF.key, "format": "avif", "width": 1200, "height": 628, "url": OG_AVIF.url},
+        {"key": OG_SMALL.key, "format": "avif", "width": 600, "height": 314, "url": None},
+    ]
+    assert notice(OG).output_bucket == "my-bucket"  # no OUTPUT_BUCKET: the source's
+
+
+def test_new_rendition_keys_are_a_new_outcome() -> None:
+    """With {hash} in the keys, new bytes are new keys: consumers must hear of them."""
+    one = OG.model_copy(update={"renditions": [OG_AVIF]})
+    other = OG.model_copy(
+        update={"renditions": [OG_AVIF.model_copy(update={"key": "img/a/photo/og-1200w.0badf00d.avif"})]}
+    )
+    assert notice(one).event_id != notice(other).event_id
+    assert notice(one).event_id == notice(one.model_copy(update={"status": "existing"})).event_id
+
+
+def test_a_removal_lists_every_deliverable_of_the_last_manifest() -> None:
+    og = OG.model_copy(update={"renditions": [OG_AVIF, OG_SMALL]})
+    detail = removed("my-bucket", "uploads/a/photo.jpg", "m", [og], "c", output_bucket="cdn-assets")
+    assert detail.output_bucket == "cdn-assets"
+    assert [(v.name, v.status, [r.key for r in v.renditions]) for v in detail.variants] == [
+        ("og", "removed", [OG_AVIF.key, OG_SMALL.key])
+    ]

@@ -31,7 +31,6 @@ OUTPUT_EXTENSIONS = tuple(sorted({spec.ext for spec in FORMATS.values()} | {"jpe
 # S3's own limits: a write over them fails after the provider was paid, so they are checked before.
 MAX_KEY_BYTES = 1024
 MAX_METADATA_BYTES = 2048
-LONGEST_SUFFIX = max(len(f".{ext}") for ext in OUTPUT_EXTENSIONS)
 LARGEST_SEED = 2**31 - 1  # the providers' seeds are 32-bit: the longest metadata a seed can take
 
 

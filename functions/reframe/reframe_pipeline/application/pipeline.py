@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from reframe_pipeline.application.broadcast import Broadcast
 from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.deliverables import Optimizer, Publisher
 from reframe_pipeline.application.discovery import FoundConfig, find_config
 from reframe_pipeline.application.fanout import FanOut, FolderContents
 from reframe_pipeline.application.generations import Generations
@@ -83,6 +84,7 @@ class Pipeline:
         notifier: Notifier | None = None,
         signer: ContentSigner | None = None,
         fallback: ReframeProvider | None = None,
+        optimizer: Optimizer,
     ) -> None:
         self.options = options
         self.provider = provider
@@ -95,6 +97,7 @@ class Pipeline:
             min_remaining_ms=options.min_call_ms,
             budget=budget,
             journal=journal,
+            publisher=Publisher(options.delivery, optimizer),
             signer=signer,
             fallback=fallback,
             source_check=options.source_check,
@@ -147,7 +150,17 @@ class Pipeline:
         self, storage: Storage, key: str, correlation_id: str = "", deadline: Deadline | None = None
     ) -> OutputFolder:
         out_dir = output_dir(key, self.options)
-        return OutputFolder(storage, key, out_dir, self._io, self.notifier, correlation_id, deadline)
+        return OutputFolder(
+            storage,
+            key,
+            out_dir,
+            self._io,
+            self.notifier,
+            correlation_id,
+            deadline,
+            storage_for=self.storage_for,
+            output_bucket=self.options.output_bucket or storage.bucket,
+        )
 
     def generations(self, storage: Storage, out_dir: str, present: set[str]) -> Generations:
         """A source's kept generations, as its folder's listing (``present``) shows them."""
@@ -159,9 +172,9 @@ class Pipeline:
         s = self.options
         folder = self.folder(storage, key, _correlation_id(event), deadline)
         out_dir = folder.out_dir
-        if (refused := _unstorable(event, folder)) is not None:
+        if (refused := _unstorable(event, folder, s.delivery.loop)) is not None:
             return refused
-        info_lookup, config_lookup, header_lookup, outputs_lookup = self._look_up(storage, key, out_dir)
+        info_lookup, config_lookup, header_lookup, outputs_lookup = self._look_up(storage, key, folder)
         info = info_lookup.result()
         # A source that is gone is skipped before its config is looked at (that lookup may have failed with it).
         found = config_lookup.result() if info is not None else None
@@ -182,27 +195,37 @@ class Pipeline:
             credits=source_credits(header),
         )
         present = {item.key for item in outputs_lookup.result()}  # one listing serves every output check
-        existing, replaced = folder.contents(info, variants, present)
-        contents = FolderContents(existing, replaced, self.generations(storage, out_dir, present))
+        contents = self.contents(folder, info, variants, present)
         records = self.fanout.run(storage, info, source, out_dir, variants, contents, deadline)
         if (ended := _source_moved_on(folder, event, info, records)) is not None:
             return ended
-        listed = records + folder.unconfigured(present, variants, prune)  # every variant file in the folder
-        manifest = Manifest(source=source_info, config=_config_info(found), variants=listed)
+        manifest = folder.manifest(source_info, _config_info(found), records, prune)
         folder.finish(manifest)
         # A delete that landed during the write above found nothing to remove: remove it here.
         if (ended := _source_moved_on(folder, event, info, records)) is not None:
             return ended
-        folder.remove_stale(present, records, prepared=bool(reasons), prune=prune)
+        folder.unpublish(manifest, prune)
+        folder.remove_stale(present, manifest, prepared=bool(reasons), prune=prune)
         return _done(event, info, manifest)
 
-    def _look_up(self, storage: Storage, key: str, out_dir: str) -> tuple[Future[Any], ...]:
-        """Four round trips that do not depend on each other: started together, they cost one."""
+    def contents(
+        self, folder: OutputFolder, info: ObjectInfo, variants: list[PlannedVariant], present: set[str]
+    ) -> FolderContents:
+        """What this run finds made already, its kept generations, and where its deliverables go."""
+        existing, replaced, renditions = folder.contents(info, variants, present)
+        generations = self.generations(folder.storage, folder.out_dir, present)
+        path = info.key[len(self.options.input_prefix) :]
+        return FolderContents(existing, replaced, generations, folder.out, path, renditions)
+
+    def _look_up(self, storage: Storage, key: str, folder: OutputFolder) -> tuple[Future[Any], ...]:
+        """Five round trips that do not depend on each other (the last, the folder's last manifest): started
+        together, they cost one."""
+        folder.read_previous()
         return (
             self._io.submit(storage.head, key),
             self._io.submit(self.find_config, storage, key),
             self._io.submit(storage.read, key, HEADER_READS[0]),
-            self._io.submit(storage.list_objects, out_dir),
+            self._io.submit(storage.list_objects, folder.out_dir),
         )
 
     def find_config(self, storage: Storage, key: str) -> FoundConfig | None:
@@ -218,6 +241,7 @@ class Pipeline:
             provider=self.provider.name,
             default_speed=s.default_rendering_speed,
             style_prefix=s.style_prefix,
+            widths_allowed=s.delivery.template.has_width,
         )
         return variants, sidecar.prune
 
@@ -303,8 +327,9 @@ def _reject(
     """A permanent problem with the config or the source: a failed manifest, no call, no retry."""
     error = ErrorInfo(code=exc.code, message=exc.message)
     names = _raw_target_names(found.raw) if isinstance(exc, InvalidSidecarError) else []
-    records = [VariantRecord(name=name, status="failed", error=error) for name in names or ["*"]]
-    manifest = Manifest(source=source_info, config=_config_info(found), variants=records, error=error)
+    failed = [VariantRecord(name=name, status="failed", error=error) for name in names or ["*"]]
+    manifest = folder.manifest(source_info, _config_info(found), failed, error=error)
+    records = manifest.variants
     folder.finish(manifest)
     logger.warning("source rejected", extra={"error_code": exc.code, "error": exc.message})
     count("InvalidSidecars" if isinstance(exc, InvalidSidecarError) else "SourcesRejected")
@@ -312,15 +337,21 @@ def _reject(
     return Outcome(event, "invalid", manifest=manifest, detail=exc.message, records=records)
 
 
-def _unstorable(event: ObjectEvent, folder: OutputFolder) -> Outcome | None:
-    """Nowhere to write even a manifest (S3's key limit): say it loudly, pay nothing."""
+def _unstorable(event: ObjectEvent, folder: OutputFolder, loop: str | None) -> Outcome | None:
+    """Nowhere to write even a manifest (S3's key limit), or deliverables that could be read as uploads (``loop``:
+    OUTPUT_BUCKET names the source's own bucket): say it loudly, pay nothing."""
+    problem: str | None
     try:
         check_output_limits(folder.manifest_key, {})
     except OutputLimitError as exc:
-        logger.error("source refused: its outputs cannot be stored", extra={"error": exc.message})
-        count("SourcesRejected")
-        return Outcome(event, "invalid", detail=exc.message)
-    return None
+        problem = exc.message
+    else:
+        problem = loop if loop is not None and folder.out.bucket == folder.storage.bucket else None
+    if problem is None:
+        return None
+    logger.error("source refused: its outputs cannot be stored", extra={"error": problem})
+    count("SourcesRejected")
+    return Outcome(event, "invalid", detail=problem)
 
 
 def _done(event: ObjectEvent, info: ObjectInfo, manifest: Manifest) -> Outcome:

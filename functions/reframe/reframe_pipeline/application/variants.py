@@ -7,6 +7,7 @@ import random
 import time
 from dataclasses import replace
 
+from reframe_pipeline.application.deliverables import Publisher
 from reframe_pipeline.application.fallback import Fallback, falls_back
 from reframe_pipeline.application.metering import VariantMeter
 from reframe_pipeline.application.object_metadata import (
@@ -37,6 +38,7 @@ class VariantProducer:
         min_remaining_ms: int,
         budget: Budget,
         journal: Journal,
+        publisher: Publisher,
         signer: ContentSigner | None = None,
         fallback: ReframeProvider | None = None,
         source_check: SourceCheckPolicy | None = None,
@@ -44,7 +46,7 @@ class VariantProducer:
         self.provider = provider
         self.source_check = source_check or SourceCheckPolicy(mode="off")
         self.provenance = provenance_for(provider.name)
-        self.writer = VariantWriter(signer, self.source_check.minimum)
+        self.writer = VariantWriter(signer, publisher, self.source_check.minimum)
         self.fallback = Fallback(fallback, self.writer) if fallback else None  # None: FALLBACK_PROVIDER=none
         self.budget = budget
         self.journal = journal
@@ -85,7 +87,7 @@ class VariantProducer:
         """The steps of a variant's life after its reservation: submitted, generated (or found kept),
         written. Renditions of one generation take turns, so the first pays and the others render."""
         gen_metadata = generation_metadata(job.origin, job.variant, self.provider.name)
-        job.check_limits(gen_metadata, signing=self.writer.signer is not None, checking=self.source_check.mode != "off")
+        self._check_limits(job, gen_metadata)
         with job.generations.exclusive(job.gen_id):
             kept = job.generations.load(job.gen_id)
             resume = None
@@ -109,8 +111,7 @@ class VariantProducer:
         note = _note(meter) if kept is None and job.previous_generation == job.gen_id else None
         return Made(
             result,
-            written.key,
-            written.size,
+            written.renditions,
             latency_ms,
             resume is not None,
             kept is not None,
@@ -120,6 +121,15 @@ class VariantProducer:
             found,
             retry_seed,
             written.warnings,
+        )
+
+    def _check_limits(self, job: VariantJob, gen_metadata: dict[str, str]) -> None:
+        """S3's limits on every key and metadata the variant can write, before anything is paid."""
+        job.check_limits(
+            gen_metadata,
+            self.writer.publisher.longest_key(job.path, job.variant.name),
+            signing=self.writer.signer is not None,
+            checking=self.source_check.mode != "off",
         )
 
     def _new_check(self, job: VariantJob, meter: VariantMeter, result: ReframeResult) -> tuple[ReframeResult, Check]:

@@ -27,6 +27,13 @@ class TransientError(ReframeError):
     code = "transient"
 
 
+class BucketWriteError(TransientError):
+    """A bucket that is missing or refuses writes (OUTPUT_BUCKET, most likely): the record goes back to SQS,
+    and the generation, kept already, is rendered again for free once the bucket is fixed."""
+
+    code = "bucket_unwritable"
+
+
 class AccountError(ReframeError):
     """The key, permissions or credits are wrong (401/403/404/406): the record goes back to SQS
     so the work is kept until someone fixes the account; logged at ERROR and counted."""
