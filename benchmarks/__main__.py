@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import defaults, features, figures, scale
+from . import defaults, delivery, features, figures, scale
 from .cold_start import cold_start
 from .figures import FULL, SMOKE, Figure, Sizes
 from .report import render, verdict
@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{machine()}; load average {load:.1f} at the start, {load_average():.1f} at the end"
         page = render(results, where, datetime.now(UTC), smoke=args.smoke, minutes=minutes)
         output.write_text(page + kept_section(output))
+        delivery.write_section(delivery.run(), output)  # in-process: no server, no emulator
         print(f"written to {output}")
     return 0
 

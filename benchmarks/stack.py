@@ -38,6 +38,8 @@ def provider_env(emulator: ServerProcess) -> dict[str, str]:
         "BACKOFF_BASE_S": "0.1",
         "BACKOFF_MAX_S": "1",
         "POWERTOOLS_METRICS_NAMESPACE": "ReframeBench",
+        # Every folder default is in the bucket before the uploads: no image waits for a sidecar of its own.
+        "SIDECAR_WAIT_S": "0",
     }
 
 

@@ -107,6 +107,10 @@ def test_upload_is_reframed_and_announced_then_sigint_stops_everything(
     for key, size in expected.items():
         body = s3.get_object(Bucket="reframe-local", Key=key)["Body"].read()
         assert Image.open(io.BytesIO(body)).size == size
+    # Without a sidecar of its own it first waited for one, then the folder default made it.
+    output.wait_for(
+        r"^uploads/photo\.jpg → waiting for its own sidecar \(SIDECAR_WAIT_S 10 s\): back in the queue in \d+ s", 5
+    )
     output.wait_for(r"^uploads/photo\.jpg → 2 created, 0 existing, 0 failed \(\d+\.\d s\)$", WORK_TIMEOUT_S)
     # One line per notice the bus delivered, right after its batch's line; the same notice POSTed, signed.
     notice = output.wait_for(

@@ -72,7 +72,7 @@ class Killer:
     expire with its deadline, and the redelivery collects instead of paying.
 
     A kill in the moment between the provider's answer and the journal write pays again (the provider
-    takes no idempotency key; the README's reliability section says so). The worker makes one call at
+    takes no idempotency key; docs/reliability.md says so). The worker makes one call at
     a time, with time enough to wait for it, and the emulator takes long enough over each, so the kill
     nearly always lands while the journaled call is still generating: the case the promise covers.
     When it lands in that moment all the same, ``unjournaled`` counts the paid call it lost."""
@@ -159,6 +159,7 @@ def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_emulator: S
         "CALL_BUDGET_MS": "2000",
         "READ_TIMEOUT_S": "2",
         "UPLOAD_RESERVE_MS": "1000",
+        "SIDECAR_WAIT_S": "0",  # the folder default is in place before any upload: nothing to wait for
     }
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
@@ -234,7 +235,7 @@ def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_emulator: S
     paid = sum(call["billed"] for call in stats["calls"] if call["source_size"] == list(SIZE))
     paid_per_variant = paid / (SOURCES * len(TARGETS))
     churn_paid = stats["billed"] - paid
-    print(  # the figures quoted in the README's reliability section
+    print(  # the figures quoted in docs/reliability.md
         f"\nsoak: {SOURCES} sources x {len(TARGETS)} targets, {2 * SOURCES} events for {SOURCES} uploads, "
         f"{killer.killed} instances killed mid-call, {CHURN} sources overwritten and {CHURN} deleted in flight; "
         f"{stats['requests']} requests, {stats['faults_injected']} faults injected, {stats['billed']} billed; "

@@ -196,6 +196,7 @@ def test_function_environment(ev: Evaluator, transformed: dict[str, Any]) -> Non
     assert env["IDEMPOTENCY_TABLE"] == "<IdempotencyTable>"
     assert env["DEFAULT_RENDERING_SPEED"] == "DEFAULT"
     assert env["DEFAULT_SIDECAR"] == ""
+    assert env["SIDECAR_WAIT_S"] == "10"
     assert env["DAILY_BUDGET_USD"] == ""  # no budget unless the parameter sets one
     assert env["POWERTOOLS_SERVICE_NAME"] == "reframe"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "ReframePipeline"
@@ -217,6 +218,8 @@ def test_the_function_environment_is_valid_settings(transformed: dict[str, Any])
     assert defaults.daily_budget_usd is None and defaults.style_prefix == "styles/"
     budget = Settings.from_env(Evaluator(transformed, DailyBudgetUsd="12.50")(variables))
     assert budget.daily_budget_usd == 12.5
+    assert defaults.sidecar_wait_s == 10
+    assert Settings.from_env(Evaluator(transformed, SidecarWaitSeconds="0")(variables)).sidecar_wait_s == 0
     # Every allowed timeout leaves room for at least one provider call and the upload after it.
     for seconds in transformed["Parameters"]["Timeout"]["AllowedValues"]:
         assert defaults.call_budget_ms + defaults.upload_reserve_ms < int(seconds) * 1000, seconds
@@ -616,10 +619,11 @@ def test_deliverables_go_to_the_output_bucket_below_the_templates_literal_start(
 
 
 def test_delivery_settings_reach_the_function(transformed: dict[str, Any]) -> None:
-    cache = "public, max-age=31536000, immutable"
-    ev = Evaluator(transformed, CacheControl=cache, PublicBaseUrl="https://img.example.com")
+    cache, keys = "public, max-age=31536000, immutable", "img/{dir}/{stem}/{name}-{width}w.{hash}.{ext}"
+    ev = Evaluator(transformed, CacheControl=cache, PublicBaseUrl="https://img.example.com", OutputKeyTemplate=keys)
     env = _env(transformed, ev)
     assert (env["CACHE_CONTROL"], env["PUBLIC_BASE_URL"]) == (cache, "https://img.example.com")
+    assert env["OUTPUT_KEY_TEMPLATE"] == keys  # immutable needs {hash} in the keys: the function checks it
     Settings.from_env(env)  # still settings the function starts with
     rule = transformed["Rules"]["OneBaseUrl"]  # a CDN of the stack's and a URL of one's own exclude each other
     assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "CreateCdn"}, "true"]}

@@ -129,6 +129,8 @@ def stack(
         BACKOFF_BASE_S="0.05",
         BACKOFF_MAX_S="0.2",
         POWERTOOLS_METRICS_NAMESPACE="ReframeTest",
+        # Images are uploaded and handled at once here; tests of the wait for a sidecar set their own.
+        SIDECAR_WAIT_S="0",
     )
     return result
 

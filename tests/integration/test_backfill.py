@@ -10,7 +10,7 @@ from reframe_cli.cli import main
 from reframe_local import servers
 from reframe_pipeline.adapters.inbound.s3_events import parse_sqs_body
 
-from .conftest import BUCKET, Stack
+from .conftest import BUCKET, IMAGES, Stack, s3_event
 
 TWO_TARGETS = {"version": 1, "targets": [{"resolution": "1536x640"}, {"preset": "instagram-story"}]}
 ONE_QUALITY_TARGET = {"version": 1, "targets": [{"aspect_ratio": "9:16", "rendering_speed": "QUALITY"}]}
@@ -114,10 +114,12 @@ def test_a_run_produces_the_missing_variants_and_is_resumable(bucket: Stack, cap
     assert code == 0 and bucket.stats()["billed"] == 5
     assert bucket.image(out_special + "instagram-story.webp").size == (1080, 1920)
 
-    # Another provider means new pixels: every variant is missing again, at that provider's prices.
+    # Another provider means new pixels: every variant is missing again, at that provider's prices, and the
+    # survey says why.
     _, report, _ = backfill(capsys, "--dry-run", "--provider", "local")
     assert report.count("missing") == 5
     assert report.costs("local")[0] == "*"
+    assert "warning: 5 missing variant(s) were made by segmind, not by local (the configured provider)" in report.out
 
 
 def test_queue_mode_sends_one_notification_per_image(bucket: Stack, capsys, aws_env: str):
@@ -157,3 +159,51 @@ def receive_all(sqs, queue_url: str) -> list[str]:
             QueueUrl=queue_url,
             Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
         )
+
+
+def test_a_dry_run_lists_each_image_that_needs_work_and_what_it_lacks(bucket: Stack, capsys):
+    bucket.invoke(s3_event(OWN_SIDECAR))  # made already: not listed
+
+    code, report, _ = backfill(capsys, "--dry-run")
+
+    assert code == 0 and report.count("images needing work") == 2
+    listed = [line for line in report.lines if line.startswith("needs work: ")]
+    assert listed == [
+        f"needs work: {FOLDER_IMAGE}: 1536x640, instagram-story",
+        f"needs work: {SPECIAL}: 1536x640, instagram-story",
+    ]
+
+
+def test_an_upload_already_rejected_as_not_an_image_is_skipped(bucket: Stack, capsys):
+    bucket.put("uploads/cfg/notes.jpg", b"meeting notes, not a photo")
+    bucket.invoke(s3_event("uploads/cfg/notes.jpg"))
+    assert bucket.read_json("reframed/cfg/notes.jpg/manifest.json")["error"]["code"] == "unsupported_image"
+
+    code, report, _ = backfill(capsys, "--dry-run")
+
+    assert code == 0
+    assert [report.count(label) for label in ("images found", "rejected, not images", "configured")] == [6, 1, 3]
+    assert report.count("images needing work") == 3  # the three configured images, not the text file
+    assert any(line.startswith("rejected, skipped: uploads/cfg/notes.jpg: ") for line in report.lines)
+    assert not any("notes.jpg" in line for line in report.lines if line.startswith("needs work: "))
+
+    bucket.put("uploads/cfg/notes.jpg", (IMAGES / "rocket.jpg").read_bytes())  # an image now: new ETag, work again
+    _, report, _ = backfill(capsys, "--dry-run")
+    assert (report.count("rejected, not images"), report.count("images needing work")) == (0, 4)
+
+
+def test_variants_made_by_another_provider_are_named_in_a_warning(bucket: Stack, capsys):
+    bucket.configure(REFRAME_PROVIDER="local")  # made with the local engine, as `reframe serve` does
+    bucket.invoke(s3_event(OWN_SIDECAR))
+    bucket.configure(REFRAME_PROVIDER="segmind")
+
+    _, report, _ = backfill(capsys, "--dry-run")
+
+    assert report.count("missing") == 5  # the local engine's variant is not Segmind's: priced again
+    [warning] = [line for line in report.lines if line.startswith("warning: ")]
+    assert warning == (
+        "warning: 1 missing variant(s) were made by local, not by segmind (the configured provider): they count as"
+        " missing and would be made and paid for again; --provider local surveys against local"
+    )
+    _, report, _ = backfill(capsys, "--dry-run", "--provider", "local")
+    assert not any(line.startswith("warning: ") for line in report.lines)

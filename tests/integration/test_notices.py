@@ -6,15 +6,19 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
+from reframe_cli.regenerate import regenerate
 from reframe_local import servers
+from reframe_pipeline.domain import manifest
+from reframe_pipeline.settings import Settings
 
-from .conftest import Stack, s3_event
+from .conftest import BUCKET, Stack, s3_event
 from .test_failure_logs import counted, lines
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "notice.schema.json").read_text())
@@ -25,7 +29,7 @@ Events = Callable[[], list[dict[str, Any]]]
 
 @pytest.fixture
 def events(stack: Stack, aws_env: str) -> Events:
-    """A bus whose rule (the one in the README) sends the pipeline's events to a queue; returns a reader
+    """A bus whose rule (the one in docs/notices.md) sends the pipeline's events to a queue; returns a reader
     of the events delivered so far. moto delivers during PutEvents, so nothing needs waiting for."""
     bus, sqs = servers.client("events", aws_env), servers.client("sqs", aws_env)
     bus.create_event_bus(Name="downstream")
@@ -48,7 +52,30 @@ def events(stack: Stack, aws_env: str) -> Events:
     return read
 
 
-def test_one_event_per_outcome_and_a_redelivery_repeats_its_event_id(stack: Stack, events: Events):
+class SteppedClock(datetime):
+    """The manifests' clock, moved by the test: half a second before a minute's end, then on by ``step``."""
+
+    at = datetime(2026, 12, 5, 18, 59, 59, 500_000, tzinfo=UTC)
+
+    @classmethod
+    def now(cls, tz: object = None) -> SteppedClock:  # type: ignore[override]
+        return cls.fromtimestamp(cls.at.timestamp(), tz=UTC)
+
+    @classmethod
+    def step(cls, seconds: float) -> None:
+        cls.at += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> type[SteppedClock]:
+    monkeypatch.setattr(manifest, "datetime", SteppedClock)
+    monkeypatch.setattr(SteppedClock, "at", SteppedClock.at)  # each test starts at the same instant
+    return SteppedClock
+
+
+def test_one_event_per_outcome_and_a_redelivery_repeats_its_event_id(
+    stack: Stack, events: Events, clock: type[SteppedClock]
+):
     stack.put_image("uploads/shoot/rocket.jpg")
     stack.put("uploads/shoot/rocket.jpg.reframe.json", SIDECAR)
 
@@ -65,17 +92,23 @@ def test_one_event_per_outcome_and_a_redelivery_repeats_its_event_id(stack: Stac
     assert detail["status"] == "completed"
     assert detail["counts"] == {"created": 2, "existing": 0, "failed": 0, "removed": 0}
     assert {(v["name"], v["key"], v["status"], v["size"]) for v in detail["variants"]} == {
-        ("1024x1024", "reframed/shoot/rocket.jpg/1024x1024.png", "created", "1024x1024"),
-        ("og", "reframed/shoot/rocket.jpg/og.png", "created", "1200x628"),
+        ("1024x1024", "reframed/shoot/rocket.jpg/1024x1024.jpg", "created", "1024x1024"),
+        ("og", "reframed/shoot/rocket.jpg/og.jpg", "created", "1200x628"),
     }
     assert detail["cost_usd"] == pytest.approx(0.15)
     assert detail["correlation_id"]
     assert stack.stats()["billed"] == 2
 
-    # A redelivery changes nothing: the same outcome is announced again, with the same event_id.
+    # A redelivery changes nothing: the same outcome is announced again, with the same event_id, in another second.
+    first_written = stack.read_json(detail["manifest_key"])["generated_at"]
+    clock.step(1)
     stack.invoke(s3_event("uploads/shoot/rocket.jpg"))
 
     [again] = events()
+    assert (first_written, stack.read_json(detail["manifest_key"])["generated_at"]) == (
+        "2026-12-05T18:59:59+00:00",
+        "2026-12-05T19:00:00+00:00",
+    )
     assert again["detail"]["event_id"] == detail["event_id"]
     assert again["detail"]["counts"]["existing"] == 2
     assert again["detail"]["cost_usd"] == 0
@@ -92,6 +125,20 @@ def test_a_new_outcome_gets_a_new_event_id(stack: Stack, events: Events):
     first, second = (event["detail"] for event in events())
     assert first["source"]["etag"] != second["source"]["etag"]
     assert first["event_id"] != second["event_id"]
+
+
+def test_a_regenerated_variant_gets_a_new_event_id(stack: Stack, events: Events):
+    """The gallery's regenerate writes a new seed for one target: its new image, under the same key, is news."""
+    stack.put_image("uploads/r.jpg")
+    stack.put("uploads/r.jpg.reframe.json", SIDECAR)
+    stack.invoke(s3_event("uploads/r.jpg"))
+    asked = regenerate(stack.s3, BUCKET, Settings.from_env(), "uploads/r.jpg", "og")
+    stack.invoke(s3_event(asked.sidecar_key))
+
+    first, second = (event["detail"] for event in events())
+    assert {v["name"]: v["status"] for v in second["variants"]} == {"1024x1024": "existing", "og": "created"}
+    assert [v["key"] for v in second["variants"]] == [v["key"] for v in first["variants"]]
+    assert second["event_id"] != first["event_id"]
 
 
 def test_an_invalid_sidecar_is_announced_as_failed(stack: Stack, events: Events):
@@ -122,8 +169,8 @@ def test_a_deleted_source_is_announced_once(stack: Stack, events: Events):
     detail = event["detail"]
     assert detail["status"] == "removed"
     assert sorted(v["key"] for v in detail["variants"]) == [
-        "reframed/c.jpg/1024x1024.png",
-        "reframed/c.jpg/og.png",
+        "reframed/c.jpg/1024x1024.jpg",
+        "reframed/c.jpg/og.jpg",
     ]
     assert detail["counts"]["removed"] == 2
 
@@ -139,9 +186,9 @@ def test_a_notice_that_cannot_be_put_is_logged_and_counted_not_retried(
 
     assert result.get("batchItemFailures", []) == []
     assert stack.outputs("reframed/d.jpg/") == [
-        "reframed/d.jpg/1024x1024.png",
+        "reframed/d.jpg/1024x1024.jpg",
         "reframed/d.jpg/manifest.json",
-        "reframed/d.jpg/og.png",
+        "reframed/d.jpg/og.jpg",
     ]
     [line] = lines(logs, "notice not published")
     assert line["level"] == "ERROR" and "no-such-bus" in line["error"]

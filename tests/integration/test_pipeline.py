@@ -50,7 +50,9 @@ def test_s3_event_fans_out_one_call_per_target(stack: Stack):
 
     head = stack.s3.head_object(Bucket=BUCKET, Key=OUT + "og.jpg")
     assert head["ContentType"] == "image/jpeg"
-    assert set(head["Metadata"]) == {"source-key", "source-etag", "params-hash", "generation", "seed"}
+    flagged = {"warnings"} if og["warnings"] else set()  # kept with the variant: a later run lists them too
+    assert set(head["Metadata"]) == {"source-key", "source-etag", "params-hash", "generation", "seed", *flagged}
+    assert head["Metadata"].get("warnings", "") == ",".join(og["warnings"])
     # The generation it was rendered from is kept as the provider returned it, tagged for the lifecycle rule.
     kept = f"{OUT}_generation-{head['Metadata']['generation']}.jpg"
     generation = stack.s3.head_object(Bucket=BUCKET, Key=kept)

@@ -71,7 +71,7 @@ def test_backfill_reports_a_deeply_nested_sidecar_as_invalid(stack: Stack, capsy
     assert code == 0
     assert "invalid: uploads/poison/photo.jpg: sidecar is nested too deeply" in out
     assert stack.outputs("reframed/") == [
-        "reframed/fine/photo.jpg/1024x1024.png",
+        "reframed/fine/photo.jpg/1024x1024.jpg",
         "reframed/fine/photo.jpg/manifest.json",
     ]
     assert stack.stats()["billed"] == 1

@@ -58,6 +58,7 @@ def wired(
     monkeypatch.setenv("SEGMIND_API_URL", f"http://127.0.0.1:{servers.free_port()}/v1/ideogram-3-reframe")
     monkeypatch.setenv("SEGMIND_API_KEY", "unused")
     monkeypatch.setenv("MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("SIDECAR_WAIT_S", "0")  # each receive counted here is a provider failure, not a wait
     handler.reset()
     s3, sqs = servers.client("s3", aws_env), servers.client("sqs", aws_env)
     wiring = wire_bucket(

@@ -30,8 +30,8 @@ def credited_jpeg() -> bytes:
 @pytest.mark.parametrize(
     ("fmt", "target", "ext"),
     [
-        ("original", {"resolution": "1024x1024"}, "png"),  # the provider's PNG, XMP inserted
-        ("original", {"size": "1200x628"}, "png"),  # cropped, re-encoded
+        ("original", {"resolution": "1024x1024"}, "jpg"),  # the provider's JPEG (as Segmind answers), XMP inserted
+        ("original", {"size": "1200x628"}, "jpg"),  # cropped, re-encoded
         ("jpeg", {"resolution": "1024x1024"}, "jpg"),
         ("webp", {"resolution": "1024x1024"}, "webp"),
         ("avif", {"resolution": "1024x1024"}, "avif"),

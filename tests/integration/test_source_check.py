@@ -83,6 +83,18 @@ def test_a_repainted_centre_is_kept_and_flagged(stack: Stack, name: str, capsys:
     assert metric(capsys.readouterr().out, "SourceAltered") == 1
 
 
+def test_a_flagged_variant_found_existing_keeps_its_warning(stack: Stack):
+    """The warning travels with the variant (its metadata): a redelivery that finds it existing shows it too."""
+    first = reframed(stack, "rocket.jpg", "repaint")
+    assert first["warnings"] == ["source_altered"]
+
+    stack.invoke(sqs_event(s3_event("uploads/check/repaint/rocket.jpg")))
+
+    (again,) = stack.read_json("reframed/check/repaint/rocket.jpg/manifest.json")["variants"]
+    assert (again["status"], again["warnings"]) == ("existing", ["source_altered"])
+    assert generations(stack) == 1
+
+
 def test_retry_pays_for_a_second_generation_and_keeps_it_when_it_is_better(stack: Stack):
     stack.configure(SOURCE_CHECK="retry")
     source = "uploads/check/retry/rocket.jpg"

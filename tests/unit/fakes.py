@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class _Stored:
     content_type: str
     metadata: dict[str, str]
     version: str
+    uploaded_at: float  # S3's LastModified, epoch seconds
 
 
 class MemoryStorage:
@@ -57,6 +59,8 @@ class MemoryStorage:
         self.reads: list[tuple[str, int | None]] = []
         self.listings: list[str] = []
         self.tags: dict[str, dict[str, str]] = {}
+        self.age_s = 0.0  # how long ago the next writes are dated (their LastModified)
+        self.cache_control: dict[str, str | None] = {}
 
     # -- the port --------------------------------------------------------------------------------
     def head(self, key: str) -> ObjectInfo | None:
@@ -77,7 +81,13 @@ class MemoryStorage:
             return stored.body[:first_bytes] if first_bytes else stored.body
 
     def write(
-        self, key: str, body: bytes, content_type: str, metadata: dict[str, str], tags: dict[str, str] | None = None
+        self,
+        key: str,
+        body: bytes,
+        content_type: str,
+        metadata: dict[str, str],
+        tags: dict[str, str] | None = None,
+        cache_control: str | None = None,
     ) -> None:
         key_bytes = len(key.encode())
         if key_bytes > S3_MAX_KEY_BYTES:
@@ -87,9 +97,11 @@ class MemoryStorage:
             raise S3LimitError(f"MetadataTooLarge: {meta_bytes} bytes")
         with self._lock:
             self._versions += 1
-            self._objects[key] = _Stored(bytes(body), content_type, dict(metadata), f"v{self._versions}")
+            uploaded_at = time.time() - self.age_s
+            self._objects[key] = _Stored(bytes(body), content_type, dict(metadata), f"v{self._versions}", uploaded_at)
             self.writes.append(key)
             self.tags[key] = dict(tags or {})
+            self.cache_control[key] = cache_control
 
     def presign_get(self, key: str, expires_s: int) -> str:
         with self._lock:
@@ -133,6 +145,7 @@ class MemoryStorage:
             content_type=stored.content_type,
             metadata=dict(stored.metadata),
             version=stored.version,
+            last_modified=stored.uploaded_at,
         )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from reframe_pipeline.adapters.daily_budget import Unlimited
 from reframe_pipeline.adapters.dynamodb_guard import NoGuard
 from reframe_pipeline.adapters.journal import MemoryJournal
+from reframe_pipeline.adapters.optimizers import optimize
 from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.generations import GENERATION_PREFIX
 from reframe_pipeline.application.pipeline import Outcome, Pipeline
@@ -54,7 +55,10 @@ class Harness:
         self.provider = provider or FakeProvider()
         self.budget = budget or Unlimited()
         self.journal = MemoryJournal()
-        self.settings = Settings(**{"max_parallel_calls": 4, **settings})
+        # Uploads are handled at once here: the wait for a sidecar (SIDECAR_WAIT_S) has tests of its own.
+        self.settings = Settings(**{"max_parallel_calls": 4, "sidecar_wait_s": 0, **settings})
+        # OUTPUT_BUCKET, when set: a second bucket the deliverables go to.
+        self.delivered = MemoryStorage(self.settings.output_bucket) if self.settings.output_bucket else self.storage
         self.pipeline = Pipeline(
             pipeline_options(self.settings),
             self.provider,
@@ -63,12 +67,13 @@ class Harness:
             journal=self.journal,
             budget=self.budget,
             fallback=fallback,
+            optimizer=optimize,
         )
         self.clock = Clock()
 
     def _storage_for(self, bucket: str) -> MemoryStorage:
-        assert bucket == self.storage.bucket
-        return self.storage
+        buckets = {self.storage.bucket: self.storage, self.delivered.bucket: self.delivered}
+        return buckets[bucket]
 
     def upload(self, key: str = SOURCE, body: bytes | None = None, **sidecar: Any) -> None:
         self.storage.put(key, solid_png(64, 48) if body is None else body)

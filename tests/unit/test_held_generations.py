@@ -21,11 +21,13 @@ class SlowingDownStorage(MemoryStorage):
 
     refused: Callable[[str], bool] | None = None
 
-    def write(self, key: str, body: bytes, content_type: str, metadata: dict[str, str], tags: Any = None) -> None:
+    def write(
+        self, key: str, body: bytes, content_type: str, metadata: dict[str, str], *args: Any, **kwargs: Any
+    ) -> None:
         if self.refused is not None and self.refused(key):
             error = {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}
             raise ClientError(error, "PutObject")  # type: ignore[arg-type]
-        super().write(key, body, content_type, metadata, tags)
+        super().write(key, body, content_type, metadata, *args, **kwargs)
 
 
 @pytest.mark.parametrize("manifest_too", [True, False])

@@ -22,12 +22,10 @@ def test_targets_sharing_a_generation_pay_for_it_once_in_the_same_run(make: Any)
 
 
 class _GenerationsRefused(MemoryStorage):
-    def write(
-        self, key: str, body: bytes, content_type: str, metadata: dict[str, str], tags: dict[str, str] | None = None
-    ) -> None:
+    def write(self, key: str, body: bytes, content_type: str, metadata: dict[str, str], **options: Any) -> None:
         if GENERATION_PREFIX in key:
             raise S3LimitError("AccessDenied")
-        super().write(key, body, content_type, metadata, tags)
+        super().write(key, body, content_type, metadata, **options)
 
 
 def test_a_generation_that_cannot_be_kept_still_makes_its_variant(make: Any) -> None:

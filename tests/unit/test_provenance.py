@@ -1,4 +1,4 @@
-"""What each variant says about how it was made (domain/provenance.py; README, "Provenance"): the XMP packet
+"""What each variant says about how it was made (domain/provenance.py; docs/provenance.md): the XMP packet
 parsed as XML by its namespaces, the digital source type and model per provider, and the source's credits."""
 
 from __future__ import annotations

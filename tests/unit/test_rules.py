@@ -105,7 +105,7 @@ def _problem(document: dict[str, Any]) -> str:
 
 def test_a_sidecar_problem_names_its_field_or_the_sidecar() -> None:
     assert _problem({"version": 1, "targets": [{"resolution": "1x1"}, {"preset": "nope"}]}).startswith(
-        "targets[0].resolution: '1x1' is not one of the 69 allowed resolutions (see the README); "
+        "targets[0].resolution: '1x1' is not one of the 69 allowed resolutions (listed in docs/sidecar.md); "
         "targets[1].preset: unknown preset 'nope'"
     )
     assert _problem(

@@ -14,6 +14,7 @@ import pytest
 from reframe_pipeline.adapters.daily_budget import Unlimited
 from reframe_pipeline.adapters.dynamodb_guard import NoGuard
 from reframe_pipeline.adapters.journal import MemoryJournal
+from reframe_pipeline.adapters.optimizers import optimize
 from reframe_pipeline.application.pipeline import Pipeline
 from reframe_pipeline.application.values import ParentImage
 from reframe_pipeline.composition import pipeline_options
@@ -56,6 +57,7 @@ def run() -> Iterator[Any]:
             journal=MemoryJournal(),
             budget=Unlimited(),
             signer=signer,
+            optimizer=optimize,
         )
         pipelines.append(pipeline)
         pipeline.handle(ObjectEvent(bucket=storage.bucket, key=SOURCE, action="created"), Clock().deadline())

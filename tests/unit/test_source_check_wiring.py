@@ -86,6 +86,20 @@ def test_warn_keeps_a_repainted_variant_and_flags_it(make: Any, counted: list[st
     assert h.manifest()["variants"][0]["warnings"] == ["source_altered"]
 
 
+def test_a_flagged_variant_found_existing_keeps_its_warning(make: Any, counted: list[str]):
+    """The warning travels in the variant's metadata: the next run, paying nothing, lists it again."""
+    h = make(provider=FakeProvider(image=repainted))
+    h.sidecar(targets=TARGETS[:1])
+    (first,) = h.handle().records
+    assert first.key is not None and h.storage.head(first.key).metadata["warnings"] == "source_altered"
+
+    (again,) = h.handle().records
+
+    assert (again.status, again.warnings) == ("existing", ["source_altered"])
+    assert h.manifest()["variants"][0]["warnings"] == ["source_altered"]
+    assert h.provider.calls == 1 and counted.count("SourceAltered") == 1  # flagged once, when it was made
+
+
 def test_retry_generates_once_more_with_a_new_seed_and_keeps_the_better(make: Any, counted: list[str]):
     budget = MemoryBudget(limit=10.0)
     h = make(provider=FakeProvider(image=answers(repainted, faithful)), source_check="retry", budget=budget)
@@ -136,7 +150,8 @@ def test_renditions_of_one_generation_are_checked_once_and_a_later_run_reads_the
     assert {META_SOURCE_MATCH, META_SOURCE_BOX} <= set(h.storage.head(generation).metadata)
 
     h.sidecar(targets=[{"size": "1200x600", "name": "wide"}])  # a new rendition of the kept generation
-    (again,) = h.handle().records
+    again, wider = h.handle().records
+    assert (wider.name, wider.status) == ("wider", "unconfigured")  # its file stays, listed, until pruned
     assert again.rendered_from_generation and again.source_match == records[0].source_match
     assert len(looks) == 1
 

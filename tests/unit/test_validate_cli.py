@@ -22,7 +22,13 @@ DESIGN_EXAMPLE = {
 @pytest.fixture(autouse=True)
 def settings_env(monkeypatch):
     """Only what each test sets: a developer's shell must not change the figures."""
-    for name in ("REFRAME_PROVIDER", "PRICE_TABLE", "MAX_TARGETS_PER_OBJECT", "MAX_SIDECAR_BYTES"):
+    for name in (
+        "REFRAME_PROVIDER",
+        "PRICE_TABLE",
+        "MAX_TARGETS_PER_OBJECT",
+        "MAX_SIDECAR_BYTES",
+        "OUTPUT_KEY_TEMPLATE",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -34,7 +40,10 @@ def write(tmp_path, document):
 
 
 def rows(out):
-    return {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    """The targets' and the cost table's rows by their first word (the deliverables' table left out)."""
+    head, _, rest = out.partition(" deliverable(s):")
+    tables = head + rest.partition("\n\n")[2]
+    return {line.split()[0]: line.split() for line in tables.splitlines() if line.strip()}
 
 
 def test_a_good_file_prints_each_target_and_the_total(tmp_path, capsys):
@@ -134,7 +143,7 @@ def test_each_mistake_is_on_its_own_line_with_did_you_mean_for_a_near_miss(tmp_p
         "  targets[0].preset: unknown preset 'instagram-storie' (did you mean 'instagram-story'?); known: email-header,"
         " facebook-cover, facebook-link, instagram-landscape, instagram-portrait … 13 more (see `reframe presets`)",
         "  targets[1].rendering_speed: Input should be 'TURBO', 'DEFAULT' or 'QUALITY' (did you mean 'TURBO'?)",
-        "  targets[1].resolution: '1536x64' is not one of the 69 allowed resolutions (see the README)"
+        "  targets[1].resolution: '1536x64' is not one of the 69 allowed resolutions (listed in docs/sidecar.md)"
         " (did you mean '1536x640'?)",
     ]
 
@@ -166,3 +175,32 @@ def test_each_crop_says_where_it_falls_on_the_canvas(tmp_path, capsys):
     # 1536x512 reframed, then 4:1: the top 384 rows of 512.
     assert "  linkedin-banner: keeps x 0-1536, y 0-384 of the 1536x512 canvas (focus top)" in out
     assert "1536x640: keeps" not in out  # an API resolution is not cropped
+
+
+def test_the_deliverables_their_keys_and_cost(tmp_path, capsys, settings_env):
+    settings_env.setenv("OUTPUT_KEY_TEMPLATE", "img/{dir}/{stem}/{name}-{width}w.{hash}.{ext}")
+    document = {
+        "version": 1,
+        "targets": [{"size": "1200x628", "name": "og", "widths": [600]}, {"size": "600x314", "name": "small"}],
+        "output": {"formats": ["avif", "jpeg"]},
+    }
+    assert main(["validate", write(tmp_path, document)]) == 0
+    out = capsys.readouterr().out
+    assert "6 deliverable(s):" in out
+    lines = [line.split() for line in out.splitlines() if line.startswith(("og ", "small "))]
+    deliverables = [line for line in lines if line[1] in ("avif", "jpeg")]
+    assert deliverables == [
+        ["og", "avif", "1200x628", "img/photo/og-1200w.<hash>.avif", "0.075"],
+        ["og", "avif", "600x314", "img/photo/og-600w.<hash>.avif", "0.000"],
+        ["og", "jpeg", "1200x628", "img/photo/og-1200w.<hash>.jpg", "0.000"],
+        ["og", "jpeg", "600x314", "img/photo/og-600w.<hash>.jpg", "0.000"],
+        ["small", "avif", "600x314", "img/photo/small-600w.<hash>.avif", "0.000"],  # rendered from og's generation
+        ["small", "jpeg", "600x314", "img/photo/small-600w.<hash>.jpg", "0.000"],
+    ]
+    assert "output: avif, jpeg, quality 90" in out
+
+
+def test_widths_the_key_template_cannot_tell_apart(tmp_path, capsys):
+    document = {"version": 1, "targets": [{"size": "1200x628", "widths": [600]}]}
+    assert main(["validate", write(tmp_path, document)]) == 1
+    assert "targets[0].widths: the deliverables' key template (setting OUTPUT_KEY_TEMPLATE)" in capsys.readouterr().err

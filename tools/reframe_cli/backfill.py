@@ -47,6 +47,7 @@ def report(found: Survey, pipeline: Pipeline) -> str:
         ("images found", found.images),
         ("  unconfigured", found.unconfigured),
         ("  invalid config", len(found.invalid)),
+        ("  rejected, not images", len(found.rejected)),
         ("  configured", len(configured)),
         ("variants planned", planned),
         ("  already present", planned - len(missing)),
@@ -58,13 +59,35 @@ def report(found: Survey, pipeline: Pipeline) -> str:
     ]
     lines = [f"s3://{found.bucket}/{found.prefix} (provider {pipeline.provider.name})"]
     lines += [f"{label:<22}{value:>8}" for label, value in counts]
-    lines += [f"invalid: {key}: {message}" for key, message in list(found.invalid.items())[:_SHOWN]]
-    if len(found.invalid) > _SHOWN:
-        lines.append(f"invalid: ... and {len(found.invalid) - _SHOWN} more")
+    lines += _listed("invalid", found.invalid)
+    lines += _listed("rejected, skipped", found.rejected)
+    lines += _provider_warnings(found, pipeline.provider.name)
     speeds = Counter(v.rendering_speed for v in paid)
     table = cost_table(pipeline.options.price_table, speeds, configured=pipeline.provider.name)
     lines += ["", "estimated cost of the generations to pay for (USD):", table]
     return "\n".join(lines) + "\n"
+
+
+def _listed(label: str, problems: dict[str, str]) -> list[str]:
+    lines = [f"{label}: {key}: {message}" for key, message in list(problems.items())[:_SHOWN]]
+    if len(problems) > _SHOWN:
+        lines.append(f"{label}: ... and {len(problems) - _SHOWN} more")
+    return lines
+
+
+def _provider_warnings(found: Survey, configured: str) -> list[str]:
+    """Variants counted missing because another provider made them: the estimate would pay for them again."""
+    return [
+        f"warning: {n} missing variant(s) were made by {other}, not by {configured} (the configured provider):"
+        f" they count as missing and would be made and paid for again; --provider {other} surveys against {other}"
+        for other, n in sorted(found.other_providers.items())
+    ]
+
+
+def needing_work(found: Survey) -> str:
+    """Each image with variants to make, and which (a dry run's list)."""
+    lines = [f"needs work: {work.info.key}: {', '.join(v.name for v in work.missing)}" for work in found.todo]
+    return "\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -180,6 +203,8 @@ def run(
         raise UserError(f"s3://{bucket}/{prefix}: {_aws_refusal(exc)}") from exc
     out.write(report(found, active))
     todo = found.todo
+    if dry_run:
+        out.write(needing_work(found))
     if dry_run or not todo:
         return 0
     if queue_url:

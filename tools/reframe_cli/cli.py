@@ -1,4 +1,4 @@
-"""The `reframe` command (README, "The `reframe` command")."""
+"""The `reframe` command (docs/cli.md)."""
 
 from __future__ import annotations
 

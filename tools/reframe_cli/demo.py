@@ -4,6 +4,7 @@ the variants, manifests, a contact sheet, the notices announced and the handler'
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections import Counter
@@ -40,6 +41,8 @@ def run(output: Path, out: TextIO, *, pollers: int, timeout_s: float) -> int:
     """Run the demo; 0 when every variant was produced. ``out`` is the terminal: the handler's own
     output goes to ``output/logs.jsonl``."""
     clock = time.monotonic()
+    # Every sidecar and folder default is in the bucket before the images: no image has one to wait for.
+    os.environ.setdefault("SIDECAR_WAIT_S", "0")
     settings = Settings.from_env()
     sources = {settings.input_prefix + key: IMAGES / name for name, key in UPLOADS.items()}
     manifest_keys = {key: output_dir(key, settings) + MANIFEST_NAME for key in sources}

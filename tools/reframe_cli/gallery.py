@@ -130,6 +130,7 @@ def _error_line(error: dict[str, Any]) -> str:
 
 
 def _variant_view(variant: dict[str, Any], image_url: ImageUrl) -> VariantView:
+    """``image_url``: of a key in the bucket of the manifest's deliverables."""
     key = variant.get("key")
     status = str(variant.get("status"))
     error = variant.get("error")
@@ -180,8 +181,16 @@ def _source_view(key: str, manifest: dict[str, Any], image_url: ImageUrl, source
         error=_error_line(error) if error else None,
         # A rejected source made nothing: its targets are named on its one card, not shown as failed variants.
         targets=[str(v.get("name")) for v in variants if v.get("name") != "*"] if error else [],
-        variants=[] if error else [_variant_view(v, image_url) for v in variants],
+        variants=[] if error else [_variant_view(v, _in_output_bucket(manifest, image_url)) for v in variants],
     )
+
+
+def _in_output_bucket(manifest: dict[str, Any], image_url: ImageUrl) -> ImageUrl:
+    """Deliverables are where the manifest says (OUTPUT_BUCKET), which may be another bucket than its source's."""
+    bucket, source = manifest.get("output_bucket"), manifest["source"].get("bucket")
+    if not bucket or bucket == source:
+        return image_url
+    return lambda key: image_url(key, bucket=bucket)  # type: ignore[call-arg]
 
 
 @dataclass
@@ -263,7 +272,9 @@ def _parse(key: str, body: bytes) -> dict[str, Any]:
 
 
 def presigner(s3: Any, bucket: str, expires_s: int) -> ImageUrl:
-    def url(key: str) -> str:
+    """Presigned URLs of keys in ``bucket``, or in another (``bucket=``: a manifest's OUTPUT_BUCKET)."""
+
+    def url(key: str, bucket: str = bucket) -> str:
         return str(s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s))
 
     return url

@@ -25,10 +25,10 @@ DESCRIPTION = (
 )
 
 NOTICE = (
-    "urn:reframe-pipeline:schema:notice:1",
-    "Reframe Pipeline notice detail, schema version 1",
+    "urn:reframe-pipeline:schema:notice:2",
+    "Reframe Pipeline notice detail, schema version 2",
     "The detail of the EventBridge events 'Reframe Variants Ready' and 'Reframe Variants Removed' "
-    "(source reframe.pipeline), and the data of the webhook. See README, Downstream integration.",
+    "(source reframe.pipeline), and the data of the webhook. See docs/notices.md.",
 )
 
 

@@ -20,6 +20,7 @@ from reframe_pipeline.adapters.inbound.s3_events import parse_sqs_body
 from reframe_pipeline.application.outputs import output_dir
 from reframe_pipeline.domain.errors import PermanentError
 from reframe_pipeline.domain.events import MANIFEST_NAME, SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
+from reframe_pipeline.domain.sidecar_wait import wait_left_s
 from reframe_pipeline.settings import Settings
 
 from . import gallery_server
@@ -27,6 +28,8 @@ from .logs import handler_output_to
 from .samples import sidecar_seed
 from .words import counted
 
+# How a manifest's statuses are said, where the word alone would not tell.
+_STATUS_WORDS = {"unconfigured": "no longer configured (kept)"}
 # A manifest older than its batch (minus the manifest's one-second resolution) is from an earlier run.
 _CLOCK_SLACK_S = 1.0
 
@@ -72,6 +75,11 @@ class Progress:
         if kind in (KeyKind.OUTPUT, KeyKind.OUTSIDE_INPUT):
             return None
         took = f"({report.elapsed_s:.1f} s)"
+        if message["MessageId"] in report.failed and kind is KeyKind.IMAGE and self._awaits_sidecar(event.key, report):
+            return (
+                f"{event.key} → waiting for its own sidecar (SIDECAR_WAIT_S {s.sidecar_wait_s} s):"
+                f" back in the queue in {self._stack.wiring.retry_delay_s} s {took}"
+            )
         if message["MessageId"] in report.failed:
             receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
             return (
@@ -86,13 +94,28 @@ class Progress:
         source = f"{image} (sidecar {event.action})" if kind is KeyKind.OBJECT_SIDECAR else image
         manifest = self._manifest(image)
         if manifest is None or _older_than(manifest, report.started - _CLOCK_SLACK_S):
+            if kind is KeyKind.OBJECT_SIDECAR and self._uploaded_at(image) is None:
+                return f"{source} → waiting for the image {took}"
             return f"{source} → left alone: no sidecar or folder default, or no image (see the logs) {took}"
         if manifest.get("error"):
             return f"{source} → rejected: {manifest['error']['message']} {took}"
         counts = {status: 0 for status in ("created", "existing", "failed")}
         for variant in manifest["variants"]:
-            counts[variant["status"]] += 1
-        return f"{source} → " + ", ".join(f"{n} {status}" for status, n in counts.items()) + f" {took}"
+            counts[variant["status"]] = counts.get(variant["status"], 0) + 1
+        said = [f"{n} {_STATUS_WORDS.get(status, status)}" for status, n in counts.items()]
+        return f"{source} → " + ", ".join(said) + f" {took}"
+
+    def _uploaded_at(self, key: str) -> float | None:
+        try:
+            head = self._stack.s3.head_object(Bucket=self._stack.wiring.bucket, Key=key)
+        except ClientError:
+            return None
+        return float(head["LastModified"].timestamp())
+
+    def _awaits_sidecar(self, image: str, report: BatchReport) -> bool:
+        """The image had no sidecar of its own and was young enough to wait for one when its batch ran."""
+        waited = wait_left_s(self._uploaded_at(image), report.started, self._settings.sidecar_wait_s) > 0
+        return waited and self._uploaded_at(image + SIDECAR_SUFFIX) is None
 
     def _manifest(self, image_key: str) -> dict[str, Any] | None:
         key = output_dir(image_key, self._settings) + MANIFEST_NAME

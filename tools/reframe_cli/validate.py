@@ -17,6 +17,9 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from reframe_pipeline.domain.cropping import crop_for
+from reframe_pipeline.domain.events import FOLDER_SIDECAR, SIDECAR_SUFFIX
+from reframe_pipeline.domain.imaging import FORMATS
+from reframe_pipeline.domain.key_template import KeyFacts
 from reframe_pipeline.domain.planning import PlannedVariant, generation_payers, plan
 from reframe_pipeline.domain.presets import PRESETS
 from reframe_pipeline.domain.pricing import estimate
@@ -74,6 +77,7 @@ def run(path: Path, out: TextIO, err: TextIO) -> int:
             provider=provider,
             default_speed=settings.default_rendering_speed,
             style_prefix=settings.style_prefix,
+            widths_allowed=settings.delivery.template.has_width,
         )
     except InvalidSidecarError as exc:
         found = mistakes(raw, exc)
@@ -86,8 +90,10 @@ def run(path: Path, out: TextIO, err: TextIO) -> int:
     out.write(_targets_table(sidecar.targets, variants, settings, provider) + "\n\n")
     out.write(_crops(variants))
     options = sidecar.output
-    quality = f", quality {options.quality}" if options.format in ("jpeg", "webp", "avif") else ""
-    out.write(f"output: {options.format}{quality}{', prune' if sidecar.prune else ''}\n\n")
+    quality = f", quality {options.quality}" if {"jpeg", "webp", "avif"} & set(options.all_formats) else ""
+    written = ", ".join(options.all_formats)
+    out.write(f"output: {written}{quality}{', prune' if sidecar.prune else ''}\n\n")
+    out.write(_deliverables(path, variants, settings, provider) + "\n\n")
     payers = generation_payers(variants)
     paid = [v for v in variants if payers[v.name] == v.name]
     out.write(
@@ -186,3 +192,22 @@ def _targets_table(targets: list[Target], variants: list[PlannedVariant], settin
         )
     rows.append(["total", "", "", "", "", "", "", usd(total)])
     return text_table(headers, rows, right=frozenset({7}))
+
+
+def _deliverables(path: Path, variants: list[PlannedVariant], settings: Settings, provider: str) -> str:
+    """Every file written for one upload, at its key (OUTPUT_KEY_TEMPLATE, for the image this sidecar is
+    beside), and its cost: a target's generation is paid once, its renditions cost nothing."""
+    source = path.name.removesuffix(SIDECAR_SUFFIX) if path.name != FOLDER_SIDECAR else "<image>"
+    template = settings.delivery.template
+    payers = generation_payers(variants)
+    rows = []
+    for v in variants:
+        paid = payers[v.name] == v.name
+        for index, spec in enumerate(v.renditions):
+            ext = FORMATS[spec.format].ext if spec.format in FORMATS else "<ext>"
+            facts = KeyFacts(source, v.name, spec.width, spec.height, ext, digest="<hash>")
+            cost = estimate(settings.price_table, provider, v.rendering_speed) if paid and index == 0 else 0.0
+            rows.append([v.name, spec.format, str(spec.size), template.render(facts), usd(cost)])
+    bucket = settings.output_bucket or "the source bucket"
+    headers = ["target", "format", "size", f"key (in {bucket}, for {source})", "USD"]
+    return f"{len(rows)} deliverable(s):\n" + text_table(headers, rows, right=frozenset({4}))

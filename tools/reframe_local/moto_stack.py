@@ -1,6 +1,6 @@
 """The local stack behind ``reframe demo`` and ``reframe serve``: moto (S3 + SQS + EventBridge) wired as the SAM
 template wires AWS (bucket notifications on INPUT_PREFIX -> queue -> DLQ), and pollers calling the
-real handler in this process. The handler's notices go to an EventBridge bus whose rule, like the README's,
+real handler in this process. The handler's notices go to an EventBridge bus whose rule, like docs/notices.md's,
 sends them to a queue the tools read."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from reframe_pipeline.adapters.sqs_redelivery import hand_back
 from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.pipeline import Outcome, Pipeline
 from reframe_pipeline.composition import build_pipeline
-from reframe_pipeline.domain.errors import PermanentError, ReframeError
+from reframe_pipeline.domain.errors import PermanentError, ReframeError, SidecarAwaitedError
 from reframe_pipeline.domain.events import ObjectEvent
 from reframe_pipeline.observability import count, logger, metrics, tracer
 from reframe_pipeline.settings import current
@@ -55,6 +55,8 @@ def _handle_events(events: list[ObjectEvent], deadline: Deadline, **where: str) 
     for event in events:
         try:
             summaries.append(_summary(pipeline().handle(event, deadline)))
+        except SidecarAwaitedError:  # a wait, said by the pipeline: the record comes back when it is over
+            raise
         except Exception as exc:
             # Said here, once: a failed SQS record is only handed back, and Lambda's report of a failed
             # direct invocation names no object. A traceback only where it tells more.
@@ -95,8 +97,13 @@ def _sqs_batch(records: list[dict[str, Any]], deadline: Deadline) -> dict[str, A
             for r in records
         }
     failed = [message_id for message_id, future in started.items() if future.exception() is not None]
+    waits = {
+        message_id: exc.retry_after_s
+        for message_id, future in started.items()
+        if isinstance(exc := future.exception(), SidecarAwaitedError)
+    }
     if failed:
-        hand_back(records, set(failed), current().retry_visibility_s)
+        hand_back(records, set(failed), current().retry_visibility_s, waits)
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 

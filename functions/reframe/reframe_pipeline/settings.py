@@ -1,11 +1,11 @@
-"""Deployment settings, read from the environment and validated once (README, Settings)."""
+"""Deployment settings, read from the environment and validated once (docs/settings.md)."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from reframe_pipeline.domain.delivery import Delivery, delivery_for
 from reframe_pipeline.domain.planning import plan
 from reframe_pipeline.domain.preparation import Limits, decode_pixels_for
 from reframe_pipeline.domain.pricing import DEFAULT_PRICES, PriceTable
@@ -57,6 +58,9 @@ class Settings(BaseModel):
     ideogram_api_key: SecretStr | None = None
     ideogram_api_key_secret: str | None = None
     default_sidecar: str | None = None
+    # An image with no sidecar of its own, uploaded less than this many seconds ago, waits for one (its record
+    # goes back to the queue) rather than be paid for with a folder default or DEFAULT_SIDECAR; 0: no wait.
+    sidecar_wait_s: int = Field(10, ge=0, le=900)
     max_parallel_calls: int = Field(8, ge=1, le=MOST_PARALLEL_CALLS)
     idempotency_table: str | None = None
     # Presigned URLs handed to the provider: short-lived (at most 15 minutes).
@@ -113,13 +117,20 @@ class Settings(BaseModel):
     # "local": a variant the provider failed for good is made by the local engine instead, flagged in the
     # manifest (provider "local", fallback_reason); none: it stays failed.
     fallback_provider: Literal["none", "local"] = "none"
-    # The source check of each generation (README, "The source check"): off; warn = a variant whose source
+    # The source check of each generation (docs/source-check.md): off; warn = a variant whose source
     # scores below SOURCE_MATCH_MIN is written and flagged (source_altered); retry = generated once more with
     # a new seed first, the better of the two kept.
     source_check: Literal["off", "warn", "retry"] = "warn"
     # Mean SSIM of the source in the result, 0..1: the local engine's output scores 0.97..0.99 on the sample
     # images, a centre repainted over a third of the source 0.15..0.62 (docs/source-check.md).
     source_match_min: float = Field(0.85, ge=0, le=1)
+    # Delivery (docs/outputs.md, "Where deliverables go"): the bucket of the deliverables (none: the source's),
+    # their keys (none: OUTPUT_PREFIX<path>/<name>.<ext>), their Cache-Control (none: by the template, see
+    # domain/delivery.py) and the base URL manifests and notices give them (none: keys only).
+    output_bucket: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    output_key_template: str = ""
+    cache_control: str = ""
+    public_base_url: str | None = None
 
     @field_validator("source_check", mode="before")
     @classmethod
@@ -151,6 +162,8 @@ class Settings(BaseModel):
         "webhook_secret_arn",
         "c2pa_signer_secret_arn",
         "c2pa_signer_file",
+        "output_bucket",
+        "public_base_url",
         mode="before",
     )
     @classmethod
@@ -215,9 +228,23 @@ class Settings(BaseModel):
             self._check_signer()
         if self.fallback_provider == self.reframe_provider:
             raise ValueError("FALLBACK_PROVIDER=local with REFRAME_PROVIDER=local falls back to itself: set it to none")
+        self.delivery  # noqa: B018 - the key template, Cache-Control and base URL are checked at start-up
         if self.default_sidecar is not None:
             self._check_default_sidecar(self.default_sidecar)
         return self
+
+    @cached_property
+    def delivery(self) -> Delivery:
+        """Where and how deliverables are written (checked: raises ValueError naming the setting)."""
+        return delivery_for(
+            template=self.output_key_template,
+            cache_control=self.cache_control,
+            public_base_url=self.public_base_url,
+            output_prefix=self.output_prefix,
+            input_prefix=self.input_prefix,
+            style_prefix=self.style_prefix,
+            same_bucket=self.output_bucket is None,
+        )
 
     def _check_webhook(self, url: str) -> None:
         if not (self.webhook_secret or self.webhook_secret_arn):
@@ -247,6 +274,7 @@ class Settings(BaseModel):
                 provider=self.reframe_provider,
                 default_speed=self.default_rendering_speed,
                 style_prefix=self.style_prefix,
+                widths_allowed=self.delivery.template.has_width,
             )
         except InvalidSidecarError as exc:
             raise ValueError(f"DEFAULT_SIDECAR: {exc.message}") from None

@@ -1,4 +1,4 @@
-"""C2PA Content Credentials in each generated variant (C2PA_SIGNING=on; README, "Provenance"), with c2pa-python:
+"""C2PA Content Credentials in each generated variant (C2PA_SIGNING=on; docs/provenance.md), with c2pa-python:
 the image sent to the provider as the parentOf ingredient, the edit intent's ``c2pa.opened`` action on it, then
 ``c2pa.edited`` with the IPTC digital source type the variant's XMP states.
 

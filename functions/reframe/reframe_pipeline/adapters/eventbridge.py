@@ -1,4 +1,4 @@
-"""Notices as EventBridge events on EVENT_BUS_NAME (README, "Downstream integration")."""
+"""Notices as EventBridge events on EVENT_BUS_NAME (docs/notices.md)."""
 
 from __future__ import annotations
 

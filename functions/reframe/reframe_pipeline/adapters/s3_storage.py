@@ -14,9 +14,12 @@ from botocore.exceptions import ClientError
 from reframe_pipeline.adapters import aws
 from reframe_pipeline.application.pipeline import LOOKUP_THREADS
 from reframe_pipeline.application.values import ObjectInfo
+from reframe_pipeline.domain.errors import BucketWriteError
 from reframe_pipeline.settings import MOST_PARALLEL_CALLS
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+# A bucket that is not there, or not ours to write: the same for every key of it.
+_UNWRITABLE = {"NoSuchBucket", "AccessDenied", "AllAccessDisabled", "AccountProblem", "PermanentRedirect"}
 
 
 # Connections the client keeps: the pipeline's S3 lookups and its uploads (one per provider call in flight,
@@ -70,6 +73,7 @@ class S3Storage:
             content_type=response.get("ContentType", ""),
             metadata=response.get("Metadata", {}),
             version=_version(response),
+            last_modified=response["LastModified"].timestamp(),
         )
 
     def read(self, key: str, first_bytes: int | None = None) -> bytes:
@@ -88,12 +92,28 @@ class S3Storage:
         return body
 
     def write(
-        self, key: str, body: bytes, content_type: str, metadata: dict[str, str], tags: dict[str, str] | None = None
+        self,
+        key: str,
+        body: bytes,
+        content_type: str,
+        metadata: dict[str, str],
+        tags: dict[str, str] | None = None,
+        cache_control: str | None = None,
     ) -> None:
         extra = {"Tagging": urlencode(tags)} if tags else {}
-        self._client.put_object(
-            Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata, **extra
-        )
+        if cache_control:
+            extra["CacheControl"] = cache_control
+        try:
+            self._client.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata, **extra
+            )
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") in _UNWRITABLE:
+                raise BucketWriteError(
+                    f"cannot write to bucket {self.bucket!r} ({error.get('Code')}: {error.get('Message', '')})"
+                ) from None
+            raise
 
     def presign_get(self, key: str, expires_s: int) -> str:
         url: str = self._client.generate_presigned_url(

@@ -8,7 +8,7 @@ own instead, growing with its receive count and capped well below the providers'
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -32,18 +32,23 @@ def queue_url(arn: str) -> str:
     return f"https://sqs.{region}.{domain}/{account}/{name}"
 
 
-def hand_back(records: Iterable[dict[str, Any]], failed_ids: set[str], base_s: int) -> None:
-    """Give each failed record of the batch its own visibility. A failure here is logged, not raised:
-    the record then returns after the queue's own visibility timeout, as it would without this."""
+def hand_back(
+    records: Iterable[dict[str, Any]], failed_ids: set[str], base_s: int, waits: Mapping[str, int] | None = None
+) -> None:
+    """Give each failed record of the batch its own visibility: ``waits`` (by message id) for a record that said
+    when to come back (an image waiting for its sidecar), else growing with its receives. A failure here is
+    logged, not raised: the record then returns after the queue's own visibility timeout, as it would without this."""
+    waits = waits or {}
     by_queue: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
-        if record["messageId"] in failed_ids:
+        message_id = record["messageId"]
+        if message_id in failed_ids:
             receives = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
             by_queue[record["eventSourceARN"]].append(
                 {
                     "Id": str(len(by_queue[record["eventSourceARN"]])),
                     "ReceiptHandle": record["receiptHandle"],
-                    "VisibilityTimeout": delay_s(receives, base_s),
+                    "VisibilityTimeout": waits.get(message_id, delay_s(receives, base_s)),
                 }
             )
     for arn, entries in by_queue.items():

@@ -1,4 +1,4 @@
-"""Notices POSTed to WEBHOOK_URL, signed per Standard Webhooks (README, "Downstream integration"), with the
+"""Notices POSTed to WEBHOOK_URL, signed per Standard Webhooks (docs/notices.md), with the
 provider calls' deadline-clamped timeouts, retries and backoff. A webhook that fails is logged and counted, never a
 reason to fail or repeat the work."""
 

@@ -4,14 +4,21 @@ would pay for. Reads only."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+
+from pydantic import ValidationError
 
 from reframe_pipeline.application.generations import Generations
 from reframe_pipeline.application.object_metadata import is_fallback
+from reframe_pipeline.application.outputs import OutputFolder
 from reframe_pipeline.application.pipeline import Pipeline
+from reframe_pipeline.application.ports import Storage
 from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.domain.events import KeyKind, classify
+from reframe_pipeline.domain.manifest import Manifest
 from reframe_pipeline.domain.planning import PlannedVariant
+from reframe_pipeline.domain.preparation import UnsupportedImageError
 from reframe_pipeline.domain.sidecar import InvalidSidecarError
 
 
@@ -31,6 +38,11 @@ class Survey:
     images: int = 0
     unconfigured: int = 0
     invalid: dict[str, str] = field(default_factory=dict)  # image key -> the sidecar's problem
+    # Uploads whose manifest says this very upload was refused as not an image: a run would refuse it again.
+    rejected: dict[str, str] = field(default_factory=dict)  # image key -> why
+    # Missing variants that the manifest says another provider made (provider -> count): the configured one has
+    # other parameters, so they would be made, and paid for, again.
+    other_providers: Counter[str] = field(default_factory=Counter)
     retry_fallbacks: bool = False  # variants made by the fallback provider count as missing
     configured: list[ImageWork] = field(default_factory=list)
 
@@ -47,26 +59,66 @@ def survey(pipeline: Pipeline, bucket: str, prefix: str, retry_fallbacks: bool =
     storage = pipeline.storage_for(bucket)
     result = Survey(bucket, prefix, retry_fallbacks=retry_fallbacks)
     for info in storage.list_objects(prefix):
-        if classify(info.key, s.input_prefix, s.output_prefix) is not KeyKind.IMAGE:
-            continue
-        result.images += 1
-        found = pipeline.find_config(storage, info.key)
-        if found is None:
-            result.unconfigured += 1
-            continue
-        try:
-            planned, _prune = pipeline.plan_config(found)
-        except InvalidSidecarError as exc:
-            result.invalid[info.key] = exc.message
-            continue
-        folder = pipeline.folder(storage, info.key)
-        present = {item.key for item in storage.list_objects(folder.out_dir)}
-        existing = folder.existing(info, planned, present, fallback_ok=True)
-        fallbacks = {name for name, head in existing.items() if is_fallback(head)}
-        missing = [v for v in planned if v.name not in existing or (retry_fallbacks and v.name in fallbacks)]
-        paid = _to_pay(pipeline.generations(storage, folder.out_dir, present), info, missing)
-        result.configured.append(ImageWork(info, planned, missing, paid, len(fallbacks)))
+        if classify(info.key, s.input_prefix, s.output_prefix) is KeyKind.IMAGE:
+            result.images += 1
+            _survey_image(pipeline, storage, info, result)
     return result
+
+
+def _survey_image(pipeline: Pipeline, storage: Storage, info: ObjectInfo, result: Survey) -> None:
+    found = pipeline.find_config(storage, info.key)
+    if found is None:
+        result.unconfigured += 1
+        return
+    try:
+        planned, _prune = pipeline.plan_config(found)
+    except InvalidSidecarError as exc:
+        result.invalid[info.key] = exc.message
+        return
+    folder = pipeline.folder(storage, info.key)
+    present = {item.key for item in storage.list_objects(folder.out_dir)}
+    manifest = _last_manifest(folder, present)
+    if manifest is not None and (refusal := _refused_as_not_an_image(manifest, info)):
+        result.rejected[info.key] = refusal
+        return
+    existing = folder.existing(info, planned, present, fallback_ok=True)
+    fallbacks = {name for name, head in existing.items() if is_fallback(head)}
+    missing = [v for v in planned if v.name not in existing or (result.retry_fallbacks and v.name in fallbacks)]
+    if manifest is not None:
+        result.other_providers.update(_made_by_others(manifest, missing, pipeline.provider.name))
+    paid = _to_pay(pipeline.generations(storage, folder.out_dir, present), info, missing)
+    result.configured.append(ImageWork(info, planned, missing, paid, len(fallbacks)))
+
+
+def _last_manifest(folder: OutputFolder, present: set[str]) -> Manifest | None:
+    """The folder's manifest, when its listing shows one and it reads (an unreadable one tells nothing)."""
+    if folder.manifest_key not in present:
+        return None
+    try:
+        return Manifest.model_validate_json(folder.storage.read(folder.manifest_key))
+    except (FileNotFoundError, ValidationError):
+        return None
+
+
+def _refused_as_not_an_image(manifest: Manifest, info: ObjectInfo) -> str | None:
+    """Why this very upload (its ETag) was refused as not an image; None when it was not."""
+    error = manifest.error
+    if error is None or error.code != UnsupportedImageError.code or manifest.source.etag != info.etag:
+        return None
+    return error.message
+
+
+def _made_by_others(manifest: Manifest, missing: list[PlannedVariant], provider: str) -> Counter[str]:
+    """The providers other than ``provider`` that made variants now missing (not as a fallback)."""
+    names = {v.name for v in missing}
+    return Counter(
+        r.provider
+        for r in manifest.variants
+        if r.name in names
+        and r.status in ("created", "existing")
+        and r.provider not in (None, provider)
+        and r.fallback_reason is None
+    )
 
 
 def _to_pay(generations: Generations, info: ObjectInfo, missing: list[PlannedVariant]) -> list[PlannedVariant]:

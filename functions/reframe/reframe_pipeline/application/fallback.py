@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from reframe_pipeline.application.deliverables import delivered
 from reframe_pipeline.application.ports import ReframeProvider
 from reframe_pipeline.application.values import FreeMeter, GenerationParams, ReframeRequest
 from reframe_pipeline.application.variant_job import VariantJob
@@ -77,6 +78,7 @@ class Fallback:
             height=v.final_size.height,
             latency_ms=int((time.monotonic() - started) * 1000),
             provenance=self.provenance.model_copy(update={"signed": written.signed}),
+            **delivered(written.renditions),
             fallback_reason=failure.error,
             retryable=failure.retryable,
             **{**fields, "provider": self.provider.name, "seed": seed_of(job, result)},

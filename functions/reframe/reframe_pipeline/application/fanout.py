@@ -10,14 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.deliverables import delivered
 from reframe_pipeline.application.generations import META_GENERATION, META_SEED, Generations
-from reframe_pipeline.application.object_metadata import is_current, is_signed
+from reframe_pipeline.application.object_metadata import is_current, is_signed, warnings_of
 from reframe_pipeline.application.ports import Storage, VariantGuard
 from reframe_pipeline.application.source_image import SourceImage
 from reframe_pipeline.application.values import ObjectInfo, VariantWork
 from reframe_pipeline.application.variant_job import VariantJob
 from reframe_pipeline.application.variants import VariantProducer
-from reframe_pipeline.domain.manifest import VariantRecord
+from reframe_pipeline.domain.manifest import Rendition, VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import count, logger
 
@@ -26,9 +27,12 @@ from reframe_pipeline.observability import count, logger
 class FolderContents:
     """What the source's output folder holds for this run (OutputFolder.contents) and its kept generations."""
 
-    existing: dict[str, ObjectInfo]  # current variants by name: nothing to do
+    existing: dict[str, ObjectInfo]  # current variants by name (their first deliverable): nothing to do
     replaced: dict[str, str]  # the generation of each outdated rendition, by name
     generations: Generations
+    out: Storage  # where this run's deliverables go (OUTPUT_BUCKET)
+    path: str  # the source key below INPUT_PREFIX: the key template's {path}
+    renditions: dict[str, list[Rendition]]  # the deliverables of each current variant
 
 
 class FanOut:
@@ -57,7 +61,7 @@ class FanOut:
         jobs: list[VariantJob] = []
         for v in variants:
             if v.name in existing:
-                records[v.name] = self._existing(v, existing[v.name])
+                records[v.name] = self._existing(v, existing[v.name], outputs.renditions[v.name])
                 continue
             gen_id = outputs.generations.id_for(v, info)
             job = VariantJob(
@@ -70,6 +74,8 @@ class FanOut:
                 outputs.generations,
                 gen_id,
                 work_id=_work_id(storage, info, gen_id),
+                out=outputs.out,
+                path=outputs.path,
                 previous_generation=replaced.get(v.name),
             )
             context = contextvars.copy_context()  # carries the source's log keys into the thread
@@ -77,13 +83,13 @@ class FanOut:
             jobs.append(job)
         for name, future in futures.items():
             records[name] = future.result()
-        unfinished = {job.work_id for job in jobs if _unfinished(records[job.variant.name])}
-        self.producer.let_go([job for job in jobs if job.work_id not in unfinished])
+        self.producer.let_go(jobs, records)
         return [records[v.name] for v in variants]
 
-    def _existing(self, v: PlannedVariant, head: ObjectInfo) -> VariantRecord:
+    def _existing(self, v: PlannedVariant, head: ObjectInfo, renditions: list[Rendition]) -> VariantRecord:
         """The record of a variant already made for this source version and these parameters."""
         count("VariantsExisting")
+        renditions = self.producer.writer.publisher.with_urls(renditions)
         return VariantRecord(
             name=v.name,
             key=head.key,
@@ -93,9 +99,12 @@ class FanOut:
             resolution=str(v.resolution),
             provider=self.producer.provider.name,
             seed=_seed(v, head),
+            param_hash=v.param_hash,
             rendering_speed=v.rendering_speed,
             provenance=self.producer.provenance.model_copy(update={"signed": is_signed(head)}),
             generation=head.metadata.get(META_GENERATION),
+            warnings=warnings_of(head),
+            **delivered(renditions),
         )
 
     def _produce_in_context(self, job: VariantJob) -> VariantRecord:
@@ -111,7 +120,7 @@ class FanOut:
                 still_valid=lambda record: (
                     record.key is not None
                     and is_current(
-                        job.storage.head(record.key),
+                        job.out.head(record.key),
                         job.origin,
                         job.variant.param_hash,
                         # A fallback made after a paid verdict (unsafe, the wrong size) is remembered with it.
@@ -120,11 +129,6 @@ class FanOut:
                 ),
             )
         )
-
-
-def _unfinished(record: VariantRecord) -> bool:
-    """A variant the provider's generation has yet to make: failed, or stood in for by the fallback."""
-    return record.status == "failed" or record.fallback_reason is not None
 
 
 def _identity(storage: Storage, origin: ObjectInfo, variant: PlannedVariant) -> dict[str, str]:
@@ -146,6 +150,7 @@ def _work_id(storage: Storage, origin: ObjectInfo, gen_id: str) -> str:
 
 
 def _seed(variant: PlannedVariant, written: ObjectInfo) -> int | None:
-    """The sidecar's seed, or the one the provider used, as the variant's metadata keeps it."""
+    """The seed the variant was made with, as its metadata keeps it (a retried generation's, the sidecar's
+    notwithstanding: the same the manifest said when it was created), else the sidecar's."""
     seed = written.metadata.get(META_SEED)
-    return variant.seed if variant.seed is not None else int(seed) if seed and seed.isdigit() else None
+    return int(seed) if seed and seed.isdigit() else variant.seed

@@ -1,5 +1,5 @@
 """What outputs say of themselves in S3 metadata (source version, parameters, generation, seed, signing,
-fallback), what makes one current, and S3's limits on keys and metadata, checked before anything is paid."""
+fallback, warnings), what makes one current, and S3's limits on keys and metadata, checked before anything is paid."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from reframe_pipeline.application.generations import META_GENERATION, META_SEED
 from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.domain.errors import OutputLimitError
 from reframe_pipeline.domain.imaging import FORMATS
+from reframe_pipeline.domain.manifest import SOURCE_ALTERED, SOURCE_CROPPED
 from reframe_pipeline.domain.planning import PlannedVariant
 
 META_SOURCE_KEY = "source-key"
@@ -22,12 +23,14 @@ META_FALLBACK = "fallback"
 # On a kept generation: its source check, so a later run's renditions of it need not look again.
 META_SOURCE_MATCH = "source-match"
 META_SOURCE_BOX = "source-box"
+# On a flagged variant: its warnings (comma-separated), so a later run that finds it existing lists them too.
+META_WARNINGS = "warnings"
+ALL_WARNINGS = (SOURCE_ALTERED, SOURCE_CROPPED)  # the longest metadata the warnings can take
 LONGEST_CHECK = {META_SOURCE_MATCH: "0.0000", META_SOURCE_BOX: "99999,99999,99999,99999"}
 OUTPUT_EXTENSIONS = tuple(sorted({spec.ext for spec in FORMATS.values()} | {"jpeg"}))
 # S3's own limits: a write over them fails after the provider was paid, so they are checked before.
 MAX_KEY_BYTES = 1024
 MAX_METADATA_BYTES = 2048
-LONGEST_SUFFIX = max(len(f".{ext}") for ext in OUTPUT_EXTENSIONS)
 LARGEST_SEED = 2**31 - 1  # the providers' seeds are 32-bit: the longest metadata a seed can take
 
 
@@ -52,10 +55,15 @@ def check_output_limits(key: str, metadata: dict[str, str]) -> None:
 
 
 def variant_metadata(
-    origin: ObjectInfo, param_hash: str, gen_id: str, seed: int | None, signed: bool = False
+    origin: ObjectInfo,
+    param_hash: str,
+    gen_id: str,
+    seed: int | None,
+    signed: bool = False,
+    warnings: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """What a variant says of itself: its source version, parameters, generation, the seed used (so a
-    variant people liked can be generated again) and whether it carries Content Credentials."""
+    variant people liked can be generated again), whether it carries Content Credentials and its warnings."""
     return {
         META_SOURCE_KEY: source_key_tag(origin.key),
         META_SOURCE_ETAG: origin.etag,
@@ -63,7 +71,13 @@ def variant_metadata(
         META_GENERATION: gen_id,
         **({META_SEED: str(seed)} if seed is not None else {}),
         **({META_CREDENTIALS: "c2pa"} if signed else {}),
+        **({META_WARNINGS: ",".join(warnings)} if warnings else {}),
     }
+
+
+def warnings_of(head: ObjectInfo) -> list[str]:
+    """The warnings a variant was written with (its metadata)."""
+    return [warning for warning in head.metadata.get(META_WARNINGS, "").split(",") if warning]
 
 
 def is_signed(head: ObjectInfo) -> bool:

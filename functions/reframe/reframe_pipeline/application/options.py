@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reframe_pipeline.application.source_matching import SourceCheckPolicy
+from reframe_pipeline.domain.delivery import Delivery
 from reframe_pipeline.domain.preparation import Limits
 from reframe_pipeline.domain.pricing import PriceTable
 
@@ -16,6 +17,7 @@ class PipelineOptions:
     output_prefix: str
     style_prefix: str
     default_sidecar: str | None  # DEFAULT_SIDECAR: the config of images that have none
+    sidecar_wait_s: int  # SIDECAR_WAIT_S: how long a new image without a sidecar of its own waits for one
     default_rendering_speed: str
     max_sidecar_bytes: int
     max_targets_per_object: int
@@ -26,3 +28,5 @@ class PipelineOptions:
     min_call_ms: int  # time that must be left in the invocation to start a provider call
     price_table: PriceTable
     source_check: SourceCheckPolicy
+    output_bucket: str | None  # OUTPUT_BUCKET: where deliverables go (None: the source's bucket)
+    delivery: Delivery  # their keys, Cache-Control and public URLs

@@ -1,19 +1,25 @@
-"""A source's output folder: where its variants, prepared copy and manifest live, which variants are
-current, what is obsolete, and ``finish``, the one place where a source's work ends."""
+"""A source's output folder: where its manifest, kept generations and prepared copy live (its state), which
+deliverables of its last manifest are current, what is obsolete in either bucket, and ``finish``, the one
+place where a source's work ends."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cached_property
 from typing import Protocol
 
+from pydantic import ValidationError
+
 from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.deliverables import bucket_of, carry_over, published, single_file, unwanted
 from reframe_pipeline.application.generations import META_GENERATION, id_of, is_generation
 from reframe_pipeline.application.object_metadata import OUTPUT_EXTENSIONS, is_current
 from reframe_pipeline.application.ports import Notifier, Storage
 from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.domain.events import MANIFEST_NAME
-from reframe_pipeline.domain.manifest import Manifest, VariantRecord
-from reframe_pipeline.domain.notices import ready, removed
+from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, Rendition, SourceInfo, VariantRecord
+from reframe_pipeline.domain.notices import NoticeDetail, files_gone, ready, removed
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import count, logger
 
@@ -40,6 +46,10 @@ def in_folder(key: str, out_dir: str) -> bool:
     return key.startswith(out_dir) and "/" not in key[len(out_dir) :]
 
 
+# The current deliverables of each target name, by their first rendition's head, and the outdated ones' generations.
+Contents = tuple[dict[str, ObjectInfo], dict[str, str], dict[str, list[Rendition]]]
+
+
 class OutputFolder:
     def __init__(
         self,
@@ -50,36 +60,92 @@ class OutputFolder:
         notifier: Notifier,
         correlation_id: str = "",
         deadline: Deadline | None = None,
+        *,
+        storage_for: Callable[[str], Storage],
+        output_bucket: str,
     ) -> None:
-        self.storage = storage
+        self.storage = storage  # the source's bucket: the folder's state
         self.source_key = source_key
         self.out_dir = out_dir
         self._io = io
         self._notifier = notifier
         self._correlation_id = correlation_id
         self._deadline = deadline or Deadline()
+        self.storage_for = storage_for
+        self.out = storage_for(output_bucket)  # where deliverables go now (OUTPUT_BUCKET)
+        self._previous: Future[Manifest | None] | None = None
 
     @property
     def manifest_key(self) -> str:
         return self.out_dir + MANIFEST_NAME
 
+    def read_previous(self) -> None:
+        """Start reading the last manifest now, beside the run's other lookups."""
+        self._previous = self._io.submit(self._manifest)
+
+    @cached_property
+    def previous(self) -> Manifest | None:
+        """The manifest of the source's last run, as it was before this one: where its deliverables are."""
+        return self._previous.result() if self._previous is not None else self._manifest()
+
+    def _manifest(self) -> Manifest | None:
+        try:
+            return Manifest.model_validate_json(self.storage.read(self.manifest_key))
+        except (FileNotFoundError, ValidationError, ValueError):
+            return None
+
+    def manifest(
+        self,
+        source: SourceInfo,
+        config: ConfigInfo,
+        records: list[VariantRecord],
+        prune: bool = False,
+        error: ErrorInfo | None = None,
+    ) -> Manifest:
+        """This run's manifest, with what stays published from the last one (deliverables.carry_over)."""
+        variants = carry_over(self.previous, records, self.out.bucket, prune)
+        return Manifest(source=source, config=config, variants=variants, error=error, output_bucket=self.out.bucket)
+
     def finish(self, manifest: Manifest) -> None:
         """The source's work is done (whatever its outcome): its manifest is written, then announced."""
+        self.previous  # noqa: B018 - read before it is replaced: the deliverables it lists may be obsolete now
         self.storage.write(self.manifest_key, manifest.to_json(), "application/json", {})
         self._notifier.publish(ready(manifest, self.manifest_key, self._correlation_id), self._deadline)
 
+    def unpublish(self, manifest: Manifest, prune: bool) -> None:
+        """Delete the deliverables the last manifest listed and ``manifest``, written now, does not."""
+        if self.previous is None or not (gone := unwanted(self.previous, manifest, prune)):
+            return
+        self.storage_for(bucket_of(self.previous)).delete(gone)
+        count("DeliverablesDeleted", len(gone))
+        logger.info("removed deliverables no longer wanted", extra={"removed": gone})
+
     def delete_all(self) -> int:
-        """Delete the folder's outputs; announced when there were any (a repeated delete says nothing)."""
-        keys = [item.key for item in self.storage.list_objects(self.out_dir) if in_folder(item.key, self.out_dir)]
-        self.storage.delete(keys)
-        count("OutputsDeleted", len(keys))
-        if keys:
-            variants = [k for k in keys if is_variant(k[len(self.out_dir) :])]
-            self._notifier.publish(
-                removed(self.storage.bucket, self.source_key, self.manifest_key, variants, self._correlation_id),
-                self._deadline,
-            )
-        return len(keys)
+        """Delete the source's deliverables (wherever its manifests say) and its folder; announced when there were
+        any (a repeated delete says nothing)."""
+        # The manifest as it is now (this run may have just written one), and as it was before this run.
+        manifests = [m for m in (self._manifest(), vars(self).get("previous")) if m is not None]
+        deliverables: set[str] = set()
+        for manifest in manifests:
+            keys = {r.key for items in published(manifest).values() for r in items}
+            self.storage_for(bucket_of(manifest)).delete(sorted(keys))
+            deliverables |= keys
+        state = [item.key for item in self.storage.list_objects(self.out_dir) if in_folder(item.key, self.out_dir)]
+        self.storage.delete(state)
+        count("OutputsDeleted", len(set(state) | deliverables))
+        if state or deliverables:
+            self._notifier.publish(self._removed(manifests, state), self._deadline)
+        return len(set(state) | deliverables)
+
+    def _removed(self, manifests: list[Manifest], state: list[str]) -> NoticeDetail:
+        """The notice of a removal: the variants of the last manifest, or, without one, the folder's files."""
+        if not manifests:
+            gone = files_gone([k for k in state if is_variant(k[len(self.out_dir) :])])
+            return removed(self.storage.bucket, self.source_key, self.manifest_key, gone, self._correlation_id)
+        last = manifests[0]
+        gone = [v for v in last.variants if v.key or v.renditions]
+        bucket = bucket_of(last)
+        return removed(self.storage.bucket, self.source_key, self.manifest_key, gone, self._correlation_id, bucket)
 
     def contents(
         self,
@@ -88,24 +154,50 @@ class OutputFolder:
         present: set[str] | None = None,
         *,
         fallback_ok: bool = False,
-    ) -> tuple[dict[str, ObjectInfo], dict[str, str]]:
-        """The variants already written for this source version with these parameters (nothing to pay),
-        and, for the others, the generation their outdated rendition came from (``present``: the keys
-        in the folder, when the caller has listed them already). A fallback variant counts as written only
-        with ``fallback_ok`` (the backfill's survey); a run tries the provider for it again."""
-        if present is None:
-            present = {item.key for item in self.storage.list_objects(self.out_dir)}
-        keys = [(v, f"{self.out_dir}{v.name}.{ext}") for v in variants for ext in OUTPUT_EXTENSIONS]
-        candidates = [(v, key) for v, key in keys if key in present]
-        heads = self._io.map(self.storage.head, [key for _, key in candidates])  # independent: all at once
+    ) -> Contents:
+        """The variants whose deliverables (as the last manifest lists them, in today's output bucket) are all
+        there for this source version with these parameters (nothing to pay), with those deliverables; and,
+        for the others, the generation their outdated rendition came from. A variant the manifest does not
+        know is looked for in the folder (``present``: its keys, when the caller has listed them already). A
+        fallback variant counts as written only with ``fallback_ok`` (the backfill's survey)."""
+        listed = published(self.previous)
+        moved = self.previous is not None and bucket_of(self.previous) != self.out.bucket
+        where = self.storage_for(bucket_of(self.previous)) if self.previous else self.out
+        candidates = {v.name: [r.key for r in listed[v.name]] for v in variants if v.name in listed}
+        # Every deliverable of every variant at once: a variant is current only when all of them are there.
+        flat = [key for keys in candidates.values() for key in keys]
+        found_heads = dict(zip(flat, self._io.map(where.head, flat), strict=True))
+        heads = {name: [found_heads[key] for key in keys] for name, keys in candidates.items()}
         current: dict[str, ObjectInfo] = {}
         replaced: dict[str, str] = {}
-        for (v, _), head in zip(candidates, heads, strict=True):
-            if head is not None and is_current(head, info, v.param_hash, fallback_ok=fallback_ok):
-                current[v.name] = head
-            elif head is not None and (generation := head.metadata.get(META_GENERATION)):
+        for v in variants:
+            found = heads.get(v.name) or self._in_folder(v, present)
+            first = found[0] if found else None
+            if first is None:
+                continue
+            if not moved and all(
+                h is not None and is_current(h, info, v.param_hash, fallback_ok=fallback_ok) for h in found
+            ):
+                current[v.name] = first
+            elif generation := first.metadata.get(META_GENERATION):
                 replaced[v.name] = generation
-        return current, replaced
+        by_name = {v.name: v for v in variants}
+        return (
+            current,
+            replaced,
+            {name: listed.get(name) or _single(head, by_name[name]) for name, head in current.items()},
+        )
+
+    def _in_folder(self, v: PlannedVariant, present: set[str] | None) -> list[ObjectInfo | None]:
+        """A variant written in the folder (the layout of before) that no manifest lists: its file, if any."""
+        if self.out.bucket != self.storage.bucket:
+            return []
+        if present is None:
+            present = {item.key for item in self.storage.list_objects(self.out_dir)}
+        keys = [
+            f"{self.out_dir}{v.name}.{ext}" for ext in OUTPUT_EXTENSIONS if f"{self.out_dir}{v.name}.{ext}" in present
+        ]
+        return [self.storage.head(keys[0])] if keys else []
 
     def existing(
         self,
@@ -120,7 +212,7 @@ class OutputFolder:
     def remove_stale(
         self,
         present: set[str],
-        records: list[VariantRecord],
+        manifest: Manifest,
         prepared: bool,
         prune: bool,
     ) -> None:
@@ -128,13 +220,15 @@ class OutputFolder:
         copy no longer needed, and (with ``prune``) variants of targets gone from the config and kept
         generations no target uses. A variant that failed here is never touched: another invocation may
         have just written it (and a generation is pruned only when nothing failed, for the same reason)."""
+        records = manifest.variants
         written = {r.name: r.key for r in records if r.key}
         planned = {r.name for r in records}
         used = {r.generation for r in records if r.generation}
+        listed = manifest.deliverable_keys() if self.out.bucket == self.storage.bucket else set()
 
         def obsolete(key: str) -> bool:
             name = key[len(self.out_dir) :]
-            if not in_folder(key, self.out_dir) or name == MANIFEST_NAME:
+            if not in_folder(key, self.out_dir) or name == MANIFEST_NAME or key in listed:
                 return False
             if name == PREPARED_NAME:
                 return not prepared
@@ -149,6 +243,11 @@ class OutputFolder:
         if stale:
             self.storage.delete(stale)
             logger.info("removed obsolete outputs", extra={"removed": stale})
+
+
+def _single(head: ObjectInfo, v: PlannedVariant) -> list[Rendition]:
+    """A variant found in the folder, written before renditions: its one file."""
+    return [single_file(head.key, v.final_size.width, v.final_size.height, head.size)]
 
 
 def is_variant(name: str) -> bool:

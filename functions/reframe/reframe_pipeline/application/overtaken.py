@@ -31,9 +31,10 @@ def overtaken(
         planned = names(now)
     except PermanentError:  # the newer sidecar is invalid: its run says so, and keeps what the folder holds
         planned = None
-    made = [r.key for r in records if r.status == "created" and r.key and planned is not None and r.name not in planned]
+    unasked = [r for r in records if r.status == "created" and planned is not None and r.name not in planned]
+    made = sorted({rendition.key for r in unasked for rendition in r.renditions} | {r.key for r in unasked if r.key})
     if made:
-        folder.storage.delete(made)
+        folder.out.delete(made)  # the deliverables, in OUTPUT_BUCKET
     logger.info("sidecar changed while in work: the newer sidecar's event takes over", extra={"removed": made})
     count("SourcesSuperseded")
     return True

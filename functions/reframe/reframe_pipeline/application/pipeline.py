@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any, Literal
 
 from reframe_pipeline.application.broadcast import Broadcast
 from reframe_pipeline.application.deadline import Deadline
+from reframe_pipeline.application.deliverables import Optimizer, Publisher
 from reframe_pipeline.application.discovery import FoundConfig, find_config, own_sidecar
 from reframe_pipeline.application.fanout import FanOut, FolderContents
 from reframe_pipeline.application.generations import Generations
@@ -30,12 +32,13 @@ from reframe_pipeline.application.source_image import SourceImage
 from reframe_pipeline.application.sources import HEADER_READS, source_to_send
 from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.application.variants import VariantProducer
-from reframe_pipeline.domain.errors import OutputLimitError, PermanentError, TransientError
+from reframe_pipeline.domain.errors import OutputLimitError, PermanentError, SidecarAwaitedError, TransientError
 from reframe_pipeline.domain.events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
 from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant, plan
 from reframe_pipeline.domain.provenance import source_credits
 from reframe_pipeline.domain.sidecar import TARGET_KINDS, InvalidSidecarError, load_json, parse_sidecar
+from reframe_pipeline.domain.sidecar_wait import wait_left_s
 from reframe_pipeline.observability import count, logger
 
 # S3 lookups of the sources being handled at once (up to 10 records of a batch, several lookups each).
@@ -51,7 +54,7 @@ class RetryLaterError(TransientError):
 @dataclass
 class Outcome:
     event: ObjectEvent
-    action: Literal["processed", "ignored", "removed", "missing", "superseded", "unconfigured", "invalid"]
+    action: Literal["processed", "ignored", "removed", "missing", "superseded", "unconfigured", "invalid", "waiting"]
     manifest: Manifest | None = None
     detail: str = ""
     records: list[VariantRecord] = field(default_factory=list)
@@ -82,6 +85,7 @@ class Pipeline:
         notifier: Notifier | None = None,
         signer: ContentSigner | None = None,
         fallback: ReframeProvider | None = None,
+        optimizer: Optimizer,
     ) -> None:
         self.options = options
         self.provider = provider
@@ -94,6 +98,7 @@ class Pipeline:
             min_remaining_ms=options.min_call_ms,
             budget=budget,
             journal=journal,
+            publisher=Publisher(options.delivery, optimizer),
             signer=signer,
             fallback=fallback,
             source_check=options.source_check,
@@ -146,7 +151,17 @@ class Pipeline:
         self, storage: Storage, key: str, correlation_id: str = "", deadline: Deadline | None = None
     ) -> OutputFolder:
         out_dir = output_dir(key, self.options)
-        return OutputFolder(storage, key, out_dir, self._io, self.notifier, correlation_id, deadline)
+        return OutputFolder(
+            storage,
+            key,
+            out_dir,
+            self._io,
+            self.notifier,
+            correlation_id,
+            deadline,
+            storage_for=self.storage_for,
+            output_bucket=self.options.output_bucket or storage.bucket,
+        )
 
     def generations(self, storage: Storage, out_dir: str, present: set[str]) -> Generations:
         """A source's kept generations, as its folder's listing (``present``) shows them."""
@@ -158,14 +173,15 @@ class Pipeline:
         s = self.options
         folder = self.folder(storage, key, _correlation_id(event), deadline)
         out_dir = folder.out_dir
-        if (refused := _unstorable(event, folder)) is not None:
+        if (refused := _unstorable(event, folder, s.delivery.loop)) is not None:
             return refused
-        info_lookup, config_lookup, header_lookup, outputs_lookup = self._look_up(storage, key, out_dir)
+        info_lookup, config_lookup, header_lookup, outputs_lookup = self._look_up(storage, key, folder)
         info = info_lookup.result()
         # A source that is gone is skipped before its config is looked at (that lookup may have failed with it).
         found = config_lookup.result() if info is not None else None
         if info is None or found is None:
             return _skipped(event, key, info)
+        _wait_for_sidecar(found, info, s.sidecar_wait_s)
         source_info = SourceInfo(bucket=storage.bucket, key=key, etag=info.etag, version=info.version or None)
         try:
             variants, prune = self.plan_config(found)
@@ -173,34 +189,44 @@ class Pipeline:
             send_key, reasons = source_to_send(storage, info, out_dir, header, s.source_limits)
         except PermanentError as exc:
             return _reject(folder, event, found, source_info, exc)
-        if reasons:
-            source_info.prepared = {"reasons": reasons}
+        source_info.prepared = {"reasons": reasons} if reasons else None
         source = SourceImage(
             url=storage.presign_get(send_key, s.presign_expiry_s),
             loader=lambda: storage.read(send_key),
             credits=source_credits(header),
         )
         present = {item.key for item in outputs_lookup.result()}  # one listing serves every output check
-        existing, replaced = folder.contents(info, variants, present)
-        contents = FolderContents(existing, replaced, self.generations(storage, out_dir, present))
+        contents = self.contents(folder, info, variants, present)
         records = self.fanout.run(storage, info, source, out_dir, variants, contents, deadline)
         if (ended := self._moved_on(folder, event, info, found, records)) is not None:
             return ended
-        manifest = Manifest(source=source_info, config=_config_info(found), variants=records)
+        manifest = folder.manifest(source_info, _config_info(found), records, prune)
         folder.finish(manifest)
         # A delete that landed during the write above found nothing to remove: remove it here.
         if (ended := self._moved_on(folder, event, info, found, records)) is not None:
             return ended
-        folder.remove_stale(present, records, prepared=bool(reasons), prune=prune)
+        folder.unpublish(manifest, prune)
+        folder.remove_stale(present, manifest, prepared=bool(reasons), prune=prune)
         return _done(event, info, manifest)
 
-    def _look_up(self, storage: Storage, key: str, out_dir: str) -> tuple[Future[Any], ...]:
-        """Four round trips that do not depend on each other: started together, they cost one."""
+    def contents(
+        self, folder: OutputFolder, info: ObjectInfo, variants: list[PlannedVariant], present: set[str]
+    ) -> FolderContents:
+        """What this run finds made already, its kept generations, and where its deliverables go."""
+        existing, replaced, renditions = folder.contents(info, variants, present)
+        generations = self.generations(folder.storage, folder.out_dir, present)
+        path = info.key[len(self.options.input_prefix) :]
+        return FolderContents(existing, replaced, generations, folder.out, path, renditions)
+
+    def _look_up(self, storage: Storage, key: str, folder: OutputFolder) -> tuple[Future[Any], ...]:
+        """Five round trips that do not depend on each other (the last, the folder's last manifest): started
+        together, they cost one."""
+        folder.read_previous()
         return (
             self._io.submit(storage.head, key),
             self._io.submit(self.find_config, storage, key),
             self._io.submit(storage.read, key, HEADER_READS[0]),
-            self._io.submit(storage.list_objects, out_dir),
+            self._io.submit(storage.list_objects, folder.out_dir),
         )
 
     def _moved_on(
@@ -233,12 +259,29 @@ class Pipeline:
             provider=self.provider.name,
             default_speed=s.default_rendering_speed,
             style_prefix=s.style_prefix,
+            widths_allowed=s.delivery.template.has_width,
         )
         return variants, sidecar.prune
 
 
+def _wait_for_sidecar(found: FoundConfig, info: ObjectInfo, wait_s: int) -> None:
+    """A new image about to be made from a folder default or DEFAULT_SIDECAR goes back to the queue for the rest
+    of SIDECAR_WAIT_S (``wait_s``): its own sidecar, uploaded a moment after it, decides what is paid for."""
+    if found.origin == "object":  # its own sidecar decides
+        return
+    left = wait_left_s(info.last_modified, time.time(), wait_s)
+    if left:
+        logger.info("waiting for its own sidecar", extra={"retry_after_s": left, "config_from": found.origin})
+        count("SourcesAwaitingSidecar")
+        raise SidecarAwaitedError(left)
+
+
 def _skipped(event: ObjectEvent, key: str, info: ObjectInfo | None) -> Outcome:
-    """Nothing to do: the source is gone, or no config applies to it."""
+    """Nothing to do: the source is gone (or not there yet: a sidecar uploaded before its image waits for the
+    image's own event), or no config applies to it."""
+    if info is None and event.key != key:
+        logger.info("waiting for the image", extra={"source_key": key})
+        return Outcome(event, "waiting", detail="waiting for the image")
     if info is None:
         logger.info("skipped: the source no longer exists", extra={"source_key": key})
         count("SourcesMissing")
@@ -302,8 +345,9 @@ def _reject(
     """A permanent problem with the config or the source: a failed manifest, no call, no retry."""
     error = ErrorInfo(code=exc.code, message=exc.message)
     names = _raw_target_names(found.raw) if isinstance(exc, InvalidSidecarError) else []
-    records = [VariantRecord(name=name, status="failed", error=error) for name in names or ["*"]]
-    manifest = Manifest(source=source_info, config=_config_info(found), variants=records, error=error)
+    failed = [VariantRecord(name=name, status="failed", error=error) for name in names or ["*"]]
+    manifest = folder.manifest(source_info, _config_info(found), failed, error=error)
+    records = manifest.variants
     folder.finish(manifest)
     logger.warning("source rejected", extra={"error_code": exc.code, "error": exc.message})
     count("InvalidSidecars" if isinstance(exc, InvalidSidecarError) else "SourcesRejected")
@@ -311,15 +355,21 @@ def _reject(
     return Outcome(event, "invalid", manifest=manifest, detail=exc.message, records=records)
 
 
-def _unstorable(event: ObjectEvent, folder: OutputFolder) -> Outcome | None:
-    """Nowhere to write even a manifest (S3's key limit): say it loudly, pay nothing."""
+def _unstorable(event: ObjectEvent, folder: OutputFolder, loop: str | None) -> Outcome | None:
+    """Nowhere to write even a manifest (S3's key limit), or deliverables that could be read as uploads (``loop``:
+    OUTPUT_BUCKET names the source's own bucket): say it loudly, pay nothing."""
+    problem: str | None
     try:
         check_output_limits(folder.manifest_key, {})
     except OutputLimitError as exc:
-        logger.error("source refused: its outputs cannot be stored", extra={"error": exc.message})
-        count("SourcesRejected")
-        return Outcome(event, "invalid", detail=exc.message)
-    return None
+        problem = exc.message
+    else:
+        problem = loop if loop is not None and folder.out.bucket == folder.storage.bucket else None
+    if problem is None:
+        return None
+    logger.error("source refused: its outputs cannot be stored", extra={"error": problem})
+    count("SourcesRejected")
+    return Outcome(event, "invalid", detail=problem)
 
 
 def _done(event: ObjectEvent, info: ObjectInfo, manifest: Manifest) -> Outcome:

@@ -32,8 +32,15 @@ class Storage(Protocol):
     def read(self, key: str, first_bytes: int | None = None) -> bytes: ...
 
     def write(
-        self, key: str, body: bytes, content_type: str, metadata: dict[str, str], tags: dict[str, str] | None = None
-    ) -> None: ...
+        self,
+        key: str,
+        body: bytes,
+        content_type: str,
+        metadata: dict[str, str],
+        tags: dict[str, str] | None = None,
+        cache_control: str | None = None,
+    ) -> None:
+        """Raises BucketWriteError when the bucket is missing or refuses the write."""
 
     def presign_get(self, key: str, expires_s: int) -> str: ...
 

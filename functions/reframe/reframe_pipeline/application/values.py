@@ -26,6 +26,8 @@ class ObjectInfo:
     metadata: dict[str, str] = field(default_factory=dict)
     # Which upload this is: the S3 version id, or the last-modified time where versioning is off.
     version: str = ""
+    # When it was uploaded (epoch seconds, S3's LastModified); None where unknown (a listing).
+    last_modified: float | None = None
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.generations import LONGEST_NAME, Generations
 from reframe_pipeline.application.object_metadata import (
+    ALL_WARNINGS,
     LARGEST_SEED,
     LONGEST_CHECK,
-    LONGEST_SUFFIX,
     check_output_limits,
     variant_metadata,
 )
@@ -31,17 +31,16 @@ class VariantJob:
     generations: Generations  # the source's kept generations in this run
     gen_id: str  # the generation this variant is rendered from (generation_id)
     work_id: str  # the generation's identity in the journal: what is paid for
+    out: Storage  # where its deliverables go (OUTPUT_BUCKET)
+    path: str  # the source key below INPUT_PREFIX: the key template's {path}
     previous_generation: str | None = None  # the generation of the rendition this one replaces
 
-    def key(self, ext: str) -> str:
-        return f"{self.out_dir}{self.variant.name}.{ext}"
-
-    def check_limits(self, gen_metadata: dict[str, str], *, signing: bool, checking: bool) -> None:
+    def check_limits(self, gen_metadata: dict[str, str], longest_key: str, *, signing: bool, checking: bool) -> None:
         """The longest key and metadata the variant and its kept generation can take, before anything is paid."""
         v = self.variant
-        longest_key = self.key("x" * (LONGEST_SUFFIX - 1))
         check_output_limits(
-            longest_key, variant_metadata(self.origin, v.param_hash, self.gen_id, LARGEST_SEED, signing)
+            longest_key,
+            variant_metadata(self.origin, v.param_hash, self.gen_id, LARGEST_SEED, signing, ALL_WARNINGS),
         )
         check_output_limits(self.out_dir + LONGEST_NAME, {**gen_metadata, **(LONGEST_CHECK if checking else {})})
 

@@ -6,13 +6,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from reframe_pipeline.application.deliverables import delivered
 from reframe_pipeline.application.metering import VariantMeter
 from reframe_pipeline.application.source_matching import SourceFound
 from reframe_pipeline.application.values import ReframeResult
 from reframe_pipeline.application.variant_job import VariantJob
 from reframe_pipeline.application.variant_writer import seed_of
 from reframe_pipeline.domain.errors import AccountError, BudgetExceededError
-from reframe_pipeline.domain.manifest import SOURCE_ALTERED, SOURCE_CROPPED, VariantRecord
+from reframe_pipeline.domain.manifest import SOURCE_ALTERED, Rendition, VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.domain.provenance import Provenance
 from reframe_pipeline.observability import MetricUnit, count, logger, measure
@@ -21,8 +22,7 @@ from reframe_pipeline.observability import MetricUnit, count, logger, measure
 @dataclass(frozen=True)
 class Made:
     result: ReframeResult
-    key: str
-    size: int
+    renditions: list[Rendition]  # the deliverables written
     latency_ms: int
     resumed: bool
     rerendered: bool  # rendered from a kept generation: nothing paid
@@ -31,22 +31,25 @@ class Made:
     note: str | None = None
     found: SourceFound | None = None  # the source check of the generation (None: off, or it failed)
     seed: int | None = None  # the seed of a retried generation (SOURCE_CHECK=retry), the sidecar's notwithstanding
-    source_cropped: bool = False  # no exact-size crop could keep the found source whole
+    warnings: tuple[str, ...] = ()  # as written in the variant's metadata (VariantWriter)
+
+    @property
+    def key(self) -> str:
+        return self.renditions[0].key
 
 
 def _warnings(made: Made, minimum: float) -> list[str]:
-    found = made.found
-    warnings = []
-    if found is not None and found.score < minimum:
-        warnings.append(SOURCE_ALTERED)
+    if SOURCE_ALTERED in made.warnings:
         count("SourceAltered")
         logger.warning(
             "the source looks altered in the generated variant",
-            extra={"variant_key": made.key, "source_match": found.score, "minimum": minimum},
+            extra={
+                "variant_key": made.key,
+                "source_match": made.found.score if made.found else None,
+                "minimum": minimum,
+            },
         )
-    if made.source_cropped:
-        warnings.append(SOURCE_CROPPED)
-    return warnings
+    return list(made.warnings)
 
 
 def created_record(
@@ -67,7 +70,7 @@ def created_record(
     warnings = _warnings(made, minimum)
     if made.rerendered:
         count("VariantsRerendered")
-    measure("BytesWritten", made.size, MetricUnit.Bytes)
+    measure("BytesWritten", sum(r.bytes for r in made.renditions), MetricUnit.Bytes)
     _log_created(made, meter, cost_usd)
     return VariantRecord(
         name=v.name,
@@ -86,6 +89,7 @@ def created_record(
         source_match=found.score if found else None,
         source_box=found.box if found else None,
         warnings=warnings,
+        **delivered(made.renditions),
         **{**base, "seed": made.seed or seed_of(job, made.result)},
     )
 

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from reframe_pipeline.application.deliverables import Publisher
 from reframe_pipeline.application.generations import META_GENERATION
 from reframe_pipeline.application.object_metadata import META_FALLBACK, variant_metadata
 from reframe_pipeline.application.ports import ContentSigner
+from reframe_pipeline.application.source_matching import SourceFound
 from reframe_pipeline.application.values import ParentImage, ReframeResult
 from reframe_pipeline.application.variant_job import VariantJob
 from reframe_pipeline.domain.cropping import Box
-from reframe_pipeline.domain.errors import PermanentError
-from reframe_pipeline.domain.finishing import finish_image
-from reframe_pipeline.domain.imaging import FORMATS, ImageCheckError, verify
-from reframe_pipeline.domain.manifest import SourceBox
+from reframe_pipeline.domain.finishing import render_all
+from reframe_pipeline.domain.imaging import FORMATS
+from reframe_pipeline.domain.manifest import SOURCE_ALTERED, SOURCE_CROPPED, Rendition
 from reframe_pipeline.domain.provenance import Provenance, xmp_packet
 from reframe_pipeline.observability import traced
 
 
 class Written(NamedTuple):
-    key: str
-    size: int
+    renditions: list[Rendition]  # the deliverables, the first format at full width first
     signed: bool
-    source_cropped: bool  # the crop had to cut into the source
+    warnings: tuple[str, ...]  # as its metadata keeps them: the source looks altered; the crop cut into it
+
+    @property
+    def key(self) -> str:
+        return self.renditions[0].key
 
 
 def seed_of(job: VariantJob, result: ReframeResult) -> int | None:
@@ -31,8 +35,10 @@ def seed_of(job: VariantJob, result: ReframeResult) -> int | None:
 
 
 class VariantWriter:
-    def __init__(self, signer: ContentSigner | None) -> None:
+    def __init__(self, signer: ContentSigner | None, publisher: Publisher, match_min: float = 0.0) -> None:
         self.signer = signer  # None: C2PA_SIGNING=off
+        self.publisher = publisher
+        self.match_min = match_min  # SOURCE_MATCH_MIN: below it, the source looks altered
 
     def write(
         self,
@@ -41,30 +47,31 @@ class VariantWriter:
         provenance: Provenance,
         fallback: str | None = None,
         seed: int | None = None,
-        source: SourceBox | None = None,
+        found: SourceFound | None = None,
     ) -> Written:
-        """Finish (an exact-size crop around ``source``, the source's box when the check found it), mark,
-        sign, check and store the variant; ``fallback`` names the fallback provider that made it."""
+        """Finish (an exact-size crop around the source's box when its check ``found`` it) every deliverable,
+        mark, optimize, sign, check and store them; ``fallback`` names the fallback provider that made the
+        variant. Its warnings go in its metadata too, so a later run that finds it existing lists them."""
         v = job.variant
-        box = Box(source.x, source.y, source.width, source.height) if source else None
-        body, fmt, cropped = finish_image(result.body, v, xmp_packet(provenance, job.source.credits), box)
+        box = Box(found.box.x, found.box.y, found.box.width, found.box.height) if found else None
+        rendered, cropped = render_all(result.body, v, xmp_packet(provenance, job.source.credits), box)
+        altered = found is not None and found.score < self.match_min
+        warnings = tuple(w for w, flagged in ((SOURCE_ALTERED, altered), (SOURCE_CROPPED, cropped)) if flagged)
         job.check_source()  # before signing, which reads the source as the variant's parent
-        signed = self._signed(job, body, fmt, provenance)
-        body = signed or body
-        try:  # every output is changed by its marking at least: checked again
-            verify(body, v.final_size)
-        except ImageCheckError as exc:  # our own output: a bug, not the user's input
-            raise PermanentError(f"output check failed: {exc}", code="output_check") from None
-        key = job.key(FORMATS[fmt].ext)
+        metadata = variant_metadata(job.origin, v.param_hash, job.gen_id, seed or seed_of(job, result), False, warnings)
+        if fallback:  # not rendered from the provider's generation, and not current for a later run
+            del metadata[META_GENERATION]
+            metadata[META_FALLBACK] = fallback
         with traced("upload"):
-            metadata = variant_metadata(
-                job.origin, v.param_hash, job.gen_id, seed or seed_of(job, result), signed is not None
+            renditions, signed = self.publisher.publish(
+                job.out,
+                job.path,
+                v.name,
+                rendered,
+                metadata,
+                lambda body, fmt: self._signed(job, body, fmt, provenance),
             )
-            if fallback:  # not rendered from the provider's generation, and not current for a later run
-                del metadata[META_GENERATION]
-                metadata[META_FALLBACK] = fallback
-            job.storage.write(key, body, FORMATS[fmt].mime, metadata)
-        return Written(key, len(body), signed is not None, cropped)
+        return Written(renditions, self.signer is not None and signed, warnings)
 
     def _signed(self, job: VariantJob, body: bytes, fmt: str, provenance: Provenance) -> bytes | None:
         """``body`` with Content Credentials, after its XMP (the signature binds every byte); None when signing

@@ -7,6 +7,7 @@ import random
 import time
 from dataclasses import replace
 
+from reframe_pipeline.application.deliverables import Publisher
 from reframe_pipeline.application.fallback import Fallback, falls_back
 from reframe_pipeline.application.held_generations import HeldGeneration, HeldGenerations
 from reframe_pipeline.application.metering import VariantMeter, retry_work_id
@@ -38,6 +39,7 @@ class VariantProducer:
         min_remaining_ms: int,
         budget: Budget,
         journal: Journal,
+        publisher: Publisher,
         signer: ContentSigner | None = None,
         fallback: ReframeProvider | None = None,
         source_check: SourceCheckPolicy | None = None,
@@ -45,7 +47,7 @@ class VariantProducer:
         self.provider = provider
         self.source_check = source_check or SourceCheckPolicy(mode="off")
         self.provenance = provenance_for(provider.name)
-        self.writer = VariantWriter(signer)
+        self.writer = VariantWriter(signer, publisher, self.source_check.minimum)
         self.fallback = Fallback(fallback, self.writer) if fallback else None  # None: FALLBACK_PROVIDER=none
         self.budget = budget
         self.journal = journal
@@ -62,6 +64,7 @@ class VariantProducer:
             "resolution": str(v.resolution),
             "provider": self.provider.name,
             "seed": v.seed,
+            "param_hash": v.param_hash,
             "rendering_speed": v.rendering_speed,
         }
         if job.deadline.remaining_ms() < self.min_remaining_ms:
@@ -82,17 +85,19 @@ class VariantProducer:
             measure("EstimatedCostUSD", meter.spent, MetricUnit.NoUnit)
         return created_record(job, made, meter, base, self.provenance, self.source_check.minimum)
 
-    def let_go(self, done: list[VariantJob]) -> None:
-        """The run made every rendition of these jobs' generations: what it held of them is of no more use (a
-        later run that needs one pays, or renders a kept one, wherever it runs)."""
-        for job in done:
-            self.held.drop(job.work_id)
+    def let_go(self, jobs: list[VariantJob], records: dict[str, VariantRecord]) -> None:
+        """The run is over: what it holds of the generations it made every rendition of is of no more use (a later
+        run that needs one pays, or renders a kept one, wherever it runs)."""
+        unfinished = {job.work_id for job in jobs if _unfinished(records[job.variant.name])}
+        for job in jobs:
+            if job.work_id not in unfinished:
+                self.held.drop(job.work_id)
 
     def _make(self, job: VariantJob, meter: VariantMeter, started: float) -> Made:
         """The steps of a variant's life after its reservation: submitted, generated (or found kept),
         written. Renditions of one generation take turns, so the first pays and the others render."""
         gen_metadata = generation_metadata(job.origin, job.variant, self.provider.name)
-        job.check_limits(gen_metadata, signing=self.writer.signer is not None, checking=self.source_check.mode != "off")
+        self._check_limits(job, gen_metadata)
         with job.generations.exclusive(job.gen_id):
             kept = job.generations.load(job.gen_id)
             resumed = False
@@ -108,15 +113,14 @@ class VariantProducer:
                 found, retry_seed = self._kept_check(job, result)
         if kept is None:
             measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
-        written = self.writer.write(job, result, self.provenance, seed=retry_seed, source=found.box if found else None)
+        written = self.writer.write(job, result, self.provenance, seed=retry_seed, found=found)
         if generation_key is not None:  # the bucket keeps it
             self.held.drop(job.work_id)
         self.journal.advance(job.work_id, "written")
         note = _note(meter) if kept is None and job.previous_generation == job.gen_id else None
         return Made(
             result,
-            written.key,
-            written.size,
+            written.renditions,
             latency_ms,
             resumed,
             kept is not None,
@@ -125,7 +129,16 @@ class VariantProducer:
             note,
             found,
             retry_seed,
-            written.source_cropped,
+            written.warnings,
+        )
+
+    def _check_limits(self, job: VariantJob, gen_metadata: dict[str, str]) -> None:
+        """S3's limits on every key and metadata the variant can write, before anything is paid."""
+        job.check_limits(
+            gen_metadata,
+            self.writer.publisher.longest_key(job.path, job.variant.name),
+            signing=self.writer.signer is not None,
+            checking=self.source_check.mode != "off",
         )
 
     def _new_generation(
@@ -208,6 +221,11 @@ class VariantProducer:
         if again is None or again.score <= found.score:
             return first, found, None
         return replace(second, seed=second.seed if second.seed is not None else seed), again, seed
+
+
+def _unfinished(record: VariantRecord) -> bool:
+    """A variant the provider's generation has yet to make: failed, or stood in for by the fallback."""
+    return record.status == "failed" or record.fallback_reason is not None
 
 
 def _look(job: VariantJob, result: ReframeResult) -> SourceFound | None:

@@ -10,6 +10,7 @@ from reframe_pipeline.adapters import aws
 from reframe_pipeline.adapters.daily_budget import DailyBudget, Unlimited
 from reframe_pipeline.adapters.dynamodb_guard import DynamoDBGuard, NoGuard
 from reframe_pipeline.adapters.journal import DynamoDBJournal, MemoryJournal
+from reframe_pipeline.adapters.optimizers import optimize
 from reframe_pipeline.application.options import PipelineOptions
 from reframe_pipeline.application.pipeline import Pipeline
 from reframe_pipeline.application.ports import Budget, Journal, Storage, VariantGuard
@@ -26,6 +27,7 @@ def pipeline_options(settings: Settings) -> PipelineOptions:
         output_prefix=settings.output_prefix,
         style_prefix=settings.style_prefix,
         default_sidecar=settings.default_sidecar,
+        sidecar_wait_s=settings.sidecar_wait_s,
         default_rendering_speed=settings.default_rendering_speed,
         max_sidecar_bytes=settings.max_sidecar_bytes,
         max_targets_per_object=settings.max_targets_per_object,
@@ -36,6 +38,8 @@ def pipeline_options(settings: Settings) -> PipelineOptions:
         min_call_ms=settings.min_call_ms,
         price_table=settings.price_table,
         source_check=SourceCheckPolicy(settings.source_check, settings.source_match_min),
+        output_bucket=settings.output_bucket,
+        delivery=settings.delivery,
     )
 
 
@@ -66,4 +70,5 @@ def build_pipeline(settings: Settings, storage_for: Callable[[str], Storage]) ->
         notifier=notifier,
         signer=signer,
         fallback=fallback,
+        optimizer=optimize,
     )

@@ -1,4 +1,4 @@
-"""The error taxonomy. Each class says what the pipeline does about it (see README, error policy)."""
+"""The error taxonomy. Each class says what the pipeline does about it (docs/reliability.md, the error policy)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,13 @@ class TransientError(ReframeError):
     """Might work later (429, 5xx, timeouts, broken bodies): retried, then the record goes back to SQS."""
 
     code = "transient"
+
+
+class BucketWriteError(TransientError):
+    """A bucket that is missing or refuses writes (OUTPUT_BUCKET, most likely): the record goes back to SQS,
+    and the generation, kept already, is rendered again for free once the bucket is fixed."""
+
+    code = "bucket_unwritable"
 
 
 class AccountError(ReframeError):
@@ -95,3 +102,15 @@ class DeadlineError(TransientError):
     """Not enough Lambda time left to start (or retry) a call: the record goes back to SQS."""
 
     code = "deadline"
+
+
+class SidecarAwaitedError(TransientError):
+    """A new image without a sidecar of its own, uploaded less than SIDECAR_WAIT_S ago: its record goes back to
+    the queue for the rest of that time, so a sidecar uploaded just after it decides what is paid for. A wait,
+    not a failure: logged at INFO."""
+
+    code = "waiting_for_sidecar"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"waiting {retry_after_s} s more for its own sidecar")
+        self.retry_after_s = retry_after_s

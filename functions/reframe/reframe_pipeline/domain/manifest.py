@@ -1,4 +1,4 @@
-"""The manifest written beside the variants (README, "What comes out")."""
+"""The manifest written beside the variants (docs/outputs.md)."""
 
 from __future__ import annotations
 
@@ -31,15 +31,30 @@ SOURCE_ALTERED = "source_altered"
 SOURCE_CROPPED = "source_cropped"
 
 
+class Rendition(BaseModel):
+    """One deliverable of a variant: a format at a width, in OUTPUT_BUCKET."""
+
+    key: str
+    format: str  # a FORMATS key: png, jpeg, webp, avif
+    width: int
+    height: int
+    bytes: int
+    url: str | None = None  # under PUBLIC_BASE_URL, when set
+
+
 class VariantRecord(BaseModel):
     name: str
     key: str | None = None
-    status: Literal["created", "existing", "failed"]
+    # unconfigured: a file of a target the configuration no longer has (kept until a sidecar's `prune`).
+    status: Literal["created", "existing", "failed", "unconfigured"]
     width: int | None = None
     height: int | None = None
     resolution: str | None = None
     provider: str | None = None
-    seed: int | None = None
+    seed: int | None = None  # the seed the variant was made with (the sidecar's, or the provider's choice)
+    # The hash of the parameters it was made with (the variant's params-hash metadata): with the seed, what
+    # tells a variant made again (a new seed, quality, focus) from the one before under the same key.
+    param_hash: str | None = None
     rendering_speed: str | None = None
     cost_usd: float = 0.0
     latency_ms: int | None = None
@@ -57,6 +72,10 @@ class VariantRecord(BaseModel):
     source_match: float | None = None
     source_box: SourceBox | None = None
     warnings: list[str] = Field(default_factory=list)
+    # Every deliverable of the variant (``key`` is the first: the first format at the full width), and per
+    # format the srcset of its widths (URLs, or keys without PUBLIC_BASE_URL).
+    renditions: list[Rendition] = Field(default_factory=list)
+    srcset: dict[str, str] = Field(default_factory=dict)
     # Failed for a reason that may pass (transient, account, deadline): the record goes back to SQS. A fallback
     # made for such a reason keeps it: the provider is tried again on the redelivery.
     retryable: bool = Field(False, exclude=True)
@@ -89,6 +108,8 @@ class ConfigInfo(BaseModel):
 class Manifest(BaseModel):
     source: SourceInfo
     config: ConfigInfo
+    # Where the deliverables (renditions) are: OUTPUT_BUCKET; None in manifests written before it existed.
+    output_bucket: str | None = None
     variants: list[VariantRecord]
     error: ErrorInfo | None = None
     generated_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -99,3 +120,8 @@ class Manifest(BaseModel):
     @property
     def needs_retry(self) -> bool:
         return any(v.retryable for v in self.variants)
+
+    def deliverable_keys(self) -> set[str]:
+        """Every deliverable this manifest lists (a variant without renditions: its one key)."""
+        keys = {r.key for v in self.variants for r in v.renditions}
+        return keys | {v.key for v in self.variants if v.key and not v.renditions}

@@ -11,6 +11,7 @@ from typing import Any
 
 from reframe_pipeline.domain.cropping import Focus
 from reframe_pipeline.domain.presets import PRESETS
+from reframe_pipeline.domain.renditions import RenditionSpec, all_widths, specs
 from reframe_pipeline.domain.resolutions import Size, nearest_resolution, parse_aspect, parse_size
 from reframe_pipeline.domain.sidecar import FocusPoint, InvalidSidecarError, OutputOptions, Sidecar, Target
 
@@ -31,10 +32,16 @@ class PlannedVariant:
     param_hash: str  # the rendition: the generation plus exact size, focus and output options
     generation_hash: str  # what the provider sees: changing any of it pays for new pixels
     focus: Focus = "center"  # where the exact-size crop goes
+    widths: tuple[int, ...] = ()  # the deliverables' widths, widest (the final size's) first
 
     @property
     def needs_crop(self) -> bool:
         return self.final_size != self.resolution
+
+    @property
+    def renditions(self) -> list[RenditionSpec]:
+        """The deliverables: every output format at every width."""
+        return specs(self.final_size, self.output.all_formats, self.widths or (self.final_size.width,))
 
 
 def _geometry(target: Target) -> tuple[Size, Size]:
@@ -63,14 +70,32 @@ def _check_style_keys(refs: list[str] | None, field: str, style_prefix: str) -> 
             )
 
 
-def plan(sidecar: Sidecar, *, provider: str, default_speed: str, style_prefix: str) -> list[PlannedVariant]:
-    """``default_speed`` (DEFAULT_RENDERING_SPEED) applies where the sidecar names no speed."""
+def _check_widths(target: Target, index: int, final: Size, widths_allowed: bool) -> None:
+    for position, width in enumerate(target.widths or ()):
+        if width > final.width:
+            raise InvalidSidecarError(
+                f"targets[{index}].widths[{position}]: {width} is wider than the target ({final.width} pixels);"
+                " widths make smaller copies"
+            )
+    if target.widths and not widths_allowed:
+        raise InvalidSidecarError(
+            f"targets[{index}].widths: the deliverables' key template (setting OUTPUT_KEY_TEMPLATE) has neither"
+            " {width} nor {hash}: every width would get the same key"
+        )
+
+
+def plan(
+    sidecar: Sidecar, *, provider: str, default_speed: str, style_prefix: str, widths_allowed: bool = True
+) -> list[PlannedVariant]:
+    """``default_speed`` (DEFAULT_RENDERING_SPEED) applies where the sidecar names no speed; ``widths_allowed``:
+    the key template tells a target's widths apart."""
     _check_style_keys(sidecar.style_reference_images, "style_reference_images", style_prefix)
     variants: list[PlannedVariant] = []
     seen: set[str] = set()
     for index, target in enumerate(sidecar.targets):
         _check_style_keys(target.style_reference_images, f"targets[{index}].style_reference_images", style_prefix)
         variant = _plan_target(sidecar, index, target, provider, default_speed)
+        _check_widths(target, index, variant.final_size, widths_allowed)
         if variant.name in seen:
             raise InvalidSidecarError(
                 f"targets[{index}].name: {variant.name!r} is produced twice; give one of them a 'name'"
@@ -84,6 +109,18 @@ def _focus(target: Target) -> Focus:
     if isinstance(target.focus, FocusPoint):
         return (target.focus.x, target.focus.y)
     return "center" if target.focus is None else target.focus
+
+
+def _rendition_fields(sidecar: Sidecar, target: Target, generation: dict[str, Any], final: Size) -> dict[str, Any]:
+    """What identifies the rendition: the generation, the exact size, the output options, widths and focus; the
+    last two absent when unset, so the parameter hashes of earlier variants stay as they were."""
+    fields = {**generation, "final_size": str(final), "output": sidecar.output.hashed()}
+    if target.widths:
+        fields["widths"] = sorted(target.widths)
+    focus = _focus(target)
+    if focus != "center":
+        fields["focus"] = list(focus) if isinstance(focus, tuple) else focus
+    return fields
 
 
 def _plan_target(sidecar: Sidecar, index: int, target: Target, provider: str, default_speed: str) -> PlannedVariant:
@@ -108,10 +145,8 @@ def _plan_target(sidecar: Sidecar, index: int, target: Target, provider: str, de
         "style_references": list(pick("style_reference_images") or ()),
         "color_palette": palette.as_api() if palette else None,
     }
-    fields = {**generation, "final_size": str(final), "output": sidecar.output.model_dump()}
+    fields = _rendition_fields(sidecar, target, generation, final)
     focus = _focus(target)
-    if focus != "center":  # absent when centred: the parameter hashes of earlier variants stay as they were
-        fields["focus"] = list(focus) if isinstance(focus, tuple) else focus
     return PlannedVariant(
         name=target.name or target.preset or str(final),
         resolution=resolution,
@@ -125,6 +160,7 @@ def _plan_target(sidecar: Sidecar, index: int, target: Target, provider: str, de
         param_hash=_hash(provider, fields),
         generation_hash=_hash(provider, generation),
         focus=focus,
+        widths=all_widths(final, target.widths),
     )
 
 

@@ -1,4 +1,4 @@
-"""What each variant says about how it was made (README, "Provenance"): an XMP packet with the IPTC digital
+"""What each variant says about how it was made (docs/provenance.md): an XMP packet with the IPTC digital
 source type, the tool and the model, and the source's own creator and rights."""
 
 from __future__ import annotations

@@ -136,12 +136,21 @@ class Target(Overrides):
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     # Where an exact-size crop goes (size and preset targets): free to change, the generation is kept.
     focus: Literal["center", "top", "bottom", "left", "right"] | FocusPoint | None = None
+    # Smaller copies of the same aspect, for srcset; each at most the target's width (checked when planned).
+    widths: list[Annotated[int, Field(ge=16, le=4096, strict=True)]] | None = Field(None, min_length=1, max_length=8)
+
+    @field_validator("widths")
+    @classmethod
+    def _distinct_widths(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError(f"each width once, got {value}")
+        return value
 
     @field_validator("resolution")
     @classmethod
     def _resolution(cls, value: str | None) -> str | None:
         if value is not None and value not in RESOLUTION_NAMES:
-            raise ValueError(f"{value!r} is not one of the 69 allowed resolutions (see the README)")
+            raise ValueError(f"{value!r} is not one of the 69 allowed resolutions (listed in docs/sidecar.md)")
         return value
 
     @field_validator("aspect_ratio")
@@ -180,9 +189,33 @@ class Target(Overrides):
         return self
 
 
+DeliveryFormat = Literal["png", "jpeg", "webp", "avif"]
+
+
 class OutputOptions(_Strict):
     format: Literal["original", "png", "jpeg", "webp", "avif"] = "original"
+    # Every target in each of these formats, all rendered from its one generation; instead of ``format``.
+    formats: list[DeliveryFormat] | None = Field(None, min_length=1, max_length=4)
     quality: int = Field(90, ge=1, le=100, strict=True)
+
+    @model_validator(mode="after")
+    def _format_or_formats(self) -> OutputOptions:
+        if self.formats is not None:
+            if "format" in self.model_fields_set:
+                raise ValueError("give 'format' (one) or 'formats' (a list), not both")
+            if len(set(self.formats)) != len(self.formats):
+                raise ValueError(f"formats: each format once, got {self.formats}")
+        return self
+
+    @property
+    def all_formats(self) -> tuple[str, ...]:
+        """The formats written, in the sidecar's order ("original": the generation's own)."""
+        return tuple(self.formats) if self.formats is not None else (self.format,)
+
+    def hashed(self) -> dict[str, object]:
+        """What of the options identifies a rendition; without ``formats`` when unset, so the parameter
+        hashes of variants made before it existed stay the same."""
+        return self.model_dump(exclude_none=True)
 
 
 class Sidecar(Overrides):
