@@ -22,6 +22,7 @@ from PIL import Image
 from reframe_cli.samples import IMAGES
 from reframe_local import servers
 
+from ..waiting import wait_until
 from .conftest import Receiver, clean_env
 
 START_TIMEOUT_S = 60.0
@@ -101,10 +102,8 @@ def test_upload_is_reframed_and_announced_then_sigint_stops_everything(
         listing = s3.list_objects_v2(Bucket="reframe-local", Prefix="reframed/photo.jpg/")
         return {item["Key"] for item in listing.get("Contents", [])}
 
-    deadline = time.monotonic() + WORK_TIMEOUT_S
-    while not {*expected, "reframed/photo.jpg/manifest.json"} <= present():
-        assert time.monotonic() < deadline, f"variants missing; serve printed:\n{os.linesep.join(output.lines)}"
-        time.sleep(0.1)
+    wanted = {*expected, "reframed/photo.jpg/manifest.json"}
+    wait_until(lambda: wanted <= present(), WORK_TIMEOUT_S, "the variants and the manifest")
     for key, size in expected.items():
         body = s3.get_object(Bucket="reframe-local", Key=key)["Body"].read()
         assert Image.open(io.BytesIO(body)).size == size

@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 import requests
 
+from ..waiting import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 EVENTS = ROOT / "events"
@@ -210,15 +212,17 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc = subprocess.Popen([str(executable), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
+
+        def answering() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"moto_server did not start (exit code {proc.poll()})", pytrace=False)
             try:
                 requests.get(f"{url}/moto-api/", timeout=1)
-                break
             except requests.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not start (exit code {proc.poll()})", pytrace=False)
-                time.sleep(0.1)
+                return False
+            return True
+
+        wait_until(answering, 20, "moto_server to answer")
         yield url
     finally:
         os.kill(proc.pid, signal.SIGTERM)

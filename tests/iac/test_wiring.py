@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from reframe_pipeline.application.generations import KIND_TAG
-from reframe_pipeline.settings import DEFAULT_MEMORY_MB, Settings
+from reframe_pipeline.settings import DEFAULT_MEMORY_MB, Settings, SettingsError
 
 from .conftest import ACCOUNT, REGION, ROOT, STACK
 from .template_eval import Evaluator
@@ -723,3 +723,18 @@ def test_on_a_bucket_the_stack_does_not_own_the_cdn_statements_are_printed_not_w
     assert stack["Resources"]["Cdn"]["Properties"]["DistributionConfig"]["Origins"][0]["DomainName"] == (
         f"{OUTPUT}.s3.{REGION}.amazonaws.com"
     )
+
+
+@pytest.mark.parametrize("amount", ["0", "0.0", "0.00", "", "0.5", "12.50"])
+def test_the_budget_parameter_admits_exactly_what_the_function_starts_with(
+    transformed: dict[str, Any], amount: str
+) -> None:
+    """A DailyBudgetUsd the template admits but the settings refuse would fail every cold start."""
+    admitted = re.fullmatch(transformed["Parameters"]["DailyBudgetUsd"]["AllowedPattern"], amount) is not None
+    environment = {"DAILY_BUDGET_USD": amount, "IDEMPOTENCY_TABLE": "t"}
+    try:
+        Settings.from_env(environment)
+        starts = True
+    except SettingsError:
+        starts = False
+    assert admitted == starts

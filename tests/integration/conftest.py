@@ -22,6 +22,7 @@ from reframe_pipeline import handler
 from reframe_pipeline.application.generations import GENERATION_PREFIX
 
 from ..conftest import EMULATOR_API_KEY
+from . import aws_faults as faults
 
 IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images"
 BUCKET = "reframe-test"
@@ -149,3 +150,12 @@ def logs() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     with handler_output_to(stream):
         yield stream
+
+
+@pytest.fixture
+def aws_faults(stack: Stack) -> Iterator[faults.AwsFaults]:
+    """AWS errors and hangs for the handler's own clients (tests/integration/aws_faults.py)."""
+    injected = faults.install(stack.monkeypatch)
+    yield injected
+    handler.reset()  # no client built with the hooks outlives the test
+    injected.close()

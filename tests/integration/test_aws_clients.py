@@ -9,6 +9,7 @@ from reframe_local import servers
 from reframe_pipeline import handler
 from reframe_pipeline.adapters import aws
 from reframe_pipeline.adapters.s3_storage import s3_client
+from reframe_pipeline.application.ports import Deadline
 
 from ..conftest import EMULATOR_API_KEY
 from .conftest import Stack, s3_event, sqs_event
@@ -39,3 +40,25 @@ def test_every_client_comes_from_the_one_session(stack: Stack, aws_env: str):
 
     handler.reset()  # a new container: a new session, read from the environment of the moment
     assert aws.session()._session is not built
+
+
+def test_every_client_has_short_timeouts_and_few_attempts(stack: Stack, aws_env: str):
+    create_idempotency_table(servers.client("dynamodb", aws_env))
+    stack.configure(IDEMPOTENCY_TABLE=TABLE, PROVIDER_MAX_IN_FLIGHT="2", EVENT_BUS_NAME="bus")
+    handler.pipeline()
+    for client in (s3_client(), aws.client("dynamodb"), aws.client("events"), aws.client("secretsmanager")):
+        config = client.meta.config
+        assert (config.connect_timeout, config.read_timeout) == (aws.CONNECT_TIMEOUT_S, aws.READ_TIMEOUT_S)
+        assert config.retries == {"mode": "standard", "total_max_attempts": aws.ATTEMPTS}
+
+
+def test_a_call_within_a_deadline_starts_no_attempt_it_could_not_finish(stack: Stack):
+    sent: list[str] = []
+    client = aws.client("s3")
+    client.meta.events.register("before-send", lambda request, **kwargs: sent.append(request.url))
+    with aws.within(Deadline(lambda: aws.ATTEMPT_MS - 1)), pytest.raises(aws.OutOfTime, match="ListBuckets"):
+        client.list_buckets()
+    assert sent == []  # nothing was sent
+    with aws.within(Deadline(lambda: aws.ATTEMPT_MS + 1_000)):
+        client.list_buckets()
+    assert len(sent) == 1

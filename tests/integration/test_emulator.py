@@ -26,6 +26,7 @@ from reframe_pipeline.domain.imaging import ImageCheckError, sniff, verify
 
 from ..conftest import EMULATOR_API_KEY
 from ..conftest import EMULATOR_DEFAULTS as DEFAULTS
+from ..waiting import wait_until
 
 IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images"
 SEGMIND = "/v1/ideogram-3-reframe"
@@ -83,11 +84,15 @@ def v2_get(http: requests.Session, url: str, key: str = EMULATOR_API_KEY) -> req
 
 def until_ended(http: requests.Session, status_url: str) -> requests.Response:
     """Poll a v2 job's status until it is COMPLETED or FAILED (bounded)."""
-    deadline = time.monotonic() + 20
-    while (response := v2_get(http, status_url)).json()["status"] not in ("COMPLETED", "FAILED"):
-        assert time.monotonic() < deadline, "the job never ended"
-        time.sleep(0.02)
-    return response
+
+    polled: list[requests.Response] = []  # a Response is falsy on a 4xx: not the predicate's value
+
+    def ended() -> bool:
+        polled.append(v2_get(http, status_url))
+        return polled[-1].json()["status"] in ("COMPLETED", "FAILED")
+
+    wait_until(ended, 20, "the job to end")
+    return polled[-1]
 
 
 def configure(http: requests.Session, base: str, **settings: Any) -> None:
@@ -426,10 +431,7 @@ def test_ideogram_in_flight_limit_is_its_429(http: requests.Session, emu: str) -
 
     first = threading.Thread(target=slow_call)
     first.start()
-    deadline = time.monotonic() + 10
-    while stats(http, emu)["in_flight"] < 1:
-        assert time.monotonic() < deadline, "the first call never started"
-        time.sleep(0.02)
+    wait_until(lambda: stats(http, emu)["in_flight"] >= 1, 10, "the first call to start")
     response = ideogram(http, emu, {"resolution": "1024x1024"})
     first.join(30)
     assert response.status_code == 429
@@ -656,10 +658,7 @@ def test_ideogram_multipart_and_result_urls(http: requests.Session, emu: str) ->
 def test_ideogram_result_expires(http: requests.Session, emu: str) -> None:
     configure(http, emu, result_ttl_s=0.2)
     url = ideogram(http, emu, {"resolution": "1024x1024"}).json()["data"][0]["url"]
-    deadline = time.monotonic() + 10
-    while http.get(url, timeout=10).status_code == 200:
-        assert time.monotonic() < deadline, "the result never expired"
-        time.sleep(0.05)
+    wait_until(lambda: http.get(url, timeout=10).status_code != 200, 10, "the result to expire")
     assert http.get(url, timeout=10).status_code == 404
 
 
@@ -787,10 +786,7 @@ def test_v2_unknown_expired_and_reset_requests_are_404(http: requests.Session, e
     configure(http, emu, result_ttl_s=0.3)
     accepted = segmind_v2(http, emu, {"image": f"{files}/coffee.png"}).json()
     until_ended(http, accepted["status_url"])
-    deadline = time.monotonic() + 10
-    while v2_get(http, accepted["response_url"]).status_code == 200:
-        assert time.monotonic() < deadline, "the job was never forgotten"
-        time.sleep(0.05)
+    wait_until(lambda: v2_get(http, accepted["response_url"]).status_code != 200, 10, "the job to be forgotten")
     gone = v2_get(http, accepted["status_url"])
     assert gone.status_code == 404
     assert "error" in gone.json()

@@ -136,3 +136,21 @@ def test_deleting_the_source_removes_its_generations(deployed: Stack):
     result = deployed.invoke(s3_event(SOURCE, "ObjectRemoved:Delete"))
     assert result["results"][0]["action"] == "removed"
     assert deployed.keys(OUT) == []
+
+
+def generations(stack: Stack) -> list[str]:
+    return [key for key in stack.keys(OUT) if key not in stack.outputs(OUT)]
+
+
+def test_prune_keeps_every_generation_when_a_variant_failed_in_the_same_run(deployed: Stack):
+    deployed.configure(MAX_PARALLEL_CALLS="1")  # one call at a time: one target gets the fault, the other not
+    run(deployed, seed=111)
+    kept = generations(deployed)
+    assert len(kept) == 2
+    deployed.faults("ok", "400")
+
+    changed = run(deployed, seed=777, prune=True)
+
+    assert sorted(v["status"] for v in changed.values()) == ["created", "failed"]
+    # The failed target's generation is what a revert (or another invocation) still renders from.
+    assert set(kept) < set(generations(deployed))

@@ -12,10 +12,11 @@ from urllib.parse import unquote_plus
 import pytest
 
 from reframe_local import servers
-from reframe_local.moto_stack import Wiring, queue_depth, wait_until, wire_bucket
+from reframe_local.moto_stack import Wiring, queue_depth, wire_bucket
 from reframe_local.poller import BatchReport, Poller, lambda_event
 from reframe_pipeline import handler
 
+from ..waiting import wait_until
 from .conftest import IMAGES
 
 BUCKET = "poller-test"
@@ -87,7 +88,7 @@ def test_failed_records_return_until_dead_lettered_and_successes_are_deleted(
     s3.put_object(Bucket=BUCKET, Key=succeeding, Body=image)  # no configuration: left alone, a success
     poller.start()
     try:
-        assert wait_until(lambda: queue_depth(sqs, wiring.dlq_url) == 1, timeout_s=30)
+        wait_until(lambda: queue_depth(sqs, wiring.dlq_url) == 1, 30, "the message in the dead-letter queue")
     finally:
         poller.stop()
 

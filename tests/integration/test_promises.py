@@ -20,9 +20,9 @@ from PIL import Image
 
 from reframe_local import servers
 from reframe_local.lambda_context import LocalContext
-from reframe_local.moto_stack import wait_until
 from reframe_pipeline import handler
 
+from ..waiting import wait_until
 from .conftest import BUCKET, Stack, s3_event, sqs_event
 from .test_reliability import TABLE, create_idempotency_table
 
@@ -59,7 +59,7 @@ def in_background(stack: Stack, event: dict[str, Any]) -> tuple[threading.Thread
 
 def wait_at_provider(stack: Stack) -> None:
     """Until a call is being answered (slowly) by the emulator."""
-    assert wait_until(lambda: stack.stats()["in_flight"] >= 1, timeout_s=20), stack.stats()
+    wait_until(lambda: stack.stats()["in_flight"] >= 1, 20, "a call at the provider")
 
 
 def budget_spent(table: Any) -> list[float]:
@@ -240,7 +240,9 @@ def test_an_async_job_outliving_the_invocation_is_collected_later_without_paying
     assert first == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
     assert stack.read_json(OUT + "manifest.json")["variants"][0]["error"]["code"] == "pending"
     stack.configure()  # a new container: only the table remembers the request id
-    assert wait_until(lambda: stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}, 30)
+    wait_until(
+        lambda: stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}, 30, "a redelivery to succeed"
+    )
     assert stack.read_json(OUT + "manifest.json")["variants"][0]["status"] == "created"
     assert stack.stats()["billed"] == 1 and by_endpoint(stack, "segmind-v2") == 1
 
@@ -278,13 +280,15 @@ def test_a_function_killed_mid_call_is_resumed_by_the_redelivery_without_paying_
     command = [sys.executable, "-m", "reframe_cli.cli", "invoke", "--event", str(event_file), "--timeout", "6"]
     worker = subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert wait_until(lambda: ticket_stored(table), timeout_s=20)  # paid, journaled, waiting
+        wait_until(lambda: ticket_stored(table), 20, "the ticket in the journal")  # paid, journaled, waiting
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
 
     # Redelivered: refused while the dead instance's lock lasts, then collected from the stored request id.
-    assert wait_until(lambda: stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}, 30)
+    wait_until(
+        lambda: stack.invoke(sqs_event(s3_event(SOURCE))) == {"batchItemFailures": []}, 30, "a redelivery to succeed"
+    )
     assert stack.read_json(OUT + "manifest.json")["variants"][0]["status"] == "created"
     assert stack.stats()["billed"] == 1
 

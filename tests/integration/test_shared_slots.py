@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from reframe_local import servers
-from reframe_local.moto_stack import wait_until
 from reframe_pipeline.adapters.providers.shared_slots import SharedSlots
 from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.domain.errors import DeadlineError
 
+from ..waiting import wait_until
 from .conftest import Stack, s3_event, sqs_event
 from .test_reliability import TABLE, create_idempotency_table
 
@@ -93,7 +93,7 @@ def test_the_lease_of_an_instance_that_died_expires_with_its_deadline(dynamodb: 
             return False
 
     assert not free()
-    assert wait_until(free, timeout_s=10)
+    wait_until(free, 10, "the dead lease to expire")
 
 
 def test_calls_in_flight_never_pass_the_shared_limit(stack: Stack, dynamodb: Any):
@@ -133,3 +133,14 @@ def test_instances_share_the_limit_and_none_starves(stack: Stack, dynamodb: Any,
     stats = stack.stats()
     assert stats["billed"] == 18
     assert stats["max_in_flight_seen"] <= 2
+
+
+def test_a_call_that_raises_gives_its_slot_back(dynamodb: Any):
+    slots = SharedSlots(TABLE, "segmind", 1, dynamodb)
+    with pytest.raises(RuntimeError, match="provider blew up"), slots.hold(Deadline(lambda: 60_000), reserve_ms=0):
+        raise RuntimeError("provider blew up")
+    # The only slot is free at once: a holder with almost no time left still gets it.
+    with slots.hold(Deadline(lambda: 300), reserve_ms=0):
+        pass
+    [slot] = [i for i in dynamodb.scan(TableName=TABLE)["Items"] if i["id"]["S"].startswith("slot#")]
+    assert "lease_expires" not in slot

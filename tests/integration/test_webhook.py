@@ -4,8 +4,10 @@ a failing receiver never fails or repeats the paid work."""
 
 from __future__ import annotations
 
+import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,8 +21,12 @@ import standardwebhooks.webhooks
 from standardwebhooks import Webhook
 from standardwebhooks.exceptions import WebhookVerificationError
 
+from reframe_local import servers
+
+from ..waiting import wait_until
+from .aws_faults import AwsFaults
 from .conftest import Stack, s3_event
-from .test_failure_logs import counted
+from .test_failure_logs import counted, lines
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "notice.schema.json").read_text())
@@ -32,6 +38,7 @@ class Receiver:
     url: str
     deliveries: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
     failures_left: int = 0  # answer 503 to this many requests first
+    status: int = 204  # the answer to the others
 
     def verified(self) -> list[dict[str, Any]]:
         return [Webhook(SECRET).verify(body, headers) for body, headers in self.deliveries]
@@ -48,7 +55,7 @@ def receiver(stack: Stack) -> Iterator[Receiver]:
             state.failures_left -= failing
             if not failing:
                 state.deliveries.append((body, {k.lower(): v for k, v in self.headers.items()}))
-            self.send_response(503 if failing else 204)
+            self.send_response(503 if failing else state.status)
             self.end_headers()
 
         def log_message(self, *args: object) -> None:
@@ -136,3 +143,61 @@ def test_a_failing_receiver_is_logged_and_counted_and_costs_nothing_more(
     assert counted(capsys.readouterr().out, "WebhookFailures") == 1
     assert stack.stats()["billed"] == 1
     assert "reframed/w.jpg/manifest.json" in stack.keys("reframed/")
+
+
+@pytest.mark.parametrize("status", [200, 202, 204])
+def test_every_success_answer_is_a_delivery(
+    stack: Stack, receiver: Receiver, logs: io.StringIO, capsys: pytest.CaptureFixture[str], status: int
+):
+    receiver.status = status
+    stack.put_image("uploads/w.jpg")
+    stack.put("uploads/w.jpg.reframe.json", SIDECAR)
+
+    stack.invoke(s3_event("uploads/w.jpg"))
+
+    assert len(receiver.verified()) == 1  # once: a success is not retried
+    assert len(lines(logs, "webhook delivered")) == 1
+    assert lines(logs, "webhook not delivered") == []
+    assert counted(capsys.readouterr().out, "WebhookFailures") == 0
+
+
+def test_an_unreadable_webhook_secret_loses_the_notice_only(
+    stack: Stack,
+    receiver: Receiver,
+    aws_faults: AwsFaults,
+    aws_env: str,
+    logs: io.StringIO,
+    capsys: pytest.CaptureFixture[str],
+):
+    secrets = servers.client("secretsmanager", aws_env)
+    arn = secrets.create_secret(Name="reframe/webhook", SecretString=SECRET)["ARN"]
+    stack.monkeypatch.delenv("WEBHOOK_SECRET")
+    stack.configure(WEBHOOK_SECRET_ARN=arn)
+    aws_faults.fail("secretsmanager", "GetSecretValue", code="AccessDeniedException")
+    stack.put_image("uploads/w.jpg")
+    stack.put("uploads/w.jpg.reframe.json", SIDECAR)
+
+    results = [stack.invoke(s3_event("uploads/w.jpg")) for _ in range(2)]
+
+    assert [r.get("batchItemFailures", []) for r in results] == [[], []]
+    assert receiver.deliveries == []
+    [line, _] = lines(logs, "webhook not delivered")
+    assert "reframe/webhook" in line["error"] or "AccessDenied" in line["error"]
+    assert counted(capsys.readouterr().out, "WebhookFailures") == 2
+    assert stack.stats()["billed"] == 1  # the second receive found the variant made: nothing paid again
+
+
+def test_a_redelivery_in_a_later_second_keeps_the_event_id(stack: Stack, receiver: Receiver):
+    stack.put_image("uploads/w.jpg")
+    stack.put("uploads/w.jpg.reframe.json", SIDECAR)
+    stack.invoke(s3_event("uploads/w.jpg"))
+    first_second = int(time.time())
+    wait_until(lambda: int(time.time()) > first_second, 2, "the clock to pass a second boundary")
+
+    stack.invoke(s3_event("uploads/w.jpg"))  # the same outcome: the variant is there
+
+    first, second = receiver.verified()
+    assert (first["data"]["counts"]["created"], second["data"]["counts"]["existing"]) == (1, 1)
+    assert first["timestamp"] != second["timestamp"]
+    assert second["data"]["event_id"] == first["data"]["event_id"]
+    assert [headers["webhook-id"] for _, headers in receiver.deliveries] == [first["data"]["event_id"]] * 2

@@ -1,13 +1,16 @@
 """Fixtures of the unit tests: the image tests run with a bound on their memory; ``counted`` records the
-metrics a variant counts; ``make`` builds orchestration harnesses and lets their thread pools go."""
+metrics a variant counts; ``make`` builds orchestration harnesses and lets their thread pools go; and no unit
+test opens a socket or starts a process (those belong in tests/integration)."""
 
 from __future__ import annotations
 
 import re
 import resource
-from collections.abc import Iterator
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -52,3 +55,19 @@ def make() -> Iterator[Any]:
     yield build
     for harness in made:
         harness.close()
+
+
+@pytest.fixture(autouse=True)
+def no_socket_or_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests run with no process, server or socket: fast, alone, on any machine. One that tries fails
+    at once, saying where it belongs."""
+
+    def refuse(what: str) -> Callable[..., NoReturn]:
+        def refused(*args: object, **kwargs: object) -> NoReturn:
+            raise RuntimeError(f"a unit test may not {what}: move this test to tests/integration")
+
+        return refused
+
+    for name in ("connect", "connect_ex", "bind"):
+        monkeypatch.setattr(socket.socket, name, refuse(f"open a socket ({name})"))
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("start a process"))

@@ -102,6 +102,9 @@ def test_resetting_the_handler_lets_its_thread_pools_go(monkeypatch: pytest.Monk
 
     monkeypatch.setenv("REFRAME_PROVIDER", "local")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # Credentials given: without them, building the S3 client asks the instance metadata endpoint for some.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     handler.reset()
     before = threading.active_count()
     for _ in range(3):

@@ -51,6 +51,8 @@ class DailyBudget:
         if cost <= 0:
             return Reservation(day, 0.0)
         amount = Decimal(str(cost))
+        if amount > self._limit:  # the day's first reservation too: an absent total is 0, still compared
+            raise self._exceeded(day)
         try:
             self._update(
                 day,
@@ -61,16 +63,20 @@ class DailyBudget:
                     ":room": {"N": str(self._limit - amount)},
                     ":expiration": {"N": str(int(time.time()) + _KEEP_S)},
                 },
+                # :room >= 0 here, so a day with no total yet (0 spent) always has room for this amount.
                 condition="attribute_not_exists(spent_usd) OR spent_usd <= :room",
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
-            raise BudgetExceededError(
-                f"the daily budget of ${self._limit} (DAILY_BUDGET_USD, UTC day {day}) is spent: "
-                "this variant was not generated; upload again or run a backfill when there is budget"
-            ) from None
+            raise self._exceeded(day) from None
         return Reservation(day, cost)
+
+    def _exceeded(self, day: str) -> BudgetExceededError:
+        return BudgetExceededError(
+            f"the daily budget of ${self._limit} (DAILY_BUDGET_USD, UTC day {day}) is spent: "
+            "this variant was not generated; upload again or run a backfill when there is budget"
+        )
 
     def refund(self, reservation: Reservation) -> None:
         """Credit the day the money was taken from. A refund that fails is logged and counted, never

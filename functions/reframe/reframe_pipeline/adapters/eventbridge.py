@@ -6,6 +6,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from reframe_pipeline.adapters import aws
 from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.domain.notices import NOTICE_SOURCE, NoticeDetail
 from reframe_pipeline.observability import count, logger
@@ -14,9 +15,9 @@ from reframe_pipeline.observability import count, logger
 class EventBridgeNotifier:
     def __init__(self, bus: str, client: Any) -> None:
         self.bus = bus
-        self._client = client  # botocore retries throttling and 5xx itself
+        self._client = client  # botocore retries throttling and 5xx itself, with short timeouts (adapters/aws.py)
 
-    def publish(self, detail: NoticeDetail, deadline: Deadline) -> None:  # botocore's own timeouts: short
+    def publish(self, detail: NoticeDetail, deadline: Deadline) -> None:
         entry = {
             "Source": NOTICE_SOURCE,
             "DetailType": detail.detail_type,
@@ -24,7 +25,8 @@ class EventBridgeNotifier:
             "EventBusName": self.bus,
         }
         try:
-            response = self._client.put_events(Entries=[entry])
+            with aws.within(deadline):  # an endpoint that never answers must not hold the invocation past it
+                response = self._client.put_events(Entries=[entry])
             failed = [e for e in response.get("Entries", []) if e.get("ErrorCode")]
             error = f"{failed[0]['ErrorCode']}: {failed[0].get('ErrorMessage', '')}" if failed else None
         except (BotoCoreError, ClientError) as exc:

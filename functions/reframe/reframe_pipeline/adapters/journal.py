@@ -9,7 +9,10 @@ import threading
 import time
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from reframe_pipeline.application.values import Ticket
+from reframe_pipeline.observability import count, logger
 
 # Long enough for any redelivery of the record (SQS keeps messages at most 14 days).
 KEEP_S = 15 * 24 * 3600
@@ -38,29 +41,61 @@ class MemoryJournal:
 
 
 class DynamoDBJournal:
-    """One item per piece of work, ``journal#<work id>``, beside Powertools' idempotency records."""
+    """One item per piece of work, ``journal#<work id>``, beside Powertools' idempotency records.
+
+    A ticket is a paid generation: one whose write fails (DynamoDB throttling past botocore's retries) is kept
+    in the process, which goes on collecting it, and written with the next state of that work."""
 
     def __init__(self, table: str, client: Any) -> None:
         self._table = table
         self._client = client
+        self._unwritten: dict[str, str] = {}  # work id -> ticket JSON not in the table yet
+        self._lock = threading.Lock()
 
     def _key(self, work_id: str) -> dict[str, Any]:
         return {"id": {"S": f"journal#{work_id}"}}
 
     def load(self, work_id: str) -> Ticket | None:
-        item = self._client.get_item(TableName=self._table, Key=self._key(work_id), ConsistentRead=True).get("Item")
-        raw = (item or {}).get("ticket", {}).get("S")
+        with self._lock:
+            raw: str | None = self._unwritten.get(work_id)
+        if raw is None:
+            key = self._key(work_id)
+            item = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+            raw = (item or {}).get("ticket", {}).get("S")
         return Ticket(**json.loads(raw)) if raw else None
 
     def hold(self, work_id: str, ticket: Ticket | None) -> None:
         if ticket is None:
+            with self._lock:
+                self._unwritten.pop(work_id, None)
             self._update(work_id, "SET #state = :state, expiration = :exp REMOVE ticket", "reserved")
             return
-        ticket_json = json.dumps(dataclasses.asdict(ticket))
-        self._update(work_id, "SET #state = :state, expiration = :exp, ticket = :ticket", "submitted", ticket_json)
+        with self._lock:
+            self._unwritten[work_id] = json.dumps(dataclasses.asdict(ticket))
+        self._write(work_id, "submitted")
 
     def advance(self, work_id: str, state: str) -> None:
-        self._update(work_id, "SET #state = :state, expiration = :exp", state)
+        """Progress (``generated``, ``written``), and a ticket not written yet. Never raised: a throttled write
+        must not fail a variant that was made; it is logged and counted, and the ticket kept for the next."""
+        self._write(work_id, state)
+
+    def _write(self, work_id: str, state: str) -> None:
+        with self._lock:
+            ticket = self._unwritten.get(work_id)
+        expression = "SET #state = :state, expiration = :exp" + (", ticket = :ticket" if ticket else "")
+        try:
+            self._update(work_id, expression, state, ticket)
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning(
+                "journal not written: kept in the process",
+                extra={"state": state, "ticket_pending": ticket is not None, "error": str(exc)},
+            )
+            count("JournalWriteFailures")
+            return
+        if ticket is not None:
+            with self._lock:
+                if self._unwritten.get(work_id) == ticket:
+                    del self._unwritten[work_id]
 
     def _update(self, work_id: str, expression: str, state: str, ticket: str | None = None) -> None:
         values = {":state": {"S": state}, ":exp": {"N": str(int(time.time()) + KEEP_S)}}

@@ -26,13 +26,11 @@ POOL_SIZE = LOOKUP_THREADS + MOST_PARALLEL_CALLS
 
 @lru_cache(maxsize=1)
 def s3_client() -> Any:
-    """One client per process (thread-safe); AWS_ENDPOINT_URL points it at a local stand-in."""
+    """One client per process (thread-safe), with every client's bounded timeouts and retries (adapters/aws.py);
+    AWS_ENDPOINT_URL points it at a local stand-in."""
     config = Config(
         signature_version="s3v4",
         max_pool_connections=POOL_SIZE,
-        retries={"mode": "standard", "max_attempts": 5},
-        connect_timeout=5,
-        read_timeout=30,
         s3={"addressing_style": "path"} if _custom_endpoint() else {},
     )
     # The process's session (adapters/aws.py), not boto3's default one: handler.reset() rebuilds it from the

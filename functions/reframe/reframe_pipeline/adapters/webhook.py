@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import requests
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from standardwebhooks import Webhook
 
 from reframe_pipeline.adapters.providers.limiter import AimdLimiter
@@ -57,21 +58,22 @@ class WebhookNotifier:
         try:
             if self._public_only:  # resolved now: a public-looking name may point into a private network
                 check_public_url(self.url)
-            call_with_retries(lambda timeout: self._send(detail.event_id, body, timeout), plan, self._limiter)
-        except (ReframeError, ValueError, OSError) as exc:
+            signer = Webhook(self._secret())  # read once per notice, before the first attempt
+            call_with_retries(lambda timeout: self._send(signer, detail.event_id, body, timeout), plan, self._limiter)
+        except (ReframeError, ValueError, OSError, GetParameterError) as exc:  # a secret unread: the notice only
             logger.error("webhook not delivered", extra={"event_id": detail.event_id, "error": str(exc)})
             count("WebhookFailures")
             return
         logger.info("webhook delivered", extra={"event_id": detail.event_id})
 
-    def _send(self, message_id: str, body: str, timeout: Timeout) -> None:
+    def _send(self, signer: Webhook, message_id: str, body: str, timeout: Timeout) -> None:
         # The event_id is the message id: a receiver de-duplicates redeliveries and retries alike.
         now = datetime.now(UTC)
         headers = {
             "content-type": "application/json",
             "webhook-id": message_id,
             "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(self._secret()).sign(message_id, now, body),
+            "webhook-signature": signer.sign(message_id, now, body),
         }
         response = self._session.post(
             self.url, data=body.encode(), headers=headers, timeout=timeout, allow_redirects=False

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.domain.errors import DeadlineError
@@ -20,6 +20,9 @@ from reframe_pipeline.observability import MetricUnit, count, logger, measure
 
 _WAIT_FIRST_S, _WAIT_MAX_S = 0.05, 1.0
 _BATCH_GET = 100  # DynamoDB's most keys per BatchGetItem
+# A release botocore could not make (throttled through its own retries) is tried again this many times: a slot
+# left leased stays busy for every instance until the invocation's deadline.
+_RELEASE_ROUNDS, _RELEASE_WAIT_S = 4, 0.2
 
 
 class SharedSlots:
@@ -101,13 +104,27 @@ class SharedSlots:
         return True
 
     def _release(self, slot: int, holder: str) -> None:
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key(slot),
-                UpdateExpression="REMOVE holder, lease_expires",
-                ConditionExpression="holder = :holder",
-                ExpressionAttributeValues={":holder": {"S": holder}},
-            )
-        except ClientError as exc:  # expired and taken by another meanwhile: theirs now
-            logger.warning("shared slot lease was lost before release", extra={"error": str(exc)})
+        """The holder is done: the lease ends now, not at its expiry."""
+        error: Exception | None = None
+        for round_ in range(_RELEASE_ROUNDS):
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=self._key(slot),
+                    UpdateExpression="REMOVE holder, lease_expires",
+                    ConditionExpression="holder = :holder",
+                    ExpressionAttributeValues={":holder": {"S": holder}},
+                )
+                return
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    # Expired and taken by another meanwhile: theirs now.
+                    logger.warning("shared slot lease was lost before release", extra={"error": str(exc)})
+                    return
+                error = exc
+            except BotoCoreError as exc:
+                error = exc
+            if round_ + 1 < _RELEASE_ROUNDS:
+                time.sleep(_RELEASE_WAIT_S * 2**round_)
+        logger.warning("shared slot not released: it stays busy until its lease expires", extra={"error": str(error)})
+        count("SharedSlotReleaseFailures")
