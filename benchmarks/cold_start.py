@@ -44,9 +44,9 @@ def built_function(log_dir: Path) -> Path:
     """The function's code as ``sam build`` makes it (functions/reframe/Makefile), with its bytecode: in Lambda
     the code directory is read-only, so what the build does not compile every cold start compiles again."""
     built = log_dir / "function"
+    make = ["make", "-s", "-C", str(FUNCTION_DIR), "build-ReframeFunction", f"ARTIFACTS_DIR={built}"]
     subprocess.run(  # noqa: S603 - the project's own makefile
-        ["make", "-s", "-C", str(FUNCTION_DIR), "build-ReframeFunction", f"ARTIFACTS_DIR={built}"]  # noqa: S607
-        + [f"PYTHON={sys.executable}", "FUNCTION_PYC=1"],
+        [*make, f"PYTHON={sys.executable}", "FUNCTION_PYC=1"],
         check=True,
         capture_output=True,
     )
