@@ -26,7 +26,8 @@ MEANING = {
     "first S3 request (a HEAD) minus a second one. Medians of 10 each, interleaved. Tracing is off in all: "
     "with the template's `Tracing: Active`, Powertools' Tracer adds about 110 ms to any function using it.",
     4: "A fresh process handles one S3 event for a 4096x4096 JPEG with 8 targets, then reads its peak RSS "
-    "(`resource.getrusage`); the same for a 1024x1024 JPEG. With a remote provider the source goes to the "
+    "(VmHWM, its own peak: `resource.getrusage` would start from the benchmark's own resident size at the "
+    "fork); the same for a 1024x1024 JPEG. With a remote provider the source goes to the "
     "provider by presigned URL and the function reads only its header (4096x4096 is within "
     "MAX_SOURCE_PIXELS, so no prepared copy is made): the two figures should be about equal.",
     5: "The emulator allows 4 calls in flight (429 beyond) at 1 s each, called synchronously (with Segmind's "
@@ -51,7 +52,7 @@ MEANING = {
     "put 8 at a time, handled by 6 instance processes sharing a limit of 10 in flight (Ideogram's default) "
     "through PROVIDER_MAX_IN_FLIGHT, at 0.5 s per call. The ideal is the calls divided by the limit, times the "
     "latency; the wall time runs from the first upload until the queue is empty. Every variant must exist, "
-    "and each instance's peak RSS (`resource.getrusage` when it stops) must stay within figure 4's 250 MB.",
+    "and each instance's peak RSS (VmHWM when it stops) must stay within figure 4's 250 MB.",
 }
 
 # Why a goal can be missed on a 2-core machine, and what would close the gap: shown for figures not met.
