@@ -143,7 +143,7 @@ def memory(bench: Bench, sizes: Sizes) -> Figure:
         f"{peaks[large]:.0f} MB ({small}x{small}: {peaks[small]:.0f} MB)",
         "<= 250 MB, flat in source size",
         peaks[large] <= 250 and abs(peaks[large] - peaks[small]) <= 0.1 * peaks[small],
-        f"fresh process per source, resource.getrusage; the emulator fetched sources of up to {seen} pixels "
+        f"fresh process per source, its VmHWM; the emulator fetched sources of up to {seen} pixels "
         "by URL; the function read only their headers",
     )
 

@@ -24,6 +24,8 @@ from reframe_local.servers import client
 from reframe_pipeline import handler
 from reframe_pipeline.adapters import aws
 
+from .stack import peak_rss_mb
+
 
 def main(argv: list[str]) -> None:
     endpoint, queue_url, queue_arn, retry_delay_s = argv
@@ -47,7 +49,7 @@ def main(argv: list[str]) -> None:
         signal.sigwait({signal.SIGTERM})
         poller.stop()
     usage = {
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux reports kilobytes
+        "rss_mb": peak_rss_mb(),
         "cpu_s": _cpu_s() - ready_cpu_s,
         **requests.counts,
     }

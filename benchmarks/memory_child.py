@@ -6,18 +6,17 @@
 
 from __future__ import annotations
 
-import resource
 import sys
 
 from reframe_pipeline.application.values import ObjectInfo
 
-from .stack import invoke
+from .stack import invoke, peak_rss_mb
 
 
 def main(argv: list[str]) -> None:
     key, etag, size = argv
     invoke(ObjectInfo(key=key, etag=etag, size=int(size)))
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux reports kilobytes
+    print(peak_rss_mb())
 
 
 if __name__ == "__main__":

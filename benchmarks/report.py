@@ -15,16 +15,19 @@ MEANING = {
     "adds per variant (S3 head, sidecar, ranged header read, listing, presigning, the check of the answer, "
     "the upload, the manifest, and the emulator's own fetch of the source and encoding of its answer).",
     3: "Fresh processes (`benchmarks/cold_child.py`), nothing heavy imported before the clock starts. The "
-    "handler: import `reframe_pipeline.handler`, then two SQS batches of one record each, for two fresh sources "
-    "of 2 targets, configured as deployed (with the idempotency table) but calling Segmind's synchronous API, "
-    "whose answer is not paced by polling, against moto and the emulator answering at once. Its cold start is "
+    "handler, as `sam build` makes it (`functions/reframe/Makefile`: its modules compiled, since Lambda's code "
+    "directory is read-only): import `reframe_pipeline.handler`, build its clients, then two SQS batches of one "
+    "record each, for two fresh sources of 2 targets, with the default settings (Segmind's async API, the "
+    "source check, notices to an EventBridge bus) and the idempotency table, against moto and the emulator "
+    "answering at once; the same with SEGMIND_API_MODE=sync beside it. Its cold start is "
     "the imports plus the first event minus the second, warm, "
     "event: whatever is deferred to the first event still counts. The baseline is what any function of this "
     "kind pays: importing boto3, requests and Powertools' Logger and Metrics, building one S3 client, and its "
-    "first S3 request (a HEAD) minus a second one. Medians of 10 each, interleaved. Tracing is off in both: "
+    "first S3 request (a HEAD) minus a second one. Medians of 10 each, interleaved. Tracing is off in all: "
     "with the template's `Tracing: Active`, Powertools' Tracer adds about 110 ms to any function using it.",
     4: "A fresh process handles one S3 event for a 4096x4096 JPEG with 8 targets, then reads its peak RSS "
-    "(`resource.getrusage`); the same for a 1024x1024 JPEG. With a remote provider the source goes to the "
+    "(VmHWM, its own peak: `resource.getrusage` would start from the benchmark's own resident size at the "
+    "fork); the same for a 1024x1024 JPEG. With a remote provider the source goes to the "
     "provider by presigned URL and the function reads only its header (4096x4096 is within "
     "MAX_SOURCE_PIXELS, so no prepared copy is made): the two figures should be about equal.",
     5: "The emulator allows 4 calls in flight (429 beyond) at 1 s each, called synchronously (with Segmind's "
@@ -49,7 +52,7 @@ MEANING = {
     "put 8 at a time, handled by 6 instance processes sharing a limit of 10 in flight (Ideogram's default) "
     "through PROVIDER_MAX_IN_FLIGHT, at 0.5 s per call. The ideal is the calls divided by the limit, times the "
     "latency; the wall time runs from the first upload until the queue is empty. Every variant must exist, "
-    "and each instance's peak RSS (`resource.getrusage` when it stops) must stay within figure 4's 250 MB.",
+    "and each instance's peak RSS (VmHWM when it stops) must stay within figure 4's 250 MB.",
     10: "The default settings (Segmind's async API, SOURCE_CHECK=warn): one S3 event for a source with 8 targets, "
     "the handler in this process, the emulator answering JPEG (as Segmind does) after a fixed 1 s, then 3 s; the "
     "source is a flat grey JPEG, which the emulator's fast render keeps intact, so each variant's source check "
@@ -81,36 +84,43 @@ SHORTFALL = {
     "request takes 7-20 ms here where S3 answers in a few; the answer is decoded once. What would close it "
     "here is a faster stand-in for S3, not less work in the pipeline: the remaining requests are the ones "
     "the contract needs.",
-    3: "What the handler adds to the baseline, measured apart (medians of 7 at a quieter moment than this run: "
-    "imports 235 vs 119 ms, clients 114 vs 67 ms, first event - warm event 21 vs 2 ms): about 115 ms more "
-    "imports (pydantic and "
-    "the settings, sidecar, manifest and notice models it builds at import, about 50 ms; Pillow, which reads "
-    "every source's header, about 15 ms; the pipeline's own modules; `boto3.dynamodb` for the idempotency "
-    "records), about 45 ms for the DynamoDB client of the idempotency table, which the baseline does not build "
-    "but any function keeping such records must, and about 25 ms more in the first event than in a warm one "
-    "(first connections, Pillow's format plugins, Powertools' idempotency utility). Measured on 2026-11-25 and "
-    "kept: one boto3 session for every client (each client had its own, which loaded the endpoint rules and "
-    "models again: clients 189 -> 114 ms) and the SQS batch's failures reported without Powertools' batch "
-    "utility (67 ms of imports): together 2.68 -> 1.97 (485 -> 374 ms, medians of 7 each, the same "
-    "measurement before and after). Measured and not kept: pydantic `defer_build` on every model moved about "
-    "30 ms from the imports into the first event (medians of 8: imports 249 -> 221 ms, imports + first event "
-    "- warm event 419 -> 412 ms, within the noise), since every event validates the settings, a sidecar, a "
-    "manifest and a notice anyway; lazy imports of pydantic or Pillow move their cost the same way. What would "
-    "close the gap: the settings, sidecar and manifest validated without pydantic, about 50 ms, and nothing "
-    "else of that size is left.",
+    3: "What the handler adds to the baseline (the split above): pydantic itself (about 55 ms of CPU to "
+    "import) and the models built at import (settings, sidecar, manifest, notices, provenance: about 40 ms); "
+    "Pillow, which reads every source's header (about 10 ms); the DynamoDB client of the idempotency table and "
+    "the EventBridge client of the notices, which the default settings need (about 15 ms each); and in the "
+    "first event, each AWS operation's first request (botocore builds its serializer on first use), Pillow's "
+    "format plugins and Powertools' idempotency utility. Measured on 2026-12-05 in one run with the default "
+    "settings (medians of 8 fresh processes each, interleaved, load average 7 to 10): 1.94 (892 ms vs 460 ms) "
+    "before, 1.49 (683 ms vs 460 ms) after two changes kept: the function's build ships its modules compiled "
+    "(without them the read-only code directory made every cold start compile about 70 modules, about 60 ms "
+    "of CPU), and the handler's imports and clients load with the garbage collector paused, then frozen "
+    "(`reframe_pipeline/loading.py`: the collections during the load found no garbage and took about 100 ms of "
+    "CPU); the webhook and EventBridge adapters are imported only when set. Kept from 2026-11-25: one boto3 "
+    "session for every client, the SQS batch's failures reported without Powertools' batch utility. Measured "
+    "and not kept: pydantic `defer_build` and lazy imports of pydantic or Pillow move their cost into the "
+    "first event, which validates the settings, a sidecar, a manifest and a notice anyway. Not adopted: "
+    "Lambda SnapStart, which would take the imports and clients out of a cold start (restored from a snapshot "
+    "taken after them) but cannot be measured here; SAM enables it only through an alias published on every "
+    "deploy, Python snapshots are billed for caching and for each restore, and a cold start is small beside "
+    "the generations (about 11 s) each invocation waits for. What would close the gap: the settings, sidecar "
+    "and manifest validated without pydantic (about 95 ms), and nothing else of that size is left.",
     4: "Most of the peak is the interpreter with boto3, Powertools, pydantic and Pillow loaded, plus one "
     "decoded result per call in flight.",
     5: "Throughput is lost whenever fewer than 4 calls are in flight: while the first 429s teach the limiter "
     "the provider's limit, after each halving, and at the start and end of the run.",
     6: "",
-    7: "A waiting call tries every slot in turn (a conditional write each) before it sleeps, so with 6 x 8 calls "
-    "after 4 slots the instances sent the slot requests per variant counted above, and moto, one Python process "
-    "on the same 2 cores, spent much of its CPU time (above) answering them. Throughput is also lost at the "
-    "start (the instances' first receives), at the end (fewer than 4 calls left) and whenever a slot comes free "
-    "before a waiting call's next try (up to 1 s apart). Reading the slots first (one BatchGetItem of all of "
-    "them, then a write only to a free one; the function's role would need dynamodb:BatchGetItem) would make a "
-    "waiting try cost one request instead of one per slot; and with MaxConcurrency x MaxParallelCalls near the "
-    "limit, as docs/deploy.md advises, few calls wait at all.",
+    7: "The shared slots since 2026-12-05: each lease says when its holder expects to finish (the typical hold "
+    "so far), and a waiting call looks again just after the first such end instead of up to 1 s later; in each "
+    "instance only the first waiting call reads the slots, and a finishing call writes its lease over to the "
+    "next waiting call of its instance (one write; the slot is never free), at most 3 times in a row before "
+    "it is released to every instance. Measured in one run (load average 6 to 10, one round each): 77 % "
+    "before, 87 % after; slot writes per variant 4.3 -> 1.7, DynamoDB requests per variant 24.0 -> 12.3, and "
+    "the emulator saw its 4 slots busy 80 % -> 90 % of the run. "
+    "What is left is the machine: moto (one Python process answering every DynamoDB, S3 and SQS request), the "
+    "six instances and the emulator share 2 cores with whatever else runs; a call's own work inside its slot "
+    "(its request, then decoding and checking the answer before the slot is handed on) and the instances' "
+    "first receives and cold starts at the start of the run slow down with them. Deployed, DynamoDB answers "
+    "in a few ms and the function's cores are its own.",
     8: "",
     10: "What is left besides the polling (a result is seen within a step of a twentieth of the generation time, "
     "at least 0.1 s, of being ready): on this machine about 60 ms before the first request (four lookups in "
@@ -202,10 +212,14 @@ measure the emulator. Its fixed latency (`latency_ms`) stands in for the provide
   `ProviderConcurrencyLimit` metric.
 - **A limit shared by every instance**: with PROVIDER_MAX_IN_FLIGHT, each generation holds one of that many
   leases in the idempotency table (`reframe_pipeline/adapters/providers/shared_slots.py`) from its request
-  until its result is collected; a lease expires with the invocation that took it. A call that cannot get a
+  until its result is collected; a lease expires with the invocation that took it. A lease says when its
+  holder expects to finish, and waiting calls look again then; a finishing call hands its slot to the next
+  waiting call of its instance. A call that cannot get a
   slot before its invocation's deadline hands its record back to the queue, which returns it after
   RETRY_VISIBILITY_S (doubling per receive) instead of the queue's visibility timeout.
-- **Cold start**: one boto3 session for every AWS client (`reframe_pipeline/adapters/aws.py`); the SQS batch's
+- **Cold start**: the function's modules ship compiled (`functions/reframe/Makefile`); the imports and clients
+  load with the garbage collector paused, then frozen (`reframe_pipeline/loading.py`); one boto3 session for
+  every AWS client (`reframe_pipeline/adapters/aws.py`); the SQS batch's
   failures are reported by the handler itself; Powertools' idempotency utility is imported only when
   IDEMPOTENCY_TABLE is set; the X-Ray tracer only when tracing is on; pillow_heif only when a HEIC/HEIF
   source arrives.

@@ -24,6 +24,7 @@ from .figures import ROOT, Figure, Sizes, targets_spread
 from .stack import configure_emulator, emulator_stats, jpeg, provider_env, sidecar, variant_count
 
 SCALE_LIMIT = 4  # figures 7 and 8: the emulator's calls in flight (429 inflight_limit beyond)
+SHARED_GOAL = 0.92  # figure 7: of the calls per second the limit allows
 BURST_LIMIT = 10  # figure 9: Ideogram's default in flight per organisation
 BURST_TARGETS = 2
 MAX_RSS_MB = 250  # figure 4's goal, held by every instance through the burst
@@ -192,7 +193,7 @@ def shared_limit(emulator: ServerProcess, sizes: Sizes, log_dir: Path) -> list[F
             shared=shared,
         )
         share, measured = _throughput(run, SCALE_LIMIT, sizes.latency_s)
-        met = run.drained and share >= 0.9 and run.lost == 0 and run.dead == 0
+        met = run.drained and share >= SHARED_GOAL and run.lost == 0 and run.dead == 0
         figures.append(
             Figure(
                 number,
@@ -201,7 +202,7 @@ def shared_limit(emulator: ServerProcess, sizes: Sizes, log_dir: Path) -> list[F
                 f"{len(targets)} targets",
                 f"{measured}; {run.throttled_per_variant():.2f} 429s per variant; lost {run.lost}, "
                 f"dead letters {run.dead}",
-                ">= 90 %, 0 lost, 0 dead letters" if shared else "none: the comparison for figure 7",
+                f">= {SHARED_GOAL:.0%}, 0 lost, 0 dead letters" if shared else "none: the comparison for figure 7",
                 met if shared else None,
                 f"S3 -> SQS -> {sizes.instances} instance processes -> handler; {run.outcome()}"
                 + ("" if run.drained else "; the queue did not empty before the timeout"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import resource
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +54,16 @@ def emulator_stats(emulator: ServerProcess) -> dict[str, Any]:
     response = requests.get(f"{emulator.url}/_emulator/stats", timeout=10)
     response.raise_for_status()
     return dict(response.json())
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory (VmHWM). Not ``ru_maxrss``: Linux starts a child's at its
+    parent's resident size when it forks, so a child of a large process would report the parent's."""
+    status = Path("/proc/self/status")
+    for line in status.read_text().splitlines() if status.exists() else []:
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere: the best there is
 
 
 def jpeg(width: int, height: int) -> bytes:

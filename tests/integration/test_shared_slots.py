@@ -144,3 +144,22 @@ def test_a_call_that_raises_gives_its_slot_back(dynamodb: Any):
         pass
     [slot] = [i for i in dynamodb.scan(TableName=TABLE)["Items"] if i["id"]["S"].startswith("slot#")]
     assert "lease_expires" not in slot
+
+
+def test_a_finishing_call_hands_its_slot_to_a_waiting_call_of_its_process(dynamodb: Any):
+    counting = Counting(dynamodb)
+    slots = SharedSlots(TABLE, "segmind", 1, counting)
+    first = slots.hold(Deadline(lambda: 60_000), reserve_ms=0)
+    first.__enter__()
+    second = slots.hold(Deadline(lambda: 60_000), reserve_ms=0)
+    with ThreadPoolExecutor(1) as pool:
+        entered = pool.submit(second.__enter__)
+        # Found busy four times: it now waits 0.4 s and more between looks (not reading the table meanwhile).
+        wait_until(lambda: counting.calls.get("batch_get_item", 0) >= 4, 10, "the second call to wait")
+        first.__exit__(None, None, None)
+        entered.result(timeout=10)
+    # The first's lease was written over to the second (one write), not ended and then taken (two writes).
+    assert counting.calls["update_item"] == 2
+    item = dynamodb.get_item(TableName=TABLE, Key={"id": {"S": "slot#segmind#0"}}, ConsistentRead=True)["Item"]
+    assert "holder" in item and int(item["expected_end"]["N"]) >= int(item["lease_expires"]["N"]) - 60_000
+    second.__exit__(None, None, None)

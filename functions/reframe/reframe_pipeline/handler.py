@@ -7,17 +7,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from typing import Any
 
-from reframe_pipeline.adapters import aws
-from reframe_pipeline.adapters.inbound.s3_events import is_sqs_batch, parse_notification, parse_sqs_body
-from reframe_pipeline.adapters.s3_storage import S3Storage, s3_client
-from reframe_pipeline.adapters.sqs_redelivery import hand_back
-from reframe_pipeline.application.deadline import Deadline
-from reframe_pipeline.application.pipeline import Outcome, Pipeline
-from reframe_pipeline.composition import build_pipeline
-from reframe_pipeline.domain.errors import PermanentError, ReframeError, SidecarAwaitedError
-from reframe_pipeline.domain.events import ObjectEvent
-from reframe_pipeline.observability import count, logger, metrics, tracer
-from reframe_pipeline.settings import current
+from reframe_pipeline.loading import collector_paused
+
+with collector_paused():  # the cold start's imports
+    from reframe_pipeline.adapters import aws
+    from reframe_pipeline.adapters.inbound.s3_events import is_sqs_batch, parse_notification, parse_sqs_body
+    from reframe_pipeline.adapters.s3_storage import S3Storage, s3_client
+    from reframe_pipeline.adapters.sqs_redelivery import hand_back
+    from reframe_pipeline.application.deadline import Deadline
+    from reframe_pipeline.application.pipeline import Outcome, Pipeline
+    from reframe_pipeline.composition import build_pipeline
+    from reframe_pipeline.domain.errors import PermanentError, ReframeError, SidecarAwaitedError
+    from reframe_pipeline.domain.events import ObjectEvent
+    from reframe_pipeline.observability import count, logger, metrics, tracer
+    from reframe_pipeline.settings import current
 
 MAX_RECORDS_IN_PARALLEL = 10  # an SQS batch holds at most 10 messages
 
@@ -25,9 +28,10 @@ MAX_RECORDS_IN_PARALLEL = 10  # an SQS batch holds at most 10 messages
 @cache
 def pipeline() -> Pipeline:
     """Built once per container: settings, provider client, S3 client and thread pool are reused."""
-    settings = current()
-    client = s3_client()
-    return build_pipeline(settings, lambda bucket: S3Storage(bucket, client))
+    with collector_paused():  # the clients load their service models: as many long-lived objects again
+        settings = current()
+        client = s3_client()
+        return build_pipeline(settings, lambda bucket: S3Storage(bucket, client))
 
 
 def reset() -> None:

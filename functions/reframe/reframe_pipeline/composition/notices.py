@@ -8,9 +8,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from reframe_pipeline.adapters import aws
-from reframe_pipeline.adapters.eventbridge import EventBridgeNotifier
 from reframe_pipeline.adapters.providers.sessions import pooled_session
-from reframe_pipeline.adapters.webhook import WebhookNotifier
 from reframe_pipeline.application.broadcast import Broadcast
 from reframe_pipeline.application.ports import ContentSigner, Notifier
 from reframe_pipeline.composition.providers import key_source, retry_policy
@@ -19,10 +17,15 @@ from reframe_pipeline.settings import Settings
 
 def build_notifier(settings: Settings) -> Notifier:
     notifiers: list[Notifier] = []
+    # Each adapter imported only when its setting is on: a cold start without a webhook does not load
+    # standardwebhooks, nor one without a bus the EventBridge client.
     if settings.event_bus_name:
-        # Only with a bus: a cold start without one does not build an EventBridge client.
+        from reframe_pipeline.adapters.eventbridge import EventBridgeNotifier
+
         notifiers.append(EventBridgeNotifier(settings.event_bus_name, aws.client("events")))
     if settings.webhook_url:
+        from reframe_pipeline.adapters.webhook import WebhookNotifier
+
         notifiers.append(
             WebhookNotifier(
                 settings.webhook_url,
