@@ -67,7 +67,7 @@ def test_an_unsafe_variant_is_made_locally_flagged_and_the_provider_is_tried_aga
 def _planned(h: Any) -> Any:
     from tests.unit.orchestration_harness import _found
 
-    return h.pipeline.plan_config(_found(h))[0]
+    return h.pipeline.config.plan(_found(h))[0]
 
 
 def test_a_transient_failure_gets_a_fallback_now_and_the_record_still_goes_back_to_sqs(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from reframe_pipeline.application import fanout
+from reframe_pipeline.application import fanout, folder_contents
 from reframe_pipeline.application import pipeline as pipeline_module
 from reframe_pipeline.application.generations import generation_id
 from reframe_pipeline.application.object_metadata import META_PARAMS, META_SOURCE_ETAG, META_SOURCE_KEY
@@ -39,7 +39,7 @@ def test_a_second_run_pays_nothing(make: Any) -> None:
     assert source is not None
     assert written.metadata[META_SOURCE_ETAG] == source.etag
     assert written.metadata[META_SOURCE_KEY] == SOURCE
-    assert written.metadata[META_PARAMS] == h.pipeline.plan_config(_found(h))[0][0].param_hash
+    assert written.metadata[META_PARAMS] == h.pipeline.config.plan(_found(h))[0][0].param_hash
     assert h.manifest()["source"] == {
         "bucket": "bucket",
         "key": SOURCE,
@@ -104,8 +104,8 @@ def test_the_folder_lists_itself_when_not_given_a_listing(make: Any) -> None:
     h.handle()
     source = h.storage.head(SOURCE)
     assert source is not None
-    variants, _ = h.pipeline.plan_config(_found(h))
-    existing = h.pipeline.folder(h.storage, SOURCE).existing(source, variants)
+    variants, _ = h.pipeline.config.plan(_found(h))
+    existing = folder_contents.existing(h.pipeline.folder(h.storage, SOURCE), source, variants)
     assert sorted(existing) == ["1536x512", "512x1536"]
     assert existing["1536x512"].key == OUT + "1536x512.png"
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from reframe_pipeline.application import folder_contents
 from reframe_pipeline.application.generations import Generations
 from reframe_pipeline.application.object_metadata import is_fallback
 from reframe_pipeline.application.outputs import OutputFolder
@@ -66,12 +67,12 @@ def survey(pipeline: Pipeline, bucket: str, prefix: str, retry_fallbacks: bool =
 
 
 def _survey_image(pipeline: Pipeline, storage: Storage, info: ObjectInfo, result: Survey) -> None:
-    found = pipeline.find_config(storage, info.key)
+    found = pipeline.config.find(storage, info.key)
     if found is None:
         result.unconfigured += 1
         return
     try:
-        planned, _prune = pipeline.plan_config(found)
+        planned, _prune = pipeline.config.plan(found)
     except InvalidSidecarError as exc:
         result.invalid[info.key] = exc.message
         return
@@ -81,7 +82,7 @@ def _survey_image(pipeline: Pipeline, storage: Storage, info: ObjectInfo, result
     if manifest is not None and (refusal := _refused_as_not_an_image(manifest, info)):
         result.rejected[info.key] = refusal
         return
-    existing = folder.existing(info, planned, present, fallback_ok=True)
+    existing = folder_contents.existing(folder, info, planned, present, fallback_ok=True)
     fallbacks = {name for name, head in existing.items() if is_fallback(head)}
     missing = [v for v in planned if v.name not in existing or (result.retry_fallbacks and v.name in fallbacks)]
     if manifest is not None:

@@ -12,15 +12,12 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from reframe_pipeline.application.deadline import Deadline
-from reframe_pipeline.application.deliverables import bucket_of, carry_over, published, single_file, unwanted
-from reframe_pipeline.application.generations import META_GENERATION, id_of, is_generation
-from reframe_pipeline.application.object_metadata import OUTPUT_EXTENSIONS, is_current
+from reframe_pipeline.application.deliverables import bucket_of, carry_over, published, unwanted
+from reframe_pipeline.application.generations import id_of, is_generation
 from reframe_pipeline.application.ports import Notifier, Storage
-from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.domain.events import MANIFEST_NAME
-from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, Rendition, SourceInfo, VariantRecord
+from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
 from reframe_pipeline.domain.notices import NoticeDetail, files_gone, ready, removed
-from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.observability import count, logger
 
 PREPARED_NAME = "_prepared.png"
@@ -46,10 +43,6 @@ def in_folder(key: str, out_dir: str) -> bool:
     return key.startswith(out_dir) and "/" not in key[len(out_dir) :]
 
 
-# The current deliverables of each target name, by their first rendition's head, and the outdated ones' generations.
-Contents = tuple[dict[str, ObjectInfo], dict[str, str], dict[str, list[Rendition]]]
-
-
 class OutputFolder:
     def __init__(
         self,
@@ -67,7 +60,7 @@ class OutputFolder:
         self.storage = storage  # the source's bucket: the folder's state
         self.source_key = source_key
         self.out_dir = out_dir
-        self._io = io
+        self.io = io  # the run's lookups, in parallel
         self._notifier = notifier
         self._correlation_id = correlation_id
         self._deadline = deadline or Deadline()
@@ -81,7 +74,7 @@ class OutputFolder:
 
     def read_previous(self) -> None:
         """Start reading the last manifest now, beside the run's other lookups."""
-        self._previous = self._io.submit(self._manifest)
+        self._previous = self.io.submit(self._manifest)
 
     @cached_property
     def previous(self) -> Manifest | None:
@@ -147,68 +140,6 @@ class OutputFolder:
         bucket = bucket_of(last)
         return removed(self.storage.bucket, self.source_key, self.manifest_key, gone, self._correlation_id, bucket)
 
-    def contents(
-        self,
-        info: ObjectInfo,
-        variants: list[PlannedVariant],
-        present: set[str] | None = None,
-        *,
-        fallback_ok: bool = False,
-    ) -> Contents:
-        """The variants whose deliverables (as the last manifest lists them, in today's output bucket) are all
-        there for this source version with these parameters (nothing to pay), with those deliverables; and,
-        for the others, the generation their outdated rendition came from. A variant the manifest does not
-        know is looked for in the folder (``present``: its keys, when the caller has listed them already). A
-        fallback variant counts as written only with ``fallback_ok`` (the backfill's survey)."""
-        listed = published(self.previous)
-        moved = self.previous is not None and bucket_of(self.previous) != self.out.bucket
-        where = self.storage_for(bucket_of(self.previous)) if self.previous else self.out
-        candidates = {v.name: [r.key for r in listed[v.name]] for v in variants if v.name in listed}
-        # Every deliverable of every variant at once: a variant is current only when all of them are there.
-        flat = [key for keys in candidates.values() for key in keys]
-        found_heads = dict(zip(flat, self._io.map(where.head, flat), strict=True))
-        heads = {name: [found_heads[key] for key in keys] for name, keys in candidates.items()}
-        current: dict[str, ObjectInfo] = {}
-        replaced: dict[str, str] = {}
-        for v in variants:
-            found = heads.get(v.name) or self._in_folder(v, present)
-            first = found[0] if found else None
-            if first is None:
-                continue
-            if not moved and all(
-                h is not None and is_current(h, info, v.param_hash, fallback_ok=fallback_ok) for h in found
-            ):
-                current[v.name] = first
-            elif generation := first.metadata.get(META_GENERATION):
-                replaced[v.name] = generation
-        by_name = {v.name: v for v in variants}
-        return (
-            current,
-            replaced,
-            {name: listed.get(name) or _single(head, by_name[name]) for name, head in current.items()},
-        )
-
-    def _in_folder(self, v: PlannedVariant, present: set[str] | None) -> list[ObjectInfo | None]:
-        """A variant written in the folder (the layout of before) that no manifest lists: its file, if any."""
-        if self.out.bucket != self.storage.bucket:
-            return []
-        if present is None:
-            present = {item.key for item in self.storage.list_objects(self.out_dir)}
-        keys = [
-            f"{self.out_dir}{v.name}.{ext}" for ext in OUTPUT_EXTENSIONS if f"{self.out_dir}{v.name}.{ext}" in present
-        ]
-        return [self.storage.head(keys[0])] if keys else []
-
-    def existing(
-        self,
-        info: ObjectInfo,
-        variants: list[PlannedVariant],
-        present: set[str] | None = None,
-        *,
-        fallback_ok: bool = False,
-    ) -> dict[str, ObjectInfo]:
-        return self.contents(info, variants, present, fallback_ok=fallback_ok)[0]
-
     def remove_stale(
         self,
         present: set[str],
@@ -243,11 +174,6 @@ class OutputFolder:
         if stale:
             self.storage.delete(stale)
             logger.info("removed obsolete outputs", extra={"removed": stale})
-
-
-def _single(head: ObjectInfo, v: PlannedVariant) -> list[Rendition]:
-    """A variant found in the folder, written before renditions: its one file."""
-    return [single_file(head.key, v.final_size.width, v.final_size.height, head.size)]
 
 
 def is_variant(name: str) -> bool:

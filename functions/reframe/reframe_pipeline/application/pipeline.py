@@ -9,10 +9,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from reframe_pipeline.application import folder_contents
 from reframe_pipeline.application.broadcast import Broadcast
+from reframe_pipeline.application.configuration import Configuration
 from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.deliverables import Optimizer, Publisher
-from reframe_pipeline.application.discovery import FoundConfig, find_config, own_sidecar
+from reframe_pipeline.application.discovery import FoundConfig, own_sidecar
 from reframe_pipeline.application.fanout import FanOut, FolderContents
 from reframe_pipeline.application.generations import Generations
 from reframe_pipeline.application.object_metadata import check_output_limits
@@ -35,9 +37,9 @@ from reframe_pipeline.application.variants import VariantProducer
 from reframe_pipeline.domain.errors import OutputLimitError, PermanentError, SidecarAwaitedError, TransientError
 from reframe_pipeline.domain.events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
 from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
-from reframe_pipeline.domain.planning import PlannedVariant, plan
+from reframe_pipeline.domain.planning import PlannedVariant
 from reframe_pipeline.domain.provenance import source_credits
-from reframe_pipeline.domain.sidecar import TARGET_KINDS, InvalidSidecarError, load_json, parse_sidecar
+from reframe_pipeline.domain.sidecar import TARGET_KINDS, InvalidSidecarError, load_json
 from reframe_pipeline.domain.sidecar_wait import wait_left_s
 from reframe_pipeline.observability import count, logger
 
@@ -91,6 +93,7 @@ class Pipeline:
         self.provider = provider
         self.storage_for = storage_for
         self.notifier = notifier or Broadcast()
+        self.config = Configuration(options, provider.name)
         producer = VariantProducer(
             provider,
             options.price_table,
@@ -184,7 +187,7 @@ class Pipeline:
         _wait_for_sidecar(found, info, s.sidecar_wait_s)
         source_info = SourceInfo(bucket=storage.bucket, key=key, etag=info.etag, version=info.version or None)
         try:
-            variants, prune = self.plan_config(found)
+            variants, prune = self.config.plan(found)
             header = header_lookup.result()
             send_key, reasons = source_to_send(storage, info, out_dir, header, s.source_limits)
         except PermanentError as exc:
@@ -213,7 +216,7 @@ class Pipeline:
         self, folder: OutputFolder, info: ObjectInfo, variants: list[PlannedVariant], present: set[str]
     ) -> FolderContents:
         """What this run finds made already, its kept generations, and where its deliverables go."""
-        existing, replaced, renditions = folder.contents(info, variants, present)
+        existing, replaced, renditions = folder_contents.contents(folder, info, variants, present)
         generations = self.generations(folder.storage, folder.out_dir, present)
         path = info.key[len(self.options.input_prefix) :]
         return FolderContents(existing, replaced, generations, folder.out, path, renditions)
@@ -224,7 +227,7 @@ class Pipeline:
         folder.read_previous()
         return (
             self._io.submit(storage.head, key),
-            self._io.submit(self.find_config, storage, key),
+            self._io.submit(self.config.find, storage, key),
             self._io.submit(storage.read, key, HEADER_READS[0]),
             self._io.submit(storage.list_objects, folder.out_dir),
         )
@@ -242,26 +245,9 @@ class Pipeline:
         if (ended := _source_moved_on(folder, event, info, records)) is not None:
             return ended
         now = own_sidecar(folder.storage, info.key, self.options.max_sidecar_bytes)
-        if not overtaken(folder, found, now, lambda config: {v.name for v in self.plan_config(config)[0]}, records):
+        if not overtaken(folder, found, now, lambda config: {v.name for v in self.config.plan(config)[0]}, records):
             return None
         return Outcome(event, "superseded", detail=f"{info.key}: its sidecar changed meanwhile", records=records)
-
-    def find_config(self, storage: Storage, key: str) -> FoundConfig | None:
-        """The config of the image at ``key``: its sidecar, its nearest folder default, or DEFAULT_SIDECAR."""
-        s = self.options
-        return find_config(storage, key, s.input_prefix, s.default_sidecar, s.max_sidecar_bytes)
-
-    def plan_config(self, found: FoundConfig) -> tuple[list[PlannedVariant], bool]:
-        s = self.options
-        sidecar = parse_sidecar(found.raw, max_bytes=s.max_sidecar_bytes, max_targets=s.max_targets_per_object)
-        variants = plan(
-            sidecar,
-            provider=self.provider.name,
-            default_speed=s.default_rendering_speed,
-            style_prefix=s.style_prefix,
-            widths_allowed=s.delivery.template.has_width,
-        )
-        return variants, sidecar.prune
 
 
 def _wait_for_sidecar(found: FoundConfig, info: ObjectInfo, wait_s: int) -> None:
