@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from reframe_pipeline.application import fallback, variant_records, variants
+from reframe_pipeline.application import fallback, generation_checks, variant_records, variants
 from tests.unit.orchestration_harness import Harness
 
 
@@ -38,7 +38,7 @@ def bounded_memory() -> Iterator[None]:
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The metric names the variant producer counts, in order."""
     names: list[str] = []
-    for module in (variants, variant_records, fallback):
+    for module in (variants, variant_records, fallback, generation_checks):
         monkeypatch.setattr(module, "count", lambda name, value=1: names.append(name))
     return names
 

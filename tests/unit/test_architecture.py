@@ -46,6 +46,7 @@ def test_inner_layers_import_no_adapter_and_no_aws_sdk(layer: str):
 
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 40
+MAX_CLASS_LINES = 150
 
 
 def test_every_module_is_small_enough_to_read_whole():
@@ -53,16 +54,21 @@ def test_every_module_is_small_enough_to_read_whole():
     assert {name: lines for name, lines in sizes.items() if lines > MAX_MODULE_LINES} == {}
 
 
-def test_every_function_is_small_enough_to_read_at_a_glance():
-    long = {
+def longer_than(kinds: type | tuple[type, ...], most: int) -> dict[str, int]:
+    return {
         f"{path.relative_to(PACKAGE)}: {node.name}": node.end_lineno - node.lineno + 1
         for path in PACKAGE.rglob("*.py")
         for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        and node.end_lineno is not None
-        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+        if isinstance(node, kinds) and node.end_lineno is not None and node.end_lineno - node.lineno + 1 > most
     }
-    assert long == {}
+
+
+def test_every_function_is_small_enough_to_read_at_a_glance():
+    assert longer_than((ast.FunctionDef, ast.AsyncFunctionDef), MAX_FUNCTION_LINES) == {}
+
+
+def test_every_class_has_one_job_and_reads_in_one_sitting():
+    assert longer_than(ast.ClassDef, MAX_CLASS_LINES) == {}
 
 
 def test_the_domain_does_not_reach_the_application():

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
-from reframe_pipeline.application import variants as variants_module
+from reframe_pipeline.application import generation_checks
 from reframe_pipeline.application.object_metadata import META_SOURCE_BOX, META_SOURCE_MATCH
 from reframe_pipeline.domain.errors import ProviderTransientError
 from reframe_pipeline.domain.local_engine import extend_canvas, fitted_box
@@ -139,8 +139,10 @@ def test_renditions_of_one_generation_are_checked_once_and_a_later_run_reads_the
     make: Any, monkeypatch: pytest.MonkeyPatch
 ):
     looks: list[int] = []
-    real = variants_module.look_for_source
-    monkeypatch.setattr(variants_module, "look_for_source", lambda source, body: looks.append(1) or real(source, body))
+    real = generation_checks.look_for_source
+    monkeypatch.setattr(
+        generation_checks, "look_for_source", lambda source, body: looks.append(1) or real(source, body)
+    )
     h = make(provider=FakeProvider(image=faithful), max_parallel_calls=1)
     h.sidecar(targets=[{"size": "1000x500", "name": "wide"}, {"size": "2000x1000", "name": "wider"}])
     records = h.handle().records

@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Mapping
 from functools import cached_property, lru_cache
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Self, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -39,14 +39,26 @@ class SettingsError(ValueError):
     """A setting is missing or wrong: raised at cold start so the deployment fails loudly."""
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+class _Places(BaseModel):
+    """Where sources are read and outputs written."""
 
     input_prefix: str = "uploads/"
     output_prefix: str = "reframed/"
     # Style-reference keys in a sidecar must lie under it: an uploader cannot have any other object
     # of the bucket presigned to the provider.
     style_prefix: str = "styles/"
+    # Delivery (docs/outputs.md, "Where deliverables go"): the bucket of the deliverables (none: the source's),
+    # their keys (none: OUTPUT_PREFIX<path>/<name>.<ext>), their Cache-Control (none: by the template, see
+    # domain/delivery.py) and the base URL manifests and notices give them (none: keys only).
+    output_bucket: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    output_key_template: str = ""
+    cache_control: str = ""
+    public_base_url: str | None = None
+
+
+class _Provider(BaseModel):
+    """The reframe provider and how it is called."""
+
     default_rendering_speed: RenderingSpeed = "DEFAULT"
     reframe_provider: Literal["segmind", "ideogram", "local"] = "segmind"
     segmind_api_url: str = DEFAULT_SEGMIND_URL
@@ -57,12 +69,7 @@ class Settings(BaseModel):
     ideogram_api_url: str = DEFAULT_IDEOGRAM_URL
     ideogram_api_key: SecretStr | None = None
     ideogram_api_key_secret: str | None = None
-    default_sidecar: str | None = None
-    # An image with no sidecar of its own, uploaded less than this many seconds ago, waits for one (its record
-    # goes back to the queue) rather than be paid for with a folder default or DEFAULT_SIDECAR; 0: no wait.
-    sidecar_wait_s: int = Field(10, ge=0, le=900)
     max_parallel_calls: int = Field(8, ge=1, le=MOST_PARALLEL_CALLS)
-    idempotency_table: str | None = None
     # Presigned URLs handed to the provider: short-lived (at most 15 minutes).
     presign_expiry_s: int = Field(900, ge=60, le=900)
     connect_timeout_s: float = Field(5.0, gt=0, le=60)
@@ -77,8 +84,18 @@ class Settings(BaseModel):
     call_budget_ms: int = Field(60000, ge=0)
     # Generations in flight across all instances (the provider account's limit), leased in the table.
     provider_max_in_flight: int | None = Field(None, ge=1, le=1000)
-    # A failed SQS record returns after this many seconds, doubling with each receive (at most 900).
-    retry_visibility_s: int = Field(30, ge=0, le=900)
+    # "local": a variant the provider failed for good is made by the local engine instead, flagged in the
+    # manifest (provider "local", fallback_reason); none: it stays failed.
+    fallback_provider: Literal["none", "local"] = "none"
+
+
+class _Sources(BaseModel):
+    """What is made of each upload, and the limits on what is read."""
+
+    default_sidecar: str | None = None
+    # An image with no sidecar of its own, uploaded less than this many seconds ago, waits for one (its record
+    # goes back to the queue) rather than be paid for with a folder default or DEFAULT_SIDECAR; 0: no wait.
+    sidecar_wait_s: int = Field(10, ge=0, le=900)
     max_targets_per_object: int = Field(20, ge=1, le=200)
     # Source limits (docs/architecture.md, "Sources"): over bytes/pixels the source is downscaled first;
     # over MAX_DECODE_PIXELS it is refused before decoding (it would not fit in memory).
@@ -91,13 +108,33 @@ class Settings(BaseModel):
     # Set by Lambda, in MB.
     aws_lambda_function_memory_size: int = Field(DEFAULT_MEMORY_MB, ge=256, le=10240)
     square_source: Literal["off", "pad"] = "off"
+    max_sidecar_bytes: int = Field(65536, ge=256, le=1048576)
+    # The source check of each generation (docs/source-check.md): off; warn = a variant whose source
+    # scores below SOURCE_MATCH_MIN is written and flagged (source_altered); retry = generated once more with
+    # a new seed first, the better of the two kept.
+    source_check: Literal["off", "warn", "retry"] = "warn"
+    # Mean SSIM of the source in the result, 0..1: the local engine's output scores 0.97..0.99 on the sample
+    # images, a centre repainted over a third of the source 0.15..0.62 (docs/source-check.md).
+    source_match_min: float = Field(0.85, ge=0, le=1)
+
+
+class _Money(BaseModel):
+    """What is paid, kept and retried."""
+
+    idempotency_table: str | None = None
+    # A failed SQS record returns after this many seconds, doubling with each receive (at most 900).
+    retry_visibility_s: int = Field(30, ge=0, le=900)
     # Estimated spend per UTC day, counted in IDEMPOTENCY_TABLE; none by default.
     daily_budget_usd: float | None = Field(None, gt=0)
-    max_sidecar_bytes: int = Field(65536, ge=256, le=1048576)
     # Each paid generation is kept this long (the bucket's lifecycle rule) so a change of size, format or
     # quality re-renders it for free; 0: none kept, every change pays.
     generations_keep_days: int = Field(30, ge=0, le=3650)
     price_table: PriceTable = Field(default_factory=lambda: DEFAULT_PRICES)
+
+
+class _Notices(BaseModel):
+    """Who is told, and what each variant says of itself."""
+
     # EventBridge bus told when a source's work ends (name or ARN); none: no events.
     event_bus_name: str | None = None
     # An https URL on a public host told the same, signed per Standard Webhooks with the secret (local use)
@@ -114,23 +151,39 @@ class Settings(BaseModel):
     c2pa_signing: Literal["off", "on"] = "off"
     c2pa_signer_secret_arn: str | None = None
     c2pa_signer_file: str | None = None
-    # "local": a variant the provider failed for good is made by the local engine instead, flagged in the
-    # manifest (provider "local", fallback_reason); none: it stays failed.
-    fallback_provider: Literal["none", "local"] = "none"
-    # The source check of each generation (docs/source-check.md): off; warn = a variant whose source
-    # scores below SOURCE_MATCH_MIN is written and flagged (source_altered); retry = generated once more with
-    # a new seed first, the better of the two kept.
-    source_check: Literal["off", "warn", "retry"] = "warn"
-    # Mean SSIM of the source in the result, 0..1: the local engine's output scores 0.97..0.99 on the sample
-    # images, a centre repainted over a third of the source 0.15..0.62 (docs/source-check.md).
-    source_match_min: float = Field(0.85, ge=0, le=1)
-    # Delivery (docs/outputs.md, "Where deliverables go"): the bucket of the deliverables (none: the source's),
-    # their keys (none: OUTPUT_PREFIX<path>/<name>.<ext>), their Cache-Control (none: by the template, see
-    # domain/delivery.py) and the base URL manifests and notices give them (none: keys only).
-    output_bucket: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-    output_key_template: str = ""
-    cache_control: str = ""
-    public_base_url: str | None = None
+
+    @model_validator(mode="after")
+    def _notices_consistent(self) -> Self:
+        if self.webhook_allow_loopback_for_tests and self.aws_lambda_function_name:
+            raise ValueError("WEBHOOK_ALLOW_LOOPBACK_FOR_TESTS is for local runs: a Lambda function refuses it")
+        if self.webhook_url is not None:
+            self._check_webhook(self.webhook_url)
+        if self.c2pa_signing == "on":
+            self._check_signer()
+        return self
+
+    def _check_webhook(self, url: str) -> None:
+        if not (self.webhook_secret or self.webhook_secret_arn):
+            raise ValueError("WEBHOOK_URL needs WEBHOOK_SECRET or WEBHOOK_SECRET_ARN to sign with")
+        loopback = self.webhook_allow_loopback_for_tests and urlsplit(url).hostname == "127.0.0.1"
+        if not (url.startswith("https://") or loopback):
+            raise ValueError(f"WEBHOOK_URL must be an https URL, not {url!r}")
+
+    def _check_signer(self) -> None:
+        sources = [self.c2pa_signer_secret_arn, self.c2pa_signer_file]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError(
+                "C2PA_SIGNING=on needs one of C2PA_SIGNER_SECRET_ARN (a Secrets Manager secret) or C2PA_SIGNER_FILE"
+                " (a local file), each a PEM text holding the private key and its certificate chain"
+            )
+        if self.c2pa_signer_file is not None and not os.path.isfile(self.c2pa_signer_file):
+            raise ValueError(f"C2PA_SIGNER_FILE {self.c2pa_signer_file!r} is not a file")
+
+
+class Settings(_Places, _Provider, _Sources, _Money, _Notices):
+    """Every setting, in groups by concern; validated together once (each group alone is not)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     @field_validator("source_check", mode="before")
     @classmethod
@@ -220,12 +273,6 @@ class Settings(BaseModel):
                 f"CALL_BUDGET_MS ({self.call_budget_ms}) is below READ_TIMEOUT_S x 1000 "
                 f"({self.read_timeout_s * 1000:.0f}): a call could outlive the time kept for it"
             )
-        if self.webhook_allow_loopback_for_tests and self.aws_lambda_function_name:
-            raise ValueError("WEBHOOK_ALLOW_LOOPBACK_FOR_TESTS is for local runs: a Lambda function refuses it")
-        if self.webhook_url is not None:
-            self._check_webhook(self.webhook_url)
-        if self.c2pa_signing == "on":
-            self._check_signer()
         if self.fallback_provider == self.reframe_provider:
             raise ValueError("FALLBACK_PROVIDER=local with REFRAME_PROVIDER=local falls back to itself: set it to none")
         self.delivery  # noqa: B018 - the key template, Cache-Control and base URL are checked at start-up
@@ -245,23 +292,6 @@ class Settings(BaseModel):
             style_prefix=self.style_prefix,
             same_bucket=self.output_bucket is None,
         )
-
-    def _check_webhook(self, url: str) -> None:
-        if not (self.webhook_secret or self.webhook_secret_arn):
-            raise ValueError("WEBHOOK_URL needs WEBHOOK_SECRET or WEBHOOK_SECRET_ARN to sign with")
-        loopback = self.webhook_allow_loopback_for_tests and urlsplit(url).hostname == "127.0.0.1"
-        if not (url.startswith("https://") or loopback):
-            raise ValueError(f"WEBHOOK_URL must be an https URL, not {url!r}")
-
-    def _check_signer(self) -> None:
-        sources = [self.c2pa_signer_secret_arn, self.c2pa_signer_file]
-        if sum(source is not None for source in sources) != 1:
-            raise ValueError(
-                "C2PA_SIGNING=on needs one of C2PA_SIGNER_SECRET_ARN (a Secrets Manager secret) or C2PA_SIGNER_FILE"
-                " (a local file), each a PEM text holding the private key and its certificate chain"
-            )
-        if self.c2pa_signer_file is not None and not os.path.isfile(self.c2pa_signer_file):
-            raise ValueError(f"C2PA_SIGNER_FILE {self.c2pa_signer_file!r} is not a file")
 
     def _check_default_sidecar(self, document: str) -> None:
         """Planned as the pipeline plans it: a wrong default would fail every image that relies on it."""

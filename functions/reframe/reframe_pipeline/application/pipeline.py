@@ -13,7 +13,7 @@ from reframe_pipeline.application import folder_contents
 from reframe_pipeline.application.broadcast import Broadcast
 from reframe_pipeline.application.configuration import Configuration
 from reframe_pipeline.application.deadline import Deadline
-from reframe_pipeline.application.deliverables import Optimizer, Publisher
+from reframe_pipeline.application.deliverables import Optimizer
 from reframe_pipeline.application.discovery import FoundConfig, own_sidecar
 from reframe_pipeline.application.fanout import FanOut, FolderContents
 from reframe_pipeline.application.generations import Generations
@@ -33,7 +33,7 @@ from reframe_pipeline.application.ports import (
 from reframe_pipeline.application.source_image import SourceImage
 from reframe_pipeline.application.sources import HEADER_READS, source_to_send
 from reframe_pipeline.application.values import ObjectInfo
-from reframe_pipeline.application.variants import VariantProducer
+from reframe_pipeline.application.variants import producer_for
 from reframe_pipeline.domain.errors import OutputLimitError, PermanentError, SidecarAwaitedError, TransientError
 from reframe_pipeline.domain.events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
 from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
@@ -94,17 +94,8 @@ class Pipeline:
         self.storage_for = storage_for
         self.notifier = notifier or Broadcast()
         self.config = Configuration(options, provider.name)
-        producer = VariantProducer(
-            provider,
-            options.price_table,
-            options.presign_expiry_s,
-            min_remaining_ms=options.min_call_ms,
-            budget=budget,
-            journal=journal,
-            publisher=Publisher(options.delivery, optimizer),
-            signer=signer,
-            fallback=fallback,
-            source_check=options.source_check,
+        producer = producer_for(
+            options, provider, budget=budget, journal=journal, signer=signer, fallback=fallback, optimizer=optimizer
         )
         self.fanout = FanOut(producer, guard, options.max_parallel_calls)
         # S3 lookups of the sources being handled (up to 10 records of a batch at once).
@@ -201,12 +192,12 @@ class Pipeline:
         present = {item.key for item in outputs_lookup.result()}  # one listing serves every output check
         contents = self.contents(folder, info, variants, present)
         records = self.fanout.run(storage, info, source, out_dir, variants, contents, deadline)
-        if (ended := self._moved_on(folder, event, info, found, records)) is not None:
+        if (ended := _moved_on(self.config, folder, event, info, found, records)) is not None:
             return ended
         manifest = folder.manifest(source_info, _config_info(found), records, prune)
         folder.finish(manifest)
         # A delete that landed during the write above found nothing to remove: remove it here.
-        if (ended := self._moved_on(folder, event, info, found, records)) is not None:
+        if (ended := _moved_on(self.config, folder, event, info, found, records)) is not None:
             return ended
         folder.unpublish(manifest, prune)
         folder.remove_stale(present, manifest, prepared=bool(reasons), prune=prune)
@@ -231,23 +222,6 @@ class Pipeline:
             self._io.submit(storage.read, key, HEADER_READS[0]),
             self._io.submit(storage.list_objects, folder.out_dir),
         )
-
-    def _moved_on(
-        self,
-        folder: OutputFolder,
-        event: ObjectEvent,
-        info: ObjectInfo,
-        found: FoundConfig,
-        records: list[VariantRecord],
-    ) -> Outcome | None:
-        """The source looked at again after the slow part, then its sidecar: a newer upload or a newer sidecar of its
-        own owns the folder (this run's manifest and pruning would undo what that one made)."""
-        if (ended := _source_moved_on(folder, event, info, records)) is not None:
-            return ended
-        now = own_sidecar(folder.storage, info.key, self.options.max_sidecar_bytes)
-        if not overtaken(folder, found, now, lambda config: {v.name for v in self.config.plan(config)[0]}, records):
-            return None
-        return Outcome(event, "superseded", detail=f"{info.key}: its sidecar changed meanwhile", records=records)
 
 
 def _wait_for_sidecar(found: FoundConfig, info: ObjectInfo, wait_s: int) -> None:
@@ -366,3 +340,21 @@ def _done(event: ObjectEvent, info: ObjectInfo, manifest: Manifest) -> Outcome:
         failed = [r.name for r in records if r.retryable]
         raise RetryLaterError(f"{len(failed)} variant(s) to retry: {', '.join(failed)}")
     return Outcome(event, "processed", manifest=manifest, records=records)
+
+
+def _moved_on(
+    config: Configuration,
+    folder: OutputFolder,
+    event: ObjectEvent,
+    info: ObjectInfo,
+    found: FoundConfig,
+    records: list[VariantRecord],
+) -> Outcome | None:
+    """The source looked at again after the slow part, then its sidecar: a newer upload or a newer sidecar of its
+    own owns the folder (this run's manifest and pruning would undo what that one made)."""
+    if (ended := _source_moved_on(folder, event, info, records)) is not None:
+        return ended
+    now = own_sidecar(folder.storage, info.key, config.options.max_sidecar_bytes)
+    if not overtaken(folder, found, now, lambda found_now: {v.name for v in config.plan(found_now)[0]}, records):
+        return None
+    return Outcome(event, "superseded", detail=f"{info.key}: its sidecar changed meanwhile", records=records)

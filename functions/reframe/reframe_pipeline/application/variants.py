@@ -3,31 +3,28 @@ checked, and the result written; the record it leaves, whatever happened."""
 
 from __future__ import annotations
 
-import random
 import time
-from dataclasses import replace
 
-from reframe_pipeline.application.deliverables import Publisher
+from reframe_pipeline.application.deliverables import Optimizer, Publisher
 from reframe_pipeline.application.fallback import Fallback, falls_back
+from reframe_pipeline.application.generation_checks import Check, GenerationChecks
 from reframe_pipeline.application.held_generations import HeldGeneration, HeldGenerations
 from reframe_pipeline.application.metering import VariantMeter, retry_work_id
 from reframe_pipeline.application.object_metadata import (
     generation_metadata,
 )
+from reframe_pipeline.application.options import PipelineOptions
 from reframe_pipeline.application.ports import Budget, ContentSigner, Journal, ReframeProvider
-from reframe_pipeline.application.source_matching import SourceCheckPolicy, SourceFound, look_for_source
+from reframe_pipeline.application.source_matching import SourceCheckPolicy
 from reframe_pipeline.application.values import GenerationParams, ReframeRequest, ReframeResult, Ticket
 from reframe_pipeline.application.variant_job import VariantJob
 from reframe_pipeline.application.variant_records import Made, created_record, failed_record
 from reframe_pipeline.application.variant_writer import VariantWriter
-from reframe_pipeline.domain.errors import DeadlineError, SourceChangedError
+from reframe_pipeline.domain.errors import DeadlineError
 from reframe_pipeline.domain.manifest import VariantRecord
 from reframe_pipeline.domain.pricing import PriceTable, estimate
 from reframe_pipeline.domain.provenance import provenance_for
-from reframe_pipeline.observability import MetricUnit, count, logger, measure, traced
-
-# A generation's source check, and the seed of its retry (SOURCE_CHECK=retry) when the retry was kept.
-Check = tuple[SourceFound | None, int | None]
+from reframe_pipeline.observability import MetricUnit, count, measure, traced
 
 
 class VariantProducer:
@@ -55,6 +52,9 @@ class VariantProducer:
         self.presign_expiry_s = presign_expiry_s
         self.min_remaining_ms = min_remaining_ms
         self.held = HeldGenerations()  # for the life of the process: a redelivery to it finds them
+        self.checks = GenerationChecks(
+            self.source_check, self.journal, min_remaining_ms, presign_expiry_s, self._generate
+        )
 
     def produce(self, job: VariantJob) -> VariantRecord:
         """Call the provider (or collect a generation paid for earlier) and write the checked result;
@@ -110,7 +110,7 @@ class VariantProducer:
             else:
                 result, generation_key = kept
                 latency_ms = int((time.monotonic() - started) * 1000)
-                found, retry_seed = self._kept_check(job, result)
+                found, retry_seed = self.checks.kept(job, result)
         if kept is None:
             measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
         written = self.writer.write(job, result, self.provenance, seed=retry_seed, found=found)
@@ -153,29 +153,9 @@ class VariantProducer:
         resume = self.journal.load(job.work_id)
         result = self._generate(job, meter, resume, job.params(self.presign_expiry_s))
         latency_ms = int((time.monotonic() - started) * 1000)
-        result, check = self._new_check(job, meter, result)
+        result, check = self.checks.new(job, meter, result)
         self.held.hold(job.work_id, HeldGeneration(result, check, meter.cost_usd))
         return result, check, resume is not None, latency_ms
-
-    def _new_check(self, job: VariantJob, meter: VariantMeter, result: ReframeResult) -> tuple[ReframeResult, Check]:
-        """A new generation's source check; with SOURCE_CHECK=retry and a low score, the better of two generations."""
-        found = _look(job, result) if self.source_check.mode != "off" else None
-        if found is not None and found.score < self.source_check.minimum and self.source_check.mode == "retry":
-            result, found, retry_seed = self._retry(job, meter, result, found)
-            return result, (found, retry_seed)
-        return result, (found, None)
-
-    def _kept_check(self, job: VariantJob, result: ReframeResult) -> Check:
-        """The source check of a kept generation: made in this run, kept in its metadata, or made now."""
-        if self.source_check.mode == "off":
-            return None, None
-        found, retry_seed = job.generations.checks.get(job.gen_id, (None, None))
-        if found is None:  # kept by an earlier run: its check travels in its metadata
-            found = SourceFound.from_metadata(job.generations.metadata(job.gen_id))
-        if found is None:
-            found = _look(job, result)
-            job.generations.checks[job.gen_id] = (found, retry_seed)
-        return found, retry_seed
 
     def _generate(
         self, job: VariantJob, meter: VariantMeter, resume: Ticket | None, params: GenerationParams, retry: bool = False
@@ -193,51 +173,38 @@ class VariantProducer:
         job.check_source()
         return result
 
-    def _retry(
-        self, job: VariantJob, meter: VariantMeter, first: ReframeResult, found: SourceFound
-    ) -> tuple[ReframeResult, SourceFound, int | None]:
-        """SOURCE_CHECK=retry: generate once more with a new seed (paid and counted like any attempt) and keep
-        the second result only when its source check is better; any failure of the retry keeps the first."""
-        resume = self.journal.load(retry_work_id(job.work_id))  # paid for by an invocation that did not finish
-        seed = resume.seed if resume is not None else None
-        if seed is None:
-            seed = random.randint(100, 999_999)  # noqa: S311 - a seed, not a secret
-        count("SourceCheckRetries")
-        try:
-            if job.deadline.remaining_ms() < self.min_remaining_ms:
-                raise DeadlineError("too little time left for a second generation")
-            params = replace(job.params(self.presign_expiry_s), seed=seed)
-            second = self._generate(job, meter, resume, params, retry=True)
-        except SourceChangedError:
-            raise
-        except Exception as exc:
-            logger.warning("source check retry failed: the first result is kept", extra={"error": str(exc)})
-            return first, found, None
-        again = _look(job, second)
-        logger.info(
-            "source check retried with a new seed",
-            extra={"first": found.score, "second": again.score if again else None, "seed": seed},
-        )
-        if again is None or again.score <= found.score:
-            return first, found, None
-        return replace(second, seed=second.seed if second.seed is not None else seed), again, seed
-
 
 def _unfinished(record: VariantRecord) -> bool:
     """A variant the provider's generation has yet to make: failed, or stood in for by the fallback."""
     return record.status == "failed" or record.fallback_reason is not None
 
 
-def _look(job: VariantJob, result: ReframeResult) -> SourceFound | None:
-    """The generation's source check; None when it could not be made (logged: the variant is not held up)."""
-    try:
-        return look_for_source(job.source, result.body)
-    except Exception as exc:
-        logger.warning("source check not made", extra={"error": f"{type(exc).__name__}: {exc}"})
-        return None
-
-
 def _note(meter: VariantMeter) -> str:
     """Why a rendition whose generation was kept had it made again."""
     again = "collected again from the provider" if meter.paid_attempts == 0 else "generated (and paid for) again"
     return f"its kept generation had expired or was deleted: {again}"
+
+
+def producer_for(
+    options: PipelineOptions,
+    provider: ReframeProvider,
+    *,
+    budget: Budget,
+    journal: Journal,
+    signer: ContentSigner | None,
+    fallback: ReframeProvider | None,
+    optimizer: Optimizer,
+) -> VariantProducer:
+    """The producer of a pipeline with these options."""
+    return VariantProducer(
+        provider,
+        options.price_table,
+        options.presign_expiry_s,
+        min_remaining_ms=options.min_call_ms,
+        budget=budget,
+        journal=journal,
+        publisher=Publisher(options.delivery, optimizer),
+        signer=signer,
+        fallback=fallback,
+        source_check=options.source_check,
+    )
