@@ -88,7 +88,7 @@ def test_page_shows_every_variant_filters_and_regenerate_brings_a_new_one(
     # The invalid sidecar first, handled before its image comes: each source then gets one event, one manifest.
     bad_sidecar = b'{"version":1,"targets":[{"resolution":"1x1"}]}'
     s3.put_object(Bucket="reframe-local", Key=BROKEN + ".reframe.json", Body=bad_sidecar)
-    output.wait_for(re.escape(BROKEN) + r" \(sidecar created\) → left alone", WORK_TIMEOUT_S)
+    output.wait_for(re.escape(BROKEN) + r" \(sidecar created\) → waiting for the image", WORK_TIMEOUT_S)
     s3.put_object(Bucket="reframe-local", Key=EVIL, Body=rocket)  # the folder default: two variants each
     s3.put_object(Bucket="reframe-local", Key=PLAIN, Body=rocket)
     s3.put_object(Bucket="reframe-local", Key=BROKEN, Body=(IMAGES / "coffee.png").read_bytes())
