@@ -5,35 +5,26 @@ regenerate and sees the new variant arrive through the normal event path."""
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from reframe_cli.samples import IMAGES
 from reframe_local import servers
 
+from .browser import CHROMIUM, NEEDS_BROWSER, sync_playwright
 from .conftest import clean_env
 from .test_serve import START_TIMEOUT_S, WORK_TIMEOUT_S, Output
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-try:
-    from playwright.sync_api import Page, sync_playwright
-except ImportError:  # the dev extras not installed
-    sync_playwright = None  # type: ignore[assignment]
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
-pytestmark = [
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install -e '.[dev]')"),
-    pytest.mark.skipif(
-        CHROMIUM is None,
-        reason="no chromium on this machine (apt-get install -y chromium; CI installs it in .ci/run)",
-    ),
-]
+pytestmark = NEEDS_BROWSER
 
 EVIL = "uploads/<script>alert(1)</script>.jpg"
 PLAIN = "uploads/shoot/rocket.jpg"  # no sidecar of its own: the folder default applies

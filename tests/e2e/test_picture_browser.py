@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import html
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import pytest
@@ -24,17 +23,12 @@ from reframe_local.servers import ServerProcess
 from reframe_pipeline import handler
 
 from ..conftest import EMULATOR_API_KEY
+from .browser import CHROMIUM, NEEDS_BROWSER, sync_playwright
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-try:
-    from playwright.sync_api import Page, sync_playwright
-except ImportError:  # the dev extras not installed
-    sync_playwright = None  # type: ignore[assignment]
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
-pytestmark = [
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install -e '.[dev]')"),
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (apt-get install -y chromium)"),
-]
+pytestmark = NEEDS_BROWSER
 
 BUCKET, OUTPUT = "photos", "cdn-assets"
 SOURCE = "uploads/shoot/rocket.jpg"

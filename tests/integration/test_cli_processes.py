@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,24 +10,20 @@ from pathlib import Path
 import pytest
 
 from reframe_cli.cli import CANNOT_RUN
-from reframe_pipeline.settings import Settings
 
-SIDECAR = {"version": 1, "targets": [{"resolution": "1536x640"}, {"preset": "instagram-story"}]}
+from ..cli_settings import clear_settings, sidecar_file
 
 
 @pytest.fixture(autouse=True)
 def default_settings(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """The defaults, whatever the developer's shell sets."""
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
+    clear_settings(monkeypatch)
     return monkeypatch
 
 
 @pytest.fixture
 def sidecar(tmp_path: Path) -> str:
-    path = tmp_path / "photo.jpg.reframe.json"
-    path.write_text(json.dumps(SIDECAR))
-    return str(path)
+    return sidecar_file(tmp_path)
 
 
 def test_validate_into_a_reader_that_stops_early_is_not_an_error(sidecar):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -12,23 +11,21 @@ import pytest
 from reframe_cli.cli import CANNOT_RUN, main
 from reframe_pipeline.settings import Settings
 
+from ..cli_settings import clear_settings, sidecar_file
+
 ROOT = Path(__file__).resolve().parents[2]
-SIDECAR = {"version": 1, "targets": [{"resolution": "1536x640"}, {"preset": "instagram-story"}]}
 
 
 @pytest.fixture(autouse=True)
 def default_settings(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """The defaults, whatever the developer's shell sets."""
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
+    clear_settings(monkeypatch)
     return monkeypatch
 
 
 @pytest.fixture
 def sidecar(tmp_path: Path) -> str:
-    path = tmp_path / "photo.jpg.reframe.json"
-    path.write_text(json.dumps(SIDECAR))
-    return str(path)
+    return sidecar_file(tmp_path)
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

@@ -1,0 +1,22 @@
+"""Headless Chromium for the browser tests: Debian's chromium, driven by Playwright (no browser download)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # the dev extras not installed
+    sync_playwright = None  # type: ignore[assignment]
+
+# A browser test's module sets ``pytestmark = NEEDS_BROWSER``: it skips, saying why, where either is missing.
+NEEDS_BROWSER = [
+    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (make install)"),
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="no chromium on this machine (apt-get install -y chromium; CI installs it in .ci/run)",
+    ),
+]
