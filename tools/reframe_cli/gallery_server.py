@@ -18,9 +18,11 @@ import threading
 from typing import Any
 
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from reframe_local import wsgi
+from reframe_local.wsgi import QuietHandler, ThreadServer
 from reframe_pipeline.domain.errors import ReframeError
 from reframe_pipeline.settings import Settings
 
@@ -155,34 +157,9 @@ def _text(status: int, body: str) -> Response:
     return Response(body, status=status, content_type="text/plain; charset=utf-8")
 
 
-class _Quiet(WSGIRequestHandler):
-    """No line per request: serve's output is one line per upload and notice."""
-
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-class Running:
-    """A started server: its port, and ``stop()``, which returns once its thread has ended."""
-
-    def __init__(self, server: BaseWSGIServer) -> None:
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="gallery", daemon=True)
-        self._thread.start()
-
-    @property
-    def port(self) -> int:
-        return self._server.server_port
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._thread.join()  # werkzeug's serve_forever closes the socket on its way out, in this thread
-        self._server.server_close()
-
-
-def start(state: Gallery, port: int = 0) -> Running:
-    """Serve on 127.0.0.1:``port`` (0: a free one) from a daemon thread."""
+def start(state: Gallery, port: int = 0) -> ThreadServer:
+    """Serve on 127.0.0.1:``port`` (0: a free one) from a daemon thread; ``stop()`` returns once it has ended."""
     app = App(state)
-    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=_Quiet)
-    app.hosts = served_hosts(server.server_port)
-    return Running(server)
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=QuietHandler)
+    app.hosts = served_hosts(server.server_port)  # known once bound: the Host names it answers to
+    return wsgi.run(server, "gallery")

@@ -36,6 +36,10 @@ class ThreadServer(StopsOnExit):
     thread: threading.Thread = field(repr=False)
 
     @property
+    def port(self) -> int:
+        return self.server.server_port
+
+    @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
         return http_url(str(host), port)
