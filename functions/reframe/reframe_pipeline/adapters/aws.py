@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
-from typing import Any, Protocol
+from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
+
+from reframe_pipeline.application.deadline import Deadline
 
 CONNECT_TIMEOUT_S = 2
 READ_TIMEOUT_S = 5  # DynamoDB, EventBridge, Secrets Manager and S3 answer these requests in well under 1 s
@@ -29,10 +31,6 @@ BOUNDED = Config(
     read_timeout=READ_TIMEOUT_S,
     retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
 )
-
-
-class Deadline(Protocol):
-    def remaining_ms(self) -> int: ...
 
 
 # A session is not thread-safe while it builds a client (the clients it built are): local pollers run several
