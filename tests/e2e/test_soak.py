@@ -140,6 +140,7 @@ class Killer:
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_emulator: ServerProcess):
     emulator = fresh_emulator
     # The local stack points the handler at itself through the environment: record it to restore.
