@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -186,6 +187,7 @@ def check_source(body: bytes, state: EmulatorState, call: Call) -> Image.Image:
     """The image to reframe: recorded in the stats, then held to the strict options."""
     config = state.config
     image = check_image(body, "image")
+    call.source_digest = hashlib.sha256(body).hexdigest()
     width, height = image.size
     state.saw_source(call, len(body), width * height)
     if config.max_source_bytes is not None and len(body) > config.max_source_bytes:

@@ -144,6 +144,7 @@ class Call:
     rendering_speed: str | None = None
     status: int = 0  # 0: the connection was closed without an answer
     source_size: tuple[int, int] | None = None
+    source_digest: str | None = None  # sha256 of the source's bytes: which upload a call was for
     style_references: int = 0  # style reference images received and checked
     duration_ms: float = 0.0
     fault: str | None = None
