@@ -170,7 +170,7 @@ def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_emulator: S
         # A killed instance's lock lasts as long as its deadline: short ones keep the soak short.
         "CALL_BUDGET_MS": "2000",
         "READ_TIMEOUT_S": "2",
-        "UPLOAD_RESERVE_MS": "1000",
+        "UPLOAD_RESERVE_MS": "4000",
         "SIDECAR_WAIT_S": "0",  # the folder default is in place before any upload: nothing to wait for
     }
     for name, value in settings.items():

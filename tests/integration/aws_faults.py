@@ -97,6 +97,7 @@ class SilentEndpoint:
             self._held.append(connection)
 
     def close(self) -> None:
+        self._server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (close alone does not)
         self._server.close()
         self._thread.join(5)
         for connection in self._held:

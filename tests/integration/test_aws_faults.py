@@ -128,7 +128,11 @@ def journaled_ticket(stack: Stack) -> str | None:
 
 def test_4_a_source_check_retry_cut_short_is_not_paid_a_third_time(deployed: Stack, tmp_path: Path):
     deployed.configure(
-        SEGMIND_API_MODE="async", SOURCE_CHECK="retry", CALL_BUDGET_MS="2000", READ_TIMEOUT_S="2", UPLOAD_RESERVE_MS="0"
+        SEGMIND_API_MODE="async",
+        SOURCE_CHECK="retry",
+        CALL_BUDGET_MS="2000",
+        READ_TIMEOUT_S="2",
+        UPLOAD_RESERVE_MS="4000",
     )
     deployed.put(SOURCE + ".reframe.json", ONE)
     deployed.faults("repaint", "repaint")  # the generation and its retry both fail the check
@@ -248,6 +252,43 @@ def test_8_an_events_endpoint_that_never_answers_ends_within_the_invocation(
     [line] = lines(logs, "notice not published")
     assert "time" in line["error"] or "timeout" in line["error"].lower()
     assert counted(capsys.readouterr().out, "NoticeFailures") == 1
+
+
+def under_out(params: dict[str, Any]) -> bool:
+    return str(params.get("Key", "")).startswith(OUT)
+
+
+def test_8_an_s3_endpoint_that_never_answers_ends_within_the_invocation(deployed: Stack, aws_faults: AwsFaults):
+    deployed.configure(CALL_BUDGET_MS="3000", READ_TIMEOUT_S="3")
+    deployed.put(SOURCE + ".reframe.json", ONE)
+    aws_faults.hang("s3", "PutObject", when=under_out)  # the kept generation, the variant, the manifest
+
+    started = time.monotonic()
+    first = receive(deployed, timeout_s=12)
+    took = time.monotonic() - started
+
+    assert took < 12, took  # each of the three writes alone would wait 3 x 2 s, and the manifest after them
+    assert first != OK  # nothing could be written: the record goes back to SQS
+    aws_faults.clear()
+    # Refused while the first receive's in-progress lock lasts (its deadline: no time was left to lift it).
+    wait_until(lambda: receive(deployed) == OK, 30, "a redelivery to succeed")
+    assert statuses(deployed) == {"1024x1024": "created"}
+    assert deployed.stats()["billed"] == 1  # the paid generation was collected again, not bought again
+
+
+def test_8_a_dynamodb_endpoint_that_never_answers_ends_within_the_invocation(deployed: Stack, aws_faults: AwsFaults):
+    deployed.configure(CALL_BUDGET_MS="3000", READ_TIMEOUT_S="3")
+    deployed.put(SOURCE + ".reframe.json", ONE)
+    for operation in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"):
+        aws_faults.hang("dynamodb", operation)
+
+    started = time.monotonic()
+    first = receive(deployed, timeout_s=10)
+    took = time.monotonic() - started
+
+    assert took < 10, took  # botocore's defaults: 60 s per attempt, up to 10 attempts
+    assert first != OK  # the record goes back to SQS
+    assert deployed.stats()["billed"] == 0  # no generation is bought without its guard's record
 
 
 # -- 9. the first reservation of a UTC day respects the limit ---------------------------------------------

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from reframe_pipeline.adapters.aws import ATTEMPT_MS
 from reframe_pipeline.domain.delivery import Delivery, delivery_for
 from reframe_pipeline.domain.planning import plan
 from reframe_pipeline.domain.preparation import Limits, decode_pixels_for
@@ -33,6 +34,9 @@ DEFAULT_MEMORY_MB = 1024
 
 
 MOST_PARALLEL_CALLS = 64
+# The time kept after the last provider call holds one AWS attempt (no attempt starts that could outlive the
+# invocation) and a second for checking and encoding the answer before the first write.
+MIN_UPLOAD_RESERVE_MS = ATTEMPT_MS + 1000
 
 
 class SettingsError(ValueError):
@@ -77,7 +81,7 @@ class _Provider(BaseModel):
     max_attempts: int = Field(4, ge=1, le=10)
     backoff_base_s: float = Field(1.0, ge=0, le=60)
     backoff_max_s: float = Field(20.0, ge=0, le=300)
-    # Time kept back after the last provider call for the upload and the manifest.
+    # Time kept back after the last provider call for the upload and the manifest (MIN_UPLOAD_RESERVE_MS at least).
     upload_reserve_ms: int = Field(5000, ge=0)
     # Expected duration of one provider call; no call starts unless this much time is left.
     # At least READ_TIMEOUT_S, or a call may still be waiting for its answer when Lambda stops.
@@ -87,6 +91,21 @@ class _Provider(BaseModel):
     # "local": a variant the provider failed for good is made by the local engine instead, flagged in the
     # manifest (provider "local", fallback_reason); none: it stays failed.
     fallback_provider: Literal["none", "local"] = "none"
+
+    @model_validator(mode="after")
+    def _times_fit(self) -> Self:
+        if self.call_budget_ms < self.read_timeout_s * 1000:
+            raise ValueError(
+                f"CALL_BUDGET_MS ({self.call_budget_ms}) is below READ_TIMEOUT_S x 1000 "
+                f"({self.read_timeout_s * 1000:.0f}): a call could outlive the time kept for it"
+            )
+        if self.upload_reserve_ms < MIN_UPLOAD_RESERVE_MS:
+            raise ValueError(
+                f"UPLOAD_RESERVE_MS ({self.upload_reserve_ms}) is below {MIN_UPLOAD_RESERVE_MS}: an AWS request starts"
+                f" only with {ATTEMPT_MS} ms left, so the writes after a provider call that used its time could not"
+                " start, and its paid result would wait for a retry"
+            )
+        return self
 
 
 class _Sources(BaseModel):
@@ -267,11 +286,6 @@ class Settings(_Places, _Provider, _Sources, _Money, _Notices):
             raise ValueError(
                 f"MAX_DECODE_PIXELS ({self.max_decode_pixels:,}) is more than {memory} MB of memory can decode"
                 f" (AWS_LAMBDA_FUNCTION_MEMORY_SIZE; at most {allowed:,}): lower it or give the function more memory"
-            )
-        if self.call_budget_ms < self.read_timeout_s * 1000:
-            raise ValueError(
-                f"CALL_BUDGET_MS ({self.call_budget_ms}) is below READ_TIMEOUT_S x 1000 "
-                f"({self.read_timeout_s * 1000:.0f}): a call could outlive the time kept for it"
             )
         if self.fallback_provider == self.reframe_provider:
             raise ValueError("FALLBACK_PROVIDER=local with REFRAME_PROVIDER=local falls back to itself: set it to none")

@@ -3,10 +3,8 @@ thread of the provider-call pool with the source's log keys."""
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from reframe_pipeline.application.deadline import Deadline
@@ -15,6 +13,7 @@ from reframe_pipeline.application.generations import META_GENERATION, META_SEED,
 from reframe_pipeline.application.object_metadata import is_current, is_signed, warnings_of
 from reframe_pipeline.application.ports import Storage, VariantGuard
 from reframe_pipeline.application.source_image import SourceImage
+from reframe_pipeline.application.threads import ContextPool
 from reframe_pipeline.application.values import ObjectInfo, VariantWork
 from reframe_pipeline.application.variant_job import VariantJob
 from reframe_pipeline.application.variants import VariantProducer
@@ -40,7 +39,7 @@ class FanOut:
         self.producer = producer
         self.guard = guard
         # One pool per process: MAX_PARALLEL_CALLS is the number of provider calls in flight.
-        self._calls = ThreadPoolExecutor(max_parallel_calls, thread_name_prefix="reframe-call")
+        self._calls = ContextPool(max_parallel_calls, thread_name_prefix="reframe-call")
 
     def close(self) -> None:
         self._calls.shutdown()
@@ -78,8 +77,7 @@ class FanOut:
                 path=outputs.path,
                 previous_generation=replaced.get(v.name),
             )
-            context = contextvars.copy_context()  # carries the source's log keys into the thread
-            futures[v.name] = self._calls.submit(context.run, self._produce_in_context, job)
+            futures[v.name] = self._calls.submit(self._produce_in_context, job)
             jobs.append(job)
         for name, future in futures.items():
             records[name] = future.result()

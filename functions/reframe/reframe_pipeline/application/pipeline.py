@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,6 +32,7 @@ from reframe_pipeline.application.ports import (
 )
 from reframe_pipeline.application.source_image import SourceImage
 from reframe_pipeline.application.sources import HEADER_READS, source_to_send
+from reframe_pipeline.application.threads import ContextPool
 from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.application.variants import producer_for
 from reframe_pipeline.domain.errors import OutputLimitError, PermanentError, SidecarAwaitedError, TransientError
@@ -99,7 +100,7 @@ class Pipeline:
         )
         self.fanout = FanOut(producer, guard, options.max_parallel_calls)
         # S3 lookups of the sources being handled (up to 10 records of a batch at once).
-        self._io = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="reframe-io")
+        self._io = ContextPool(LOOKUP_THREADS, thread_name_prefix="reframe-io")
 
     def close(self) -> None:
         """Let the thread pools go (a tool or test that builds another pipeline in this process)."""
