@@ -9,6 +9,7 @@ parses it and its own retries run, as they would against AWS. Everything else st
                     when=lambda params: params["Key"]["id"]["S"].startswith("journal#"))
     aws_faults.slow_down("reframed/")            # S3 SlowDown (503) on writes under a prefix
     aws_faults.hang("events", "PutEvents")       # a socket that accepts the connection and never replies
+    aws_faults.before("s3", "PutObject", action)  # another writer acts just before that request
     aws_faults.calls("dynamodb", "UpdateItem")   # what was asked (each call once), to assert on
     aws_faults.clear()                           # the outage is over
 """
@@ -144,6 +145,12 @@ class AwsFaults:
             request.url = f"{silent}/{path}"
 
         self._add(_Rule(service, operation, when, None, redirect))
+
+    def before(
+        self, service: str, operation: str, action: Callable[[], None], when: Callable[[Params], bool] = lambda p: True
+    ) -> None:
+        """Run ``action`` once, just before the first matching request is sent (a race lost at that moment)."""
+        self._add(_Rule(service, operation, when, 1, lambda request: action()))
 
     def clear(self) -> None:
         """No more faults: every request reaches moto again."""

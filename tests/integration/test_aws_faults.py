@@ -184,6 +184,26 @@ def test_5_a_reverted_sidecar_wins_over_the_slower_run_of_the_change(deployed: S
     assert not any(k.startswith(OUT + "y.") for k in deployed.keys(OUT))  # no orphan
 
 
+def test_5_a_revert_landing_just_before_the_slow_runs_manifest_write_still_wins(deployed: Stack, aws_faults: AwsFaults):
+    deployed.configure(SEGMIND_API_MODE="sync")
+    deployed.put(SOURCE + ".reframe.json", X_Z)
+    assert receive(deployed, SOURCE + ".reframe.json") == OK
+    steady = deployed.read_json(OUT + "manifest.json")
+    reverted = json.dumps({**steady, "variants": [{**v, "status": "existing"} for v in steady["variants"]]}).encode()
+    deployed.put(SOURCE + ".reframe.json", X_Y)
+
+    def revert_and_finish_first() -> None:  # after the slow run's last look at the sidecar
+        deployed.put(SOURCE + ".reframe.json", X_Z)
+        deployed.s3.put_object(Bucket=BUCKET, Key=OUT + "manifest.json", Body=reverted)  # the revert's run, done
+
+    aws_faults.before("s3", "PutObject", revert_and_finish_first, when=lambda p: p["Key"] == OUT + "manifest.json")
+    assert receive(deployed, SOURCE + ".reframe.json") == OK  # superseded: nothing to retry
+
+    assert deployed.s3.get_object(Bucket=BUCKET, Key=OUT + "manifest.json")["Body"].read() == reverted
+    assert any(k.startswith(OUT + "z.") for k in deployed.keys(OUT))
+    assert not any(k.startswith(OUT + "y.") for k in deployed.keys(OUT))
+
+
 # -- 6. DNS rebinding past the gallery's origin check -----------------------------------------------------
 
 

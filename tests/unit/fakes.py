@@ -21,7 +21,7 @@ from PIL import Image
 from reframe_pipeline.adapters.daily_budget import today
 from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.values import ObjectInfo, ReframeRequest, ReframeResult, Reservation
-from reframe_pipeline.domain.errors import BudgetExceededError, ProviderError
+from reframe_pipeline.domain.errors import BudgetExceededError, ProviderError, WriteConflictError
 from reframe_pipeline.domain.resolutions import Size
 
 # S3's own limits, which the fake enforces like S3 does (the pipeline must check them before paying).
@@ -51,7 +51,7 @@ class MemoryStorage:
         self.bucket = bucket
         self.before_read: Callable[[str, int | None], None] | None = None
         self._objects: dict[str, _Stored] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # replace() writes while it holds it
         self._versions = 0
         self.writes: list[str] = []
         self.deletes: list[str] = []
@@ -102,6 +102,17 @@ class MemoryStorage:
             self.writes.append(key)
             self.tags[key] = dict(tags or {})
             self.cache_control[key] = cache_control
+
+    def read_with_etag(self, key: str) -> tuple[bytes, str]:
+        body = self.read(key)
+        return body, _etag(body)
+
+    def replace(self, key: str, body: bytes, content_type: str, etag: str | None) -> None:
+        with self._lock:  # held across the check and the write, as S3 makes a conditional write atomic
+            stored = self._objects.get(key)
+            if (None if stored is None else _etag(stored.body)) != etag:
+                raise WriteConflictError(f"memory://{self.bucket}/{key} was written by another run meanwhile")
+            self.write(key, body, content_type, {})
 
     def presign_get(self, key: str, expires_s: int) -> str:
         with self._lock:

@@ -14,11 +14,12 @@ from botocore.exceptions import ClientError
 from reframe_pipeline.adapters import aws
 from reframe_pipeline.application.pipeline import LOOKUP_THREADS
 from reframe_pipeline.application.values import ObjectInfo
-from reframe_pipeline.domain.errors import BucketWriteError
+from reframe_pipeline.domain.errors import BucketWriteError, WriteConflictError
 from reframe_pipeline.settings import MOST_PARALLEL_CALLS
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 # A bucket that is not there, or not ours to write: the same for every key of it.
+_CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict"}
 _UNWRITABLE = {"NoSuchBucket", "AccessDenied", "AllAccessDisabled", "AccountProblem", "PermanentRedirect"}
 
 
@@ -113,6 +114,28 @@ class S3Storage:
                 raise BucketWriteError(
                     f"cannot write to bucket {self.bucket!r} ({error.get('Code')}: {error.get('Message', '')})"
                 ) from None
+            raise
+
+    def read_with_etag(self, key: str) -> tuple[bytes, str]:
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                raise FileNotFoundError(f"s3://{self.bucket}/{key} does not exist") from None
+            raise
+        body: bytes = response["Body"].read()
+        return body, response["ETag"].strip('"')
+
+    def replace(self, key: str, body: bytes, content_type: str, etag: str | None) -> None:
+        # S3's conditional writes: 412 when the condition fails, 409 when a concurrent conditional write won,
+        # 404 for If-Match on an object deleted meanwhile.
+        condition = {"IfMatch": f'"{etag}"'} if etag is not None else {"IfNoneMatch": "*"}
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **condition)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in _CONFLICT or (etag is not None and code in _MISSING):
+                raise WriteConflictError(f"s3://{self.bucket}/{key} was written by another run meanwhile") from None
             raise
 
     def presign_get(self, key: str, expires_s: int) -> str:

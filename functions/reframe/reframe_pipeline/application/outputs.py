@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from pydantic import ValidationError
 
@@ -15,12 +15,20 @@ from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.application.deliverables import bucket_of, carry_over, published, unwanted
 from reframe_pipeline.application.generations import id_of, is_generation
 from reframe_pipeline.application.ports import Notifier, Storage
+from reframe_pipeline.domain.errors import WriteConflictError
 from reframe_pipeline.domain.events import MANIFEST_NAME
 from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
 from reframe_pipeline.domain.notices import NoticeDetail, files_gone, ready, removed
 from reframe_pipeline.observability import count, logger
 
 PREPARED_NAME = "_prepared.png"
+
+
+class _Read(NamedTuple):
+    """The manifest as this run read it, and its ETag (None: there was none), which its write must still find."""
+
+    manifest: Manifest | None
+    etag: str | None
 
 
 class Prefixes(Protocol):
@@ -66,7 +74,7 @@ class OutputFolder:
         self._deadline = deadline or Deadline()
         self.storage_for = storage_for
         self.out = storage_for(output_bucket)  # where deliverables go now (OUTPUT_BUCKET)
-        self._previous: Future[Manifest | None] | None = None
+        self._previous: Future[_Read] | None = None
 
     @property
     def manifest_key(self) -> str:
@@ -77,15 +85,23 @@ class OutputFolder:
         self._previous = self.io.submit(self._manifest)
 
     @cached_property
-    def previous(self) -> Manifest | None:
-        """The manifest of the source's last run, as it was before this one: where its deliverables are."""
+    def _read(self) -> _Read:
         return self._previous.result() if self._previous is not None else self._manifest()
 
-    def _manifest(self) -> Manifest | None:
+    @property
+    def previous(self) -> Manifest | None:
+        """The manifest of the source's last run, as it was before this one: where its deliverables are."""
+        return self._read.manifest
+
+    def _manifest(self) -> _Read:
         try:
-            return Manifest.model_validate_json(self.storage.read(self.manifest_key))
-        except (FileNotFoundError, ValidationError, ValueError):
-            return None
+            body, etag = self.storage.read_with_etag(self.manifest_key)
+        except FileNotFoundError:
+            return _Read(None, None)
+        try:
+            return _Read(Manifest.model_validate_json(body), etag)
+        except (ValidationError, ValueError):  # unreadable: replaced all the same
+            return _Read(None, etag)
 
     def manifest(
         self,
@@ -100,10 +116,20 @@ class OutputFolder:
         return Manifest(source=source, config=config, variants=variants, error=error, output_bucket=self.out.bucket)
 
     def finish(self, manifest: Manifest) -> None:
-        """The source's work is done (whatever its outcome): its manifest is written, then announced."""
-        self.previous  # noqa: B018 - read before it is replaced: the deliverables it lists may be obsolete now
-        self.storage.write(self.manifest_key, manifest.to_json(), "application/json", {})
+        """The source's work is done (whatever its outcome): its manifest is written, then announced. Written only
+        over the manifest this run read: when another run wrote one meanwhile (a newer sidecar's, a duplicate
+        event's), nothing is written and WriteConflictError is raised (``read_again``, then build over that one)."""
+        try:
+            self.storage.replace(self.manifest_key, manifest.to_json(), "application/json", self._read.etag)
+        except WriteConflictError:
+            logger.info("manifest written by another run meanwhile: not overwritten")
+            count("ManifestConflicts")
+            raise
         self._notifier.publish(ready(manifest, self.manifest_key, self._correlation_id), self._deadline)
+
+    def read_again(self) -> None:
+        """The manifest as it is now: another run wrote it after this one read it."""
+        self._read = self._manifest()
 
     def unpublish(self, manifest: Manifest, prune: bool) -> None:
         """Delete the deliverables the last manifest listed and ``manifest``, written now, does not."""
@@ -117,7 +143,8 @@ class OutputFolder:
         """Delete the source's deliverables (wherever its manifests say) and its folder; announced when there were
         any (a repeated delete says nothing)."""
         # The manifest as it is now (this run may have just written one), and as it was before this run.
-        manifests = [m for m in (self._manifest(), vars(self).get("previous")) if m is not None]
+        before = vars(self).get("_read")
+        manifests = [m for m in (self._manifest().manifest, before and before.manifest) if m is not None]
         deliverables: set[str] = set()
         for manifest in manifests:
             keys = {r.key for items in published(manifest).values() for r in items}

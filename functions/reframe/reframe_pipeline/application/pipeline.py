@@ -35,7 +35,13 @@ from reframe_pipeline.application.sources import HEADER_READS, source_to_send
 from reframe_pipeline.application.threads import ContextPool
 from reframe_pipeline.application.values import ObjectInfo
 from reframe_pipeline.application.variants import producer_for
-from reframe_pipeline.domain.errors import OutputLimitError, PermanentError, SidecarAwaitedError, TransientError
+from reframe_pipeline.domain.errors import (
+    OutputLimitError,
+    PermanentError,
+    SidecarAwaitedError,
+    TransientError,
+    WriteConflictError,
+)
 from reframe_pipeline.domain.events import SIDECAR_SUFFIX, KeyKind, ObjectEvent, classify
 from reframe_pipeline.domain.manifest import ConfigInfo, ErrorInfo, Manifest, SourceInfo, VariantRecord
 from reframe_pipeline.domain.planning import PlannedVariant
@@ -44,6 +50,8 @@ from reframe_pipeline.domain.sidecar import TARGET_KINDS, InvalidSidecarError, l
 from reframe_pipeline.domain.sidecar_wait import wait_left_s
 from reframe_pipeline.observability import count, logger
 
+# Tries at writing the manifest while other runs of the same source write theirs (duplicate events).
+MANIFEST_WRITES = 3
 # S3 lookups of the sources being handled at once (up to 10 records of a batch, several lookups each).
 LOOKUP_THREADS = 16
 
@@ -193,10 +201,9 @@ class Pipeline:
         present = {item.key for item in outputs_lookup.result()}  # one listing serves every output check
         contents = self.contents(folder, info, variants, present)
         records = self.fanout.run(storage, info, source, out_dir, variants, contents, deadline)
-        if (ended := _moved_on(self.config, folder, event, info, found, records)) is not None:
-            return ended
-        manifest = folder.manifest(source_info, _config_info(found), records, prune)
-        folder.finish(manifest)
+        manifest = _publish(self.config, folder, event, info, found, source_info, records, prune)
+        if isinstance(manifest, Outcome):
+            return manifest
         # A delete that landed during the write above found nothing to remove: remove it here.
         if (ended := _moved_on(self.config, folder, event, info, found, records)) is not None:
             return ended
@@ -341,6 +348,32 @@ def _done(event: ObjectEvent, info: ObjectInfo, manifest: Manifest) -> Outcome:
         failed = [r.name for r in records if r.retryable]
         raise RetryLaterError(f"{len(failed)} variant(s) to retry: {', '.join(failed)}")
     return Outcome(event, "processed", manifest=manifest, records=records)
+
+
+def _publish(
+    config: Configuration,
+    folder: OutputFolder,
+    event: ObjectEvent,
+    info: ObjectInfo,
+    found: FoundConfig,
+    source_info: SourceInfo,
+    records: list[VariantRecord],
+    prune: bool,
+) -> Manifest | Outcome:
+    """The manifest written, unless a newer upload or sidecar owns the folder now. It is written only over the
+    manifest this run read: when another run wrote one meanwhile (a duplicate event's, a newer sidecar's), the
+    folder is looked at again and this run's manifest built over that one."""
+    for _ in range(MANIFEST_WRITES):
+        if (ended := _moved_on(config, folder, event, info, found, records)) is not None:
+            return ended
+        manifest = folder.manifest(source_info, _config_info(found), records, prune)
+        try:
+            folder.finish(manifest)
+        except WriteConflictError:
+            folder.read_again()
+            continue
+        return manifest
+    raise WriteConflictError(f"{folder.manifest_key} was written by {MANIFEST_WRITES} other runs while this one ran")
 
 
 def _moved_on(

@@ -42,6 +42,13 @@ class Storage(Protocol):
     ) -> None:
         """Raises BucketWriteError when the bucket is missing or refuses the write."""
 
+    def read_with_etag(self, key: str) -> tuple[bytes, str]:
+        """The whole object and its ETag, for ``replace``; FileNotFoundError when there is none."""
+
+    def replace(self, key: str, body: bytes, content_type: str, etag: str | None) -> None:
+        """Write over the object only as it was read: its ETag still ``etag``, or still absent when None.
+        Raises WriteConflictError when another writer came first."""
+
     def presign_get(self, key: str, expires_s: int) -> str: ...
 
     def list_objects(self, prefix: str) -> list[ObjectInfo]: ...

@@ -34,6 +34,13 @@ class BucketWriteError(TransientError):
     code = "bucket_unwritable"
 
 
+class WriteConflictError(TransientError):
+    """Another run wrote the object between this run's read and its write (a newer sidecar's, or a duplicate
+    event's): nothing is overwritten, and the record goes back to SQS to work from what is there now."""
+
+    code = "write_conflict"
+
+
 class AccountError(ReframeError):
     """The key, permissions or credits are wrong (401/403/404/406): the record goes back to SQS
     so the work is kept until someone fixes the account; logged at ERROR and counted."""
