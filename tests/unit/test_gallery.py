@@ -286,3 +286,10 @@ def test_the_form_carries_the_pages_token():
     page = gallery.render([manifest("uploads/a.png", variant("a"))], url, title="t", regenerate="/r", token="tok&1")
     tokens = [attrs["value"] for tag, attrs in parsed(page).tags if tag == "input" and attrs.get("name") == "token"]
     assert tokens == ["tok&1"]
+
+
+def test_a_variant_no_longer_configured_has_no_regenerate_form():
+    kept = manifest("uploads/a.png", variant("a"), variant("old", "unconfigured"))
+    page = gallery.render([kept], url, title="t", regenerate="/r")
+    forms = [attrs for tag, attrs in parsed(page).tags if tag == "input" and attrs.get("name") == "variant"]
+    assert [attrs["value"] for attrs in forms] == ["a"]

@@ -76,6 +76,11 @@ class VariantView:
         return bool(self.warnings)
 
     @property
+    def regenerable(self) -> bool:
+        """Still a target of its source's configuration: an unconfigured one has nothing to be made again from."""
+        return self.status != "unconfigured"
+
+    @property
     def classes(self) -> str:
         return " ".join(["variant", f"status-{self.status}"] + ["failed"] * self.failed + ["flagged"] * self.flagged)
 
