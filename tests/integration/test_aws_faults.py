@@ -2,8 +2,7 @@
 sidecar. Each test drives the real handler over moto and the emulator with faults in the handler's own AWS
 clients (aws_faults.py), and asserts the promise: what the emulator billed, the manifest, the day's spend.
 
-A case whose fix is still to come is marked ``xfail(strict=True)``: it fails today, and the day the fix lands
-it passes, which fails the suite until the marker goes with the fix. (The unreadable webhook secret's case is
+Each case failed on the code the review ran, and passes with its fix. (The unreadable webhook secret's case is
 in test_webhook.py, beside its receiver.)"""
 
 from __future__ import annotations
