@@ -122,11 +122,17 @@ SHORTFALL = {
     "first receives and cold starts at the start of the run slow down with them. Deployed, DynamoDB answers "
     "in a few ms and the function's cores are its own.",
     8: "",
-    10: "What is left besides the polling (a result is seen within a step of a twentieth of the generation time, "
-    "at least 0.1 s, of being ready): on this machine about 60 ms before the first request (four lookups in "
-    "moto) and 20-60 ms for each request, as the emulator fetches the source from moto, then after the result "
-    "the kept generation, the variant and the manifest written to moto, 30-50 ms each on the shared cores. "
-    "Deployed, S3 answers in a few milliseconds.",
+    10: "Where the time goes, timed step by step on 2026-12-05 with the cores otherwise idle (8 targets, 1 s "
+    "generations, wall 1.34-1.42): about 20 ms of lookups before the first request; each call's provider time "
+    "1.13-1.15 s at the median, the slowest of the 8 ending 180-245 ms after its generation (the submission, "
+    "in which the emulator fetches the source from moto, the status poll that sees it done, a step of at least "
+    "0.1 s after it was ready, then the result's document and image); then 150-170 ms after the last result: "
+    "its source check (10-20 ms), the kept generation and the variant written to moto (25-45 ms each), the "
+    "JPEG's lossless optimization, and the manifest. Tried and dropped: polls 0.05 s apart near the expected "
+    "end (1.40 and 1.42 against 1.35 and 1.38 in the same session, with 8.0 status polls per variant instead of "
+    "5.8: the extra polls cost the shared cores what they saved in waiting). Deployed, S3 answers in a few "
+    "milliseconds; and beside Segmind's documented ~11 s generation, the same 0.35-0.4 s would be a ratio of "
+    "about 1.04 (arithmetic, not measured).",
     11: "",
     9: "Here the 2 cores, not the provider, set the pace: moto (one Python process answering S3, SQS and "
     "DynamoDB, including the shared slots' conditional writes), the instances and the emulator share them; "

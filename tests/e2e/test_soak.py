@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -39,6 +40,7 @@ FAULT_KINDS = [
 ]
 KILLS = 4
 KILLED_CALL_MS = 3000  # how long each generation takes while the instances to kill run
+KILLED_TIMEOUT_S = 16  # their function timeout: CALL_BUDGET_MS and UPLOAD_RESERVE_MS, and a little more
 CHURN = 5  # sources overwritten, and as many deleted, while their work is in flight
 SIZE, CHURN_SIZE = (320, 200), (300, 200)  # the emulator reports the size of each source it was sent
 PRICE = 0.075  # Segmind DEFAULT
@@ -90,14 +92,14 @@ class Killer:
     takes no idempotency key; docs/reliability.md says so). The worker makes one call at
     a time, with time enough to wait for it, and the emulator takes long enough over each, so the kill
     nearly always lands while the journaled call is still generating: the case the promise covers.
-    When it lands in that moment all the same, ``unjournaled`` counts the paid call it lost."""
+    When it lands in that moment all the same, ``unjournaled`` counts the paid call it lost: counted once every
+    call the killed instances sent has ended at the emulator (a request may be billed after its sender died)."""
 
     def __init__(self, stack: MotoStack, admin: str, workdir: Path) -> None:
         self.stack, self.admin, self.workdir = stack, admin, workdir
         self.dynamodb = stack.moto.client("dynamodb")
         self.killed = 0
         self.unjournaled = 0
-        self._calls_seen = 0
 
     def run(self) -> None:
         latency = requests.get(f"{self.admin}/config", timeout=10).json()["latency_ms"]
@@ -106,6 +108,8 @@ class Killer:
             self._rounds()
         finally:
             requests.post(f"{self.admin}/config", json={"latency_ms": latency}, timeout=10).raise_for_status()
+        wait_until(lambda: self._stats()["in_flight"] == 0, timeout_s=30)
+        self.unjournaled = len(self._paid_calls_lost())
 
     def _rounds(self) -> None:
         for round_ in range(KILLS):
@@ -121,29 +125,45 @@ class Killer:
             event_file = self.workdir / f"killed-{round_}.json"
             event_file.write_text(json.dumps(lambda_event(messages, self.stack.wiring.queue_arn)))
             before = self._tickets()
-            command = [sys.executable, "-m", "reframe_cli.cli", "invoke", "--event", str(event_file), "--timeout", "10"]
-            worker = subprocess.Popen(
-                command,
-                env={**os.environ, "MAX_PARALLEL_CALLS": "1"},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            try:
-                self._wait_for_a_call(before, worker)
-            finally:
-                worker.send_signal(signal.SIGKILL)
-                worker.wait(timeout=10)
+            command = [
+                sys.executable,
+                "-m",
+                "reframe_cli.cli",
+                "invoke",
+                "--event",
+                str(event_file),
+                "--timeout",
+                str(KILLED_TIMEOUT_S),
+            ]
+            # Its logs stay in the test's directory: what a killed instance did is part of any extra payment's story.
+            with open(self.workdir / f"killed-{round_}.log", "wb") as log:
+                worker = subprocess.Popen(
+                    command,
+                    env={**os.environ, "MAX_PARALLEL_CALLS": "1", "POWERTOOLS_LOG_LEVEL": "DEBUG"},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+                try:
+                    self._wait_for_a_call(before, worker)
+                finally:
+                    worker.send_signal(signal.SIGKILL)
+                    worker.wait(timeout=10)
             self.killed += 1
-            self.unjournaled += self._paid_calls_lost()
 
-    def _paid_calls_lost(self) -> int:
-        """The worker's paid submissions (of sources left alone) whose request id no ticket holds."""
-        calls = requests.get(f"{self.admin}/stats", timeout=10).json()["calls"]
-        made, self._calls_seen = calls[self._calls_seen :], len(calls)
+    def _stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = requests.get(f"{self.admin}/stats", timeout=10).json()
+        return stats
+
+    def _paid_calls_lost(self) -> list[dict[str, Any]]:
+        """The killed instances' paid submissions (of sources left alone) whose request id no ticket holds: every
+        call so far is theirs, as the pollers have not started. Their calls and the tickets are kept beside their
+        logs."""
+        made = self._stats()["calls"]
         pages = self.dynamodb.get_paginator("scan").paginate(TableName=TABLE)
-        tickets = " ".join(item["ticket"]["S"] for page in pages for item in page["Items"] if "ticket" in item)
+        tickets = [item["ticket"]["S"] for page in pages for item in page["Items"] if "ticket" in item]
+        (self.workdir / "killed-calls.json").write_text(json.dumps({"calls": made, "tickets": tickets}, indent=1))
         paid = [c for c in made if c["endpoint"] == "segmind-v2" and c["billed"] and c["source_size"] == list(SIZE)]
-        return sum(call["request_id"] not in tickets for call in paid)
+        return [call for call in paid if not any(call["request_id"] in ticket for ticket in tickets)]
 
     def _wait_for_a_call(self, before: int, worker: subprocess.Popen[bytes]) -> None:
         wait_until(lambda: self._tickets() > before or worker.poll() is not None, timeout_s=20)
@@ -171,9 +191,11 @@ def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_emulator: S
         "BACKOFF_MAX_S": "0.3",
         "MAX_ATTEMPTS": "3",
         "RETRY_VISIBILITY_S": "1",
-        # A killed instance's lock lasts as long as its deadline: short ones keep the soak short.
-        "CALL_BUDGET_MS": "2000",
-        "READ_TIMEOUT_S": "2",
+        # Well above the few hundred ms the emulator takes to answer a submission, even on loaded cores: a paid
+        # request whose answer times out is sent again (neither API takes an idempotency key), as the default
+        # 60 s never needs. Short enough that a killed instance's deadline, its lock's, keeps the soak short.
+        "CALL_BUDGET_MS": "10000",
+        "READ_TIMEOUT_S": "10",
         "UPLOAD_RESERVE_MS": "4000",
         "SIDECAR_WAIT_S": "0",  # the folder default is in place before any upload: nothing to wait for
     }
@@ -268,7 +290,8 @@ def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_emulator: S
     assert killer.killed == KILLS
     assert stats["faults_injected"] > 0.1 * stats["requests"]
     # 1.00 exactly, but for a kill in the moment no journal can cover (one call in flight: one per kill at most).
-    assert paid == SOURCES * len(TARGETS) + killer.unjournaled, json.dumps(paid_twice(stats["calls"], keys), indent=1)
+    twice = json.dumps(paid_twice(stats["calls"], keys), indent=1)
+    assert paid == SOURCES * len(TARGETS) + killer.unjournaled, f"killed instances' logs in {tmp_path}\n{twice}"
     assert killer.unjournaled <= KILLS // 2  # most kills land where the journal holds the ticket
     assert CHURN * len(TARGETS) <= churn_paid <= 3 * CHURN * len(TARGETS)
     # The budget never under-counts what was billed, and spends at most one call past its ceiling.

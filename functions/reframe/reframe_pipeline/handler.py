@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future
 from functools import cache
 from typing import Any
@@ -25,9 +26,19 @@ with collector_paused():  # the cold start's imports
 MAX_RECORDS_IN_PARALLEL = 10  # an SQS batch holds at most 10 messages
 
 
-@cache
+# The records of a batch ask for the pipeline at once: without it, a cold container's first batch built one per
+# record, each with its own provider-call pool and limiter (MAX_PARALLEL_CALLS calls per record, not in all).
+_building = threading.Lock()
+
+
 def pipeline() -> Pipeline:
-    """Built once per container: settings, provider client, S3 client and thread pool are reused."""
+    """Built once per container: settings, provider client, S3 client and thread pools are reused."""
+    with _building:
+        return _pipeline()
+
+
+@cache
+def _pipeline() -> Pipeline:
     with collector_paused():  # the clients load their service models: as many long-lived objects again
         settings = current()
         client = s3_client()
@@ -37,10 +48,11 @@ def pipeline() -> Pipeline:
 def reset() -> None:
     """Forget what this process built from its environment (settings, clients, pipeline), as a new
     Lambda container would: for tools and tests that change the environment between invocations."""
-    if pipeline.cache_info().currsize:
-        pipeline().close()
-    for built in (current, pipeline, s3_client, aws.client, aws.session):
-        built.cache_clear()
+    with _building:
+        if _pipeline.cache_info().currsize:
+            _pipeline().close()
+        for built in (current, _pipeline, s3_client, aws.client, aws.session):
+            built.cache_clear()
 
 
 def _summary(outcome: Outcome) -> dict[str, Any]:
