@@ -84,7 +84,12 @@ SHORTFALL = {
     "request takes 7-20 ms here where S3 answers in a few; the answer is decoded once. What would close it "
     "here is a faster stand-in for S3, not less work in the pipeline: the remaining requests are the ones "
     "the contract needs.",
-    3: "What the handler adds to the baseline (the split above): pydantic itself (about 55 ms of CPU to "
+    3: "With Segmind's asynchronous API (the default) the first event also waits for its jobs' first status poll: "
+    "a fresh process has learned no generation time yet, so it polls first at an eighth of Segmind's documented "
+    "11 s (1.375 s), where the warm event polls when the emulator, answering at once, has taught it to; the "
+    "synchronous API's figure beside it has no poll in it. Deployed, a generation takes longer than that first "
+    "wait, so it costs nothing there. "
+    "What the handler adds to the baseline (the split above): pydantic itself (about 55 ms of CPU to "
     "import) and the models built at import (settings, sidecar, manifest, notices, provenance: about 40 ms); "
     "Pillow, which reads every source's header (about 10 ms); the DynamoDB client of the idempotency table and "
     "the EventBridge client of the notices, which the default settings need (about 15 ms each); and in the "

@@ -196,7 +196,7 @@ def test_soak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_emulator: S
         # 60 s never needs. Short enough that a killed instance's deadline, its lock's, keeps the soak short.
         "CALL_BUDGET_MS": "10000",
         "READ_TIMEOUT_S": "10",
-        "UPLOAD_RESERVE_MS": "4000",
+        "UPLOAD_RESERVE_MS": "5000",
         "SIDECAR_WAIT_S": "0",  # the folder default is in place before any upload: nothing to wait for
     }
     for name, value in settings.items():

@@ -131,7 +131,7 @@ def test_4_a_source_check_retry_cut_short_is_not_paid_a_third_time(deployed: Sta
         SOURCE_CHECK="retry",
         CALL_BUDGET_MS="2000",
         READ_TIMEOUT_S="2",
-        UPLOAD_RESERVE_MS="4000",
+        UPLOAD_RESERVE_MS="5000",
     )
     deployed.put(SOURCE + ".reframe.json", ONE)
     deployed.faults("repaint", "repaint")  # the generation and its retry both fail the check

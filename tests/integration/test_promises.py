@@ -190,11 +190,11 @@ def test_a_key_too_long_for_its_outputs_is_refused_before_paying(stack: Stack, l
 
 
 def test_a_call_slower_than_the_deadline_returns_before_the_invocation_ends(stack: Stack):
-    stack.configure(SEGMIND_API_MODE="sync", CALL_BUDGET_MS="3000", UPLOAD_RESERVE_MS="4000", READ_TIMEOUT_S="3")
+    stack.configure(SEGMIND_API_MODE="sync", CALL_BUDGET_MS="3000", UPLOAD_RESERVE_MS="5000", READ_TIMEOUT_S="3")
     stack.put_image(SOURCE)
     stack.put(SOURCE + ".reframe.json", ONE)
     stack.faults("slow:10000", "slow:10000", "slow:10000")
-    context = LocalContext(timeout_s=8)  # each answer would take 10 s
+    context = LocalContext(timeout_s=9)  # each answer would take 10 s
 
     result = handler.lambda_handler(sqs_event(s3_event(SOURCE)), context)
 
@@ -254,7 +254,7 @@ def test_a_segmind_result_url_that_keeps_failing_is_downloaded_again_not_generat
 
 
 def test_an_async_job_outliving_the_invocation_is_collected_later_without_paying_again(stack: Stack, table: Any):
-    stack.configure(CALL_BUDGET_MS="2000", READ_TIMEOUT_S="2", UPLOAD_RESERVE_MS="4000")
+    stack.configure(CALL_BUDGET_MS="2000", READ_TIMEOUT_S="2", UPLOAD_RESERVE_MS="5000")
     stack.emulator_config(latency_ms=9000)  # the job outlives the invocation, however slow its start
     stack.put_image(SOURCE)
     stack.put(SOURCE + ".reframe.json", ONE)
@@ -294,7 +294,7 @@ def test_auto_mode_falls_back_to_the_sync_api_where_the_model_is_not_served_asyn
 def test_a_function_killed_mid_call_is_resumed_by_the_redelivery_without_paying_again(
     stack: Stack, table: Any, tmp_path: Path
 ):
-    stack.configure(CALL_BUDGET_MS="2000", READ_TIMEOUT_S="2", UPLOAD_RESERVE_MS="4000")
+    stack.configure(CALL_BUDGET_MS="2000", READ_TIMEOUT_S="2", UPLOAD_RESERVE_MS="5000")
     stack.emulator_config(latency_ms=3000)
     stack.put_image(SOURCE)
     stack.put(SOURCE + ".reframe.json", ONE)

@@ -79,13 +79,13 @@ def test_concurrent_duplicates_pay_once_per_variant(stack: Stack, aws_env: str, 
 
 
 def test_time_budget_stops_new_calls_and_keeps_finished_variants(stack: Stack):
-    # One call at a time, 2 s each, 2.8 s + 4 s needed to start one, 10.5 s in all: the first starts at once,
+    # One call at a time, 2 s each, 2.8 s + 5 s needed to start one, 11.5 s in all: the first starts at once,
     # the second by 3.7 s even on a loaded machine, the third (after 4 s at the earliest) never. The sync API
     # keeps each call one request long.
     stack.configure(
         CALL_BUDGET_MS="2800",
         READ_TIMEOUT_S="2.8",
-        UPLOAD_RESERVE_MS="4000",
+        UPLOAD_RESERVE_MS="5000",
         MAX_PARALLEL_CALLS="1",
         SEGMIND_API_MODE="sync",
     )
@@ -93,7 +93,7 @@ def test_time_budget_stops_new_calls_and_keeps_finished_variants(stack: Stack):
     stack.put_image(SOURCE)
     stack.put(SOURCE + ".reframe.json", THREE)
 
-    result = stack.invoke(sqs_event(s3_event(SOURCE)), timeout_s=10.5)
+    result = stack.invoke(sqs_event(s3_event(SOURCE)), timeout_s=11.5)
 
     assert result == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
     first = stack.read_json(OUT + "manifest.json")["variants"]

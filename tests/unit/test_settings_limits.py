@@ -63,9 +63,9 @@ def test_a_call_budget_shorter_than_the_read_timeout_is_refused():
 def test_an_upload_reserve_shorter_than_one_aws_request_is_refused():
     # No AWS request starts with less than one attempt's longest time left: a reserve below it (and a second to
     # check the answer) would leave a paid result no time to be written.
-    with pytest.raises(SettingsError, match=r"UPLOAD_RESERVE_MS \(3999\) is below 4000"):
-        settings(UPLOAD_RESERVE_MS="3999")
-    assert settings(UPLOAD_RESERVE_MS="4000").upload_reserve_ms == 4000
+    with pytest.raises(SettingsError, match=r"UPLOAD_RESERVE_MS \(4999\) is below 5000"):
+        settings(UPLOAD_RESERVE_MS="4999")
+    assert settings(UPLOAD_RESERVE_MS="5000").upload_reserve_ms == 5000
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from reframe_pipeline.application.deadline import Deadline
 # DynamoDB, EventBridge, Secrets Manager, SQS and S3 answer these requests in tens of milliseconds; a read timeout
 # is between two reads of the socket, so it does not limit how long a large upload takes.
 CONNECT_TIMEOUT_S = 1
-READ_TIMEOUT_S = 2
+READ_TIMEOUT_S = 3
 ATTEMPTS = 3  # botocore's "standard" mode: throttling and 5xx retried with jittered backoff
 # The longest one attempt can take: an attempt starts only with this much time left (UPLOAD_RESERVE_MS, the time
 # kept for the writes after the last provider call, is at least this).
