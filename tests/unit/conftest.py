@@ -71,3 +71,13 @@ def no_socket_or_process(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("connect", "connect_ex", "bind"):
         monkeypatch.setattr(socket.socket, name, refuse(f"open a socket ({name})"))
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse("start a process"))
+
+
+@pytest.fixture
+def handler_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An environment the handler's pipeline builds from here: the local provider, a region, and credentials
+    (without them, building the S3 client asks the instance metadata endpoint for some)."""
+    monkeypatch.setenv("REFRAME_PROVIDER", "local")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")

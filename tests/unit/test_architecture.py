@@ -101,16 +101,12 @@ def test_every_error_code_is_in_the_architecture_page_and_nothing_else():
     assert documented == codes_in_code()
 
 
-def test_resetting_the_handler_lets_its_thread_pools_go(monkeypatch: pytest.MonkeyPatch):
+@pytest.mark.usefixtures("handler_env")
+def test_resetting_the_handler_lets_its_thread_pools_go():
     import threading
 
     from reframe_pipeline import handler
 
-    monkeypatch.setenv("REFRAME_PROVIDER", "local")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    # Credentials given: without them, building the S3 client asks the instance metadata endpoint for some.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     handler.reset()
     before = threading.active_count()
     for _ in range(3):

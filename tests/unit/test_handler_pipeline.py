@@ -11,12 +11,8 @@ import pytest
 from reframe_pipeline import handler
 
 
-def test_records_asking_at_once_share_one_pipeline(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("REFRAME_PROVIDER", "local")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    # Credentials given: without them, building the S3 client asks the instance metadata endpoint for some.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+@pytest.mark.usefixtures("handler_env")
+def test_records_asking_at_once_share_one_pipeline():
     handler.reset()
     records = 10  # an SQS batch's most
     at_once = threading.Barrier(records)
