@@ -14,10 +14,8 @@ from pathlib import Path
 from . import defaults, delivery, features, figures, scale
 from .cold_start import cold_start
 from .figures import FULL, SMOKE, Figure, Sizes
-from .report import render, verdict
+from .report import REPORT, render, verdict, write_section
 from .stack import point_handler, running
-
-REPORT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
 def measure(sizes: Sizes, log_dir: Path) -> list[Figure]:
@@ -89,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{machine()}; load average {load:.1f} at the start, {load_average():.1f} at the end"
         page = render(results, where, datetime.now(UTC), smoke=args.smoke, minutes=minutes)
         output.write_text(page + kept_section(output))
-        delivery.write_section(delivery.run(), output)  # in-process: no server, no emulator
+        write_section(delivery.run(), (delivery.START, delivery.END), output)  # in-process: no server, no emulator
         print(f"written to {output}")
     return 0
 

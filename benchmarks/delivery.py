@@ -22,12 +22,13 @@ from reframe_pipeline.adapters.optimizers import OXIPNG_LEVEL, optimize
 from reframe_pipeline.domain.imaging import AVIF_SPEED, WEBP_METHOD, encode
 from reframe_pipeline.domain.resolutions import Size
 
+from .report import REPORT, write_section
+
 IMAGES = Path(__file__).resolve().parents[1] / "examples" / "images"
 SAMPLES = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg"]
 SIZES = [Size(1344, 704), Size(736, 1312), Size(1024, 1024)]
 FORMATS = ["jpeg", "png", "webp", "avif"]
 QUALITY = 90  # the sidecar's default
-REPORT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 START, END = "<!-- delivery:start -->", "<!-- delivery:end -->"
 HEADER = (
     "| format | encoder | KiB/MP before | KiB/MP after | bytes ratio | CPU ms/MP before | CPU ms/MP after"
@@ -111,17 +112,6 @@ lossless optimizer (pixels unchanged; WebP and AVIF have none, so their ratios a
 """
 
 
-def write_section(text: str, path: Path = REPORT) -> None:
-    """The section replaced in place, or added at the end of the page."""
-    page = path.read_text() if path.exists() else ""
-    if START in page:
-        before, rest = page.split(START, 1)
-        page = before + text.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        page = page.rstrip("\n") + "\n\n" + text
-    path.write_text(page)
-
-
 def run() -> str:
     photos = pictures()
     return section(measure(photos), len(photos))
@@ -134,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     text = run()
     print(text)
     if args.output:
-        write_section(text, args.output)
+        write_section(text, (START, END), args.output)
     return 0
 
 

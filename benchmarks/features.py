@@ -37,8 +37,9 @@ from reframe_pipeline.domain.local_engine import extend_canvas
 from reframe_pipeline.domain.provenance import Credits, provenance_for, xmp_packet
 from reframe_pipeline.domain.resolutions import Size
 
+from .report import REPORT, write_section
+
 ROOT = Path(__file__).resolve().parents[1]
-REPORT = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- features:start -->", "<!-- features:end -->"
 BUCKET = "bench-features"
 SIDECAR = {"version": 1, "targets": [{"resolution": "1536x640"}]}
@@ -217,16 +218,6 @@ process {first:.0f} ms (it loads c2pa's native library), then {then:.1f} ms each
 """
 
 
-def write_section(section: str, path: Path = REPORT) -> None:
-    text = path.read_text() if path.exists() else ""
-    if START in text:
-        before, rest = text.split(START, 1)
-        text = before + section.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.features", description=__doc__)
     parser.add_argument("--runs", type=int, default=7, help="cold starts per configuration (default 7)")
@@ -242,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     section = report(times, loaded, signing)
     print(section)
     if str(args.output) != "-":
-        write_section(section, args.output or REPORT)
+        write_section(section, (START, END), args.output or REPORT)
     return 0
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
-from .figures import Figure
+from .figures import ROOT, Figure
+
+REPORT = ROOT / "docs" / "benchmarks.md"
 
 MEANING = {
     1: "One S3 event for a source with 8 targets, the handler invoked in this process (warm: one invocation "
@@ -245,3 +248,15 @@ measure the emulator. Its fixed latency (`latency_ms`) stands in for the provide
 
 def verdict(figure: Figure) -> str:
     return "—" if figure.met is None else ("yes" if figure.met else "**no**")
+
+
+def write_section(section: str, markers: tuple[str, str], path: Path = REPORT) -> None:
+    """The page's section between ``markers`` (its first and last lines) replaced in place, or added at the end."""
+    start, end = markers
+    page = path.read_text() if path.exists() else ""
+    if start in page:
+        before, rest = page.split(start, 1)
+        page = before + section.rstrip("\n") + rest.split(end, 1)[1]
+    else:
+        page = page.rstrip("\n") + "\n\n" + section
+    path.write_text(page)
