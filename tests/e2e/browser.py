@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 try:
@@ -20,3 +26,15 @@ NEEDS_BROWSER = [
         reason="no chromium on this machine (apt-get install -y chromium; CI installs it in .ci/run)",
     ),
 ]
+
+
+@contextmanager
+def new_page(**options: Any) -> Iterator[Page]:
+    """A page of a headless Chromium of its own (``options``: Playwright's, e.g. the viewport), closed after."""
+    assert sync_playwright is not None and CHROMIUM is not None
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield browser.new_page(**options)
+        finally:
+            browser.close()

@@ -17,7 +17,7 @@ import pytest
 from reframe_cli.samples import IMAGES
 from reframe_local import servers
 
-from .browser import CHROMIUM, NEEDS_BROWSER, sync_playwright
+from .browser import NEEDS_BROWSER, new_page
 from .conftest import clean_env
 from .test_serve import START_TIMEOUT_S, WORK_TIMEOUT_S, Output
 
@@ -54,13 +54,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str, Output]]:
 
 @pytest.fixture
 def page() -> Iterator[Page]:
-    assert sync_playwright is not None and CHROMIUM is not None
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
+    with new_page() as opened:
+        yield opened
 
 
 def test_page_shows_every_variant_filters_and_regenerate_brings_a_new_one(

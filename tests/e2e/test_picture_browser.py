@@ -23,7 +23,7 @@ from reframe_local.servers import ServerProcess
 from reframe_pipeline import handler
 
 from ..conftest import EMULATOR_API_KEY
-from .browser import CHROMIUM, NEEDS_BROWSER, sync_playwright
+from .browser import NEEDS_BROWSER, new_page
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -107,13 +107,8 @@ def manifest(
 
 @pytest.fixture
 def page() -> Iterator[Page]:
-    assert sync_playwright is not None and CHROMIUM is not None
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            yield browser.new_page(viewport={"width": 600, "height": 800})
-        finally:
-            browser.close()
+    with new_page(viewport={"width": 600, "height": 800}) as opened:
+        yield opened
 
 
 def picture(og: dict[str, Any], formats: list[str]) -> str:
