@@ -6,7 +6,6 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reframe_pipeline.adapters import aws
 from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.domain.notices import NOTICE_SOURCE, NoticeDetail
 from reframe_pipeline.observability import count, logger
@@ -15,7 +14,9 @@ from reframe_pipeline.observability import count, logger
 class EventBridgeNotifier:
     def __init__(self, bus: str, client: Any) -> None:
         self.bus = bus
-        self._client = client  # botocore retries throttling and 5xx itself, with short timeouts (adapters/aws.py)
+        # botocore retries throttling and 5xx itself, with short timeouts; no attempt outlives the invocation, whose
+        # deadline the handler sets for every AWS call (adapters/aws.py).
+        self._client = client
 
     def publish(self, detail: NoticeDetail, deadline: Deadline) -> None:
         entry = {
@@ -25,8 +26,7 @@ class EventBridgeNotifier:
             "EventBusName": self.bus,
         }
         try:
-            with aws.within(deadline):  # an endpoint that never answers must not hold the invocation past it
-                response = self._client.put_events(Entries=[entry])
+            response = self._client.put_events(Entries=[entry])
             failed = [e for e in response.get("Entries", []) if e.get("ErrorCode")]
             error = f"{failed[0]['ErrorCode']}: {failed[0].get('ErrorMessage', '')}" if failed else None
         except (BotoCoreError, ClientError) as exc:

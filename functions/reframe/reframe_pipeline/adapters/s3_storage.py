@@ -80,17 +80,27 @@ class S3Storage:
     def read(self, key: str, first_bytes: int | None = None) -> bytes:
         options = {"Range": f"bytes=0-{first_bytes - 1}"} if first_bytes else {}
         try:
-            body: bytes = self._client.get_object(Bucket=self.bucket, Key=key, **options)["Body"].read()
+            return self._get(key, **options)[0]
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code in _MISSING:
-                raise FileNotFoundError(f"s3://{self.bucket}/{key} does not exist") from None
-            if code == "InvalidRange":  # a range of an empty object
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":  # a range of an empty object
                 return b""
             raise
+
+    def read_with_etag(self, key: str) -> tuple[bytes, str]:
+        return self._get(key)
+
+    def _get(self, key: str, **options: str) -> tuple[bytes, str]:
+        """The object's bytes (counted in ``bytes_read``) and its ETag; FileNotFoundError when there is none."""
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=key, **options)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                raise FileNotFoundError(f"s3://{self.bucket}/{key} does not exist") from None
+            raise
+        body: bytes = response["Body"].read()
         with self._lock:
             self.bytes_read += len(body)
-        return body
+        return body, response["ETag"].strip('"')
 
     def write(
         self,
@@ -115,16 +125,6 @@ class S3Storage:
                     f"cannot write to bucket {self.bucket!r} ({error.get('Code')}: {error.get('Message', '')})"
                 ) from None
             raise
-
-    def read_with_etag(self, key: str) -> tuple[bytes, str]:
-        try:
-            response = self._client.get_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
-                raise FileNotFoundError(f"s3://{self.bucket}/{key} does not exist") from None
-            raise
-        body: bytes = response["Body"].read()
-        return body, response["ETag"].strip('"')
 
     def replace(self, key: str, body: bytes, content_type: str, etag: str | None) -> None:
         # S3's conditional writes: 412 when the condition fails, 409 when a concurrent conditional write won,
