@@ -7,7 +7,7 @@ import pytest
 
 from reframe_local import servers
 from reframe_pipeline import handler
-from reframe_pipeline.adapters import aws
+from reframe_pipeline.adapters import aws, aws_limits
 from reframe_pipeline.adapters.s3_storage import s3_client
 from reframe_pipeline.application.ports import Deadline
 
@@ -48,17 +48,20 @@ def test_every_client_has_short_timeouts_and_few_attempts(stack: Stack, aws_env:
     handler.pipeline()
     for client in (s3_client(), aws.client("dynamodb"), aws.client("events"), aws.client("secretsmanager")):
         config = client.meta.config
-        assert (config.connect_timeout, config.read_timeout) == (aws.CONNECT_TIMEOUT_S, aws.READ_TIMEOUT_S)
-        assert config.retries == {"mode": "standard", "total_max_attempts": aws.ATTEMPTS}
+        assert (config.connect_timeout, config.read_timeout) == (
+            aws_limits.CONNECT_TIMEOUT_S,
+            aws_limits.READ_TIMEOUT_S,
+        )
+        assert config.retries == {"mode": "standard", "total_max_attempts": aws_limits.ATTEMPTS}
 
 
 def test_a_call_within_a_deadline_starts_no_attempt_it_could_not_finish(stack: Stack):
     sent: list[str] = []
     client = aws.client("s3")
     client.meta.events.register("before-send", lambda request, **kwargs: sent.append(request.url))
-    with aws.within(Deadline(lambda: aws.ATTEMPT_MS - 1)), pytest.raises(aws.OutOfTime, match="ListBuckets"):
+    with aws.within(Deadline(lambda: aws_limits.ATTEMPT_MS - 1)), pytest.raises(aws.OutOfTime, match="ListBuckets"):
         client.list_buckets()
     assert sent == []  # nothing was sent
-    with aws.within(Deadline(lambda: aws.ATTEMPT_MS + 1_000)):
+    with aws.within(Deadline(lambda: aws_limits.ATTEMPT_MS + 1_000)):
         client.list_buckets()
     assert len(sent) == 1

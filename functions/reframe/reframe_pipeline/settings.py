@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from reframe_pipeline.adapters.aws import ATTEMPT_MS
+from reframe_pipeline.adapters.aws_limits import ATTEMPT_MS
 from reframe_pipeline.domain.delivery import Delivery, delivery_for
 from reframe_pipeline.domain.planning import plan
 from reframe_pipeline.domain.preparation import Limits, decode_pixels_for

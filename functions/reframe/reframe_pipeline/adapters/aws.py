@@ -19,16 +19,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
+from reframe_pipeline.adapters.aws_limits import ATTEMPT_MS, ATTEMPTS, CONNECT_TIMEOUT_S, READ_TIMEOUT_S
 from reframe_pipeline.application.deadline import Deadline
 
-# DynamoDB, EventBridge, Secrets Manager, SQS and S3 answer these requests in tens of milliseconds; a read timeout
-# is between two reads of the socket, so it does not limit how long a large upload takes.
-CONNECT_TIMEOUT_S = 1
-READ_TIMEOUT_S = 3
-ATTEMPTS = 3  # botocore's "standard" mode: throttling and 5xx retried with jittered backoff
-# The longest one attempt can take: an attempt starts only with this much time left (UPLOAD_RESERVE_MS, the time
-# kept for the writes after the last provider call, is at least this).
-ATTEMPT_MS = (CONNECT_TIMEOUT_S + READ_TIMEOUT_S) * 1000
 BOUNDED = Config(
     connect_timeout=CONNECT_TIMEOUT_S,
     read_timeout=READ_TIMEOUT_S,
