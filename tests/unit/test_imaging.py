@@ -134,6 +134,15 @@ def test_verify_refuses_a_truncated_image_whatever_its_header_says() -> None:
     assert type(caught.value) is ImageCheckError  # a broken image, not a wrong size
 
 
+@pytest.mark.parametrize("progressive", [False, True])
+@pytest.mark.parametrize("cut", [0.5, 0.999])
+def test_verify_refuses_a_truncated_jpeg_though_it_decodes_jpegs_at_an_eighth(progressive: bool, cut: float) -> None:
+    body = saved(noise((640, 256)), "JPEG", quality=90, progressive=progressive)
+    assert verify(body, Size(640, 256)) == ("jpeg", Size(640, 256))  # the size as stored, not as decoded
+    with pytest.raises(ImageCheckError, match="does not decode"):
+        verify(body[: int(len(body) * cut)], Size(640, 256))
+
+
 # --- fit_exact: cover, then centre-crop ----------------------------------------------------------------------
 
 

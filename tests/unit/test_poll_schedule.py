@@ -14,8 +14,9 @@ import requests
 
 from reframe_pipeline.adapters.providers.limiter import AimdLimiter
 from reframe_pipeline.adapters.providers.poll_schedule import (
-    EARLY_FRACTIONS,
+    EARLY_GROWTH,
     FIRST_GUESS_S,
+    FIRST_POLL_S,
     LATEST_S,
     SHORTEST_STEP_S,
     Plan,
@@ -52,9 +53,11 @@ def run_jobs(schedule: PollSchedule, times: list[float], speed: str = "DEFAULT")
 
 def test_before_anything_is_learned_polls_come_early_then_close_together_around_the_documented_time():
     times = list(itertools.islice(PollSchedule().plan("DEFAULT", "1536x640").times(), 40))
-    early = [FIRST_GUESS_S * fraction for fraction in EARLY_FRACTIONS]
-    assert times[:3] == pytest.approx(early)
-    near = [t for t in times if FIRST_GUESS_S - 2.5 < t < FIRST_GUESS_S + 2.5]
+    early = [t for t in times if t < FIRST_GUESS_S - 2.5]
+    assert early[0] == FIRST_POLL_S
+    assert [b / a for a, b in itertools.pairwise(early)] == pytest.approx([EARLY_GROWTH] * (len(early) - 1))
+    assert len(early) <= 8  # what a first job of about 11 s costs before the window, as Segmind documents it
+    near = [t for t in times if FIRST_GUESS_S - 2 <= t < FIRST_GUESS_S + 2.5]
     assert min(near) <= FIRST_GUESS_S - 1 and max(near) >= FIRST_GUESS_S + 1
     assert max(b - a for a, b in itertools.pairwise(near)) <= 0.25 + 1e-9
     assert times == sorted(times)
@@ -70,8 +73,8 @@ def test_a_steady_service_is_learned_and_each_result_collected_soon_after_it_is_
     assert statistics.median(steady_delays) <= 0.25
     assert max(steady_delays) <= 0.5
     assert max(steady_polls) <= 8
-    # The first job, on the documented 11 s guess, is seen by an early poll, not at 11 s.
-    assert delays[0] <= FIRST_GUESS_S * EARLY_FRACTIONS[1]
+    # The first job, on the documented 11 s guess, is seen by an early poll, at most half its time late.
+    assert delays[0] <= 3.1 * (EARLY_GROWTH - 1)
 
 
 def test_the_polls_of_a_job_are_bounded_even_when_it_runs_far_late():
@@ -105,7 +108,7 @@ def test_what_is_learned_is_per_speed_and_a_new_resolution_starts_from_its_speed
 def test_next_after_gives_the_first_poll_then_each_following_one():
     plan = PollSchedule().plan("DEFAULT", "1536x640")
     first = plan.next_after(None)
-    assert first == pytest.approx(FIRST_GUESS_S * EARLY_FRACTIONS[0])
+    assert first == pytest.approx(FIRST_POLL_S)
     assert plan.next_after(first) > first
     assert plan.next_after(100.0) > 100.0
 
@@ -188,8 +191,10 @@ def test_the_provider_polls_on_the_learned_schedule_and_collects_soon_after_read
 def test_the_first_job_of_a_process_is_seen_by_an_early_poll():
     fake = FakeSegmind()
     wait(fake, PollSchedule())
-    # Polled at 1/8, 1/4 and 1/2 of the 11 s guess: a 3 s job is seen at 5.5 s, not after 11 s.
-    assert fake.polls == pytest.approx([FIRST_GUESS_S * fraction + 0.01 for fraction in EARLY_FRACTIONS])
+    # Polled from 0.5 s on, each poll 1.5 times later than the one before: a 3 s job is seen at 3.8 s, not at
+    # 5.5 s (an eighth, a quarter, then half of the 11 s guess, before) nor after 11 s.
+    assert fake.polls == pytest.approx([FIRST_POLL_S * EARLY_GROWTH**index + 0.01 for index in range(6)])
+    assert fake.polls[-1] < READY_S * EARLY_GROWTH
 
 
 def test_a_resumed_job_is_polled_at_once():
@@ -202,8 +207,8 @@ def test_a_resumed_job_is_polled_at_once():
 def test_too_little_time_left_leaves_the_job_for_a_later_receive():
     fake = FakeSegmind()
     with pytest.raises(ResultPendingError):
-        wait(fake, PollSchedule(), remaining_ms=1500)
-    assert fake.polls == []  # no sleep and no poll: the first poll comes later than the invocation lasts
+        wait(fake, PollSchedule(), remaining_ms=1400)
+    assert fake.polls == []  # no sleep and no poll: the first poll (0.5 s, and 1 s to spare) is past the end
 
 
 def test_a_failed_job_is_lost():

@@ -169,7 +169,7 @@ class Pipeline:
     def generations(self, storage: Storage, out_dir: str, present: set[str]) -> Generations:
         """A source's kept generations, as its folder's listing (``present``) shows them."""
         s = self.options
-        return Generations(storage, out_dir, present, s.keep_generations, s.source_limits.recipe)
+        return Generations(storage, out_dir, present, s.keep_generations, s.source_limits.recipe, self._io)
 
     # -- processing ----------------------------------------------------------------------------
     def process(self, storage: Storage, event: ObjectEvent, key: str, deadline: Deadline) -> Outcome:
@@ -385,10 +385,12 @@ def _moved_on(
     records: list[VariantRecord],
 ) -> Outcome | None:
     """The source looked at again after the slow part, then its sidecar: a newer upload or a newer sidecar of its
-    own owns the folder (this run's manifest and pruning would undo what that one made)."""
+    own owns the folder (this run's manifest and pruning would undo what that one made). Both are read at once:
+    the sidecar is of no use when the source moved on, but a second round trip after the first costs every run."""
+    sidecar = folder.io.submit(own_sidecar, folder.storage, info.key, config.options.max_sidecar_bytes)
     if (ended := _source_moved_on(folder, event, info, records)) is not None:
         return ended
-    now = own_sidecar(folder.storage, info.key, config.options.max_sidecar_bytes)
+    now = sidecar.result()
     if not overtaken(folder, found, now, lambda found_now: {v.name for v in config.plan(found_now)[0]}, records):
         return None
     return Outcome(event, "superseded", detail=f"{info.key}: its sidecar changed meanwhile", records=records)

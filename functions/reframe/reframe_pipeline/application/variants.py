@@ -103,17 +103,19 @@ class VariantProducer:
             resumed = False
             if kept is None:
                 result, (found, retry_seed), resumed, latency_ms = self._new_generation(job, meter, started)
-                generation_key = job.generations.store(
+                storing = job.generations.store(
                     job.gen_id, result, {**gen_metadata, **(found.metadata() if found else {})}
                 )
                 job.generations.checks[job.gen_id] = (found, retry_seed)
+                measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
             else:
-                result, generation_key = kept
+                result, storing = kept
                 latency_ms = int((time.monotonic() - started) * 1000)
                 found, retry_seed = self.checks.kept(job, result)
-        if kept is None:
-            measure("ProviderLatency", latency_ms, MetricUnit.Milliseconds)
-        written = self.writer.write(job, result, self.provenance, seed=retry_seed, found=found)
+        try:  # rendered while a new generation is written, which has landed before the variant's record is made
+            written = self.writer.write(job, result, self.provenance, seed=retry_seed, found=found)
+        finally:
+            generation_key = storing.result()
         if generation_key is not None:  # the bucket keeps it
             self.held.drop(job.work_id)
         self.journal.advance(job.work_id, "written")

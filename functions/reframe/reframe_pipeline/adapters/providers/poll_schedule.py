@@ -5,7 +5,9 @@ process learns that time (per speed and resolution; a resolution not yet seen ta
 polls close together near it (a twentieth of it apart, between ``SHORTEST_STEP_S`` and ``LONGEST_STEP_S``): a
 ready result waits no longer than that for its poll, and the polls per job stay bounded (``max_polls_to``).
 Before anything is learned the expectation is ``FIRST_GUESS_S`` (Segmind documents about 11 s for a reframe),
-with a few early polls in case this account's generations are much faster. Pure: the caller brings the clock.
+with early polls further and further apart before it (``EARLY_POLLS``), in case this account's generations are
+much faster: a fresh process collects its first results at most half their time late. Pure: the caller brings
+the clock.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ LATEST_S = 2.0  # between polls long after it: a job that runs late costs one po
 _LATE_GROWTH = 1.5  # of the wait between polls past the window, from the step up to LATEST_S
 # The window polled every STEP_S: the expected end +- twice the typical deviation, within these bounds.
 SMALLEST_SPREAD_S, LARGEST_SPREAD_S = 0.25, 2.0
-# Before anything is learned: polls at these fractions of the guess, so a much faster generation waits at most
-# about as long again as it took.
-EARLY_FRACTIONS = (0.125, 0.25, 0.5)
+# Before anything is learned: the first poll this long after the submission, then each this many times later
+# than the one before (a result ready between two is seen at most half its time late), up to the window.
+FIRST_POLL_S, EARLY_GROWTH = 0.5, 1.5
 _WEIGHT = 0.5  # of a new observation in the learned averages: a changed service is followed within a few jobs
 
 
@@ -53,8 +55,8 @@ class Plan:
         start = max(0.0, self.estimate.expected_s - self.spread_s)
         end = self.estimate.expected_s + self.spread_s
         if not self.estimate.learned:
-            early = (self.estimate.expected_s * fraction for fraction in EARLY_FRACTIONS)
-            yield from (at for at in early if at < start)
+            early = (FIRST_POLL_S * EARLY_GROWTH**index for index in itertools.count())
+            yield from itertools.takewhile(lambda at: at < start, early)
         step = self.step_s
         near = (start + index * step for index in itertools.count())
         at = start
@@ -98,7 +100,7 @@ class PollSchedule:
             known = self._learned.get((speed, resolution)) or self._by_speed.get(speed) or self._first
             plan = Plan(known)
             if not_ready_s is None and known.learned:
-                # Ready at the first poll: maybe long before. The next job probes early again (EARLY_FRACTIONS),
+                # Ready at the first poll: maybe long before. The next job probes early again (FIRST_POLL_S on),
                 # so a service that became faster is found within a job or two.
                 estimate = Estimate(max(0.0, ready_s - plan.step_s), known.deviation_s, learned=False)
             else:
