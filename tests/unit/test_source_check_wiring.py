@@ -18,8 +18,9 @@ from reframe_pipeline.domain.resolutions import Size
 from reframe_pipeline.settings import Settings, SettingsError
 from tests.unit.fakes import FakeProvider, MemoryBudget
 from tests.unit.images import saved
-from tests.unit.orchestration_harness import OUT, PRICE, TARGETS, Harness
+from tests.unit.orchestration_harness import OUT, PRICE, SOURCE, TARGETS, Harness
 from tests.unit.test_source_check import scene
+from tests.waiting import wait_until
 
 PICTURE = scene((300, 200))
 
@@ -193,3 +194,15 @@ def test_the_sources_thumbnail_is_made_once_and_reuses_bytes_a_provider_loaded()
     loaded.load()
     loaded.thumbnail()
     assert len(reads) == 2  # the provider's load, and no other
+
+
+def test_the_sources_thumbnail_is_made_while_the_provider_works(make: Any, counted: list[str]) -> None:
+    def during(_: Any) -> None:  # mid-call: the source has been read whole (for its thumbnail) meanwhile
+        wait_until(lambda: (SOURCE, None) in h.storage.reads, 5, "the source read for its thumbnail")
+
+    h = make(provider=FakeProvider(image=faithful, during=during))
+    h.sidecar(targets=TARGETS[:2])
+    records = h.handle().records
+    assert [r.status for r in records] == ["created", "created"]
+    assert all(r.source_match is not None and r.source_match > 0.95 for r in records)
+    assert [key for key, length in h.storage.reads if length is None].count(SOURCE) == 1  # once for every variant

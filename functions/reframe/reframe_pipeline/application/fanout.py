@@ -35,11 +35,14 @@ class FolderContents:
 
 
 class FanOut:
-    def __init__(self, producer: VariantProducer, guard: VariantGuard, max_parallel_calls: int) -> None:
+    def __init__(
+        self, producer: VariantProducer, guard: VariantGuard, max_parallel_calls: int, io: ContextPool
+    ) -> None:
         self.producer = producer
         self.guard = guard
         # One pool per process: MAX_PARALLEL_CALLS is the number of provider calls in flight.
         self._calls = ContextPool(max_parallel_calls, thread_name_prefix="reframe-call")
+        self._io = io  # the pipeline's, for S3 work beside the calls
 
     def close(self) -> None:
         self._calls.shutdown()
@@ -79,8 +82,9 @@ class FanOut:
             )
             futures[v.name] = self._calls.submit(self._produce_in_context, job)
             jobs.append(job)
-        for name, future in futures.items():
-            records[name] = future.result()
+        if jobs and self.producer.source_check.mode != "off":
+            self._io.submit(source.thumbnail)  # made while the provider works, not after its first answer
+        records |= {name: future.result() for name, future in futures.items()}
         self.producer.let_go(jobs, records)
         return [records[v.name] for v in variants]
 

@@ -106,9 +106,9 @@ class Pipeline:
         producer = producer_for(
             options, provider, budget=budget, journal=journal, signer=signer, fallback=fallback, optimizer=optimizer
         )
-        self.fanout = FanOut(producer, guard, options.max_parallel_calls)
         # S3 lookups of the sources being handled (up to 10 records of a batch at once).
         self._io = ContextPool(LOOKUP_THREADS, thread_name_prefix="reframe-io")
+        self.fanout = FanOut(producer, guard, options.max_parallel_calls, self._io)
 
     def close(self) -> None:
         """Let the thread pools go (a tool or test that builds another pipeline in this process)."""
