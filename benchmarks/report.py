@@ -88,10 +88,13 @@ SHORTFALL = {
     "here is a faster stand-in for S3, not less work in the pipeline: the remaining requests are the ones "
     "the contract needs.",
     3: "With Segmind's asynchronous API (the default) the first event also waits for its jobs' first status poll: "
-    "a fresh process has learned no generation time yet, so it polls first at an eighth of Segmind's documented "
-    "11 s (1.375 s), where the warm event polls when the emulator, answering at once, has taught it to; the "
-    "synchronous API's figure beside it has no poll in it. Deployed, a generation takes longer than that first "
-    "wait, so it costs nothing there. "
+    "a fresh process has learned no generation time yet, so it polls first at 0.5 s, then each poll 1.5 times later "
+    "than the one before up to Segmind's documented 11 s, where the warm event polls when the emulator, answering "
+    "at once, has taught it to; the synchronous API's figure beside it has no poll in it. Until 2026-12-06 the first "
+    "polls came at an eighth, a quarter and half of 11 s (1.375, 2.75 and 5.5 s): this figure was 6.71 in the last "
+    "run before the change and 3.42 in the first after (one run each); a 3 s generation in a fresh process is now "
+    "seen at 3.8 s instead of 5.5 s. Deployed, a generation takes longer than that first wait, so it costs nothing "
+    "there. "
     "What the handler adds to the baseline (the split above): pydantic itself (about 55 ms of CPU to "
     "import) and the models built at import (settings, sidecar, manifest, notices, provenance: about 40 ms); "
     "Pillow, which reads every source's header (about 10 ms); the DynamoDB client of the idempotency table and "
@@ -130,17 +133,27 @@ SHORTFALL = {
     "first receives and cold starts at the start of the run slow down with them. Deployed, DynamoDB answers "
     "in a few ms and the function's cores are its own.",
     8: "",
-    10: "Where the time goes, timed step by step on 2026-12-05 with the cores otherwise idle (8 targets, 1 s "
-    "generations, wall 1.34-1.42): about 20 ms of lookups before the first request; each call's provider time "
-    "1.13-1.15 s at the median, the slowest of the 8 ending 180-245 ms after its generation (the submission, "
-    "in which the emulator fetches the source from moto, the status poll that sees it done, a step of at least "
-    "0.1 s after it was ready, then the result's document and image); then 150-170 ms after the last result: "
-    "its source check (10-20 ms), the kept generation and the variant written to moto (25-45 ms each), the "
-    "JPEG's lossless optimization, and the manifest. Tried and dropped: polls 0.05 s apart near the expected "
-    "end (1.40 and 1.42 against 1.35 and 1.38 in the same session, with 8.0 status polls per variant instead of "
-    "5.8: the extra polls cost the shared cores what they saved in waiting). Deployed, S3 answers in a few "
-    "milliseconds; and beside Segmind's documented ~11 s generation, the same 0.35-0.4 s would be a ratio of "
-    "about 1.04 (arithmetic, not measured).",
+    10: "The 2 cores at the end of the invocation. The 8 generations, submitted together, are ready within about "
+    "50 ms of each other, and each result's work then lands at once: its download and the source check, two HEADs "
+    "of the source (nothing is written for a source replaced meanwhile), the kept generation and the variant written "
+    "to moto, the JPEG's lossless optimization (about 11 ms of CPU each), then the manifest. Measured on 2026-12-06 "
+    "(8 targets, 1 s generations, five invocations, the cores otherwise idle): per invocation the function used "
+    "0.35-0.47 s of CPU, moto 0.16-0.20 s and the emulator 0.11-0.24 s, most of it in the last 0.3 s; botocore "
+    "costs 3-5 ms of CPU per request and each variant makes four. The same invocation with 1 target, nothing "
+    "competing, is 1.22: the submission (about 20 ms, the emulator fetching the source from moto), the status "
+    "poll that sees the job done (at most a step, 0.1 s, after it is ready), the result's document and image "
+    "(about 10 ms), the check and the writes (about 50 ms), then the manifest with the source and the sidecar "
+    "looked at again before and after it (about 35 ms). Changes kept this round, measured together in the same "
+    "session, two runs each: 1.40 and 1.41 (1 s) and 1.15 and 1.16 (3 s) before, 1.33 and 1.33, 1.12 and 1.14 "
+    "after: a new generation is written to S3 while its variant is rendered, not before; the source and its "
+    "sidecar are read at once (they were read one after the other) before and after the manifest; a JPEG's "
+    "decode check runs at an eighth of its size (every byte is still decoded, a third of the CPU); and the "
+    "source's thumbnail for the check is made while the provider works instead of after its first answer. "
+    "Tried and dropped: polls a fortieth of the expected time apart (at least 0.05 s) in a narrower window, "
+    "1.37-1.39 at 1 s against 1.33 with 8.8 status polls per variant instead of 5.8; a thirtieth instead of a "
+    "twentieth, no change. Deployed, S3 answers in a few milliseconds, its requests use none of the function's "
+    "CPU, and beside Segmind's documented ~11 s generation the same 0.3-0.35 s would be a ratio of about 1.03 "
+    "(arithmetic, not measured).",
     11: "",
     9: "Here the 2 cores, not the provider, set the pace: moto (one Python process answering S3, SQS and "
     "DynamoDB, including the shared slots' conditional writes), the instances and the emulator share them; "
@@ -237,6 +250,9 @@ measure the emulator. Its fixed latency (`latency_ms`) stands in for the provide
   waiting call of its instance. A call that cannot get a
   slot before its invocation's deadline hands its record back to the queue, which returns it after
   RETRY_VISIBILITY_S (doubling per receive) instead of the queue's visibility timeout.
+- **The end of a variant**: a new generation is kept (written to S3) while its variant is rendered; the source's
+  thumbnail for the source check is made while the provider works; a JPEG's decode check runs at an eighth of
+  its size; the source and its sidecar are looked at again together before and after the manifest.
 - **Cold start**: the function's modules ship compiled (`functions/reframe/Makefile`); the imports and clients
   load with the garbage collector paused, then frozen (`reframe_pipeline/loading.py`); one boto3 session for
   every AWS client (`reframe_pipeline/adapters/aws.py`); the SQS batch's
