@@ -4,28 +4,16 @@ and the source check's CPU time per variant."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import statistics
 import time
 
-from PIL import Image
-
 from . import source_check
-from .figures import Figure, Sizes, targets_spread
+from .figures import SAMPLE, Figure, Sizes, targets_spread
 from .stack import BUCKET, Bench, configure_emulator, emulator_stats, invoke
 
-GREY = (128, 128, 128)  # the emulator's fast render: a flat picture of this colour
 SOURCE_CHECK_GOAL_MS = 15.0
-
-
-def grey_jpeg() -> bytes:
-    """A source the emulator's fast render keeps intact (a flat picture of the same grey), so each variant's
-    source check does the work it does on an intact result: the expected box decoded and scored."""
-    out = io.BytesIO()
-    Image.new("RGB", (600, 400), GREY).save(out, "JPEG", quality=90)
-    return out.getvalue()
 
 
 def _run(bench: Bench, latency_s: float, targets: list[str], runs: int, tag: str) -> tuple[list[float], list[float]]:
@@ -35,7 +23,7 @@ def _run(bench: Bench, latency_s: float, targets: list[str], runs: int, tag: str
     walls: list[float] = []
     delays: list[float] = []
     for run in range(-1, runs):
-        source = bench.upload(f"uploads/defaults/{tag}-{run + 1}.jpg", grey_jpeg(), targets)
+        source = bench.upload(f"uploads/defaults/{tag}-{run + 1}.jpg", SAMPLE.read_bytes(), targets)
         started = time.perf_counter()
         invoke(source)
         wall = time.perf_counter() - started

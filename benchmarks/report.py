@@ -58,8 +58,9 @@ MEANING = {
     "and each instance's peak RSS (VmHWM when it stops) must stay within figure 4's 250 MB.",
     10: "The default settings (Segmind's async API, SOURCE_CHECK=warn): one S3 event for a source with 8 targets, "
     "the handler in this process, the emulator answering JPEG (as Segmind does) after a fixed 1 s, then 3 s; the "
-    "source is a flat grey JPEG, which the emulator's fast render keeps intact, so each variant's source check "
-    "does the work it does on an intact result. Each generation time has one invocation first that is not "
+    "source is the sample photo (rocket.jpg), which the emulator's fast render keeps intact, so each variant's "
+    "source check does the work it does on an intact result (until 2026-12-06 it was a flat grey JPEG, which made "
+    "every answer a flat picture of a few KB). Each generation time has one invocation first that is not "
     "counted (the process learns that time, as a warm one has). The wall time divided by the generation time; "
     "how long after its generation ended each result was collected (the variant's provider time minus the "
     "generation time: the request, the emulator's own work and the download count too); and the status polls "
@@ -219,10 +220,12 @@ runs every figure at tiny sizes in about 30 seconds to check the harness (the en
 figures 7 to 9 run as child processes on 127.0.0.1 (`reframe_local.servers`, `benchmarks/instance.py`) and
 are stopped by their pid when the run ends.
 
-The emulator renders with `render: "fast"` (`POST /_emulator/config`): a flat image of the requested size,
-PNG at the fastest compression, instead of extending the source with the local engine. On 2 cores the
-emulator's rendering would otherwise compete with the pipeline for the CPU, and figures 1 and 2 would
-measure the emulator. Its fixed latency (`latency_ms`) stands in for the provider's generation time.
+The emulator renders with `render: "fast"` (`POST /_emulator/config`): the source centred and scaled to fit,
+as the reframe keeps it, on flat grey margins, instead of margins the local engine extends; PNG answers at the
+fastest compression. On 2 cores the emulator's rendering would otherwise compete with the pipeline for the CPU,
+and figures 1 and 2 would measure the emulator; the source check finds the source where a faithful result has
+it (until 2026-12-06 the fast render was a flat picture, in which every check searched and flagged). Its fixed
+latency (`latency_ms`) stands in for the provider's generation time, its rendering included.
 
 ## What each figure means
 

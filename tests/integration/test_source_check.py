@@ -83,6 +83,17 @@ def test_a_repainted_centre_is_kept_and_flagged(stack: Stack, name: str, capsys:
     assert metric(capsys.readouterr().out, "SourceAltered") == 1
 
 
+@pytest.mark.parametrize("name", SAMPLES)
+def test_the_emulators_fast_render_keeps_the_source_where_the_reframe_does(stack: Stack, name: str):
+    """The benchmarks' render: flat margins, the source centred and scaled to fit, so a check of it does what it
+    does on a faithful result (not a search of a picture that lost its source), and a repaint is still flagged."""
+    stack.emulator_config(render="fast", image_format="jpeg")
+    intact = reframed(stack, name, "ok")
+    assert intact["source_match"] > 0.95 and intact["warnings"] == []
+    assert off_by(intact, name, None) <= TOLERANCE_PX
+    assert reframed(stack, name, "repaint")["warnings"] == ["source_altered"]
+
+
 def test_a_flagged_variant_found_existing_keeps_its_warning(stack: Stack):
     """The warning travels with the variant (its metadata): a redelivery that finds it existing shows it too."""
     first = reframed(stack, "rocket.jpg", "repaint")

@@ -19,8 +19,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 ResponseFormat = Literal["image", "json-base64", "json-url"]
 # How every generated image is encoded: JPEG, as Segmind answers; PNG on request.
 ImageFormat = Literal["jpeg", "png"]
-# "reframe": the local engine extends the source (plausible pictures); "fast": a flat image of the
-# requested size, so that on a small machine benchmarks measure the client, not the emulator's rendering.
+# "reframe": the local engine extends the source (plausible pictures); "fast": the source, centred and scaled to
+# fit as the reframe keeps it, on flat grey margins, so that on a small machine benchmarks measure the client, not
+# the emulator's rendering.
 RenderMode = Literal["reframe", "fast"]
 JobStatus = Literal["QUEUED", "PROCESSING", "COMPLETED", "FAILED"]
 Api = Literal["segmind", "ideogram"]  # whose contract an endpoint follows
