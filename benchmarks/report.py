@@ -74,20 +74,18 @@ MEANING = {
 
 # Why a goal can be missed on a 2-core machine, and what would close the gap: shown for figures not met.
 SHORTFALL = {
-    1: "The emulator's fast render answers a flat picture, in which the source check cannot find the sample "
-    "source, so each variant's check searches (about 0.1-0.2 s of CPU, 8 at once on 2 cores) and flags it; "
-    "figure 10 measures the same fan-out with a source the check finds intact. Besides, every call's own work "
-    "(the emulator fetching and checking the source, encoding its answer; the function checking and uploading "
-    "each result) shares the 2 cores; a faster machine would close it.",
-    2: "Most of it is the source check's search on the flat answer (see figure 1): measured on 2026-11-25 with "
-    "SEGMIND_API_MODE=sync, the same figure was 71 ms (median of 6), of which the emulator's own work 17 ms. "
-    "Besides the emulator's own share "
-    "(above), each source costs six requests to moto: four independent "
-    "lookups (head, sidecar, ranged header read, listing) that run together, then the variant and the "
-    "manifest. moto is a Python server sharing the 2 cores with the pipeline and the emulator, so each "
-    "request takes 7-20 ms here where S3 answers in a few; the answer is decoded once. What would close it "
-    "here is a faster stand-in for S3, not less work in the pipeline: the remaining requests are the ones "
-    "the contract needs.",
+    1: "What figure 10 explains, with 1 s calls: the 8 answers arrive together and their work (downloads, source "
+    "checks, the writes to moto, the JPEG's lossless optimization, the manifest) shares the 2 cores with moto and "
+    "the emulator. Until 2026-12-06 the emulator's fast render answered a flat picture in which every check searched "
+    "for the source (0.1-0.2 s of CPU each) and flagged it: 1.66 in the last run before, 1.43 in the first after "
+    "(one run each); a faster machine, or S3 and the provider on cores of their own as deployed, would close it.",
+    2: "The requests the contract needs, each 7-20 ms against moto here where S3 answers in a few: four lookups "
+    "at once (head, sidecar, ranged header read, listing); the submission (the emulator fetching the source from "
+    "moto), a status poll (at most a step, 0.1 s, after the result is ready), the result and its image; two HEADs "
+    "of the source (nothing is written for a source replaced meanwhile), the kept generation and the variant "
+    "written at once; the source and the sidecar looked at again, the manifest, again the source and the sidecar. "
+    "208 ms in the last run before the emulator's fast render kept the source (every check searched then), 156 ms "
+    "in the first after. What would close it here is a faster stand-in for S3, not less work in the pipeline.",
     3: "With Segmind's asynchronous API (the default) the first event also waits for its jobs' first status poll: "
     "a fresh process has learned no generation time yet, so it polls first at 0.5 s, then each poll 1.5 times later "
     "than the one before up to Segmind's documented 11 s, where the warm event polls when the emulator, answering "
@@ -154,7 +152,10 @@ SHORTFALL = {
     "1.37-1.39 at 1 s against 1.33 with 8.8 status polls per variant instead of 5.8; a thirtieth instead of a "
     "twentieth, no change. Deployed, S3 answers in a few milliseconds, its requests use none of the function's "
     "CPU, and beside Segmind's documented ~11 s generation the same 0.3-0.35 s would be a ratio of about 1.03 "
-    "(arithmetic, not measured).",
+    "(arithmetic, not measured). The figure above measures the sample photo as the source; until 2026-12-06 it "
+    "measured a flat grey one, whose answers were flat JPEGs of about 16 KB: the same session, two runs each, gave "
+    "1.35 and 1.36 (1 s) and 1.12 and 1.12 (3 s) with the grey source against 1.44 and 1.45, 1.15 and 1.17 with "
+    "the photo (its answers are 150-250 KB, each downloaded, checked, optimized and written).",
     11: "",
     9: "Here the 2 cores, not the provider, set the pace: moto (one Python process answering S3, SQS and "
     "DynamoDB, including the shared slots' conditional writes), the instances and the emulator share them; "
@@ -164,8 +165,11 @@ SHORTFALL = {
     "(docs/reliability.md). moto, saturated here (about 90 % of a core for the whole run), sometimes answers "
     "slower, and a record whose requests time out on 5 receives goes to the dead-letter queue. Three runs of this"
     " figure at 3 s lost 0, 25 and 6 variants (0, 14 and 4 dead letters); at 2 s one run lost 116 (62 dead "
-    "letters); last round's 5 s reads lost none. Deployed, DynamoDB, S3 and SQS answer in milliseconds; a longer "
-    "read would need a longer UPLOAD_RESERVE_MS.",
+    "letters); last round's 5 s reads lost none; on 2026-12-06 one run lost 16 (9 dead letters), each failed "
+    "receive a read timeout of the idempotency record's write. The harness hands a failed record back after 1 s "
+    "(RETRY_VISIBILITY_S, doubling per receive), so its 5 receives are spent within 15 s of a saturated moto; with "
+    "the template's 30 s they would span 7.5 minutes. Deployed, DynamoDB, S3 and SQS answer in milliseconds; a "
+    "longer read would need a longer UPLOAD_RESERVE_MS.",
 }
 
 # Measured by hand, both in one session on the same machine (the code before: a checkout of the commit before
