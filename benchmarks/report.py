@@ -108,12 +108,14 @@ SHORTFALL = {
     "CPU); the webhook and EventBridge adapters are imported only when set. Kept from 2026-11-25: one boto3 "
     "session for every client, the SQS batch's failures reported without Powertools' batch utility. Measured "
     "and not kept: pydantic `defer_build` and lazy imports of pydantic or Pillow move their cost into the "
-    "first event, which validates the settings, a sidecar, a manifest and a notice anyway. Not adopted: "
-    "Lambda SnapStart, which would take the imports and clients out of a cold start (restored from a snapshot "
-    "taken after them) but cannot be measured here; SAM enables it only through an alias published on every "
-    "deploy, Python snapshots are billed for caching and for each restore, and a cold start is small beside "
-    "the generations (about 11 s) each invocation waits for. What would close the gap: the settings, sidecar "
-    "and manifest validated without pydantic (about 95 ms), and nothing else of that size is left.",
+    "first event, which validates the settings, a sidecar, a manifest and a notice anyway. Offered since "
+    "2026-12-06, off by default and not measured here (the stand-ins take no snapshots): Lambda SnapStart "
+    '(`SnapStart=Enabled`, docs/deploy.md, "Cold starts"), which takes the imports, the settings and the '
+    "clients out of a deployed cold start: the pipeline is built before the snapshot and each restored copy "
+    "seeds its random generator again; Python snapshots are billed for caching and for each restore, and a cold "
+    "start is small beside the generations (about 11 s) each invocation waits for. What would close the gap "
+    "here: the settings, sidecar and manifest validated without pydantic (about 95 ms), and nothing else of that "
+    "size is left.",
     4: "Most of the peak is the interpreter with boto3, Powertools, pydantic and Pillow loaded, plus one "
     "decoded result per call in flight.",
     5: "Throughput is lost whenever fewer than 4 calls are in flight: while the first 429s teach the limiter "

@@ -97,6 +97,21 @@ def test_event_source_mapping(transformed: dict[str, Any]) -> None:
     assert 0 < props["MaximumBatchingWindowInSeconds"] <= 30
 
 
+def test_snapstart_is_off_by_default_and_the_queue_invokes_a_published_version(transformed: dict[str, Any]) -> None:
+    _, function = only(transformed, "AWS::Lambda::Function")
+    snapstart = function["Properties"]["SnapStart"]
+    assert Evaluator(transformed)(snapstart) == {"ApplyOn": "None"}
+    assert Evaluator(transformed, SnapStart="Enabled")(snapstart) == {"ApplyOn": "PublishedVersions"}
+    assert transformed["Parameters"]["SnapStart"]["AllowedValues"] == ["Disabled", "Enabled"]
+    # SnapStart applies only to published versions: the queue's events go to the alias each deploy moves.
+    (alias_id, alias), (version_id, _) = (
+        only(transformed, kind) for kind in ("AWS::Lambda::Alias", "AWS::Lambda::Version")
+    )
+    assert alias["Properties"]["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
+    _, esm = only(transformed, "AWS::Lambda::EventSourceMapping")
+    assert esm["Properties"]["FunctionName"] == {"Ref": alias_id}
+
+
 def test_dead_letter_queue(transformed: dict[str, Any]) -> None:
     queue = transformed["Resources"]["UploadQueue"]["Properties"]
     dlq = transformed["Resources"]["DeadLetterQueue"]["Properties"]

@@ -22,6 +22,7 @@ with collector_paused():  # the cold start's imports
     from reframe_pipeline.domain.events import ObjectEvent
     from reframe_pipeline.observability import count, logger, metrics, tracer
     from reframe_pipeline.settings import current
+    from reframe_pipeline.snapstart import register as register_snapstart_hooks
 
 MAX_RECORDS_IN_PARALLEL = 10  # an SQS batch holds at most 10 messages
 
@@ -151,3 +152,6 @@ def _traced() -> Any:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result: dict[str, Any] = _traced()(event, context)
     return result
+
+
+register_snapstart_hooks(pipeline)  # with SnapStart on, the pipeline is built into the snapshot
