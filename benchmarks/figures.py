@@ -117,7 +117,7 @@ def overhead(bench: Bench, sizes: Sizes) -> Figure:
         extra_ms <= 50,
         f"median of {len(walls)}; min {(min(walls) - sizes.latency_s) * 1000:.0f} ms, "
         f"max {(max(walls) - sizes.latency_s) * 1000:.0f} ms; of which the emulator's own work beyond the latency "
-        f"(fetching and checking the source, encoding its answer) {served}",
+        f"(encoding its answer) {served}",
     )
 
 

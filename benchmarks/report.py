@@ -16,7 +16,8 @@ MEANING = {
     "time divided by the latency. A sequential pipeline scores 8.",
     2: "The same with one target, 20 times: the median wall time minus the 1 s latency is what the pipeline "
     "adds per variant (S3 head, sidecar, ranged header read, listing, presigning, the check of the answer, "
-    "the upload, the manifest, and the emulator's own fetch of the source and encoding of its answer).",
+    "the upload, the manifest, and the emulator's encoding of its answer; its fetch of the source is within "
+    "the latency since 2026-12-06).",
     3: "Fresh processes (`benchmarks/cold_child.py`), nothing heavy imported before the clock starts. The "
     "handler, as `sam build` makes it (`functions/reframe/Makefile`: its modules compiled, since Lambda's code "
     "directory is read-only): import `reframe_pipeline.handler`, build its clients, then two SQS batches of one "
@@ -231,7 +232,8 @@ as the reframe keeps it, on flat grey margins, instead of margins the local engi
 fastest compression. On 2 cores the emulator's rendering would otherwise compete with the pipeline for the CPU,
 and figures 1 and 2 would measure the emulator; the source check finds the source where a faithful result has
 it (until 2026-12-06 the fast render was a flat picture, in which every check searched and flagged). Its fixed
-latency (`latency_ms`) stands in for the provider's generation time, its rendering included.
+latency (`latency_ms`) stands in for the provider's generation time: a call's whole time in the emulator, from
+its request, the source's fetch and the rendering included (until 2026-12-06 they came on top of it).
 
 ## What each figure means
 

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -722,6 +723,7 @@ def test_ideogram_unsafe(http: requests.Session, emu: str) -> None:
 
 def test_v2_queues_runs_and_answers_the_output(http: requests.Session, emu: str, files: str) -> None:
     configure(http, emu, latency_ms=300)
+    sent = time.monotonic()
     response = segmind_v2(http, emu, {"image": f"{files}/coffee.png", "resolution": "1536x640", "seed": 4242})
     assert response.status_code == 200, response.text
     accepted = response.json()
@@ -743,11 +745,12 @@ def test_v2_queues_runs_and_answers_the_output(http: requests.Session, emu: str,
     assert running.status_code == 200
     assert running.json() in ({"request_id": request_id, "status": s} for s in ("QUEUED", "PROCESSING"))
     assert until_ended(http, status_url).json() == {"request_id": request_id, "status": "COMPLETED"}
+    assert time.monotonic() - sent >= 0.3  # the latency counts from the request, the source's fetch included
 
     done = v2_get(http, accepted["response_url"]).json()
     assert done["request_id"] == request_id
     assert done["status"] == "COMPLETED"
-    assert done["metrics"]["processing_ms"] >= 300
+    assert done["metrics"]["processing_ms"] > 0
     assert done["metrics"]["queue_ms"] >= 0
     assert verify(http.get(done["output"], timeout=10).content) == ("jpeg", (1536, 640))
     numbers = stats(http, emu)
@@ -910,3 +913,44 @@ def test_loopback_only() -> None:
         with pytest.raises(ValueError, match="loopback"):
             make_server(host, 0, config)
     assert main(["--host", "0.0.0.0", "--port", "0", "--api-key", "k"]) == 2
+
+
+SLOW_SOURCE_S = 0.4
+
+
+@pytest.fixture
+def slow_source() -> Iterator[str]:
+    """The URL of a sample image that its server takes SLOW_SOURCE_S to start sending."""
+    body = (IMAGES / "coffee.png").read_bytes()
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(SLOW_SOURCE_S)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/coffee.png"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_latency_is_a_calls_whole_time_the_sources_fetch_included(
+    http: requests.Session, emu: str, slow_source: str
+) -> None:
+    """As a client sees a provider's generation time: a slow source is part of it, not added after it."""
+    configure(http, emu, latency_ms=900)
+    started = time.monotonic()
+    response = segmind(http, emu, {"image": slow_source, "resolution": "1536x640"})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.text
+    assert 0.9 <= elapsed < 0.9 + SLOW_SOURCE_S  # the 0.4 s fetch inside the 0.9 s, not on top of it

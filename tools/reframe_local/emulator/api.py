@@ -245,15 +245,15 @@ def _fast_canvas(source: Image.Image, size: Size) -> Image.Image:
 
 
 def generate(state: EmulatorState, source: Image.Image, call: Call) -> Image.Image:
-    """The model's work: reframe, then take the rest of the time the real service takes (``latency_ms`` is the
-    generation's whole time, its rendering included)."""
+    """The model's work: reframe, then take the rest of the time the real service takes. ``latency_ms`` is the
+    call's whole time from its request, as a client sees a generation's: fetching the source and rendering
+    included."""
     assert call.resolution is not None
-    started = time.monotonic()
     size = parse_size(call.resolution)
     if call.fault == "wrong-size":
         size = size._replace(width=size.width - WRONG_SIZE_PX)
     image = render(source, size, state.config.render, call.fault)
-    time.sleep(max(0.0, state.config.latency_ms / 1000 - (time.monotonic() - started)))
+    time.sleep(max(0.0, call.started + state.config.latency_ms / 1000 - time.monotonic()))
     return image
 
 

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
     parser.add_argument("--api-key", required=True, help="the key clients must send")
-    parser.add_argument("--latency-ms", type=int, default=0, help="each generation's time, its rendering included")
+    parser.add_argument("--latency-ms", type=int, default=0, help="a generation's whole time, from its request")
     parser.add_argument("--max-in-flight", type=int, default=None, help="answer 429 above this many calls")
     parser.add_argument("--square-only", action="store_true", help="reject non-square sources (400)")
     parser.add_argument("--max-source-bytes", type=int, default=None, help="reject larger sources (400)")

@@ -153,6 +153,7 @@ class Call:
     # The reset it started after: a call still running when the emulator is reset (a slow one whose
     # client gave up) must not count in the stats that follow.
     epoch: int = 0
+    started: float = field(default_factory=time.monotonic)  # when the request arrived: latency_ms counts from it
 
     @property
     def api(self) -> Api:
@@ -160,7 +161,7 @@ class Call:
 
     def public(self) -> dict[str, Any]:
         """As the stats report it."""
-        document = {k: v for k, v in dataclasses.asdict(self).items() if k != "epoch"}
+        document = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("epoch", "started")}
         return {**document, "source_size": list(self.source_size) if self.source_size else None}
 
 
