@@ -170,9 +170,9 @@ SHORTFALL = {
     " figure at 3 s lost 0, 25 and 6 variants (0, 14 and 4 dead letters); at 2 s one run lost 116 (62 dead "
     "letters); last round's 5 s reads lost none; on 2026-12-06 two runs lost 16 and 30 (9 and 16 dead "
     "letters), each failed receive in the first a read timeout of the idempotency record's write. The "
-    "harness hands a failed record back after 1 s (RETRY_VISIBILITY_S, doubling per receive), so its 5 receives are spent within 15 s of a saturated moto; with "
-    "the template's 30 s they would span 7.5 minutes. Deployed, DynamoDB, S3 and SQS answer in milliseconds; a "
-    "longer read would need a longer UPLOAD_RESERVE_MS.",
+    "harness hands a failed record back after 1 s (RETRY_VISIBILITY_S, doubling per receive), so its 5 "
+    "receives are spent within 15 s of a saturated moto; with the template's 30 s they would span 7.5 minutes. "
+    "Deployed, DynamoDB, S3 and SQS answer in milliseconds; a longer read would need a longer UPLOAD_RESERVE_MS.",
 }
 
 # Measured by hand, both in one session on the same machine (the code before: a checkout of the commit before
