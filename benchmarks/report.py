@@ -131,9 +131,10 @@ SHORTFALL = {
     "5.6 s, fewer for 1.5 s, and 0.9 s passed before the first call and after the last. The 3-in-flight time is "
     "about 39 ms per call between one call's answer and the next call's request in the same slot: the answer's "
     "transfer and check, the hand-over write to DynamoDB (moto, serving six instances' S3, SQS and DynamoDB "
-    "from one Python process) and the next request. Not done: a hand-over within one invocation could skip its "
-    "write (the lease's expiry is the same), but the lease's expected end would then be stale, and other "
-    "instances would look at the slot too late once it is released.",
+    "from one Python process) and the next request. Since then a hand-over within one invocation writes "
+    "nothing before the next call goes (its lease has the same expiry), and the lease's expected end is written "
+    "after: three runs gave 91, 91 and 93 %, with 3 in flight for 4.8, 4.1 and 5.3 s. What is left between calls "
+    "is the answer's transfer and check and the next request, on the same 2 cores as moto and six instances.",
     8: "",
     10: "The 2 cores at the end of the invocation. The 8 generations, submitted together, are ready within about "
     "50 ms of each other, and each result's work then lands at once: its download and the source check, two HEADs "
@@ -258,7 +259,7 @@ its request, the source's fetch and the rendering included (until 2026-12-06 the
   leases in the idempotency table (`reframe_pipeline/adapters/providers/shared_slots.py`) from its request
   until its result is collected; a lease expires with the invocation that took it. A lease says when its
   holder expects to finish, and waiting calls look again then; a finishing call hands its slot to the next
-  waiting call of its instance. A call that cannot get a
+  waiting call of its instance (one of the same invocation goes at once, under the same lease). A call that cannot get a
   slot before its invocation's deadline hands its record back to the queue, which returns it after
   RETRY_VISIBILITY_S (doubling per receive) instead of the queue's visibility timeout.
 - **The end of a variant**: a new generation is kept (written to S3) while its variant is rendered; the source's

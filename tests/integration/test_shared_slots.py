@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,48 @@ def test_a_finishing_call_hands_its_slot_to_a_waiting_call_of_its_process(dynamo
     item = dynamodb.get_item(TableName=TABLE, Key={"id": {"S": "slot#segmind#0"}}, ConsistentRead=True)["Item"]
     assert "holder" in item and int(item["expected_end"]["N"]) >= int(item["lease_expires"]["N"]) - 60_000
     second.__exit__(None, None, None)
+
+
+class HeldWrites(Counting):
+    """Counting, and each UpdateItem after the first waits until ``entered`` is set (or 5 s pass)."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.entered = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        call = super().__getattr__(name)
+        if name != "update_item":
+            return call
+
+        def held(**kwargs: Any) -> Any:
+            if self.calls.get("update_item", 0) >= 1:
+                self.entered.wait(5)
+            return call(**kwargs)
+
+        return held
+
+
+def test_within_one_invocation_a_handed_slot_is_used_before_anything_is_written(dynamodb: Any):
+    """Calls of one invocation share its lease's expiry: the next one goes at once under the lease, which then
+    says when that call should end (it used to wait for the lease to be written over to it)."""
+    writes = HeldWrites(dynamodb)
+    slots = SharedSlots(TABLE, "segmind", 1, writes)
+    invocation = Deadline(lambda: 60_000)
+    first, second = slots.hold(invocation, reserve_ms=0), slots.hold(invocation, reserve_ms=0)
+    first.__enter__()
+    taken = dynamodb.get_item(TableName=TABLE, Key={"id": {"S": "slot#segmind#0"}}, ConsistentRead=True)["Item"]
+    with ThreadPoolExecutor(2) as pool:
+        entered = pool.submit(second.__enter__)
+        # Found busy four times: it now waits 0.4 s and more between looks (not reading the table meanwhile).
+        wait_until(lambda: writes.calls.get("batch_get_item", 0) >= 4, 10, "the second call to wait")
+        released = pool.submit(first.__exit__, None, None, None)
+        entered.result(timeout=3)  # before the handing call's write: it waits for this
+        writes.entered.set()
+        released.result(timeout=10)
+    item = dynamodb.get_item(TableName=TABLE, Key={"id": {"S": "slot#segmind#0"}}, ConsistentRead=True)["Item"]
+    assert (item["holder"], item["lease_expires"]) == (taken["holder"], taken["lease_expires"])  # the same lease
+    assert writes.calls["update_item"] == 2  # taken, then its expected end: no lease written over
+    second.__exit__(None, None, None)
+    item = dynamodb.get_item(TableName=TABLE, Key={"id": {"S": "slot#segmind#0"}}, ConsistentRead=True)["Item"]
+    assert "lease_expires" not in item  # the second call ended it: free for every instance

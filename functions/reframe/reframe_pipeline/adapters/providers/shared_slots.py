@@ -87,6 +87,17 @@ class SlotTable:
             raise
         return True
 
+    def expect(self, slot: int, holder: str, expected_end: int | None) -> None:
+        """The lease of ``holder`` says when its (new) call should end; ClientError when it is not theirs."""
+        self._client.update_item(
+            TableName=self._table,
+            Key=self._key(slot),
+            UpdateExpression="SET expected_end = :end" if expected_end is not None else "REMOVE expected_end",
+            ConditionExpression="holder = :holder",
+            ExpressionAttributeValues={":holder": {"S": holder}}
+            | ({":end": {"N": str(expected_end)}} if expected_end is not None else {}),
+        )
+
     def end(self, slot: int, holder: str) -> None:
         """The lease of ``holder`` ended; ClientError (ConditionalCheckFailedException: it is not theirs)."""
         self._client.update_item(
@@ -118,11 +129,11 @@ class SharedSlots:
             yield
         finally:
             self._typical.observe(time.monotonic() - held)
-            self._release(slot, holder)
+            self._release(slot, holder, deadline)
 
     def _acquire(self, deadline: Deadline, reserve_ms: int) -> tuple[int, str]:
         # The lease lasts as long as this invocation may: a killed instance's slot comes free then.
-        waiter = self._queue.join(uuid.uuid4().hex, lambda: _now_ms() + max(0, deadline.remaining_ms()))
+        waiter = self._queue.join(uuid.uuid4().hex, lambda: _now_ms() + max(0, deadline.remaining_ms()), deadline)
         try:
             return self._wait_in_line(waiter, deadline, reserve_ms)
         except BaseException:
@@ -163,18 +174,28 @@ class SharedSlots:
         """Out of the queue after a failure; a slot handed over meanwhile is given back."""
         while not self._queue.give_up(waiter):
             if waiter.slot is not None:
-                self._release(waiter.slot, waiter.holder)
+                self._release(waiter.slot, waiter.holder, waiter.invocation)
                 return
             waiter.woken.wait(LONGEST_S)
 
-    def _hand_over(self, slot: int, holder: str) -> bool:
-        """The slot written over to this process's next waiting call, if any (one write: the slot is never
-        free); False when it must be released instead."""
+    def _hand_over(self, slot: int, holder: str, invocation: object) -> bool:
+        """The slot passed to this process's next waiting call, if any (the slot is never free); False when it
+        must be released instead. Within one invocation the lease expires when the heir's would: the heir goes
+        at once under it, and only then the lease says when the heir should end. Across invocations the lease
+        is written over to the heir first (one write)."""
         heir = self._queue.heir(slot)
         if heir is None:
             return False
+        expected_end = self._typical.expected_end_ms(_now_ms())
+        if heir.invocation is invocation:
+            heir.holder = holder
+            self._queue.handed(heir, slot)
+            try:
+                self._table.expect(slot, holder, expected_end)
+            except (ClientError, BotoCoreError) as exc:  # waiters from other instances look again sooner
+                logger.debug("shared slot's expected end not written", extra={"error": str(exc)})
+            return True
         try:
-            expected_end = self._typical.expected_end_ms(_now_ms())
             handed = self._table.lease(slot, heir, expected_end, "holder = :giver", giver=holder)
         except (ClientError, BotoCoreError) as exc:  # throttled, say: released instead, with its retries
             logger.warning("shared slot not handed over: released instead", extra={"error": str(exc)})
@@ -182,10 +203,10 @@ class SharedSlots:
         self._queue.handed(heir, slot if handed else None)
         return handed
 
-    def _release(self, slot: int, holder: str) -> None:
+    def _release(self, slot: int, holder: str, invocation: object) -> None:
         """The holder is done: the lease passes to the next waiting call of this process, or ends now, not at
         its expiry."""
-        if self._hand_over(slot, holder):
+        if self._hand_over(slot, holder, invocation):
             return
         error: Exception | None = None
         for round_ in range(_RELEASE_ROUNDS):

@@ -1,8 +1,9 @@
 """The calls of one process waiting for a shared provider slot, in the order they came.
 
 Only the first looks at the table (one read per round for the whole process, not one per waiting call); a call
-of this process that finishes hands its slot straight to the next waiting one (one conditional write, and the
-slot is never idle), at most ``HANDOVERS_IN_A_ROW`` times in a row, so that other instances get their turn."""
+of this process that finishes hands its slot straight to the next waiting one (the slot is never idle; see
+``SharedSlots._hand_over``), at most ``HANDOVERS_IN_A_ROW`` times in a row, so that other instances get their
+turn."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ HANDOVERS_IN_A_ROW = 3
 class Waiter:
     holder: str  # the lease's owner, once it has one
     expires_ms: Callable[[], int]  # when a lease taken now would expire
+    invocation: object = None  # its invocation's deadline: calls of one invocation have the same lease expiry
     slot: int | None = None  # set when a finishing call handed it over
     looking: bool = False  # reading or writing the table: no handover to it meanwhile
     claimed: bool = False  # a handover to it is being written: it may not give up meanwhile
@@ -30,8 +32,8 @@ class SlotQueue:
         self._waiting: deque[Waiter] = deque()
         self._handed: dict[int, int] = {}  # slot -> handovers in a row
 
-    def join(self, holder: str, expires_ms: Callable[[], int]) -> Waiter:
-        waiter = Waiter(holder, expires_ms)
+    def join(self, holder: str, expires_ms: Callable[[], int], invocation: object = None) -> Waiter:
+        waiter = Waiter(holder, expires_ms, invocation)
         with self._lock:
             self._waiting.append(waiter)
         return waiter
@@ -79,7 +81,7 @@ class SlotQueue:
             return heir
 
     def handed(self, heir: Waiter, slot: int | None) -> None:
-        """The handover of ``slot`` to ``heir`` was written (the slot is its), or failed (None: it waits again,
+        """The handover of ``slot`` to ``heir`` was made (the slot is its), or failed (None: it waits again,
         first in line)."""
         with self._lock:
             heir.claimed = False
