@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from reframe_local.emulator.state import STARTING_CREDITS, EmulatorState
 from reframe_local.servers import ServerProcess
 from reframe_pipeline.domain.imaging import ImageCheckError, sniff, verify
 
-from ..conftest import EMULATOR_API_KEY
+from ..conftest import EMULATOR_API_KEY, serving
 from ..conftest import EMULATOR_DEFAULTS as DEFAULTS
 from ..waiting import wait_until
 
@@ -935,13 +935,8 @@ def slow_source() -> Iterator[str]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/coffee.png"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serving(Slow) as url:
+        yield f"{url}/coffee.png"
 
 
 def test_latency_is_a_calls_whole_time_the_sources_fetch_included(
