@@ -82,7 +82,7 @@ class FanOut:
             )
             futures[v.name] = self._calls.submit(self._produce_in_context, job)
             jobs.append(job)
-        if jobs and self.producer.source_check.mode != "off":
+        if jobs and self.producer.source_check.on:
             self._io.submit(source.thumbnail)  # made while the provider works, not after its first answer
         records |= {name: future.result() for name, future in futures.items()}
         self.producer.let_go(jobs, records)

@@ -38,7 +38,7 @@ class GenerationChecks:
 
     def new(self, job: VariantJob, meter: VariantMeter, result: ReframeResult) -> tuple[ReframeResult, Check]:
         """A new generation's source check; with SOURCE_CHECK=retry and a low score, the better of two generations."""
-        found = _look(job, result) if self.policy.mode != "off" else None
+        found = _look(job, result) if self.policy.on else None
         if found is not None and found.score < self.policy.minimum and self.policy.mode == "retry":
             result, found, retry_seed = self._retry(job, meter, result, found)
             return result, (found, retry_seed)
@@ -46,7 +46,7 @@ class GenerationChecks:
 
     def kept(self, job: VariantJob, result: ReframeResult) -> Check:
         """The source check of a kept generation: made in this run, kept in its metadata, or made now."""
-        if self.policy.mode == "off":
+        if not self.policy.on:
             return None, None
         found, retry_seed = job.generations.checks.get(job.gen_id, (None, None))
         if found is None:  # kept by an earlier run: its check travels in its metadata

@@ -22,6 +22,10 @@ class SourceCheckPolicy:
     mode: Literal["off", "warn", "retry"] = "warn"
     minimum: float = 0.85
 
+    @property
+    def on(self) -> bool:
+        return self.mode != "off"
+
 
 @dataclass(frozen=True)
 class SourceFound:

@@ -140,7 +140,7 @@ class VariantProducer:
             gen_metadata,
             self.writer.publisher.longest_key(job.path, job.variant.name),
             signing=self.writer.signer is not None,
-            checking=self.source_check.mode != "off",
+            checking=self.source_check.on,
         )
 
     def _new_generation(

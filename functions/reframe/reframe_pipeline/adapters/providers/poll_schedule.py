@@ -5,9 +5,9 @@ process learns that time (per speed and resolution; a resolution not yet seen ta
 polls close together near it (a twentieth of it apart, between ``SHORTEST_STEP_S`` and ``LONGEST_STEP_S``): a
 ready result waits no longer than that for its poll, and the polls per job stay bounded (``max_polls_to``).
 Before anything is learned the expectation is ``FIRST_GUESS_S`` (Segmind documents about 11 s for a reframe),
-with early polls further and further apart before it (``EARLY_POLLS``), in case this account's generations are
-much faster: a fresh process collects its first results at most half their time late. Pure: the caller brings
-the clock.
+with early polls further and further apart before it (``FIRST_POLL_S``, ``EARLY_GROWTH``), in case this
+account's generations are much faster: a fresh process collects its first results at most half their time late.
+Pure: the caller brings the clock.
 """
 
 from __future__ import annotations
