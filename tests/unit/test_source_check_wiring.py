@@ -206,3 +206,14 @@ def test_the_sources_thumbnail_is_made_while_the_provider_works(make: Any, count
     assert [r.status for r in records] == ["created", "created"]
     assert all(r.source_match is not None and r.source_match > 0.95 for r in records)
     assert [key for key, length in h.storage.reads if length is None].count(SOURCE) == 1  # once for every variant
+
+
+def test_a_rendition_of_a_kept_generation_does_not_read_the_source(make: Any, counted: list[str]) -> None:
+    h = make(provider=FakeProvider(image=faithful))
+    h.sidecar(targets=TARGETS[:1])
+    h.handle()
+    h.sidecar(targets=TARGETS[:1], output={"format": "jpeg"})  # re-rendered from the kept generation, its check kept
+    h.storage.reads.clear()
+    (record,) = h.handle().records
+    assert record.rendered_from_generation and record.source_match is not None and record.source_match > 0.95
+    assert (SOURCE, None) not in h.storage.reads

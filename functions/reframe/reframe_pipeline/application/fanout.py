@@ -82,11 +82,16 @@ class FanOut:
             )
             futures[v.name] = self._calls.submit(self._produce_in_context, job)
             jobs.append(job)
-        if jobs and self.producer.source_check.on:
-            self._io.submit(source.thumbnail)  # made while the provider works, not after its first answer
+        self._prepare_checks(source, jobs, outputs.generations)
         records |= {name: future.result() for name, future in futures.items()}
         self.producer.let_go(jobs, records)
         return [records[v.name] for v in variants]
+
+    def _prepare_checks(self, source: SourceImage, jobs: list[VariantJob], generations: Generations) -> None:
+        """The source check's thumbnail, made while the provider works, not after its first answer; a kept
+        generation carries its check in its metadata and needs none."""
+        if self.producer.source_check.on and any(not generations.listed(job.gen_id) for job in jobs):
+            self._io.submit(source.thumbnail)
 
     def _existing(self, v: PlannedVariant, head: ObjectInfo, renditions: list[Rendition]) -> VariantRecord:
         """The record of a variant already made for this source version and these parameters."""
