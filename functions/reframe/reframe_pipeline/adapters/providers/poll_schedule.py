@@ -6,15 +6,17 @@ polls close together near it (a twentieth of it apart, between ``SHORTEST_STEP_S
 ready result waits no longer than that for its poll, and the polls per job stay bounded (``max_polls_to``).
 Before anything is learned the expectation is ``FIRST_GUESS_S`` (Segmind documents about 11 s for a reframe),
 with early polls further and further apart before it (``FIRST_POLL_S``, ``EARLY_GROWTH``), in case this
-account's generations are much faster: a fresh process collects its first results at most half their time late.
-Pure: the caller brings the clock.
+account's generations are much faster. Jobs waiting together take turns in those early polls (each job's are
+shifted by a fraction of a step, ``phase``), and a job that finishes wakes the others (``pause``): they plan again
+from what it taught, so jobs submitted together are collected together, soon after the first is seen done.
+The caller brings the clock; ``pause`` waits on the real one unless a test brings its own.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 FIRST_GUESS_S = 11.0
@@ -25,7 +27,9 @@ _LATE_GROWTH = 1.5  # of the wait between polls past the window, from the step u
 SMALLEST_SPREAD_S, LARGEST_SPREAD_S = 0.25, 2.0
 # Before anything is learned: the first poll this long after the submission, then each this many times later
 # than the one before (a result ready between two is seen at most half its time late), up to the window.
-FIRST_POLL_S, EARLY_GROWTH = 0.5, 1.5
+FIRST_POLL_S, EARLY_GROWTH = 0.25, 1.5
+# The phases of successive early plans, spread evenly over a step whatever their number (the golden ratio's).
+_PHASE_STRIDE = 0.6180339887
 _WEIGHT = 0.5  # of a new observation in the learned averages: a changed service is followed within a few jobs
 
 
@@ -41,6 +45,7 @@ class Plan:
     """The poll times of one job, in seconds since it was submitted."""
 
     estimate: Estimate
+    phase: float = 0.0  # in [0, 1): early polls this fraction of a growth step later, so waiting jobs take turns
 
     @property
     def spread_s(self) -> float:
@@ -55,7 +60,7 @@ class Plan:
         start = max(0.0, self.estimate.expected_s - self.spread_s)
         end = self.estimate.expected_s + self.spread_s
         if not self.estimate.learned:
-            early = (FIRST_POLL_S * EARLY_GROWTH**index for index in itertools.count())
+            early = (FIRST_POLL_S * EARLY_GROWTH ** (index + self.phase) for index in itertools.count())
             yield from itertools.takewhile(lambda at: at < start, early)
         step = self.step_s
         near = (start + index * step for index in itertools.count())
@@ -80,18 +85,41 @@ class Plan:
         return sum(1 for _ in itertools.takewhile(lambda at: at < ready_s, self.times())) + 1
 
 
+# Waits on a condition at most so many seconds (``threading.Condition.wait``'s signature).
+Wait = Callable[[threading.Condition, float], object]
+
+
 class PollSchedule:
     """The learned times of one process's jobs, per (rendering speed, resolution); thread-safe."""
 
-    def __init__(self, first_guess_s: float = FIRST_GUESS_S) -> None:
+    def __init__(self, first_guess_s: float = FIRST_GUESS_S, wait: Wait = threading.Condition.wait) -> None:
         self._first = Estimate(first_guess_s, first_guess_s / 10, learned=False)
         self._learned: dict[tuple[str, str], Estimate] = {}
         self._by_speed: dict[str, Estimate] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered only by a test's wait, which learns while "waiting"
+        self._news = threading.Condition(self._lock)
+        self._lessons = 0  # jobs learned from so far: a waiting job plans again when it changes
+        self._jobs = 0  # given a phase
+        self._wait = wait
 
-    def plan(self, speed: str, resolution: str) -> Plan:
+    def phase(self) -> float:
+        """A new job's phase for its early polls: successive jobs' are spread over a growth step."""
         with self._lock:
-            return Plan(self._learned.get((speed, resolution)) or self._by_speed.get(speed) or self._first)
+            self._jobs += 1
+            return ((self._jobs - 1) * _PHASE_STRIDE) % 1.0
+
+    def plan(self, speed: str, resolution: str, phase: float = 0.0) -> tuple[Plan, int]:
+        """The plan of a job of this speed and resolution, with the lessons it knows of (for ``pause``)."""
+        with self._lock:
+            estimate = self._learned.get((speed, resolution)) or self._by_speed.get(speed) or self._first
+            return Plan(estimate, phase), self._lessons
+
+    def pause(self, lessons: int, seconds: float) -> None:
+        """Wait ``seconds``, or less when a job is learned from meanwhile (or was, since ``lessons``): the
+        caller plans again, and a result its siblings have shown done is asked for at once."""
+        with self._news:
+            if self._lessons == lessons:
+                self._wait(self._news, seconds)
 
     def learn(self, speed: str, resolution: str, not_ready_s: float | None, ready_s: float) -> None:
         """A job of this speed and resolution was not ready at ``not_ready_s`` (its previous poll; None: none
@@ -114,3 +142,5 @@ class PollSchedule:
                         known.deviation_s + _WEIGHT * (abs(seen - known.expected_s) - known.deviation_s),
                     )
             self._learned[(speed, resolution)] = self._by_speed[speed] = estimate
+            self._lessons += 1
+            self._news.notify_all()

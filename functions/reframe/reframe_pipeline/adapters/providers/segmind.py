@@ -33,6 +33,7 @@ from reframe_pipeline.observability import logger
 ApiMode = Literal["auto", "async", "sync"]
 # Segmind keeps a v2 result one hour; a little less is assumed, for clocks and the collection itself.
 RESULT_TTL_S = 3300
+_ON_TIME_S = 0.001  # a poll due within this is made now: no wait shorter than the clock can tell
 
 
 def v2_url(v1_url: str) -> str:
@@ -50,13 +51,12 @@ class SegmindProvider(RemoteProvider):
         mode: ApiMode = "auto",
         schedule: PollSchedule | None = None,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
         **transport: Any,
     ) -> None:
         super().__init__(**transport)
         self._mode: ApiMode = mode
         self._schedule = schedule or PollSchedule()  # learned by this provider, built once per process
-        self._clock, self._sleep = clock, sleep
+        self._clock = clock
         self.polls = 0  # status polls made by this provider: the benchmarks read it
 
     @staticmethod
@@ -120,25 +120,28 @@ class SegmindProvider(RemoteProvider):
         if ticket.status_url is None:  # v1's result URL: no job, and no key sent to the host serving it
             data, content_type = fetch_result(ticket.result_url, request.resolution, self._session, timeout)
             return ReframeResult(body=data, content_type=content_type, seed=ticket.seed)
-        self._wait_for(ticket.status_url, ticket, request, key, timeout)
+        self._wait_for(ticket.status_url, ticket, request, key)
         timeout = clamped_timeout(self._policy, request.deadline, self._reserve_ms)
         response = self._get(ticket.result_url, key, timeout)
         data, content_type = decode_image_response(response, request.resolution, self._session, timeout)
         return ReframeResult(body=data, content_type=content_type, seed=_seed_used(request, response))
 
-    def _wait_for(self, status_url: str, ticket: Ticket, request: ReframeRequest, key: str, timeout: Timeout) -> None:
-        """Poll the job's status on the schedule learned for its speed and resolution until it is done."""
+    def _wait_for(self, status_url: str, ticket: Ticket, request: ReframeRequest, key: str) -> None:
+        """Poll the job's status on the schedule learned for its speed and resolution until it is done; planned
+        again whenever another job teaches the schedule something (a sibling done is a hint this one is)."""
         speed, resolution = request.params.rendering_speed, str(request.resolution)
-        plan = self._schedule.plan(speed, resolution)
+        phase = self._schedule.phase()
         submitted = ticket.expires_at - RESULT_TTL_S  # the ticket's expiry was set from its submission
         polled: float | None = None
         while True:
+            plan, lessons = self._schedule.plan(speed, resolution, phase)
             wait_s = plan.next_after(polled) - (self._clock() - submitted)
-            if wait_s > 0:
+            if wait_s > _ON_TIME_S:
                 if request.deadline.remaining_ms() - self._reserve_ms < (wait_s + 1) * 1000:
                     raise ResultPendingError("Segmind is still generating; a later receive collects the result")
-                self._sleep(wait_s)
-                timeout = clamped_timeout(self._policy, request.deadline, self._reserve_ms)
+                self._schedule.pause(lessons, wait_s)
+                continue
+            timeout = clamped_timeout(self._policy, request.deadline, self._reserve_ms)
             status = str(_json(self._get(status_url, key, timeout)).get("status", "")).upper()
             self.polls += 1
             now = self._clock() - submitted
