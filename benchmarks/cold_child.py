@@ -1,4 +1,4 @@
-"""Figure 3's fresh process: ``python -m benchmarks.cold_child handler|baseline|split EVENTS_FILE``.
+"""Figure 3's fresh process: ``python -m benchmarks.cold_child handler|baseline|minimal|split EVENTS_FILE``.
 
 EVENTS_FILE holds ``{"events": [first, second], "bucket": ..., "key": ...}``; the environment is that of a
 process that ran ``stack.point_handler`` (endpoint, provider settings). Nothing heavy is imported before
@@ -9,6 +9,9 @@ event and of a second, warm, one.
   events (two sources alike).
 - ``baseline``: what any function of this kind pays: import boto3, requests and Powertools' Logger and
   Metrics, build one S3 client; its "event" is one S3 request (HEAD of the source).
+- ``minimal``: a minimal function making the calls the handler makes for the same two sources: import boto3
+  and requests, build one S3 client; its "event" reads the source's sidecar, asks Segmind's synchronous API for
+  every target at once (the source as a presigned URL), writes each answer and a manifest.
 - ``split``: the baseline's imports and client, a marker line on stderr, then as ``handler``: run under
   ``-X importtime``, what follows the marker is what the handler adds.
 """
@@ -20,6 +23,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -75,6 +79,41 @@ def _baseline(spec: dict[str, Any]) -> list[float]:
     return [imported, built, _timed(head)[0], _timed(head)[0]]
 
 
+def _minimal_imports() -> None:
+    import boto3  # noqa: F401
+    import requests  # noqa: F401
+
+
+def _same_calls(s3: Any, bucket: str, key: str) -> None:
+    import requests
+
+    targets = json.loads(s3.get_object(Bucket=bucket, Key=key + ".reframe.json")["Body"].read())["targets"]
+    image = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=600)
+    session = requests.Session()
+
+    def variant(resolution: str) -> dict[str, str]:
+        answer = session.post(
+            os.environ["SEGMIND_API_URL"],
+            json={"image": image, "resolution": resolution, "rendering_speed": "DEFAULT"},
+            headers={"x-api-key": os.environ["SEGMIND_API_KEY"]},
+            timeout=TIMEOUT_S,
+        )
+        answer.raise_for_status()
+        out = f"minimal/{key}/{resolution}.jpg"
+        s3.put_object(Bucket=bucket, Key=out, Body=answer.content, ContentType="image/jpeg")
+        return {"resolution": resolution, "key": out}
+
+    with ThreadPoolExecutor(len(targets)) as pool:
+        made = list(pool.map(variant, [target["resolution"] for target in targets]))
+    s3.put_object(Bucket=bucket, Key=f"minimal/{key}/manifest.json", Body=json.dumps({"variants": made}).encode())
+
+
+def _minimal(spec: dict[str, Any]) -> list[float]:
+    imported, _ = _timed(_minimal_imports)
+    built, s3 = _timed(_s3_client)
+    return [imported, built, *(_timed(partial(_same_calls, s3, spec["bucket"], key))[0] for key in spec["keys"])]
+
+
 def _split(spec: dict[str, Any]) -> list[float]:
     _baseline_imports()
     _s3_client()
@@ -86,7 +125,7 @@ def main(argv: list[str]) -> None:
     mode, events_file = argv
     spec = json.loads(Path(events_file).read_text())
     real_stdout, sys.stdout = sys.stdout, open(os.devnull, "w")  # noqa: SIM115 - the handler's logs and metrics
-    timings = {"handler": _handler, "baseline": _baseline, "split": _split}[mode](spec)
+    timings = {"handler": _handler, "baseline": _baseline, "minimal": _minimal, "split": _split}[mode](spec)
     print(json.dumps(dict(zip(PARTS, timings, strict=True))), file=real_stdout)
 
 

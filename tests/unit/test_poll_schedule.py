@@ -128,6 +128,42 @@ def test_jobs_waiting_together_take_turns_in_the_early_polls():
     assert all(collect(plan, 7.0)[2] <= alone + 1 for plan in plans)
 
 
+def test_jobs_waiting_together_take_turns_near_the_learned_time_too():
+    schedule = PollSchedule()
+    run_jobs(schedule, [3.0] * 6)
+    phases = [schedule.phase() for _ in range(8)]
+    plans = [schedule.plan("DEFAULT", "1536x640", phase)[0] for phase in phases]
+    step = plans[0].step_s
+    union = sorted(at for plan in plans for at in itertools.takewhile(lambda at: at < 3.5, plan.times()))
+    near = [at for at in union if 2.7 <= at <= 3.3]
+    assert max(b - a for a, b in itertools.pairwise(near)) <= step / 4
+
+
+def test_the_latest_jobs_time_as_seen_is_a_poll_time_of_the_next():
+    schedule = PollSchedule()
+    run_jobs(schedule, [3.0] * 6)
+    schedule.learn("DEFAULT", "1536x640", 2.93, 3.04)
+    plan, _ = schedule.plan("DEFAULT", "1536x640", 0.5)
+    assert 3.04 in list(itertools.takewhile(lambda at: at <= 3.04, plan.times()))
+    # A job submitted with the one seen done at 3.04 s, woken then after a poll at 2.95 s, asks at once.
+    assert plan.next_after(2.95) <= 3.04
+
+
+def test_a_first_job_collected_long_after_it_was_done_does_not_teach_its_time():
+    # A fresh process's first job, resumed by a later receive, is seen done at its first poll, 60 s after it was
+    # submitted: it took at most that. The next job, of 3 s, is still found by the early polls.
+    schedule = PollSchedule()
+    schedule.learn("DEFAULT", "1536x640", None, 60.0)
+    plan, _ = schedule.plan("DEFAULT", "1536x640")
+    assert plan.next_after(None) == pytest.approx(FIRST_POLL_S)
+    _, seen, _ = collect(plan, 3.0)
+    assert seen <= 3.0 * EARLY_GROWTH
+    # ... and one seen done at its first poll sooner than expected makes the next one probe from that sooner time.
+    schedule.learn("DEFAULT", "1536x640", None, FIRST_POLL_S)
+    plan, _ = schedule.plan("DEFAULT", "1536x640")
+    assert collect(plan, 0.3)[1] <= 0.3 + SHORTEST_STEP_S
+
+
 def test_a_job_learned_from_wakes_the_jobs_waiting_on_the_schedule():
     schedule = PollSchedule()
     _, lessons = schedule.plan("DEFAULT", "1536x640")

@@ -14,6 +14,7 @@ The caller brings the clock; ``pause`` waits on the real one unless a test bring
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import threading
 from collections.abc import Callable, Iterator
@@ -38,6 +39,9 @@ class Estimate:
     expected_s: float  # the typical time from submission to a ready result
     deviation_s: float  # the typical distance of one job's time from it
     learned: bool = True
+    # The latest job's time as its last poll saw it: one submitted with it is likely done that long after its own
+    # submission, so that is a poll time too.
+    seen_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class Plan:
     """The poll times of one job, in seconds since it was submitted."""
 
     estimate: Estimate
-    phase: float = 0.0  # in [0, 1): early polls this fraction of a growth step later, so waiting jobs take turns
+    phase: float = 0.0  # in [0, 1): polls this fraction of a step later, so jobs waiting together take turns
 
     @property
     def spread_s(self) -> float:
@@ -57,13 +61,17 @@ class Plan:
 
     def times(self) -> Iterator[float]:
         """Every poll time, in order, without end."""
+        seen = self.estimate.seen_s
+        yield from self._steps() if seen is None else heapq.merge(self._steps(), [seen])
+
+    def _steps(self) -> Iterator[float]:
         start = max(0.0, self.estimate.expected_s - self.spread_s)
         end = self.estimate.expected_s + self.spread_s
         if not self.estimate.learned:
             early = (FIRST_POLL_S * EARLY_GROWTH ** (index + self.phase) for index in itertools.count())
             yield from itertools.takewhile(lambda at: at < start, early)
         step = self.step_s
-        near = (start + index * step for index in itertools.count())
+        near = (start + (index + self.phase) * step for index in itertools.count())
         at = start
         for at in itertools.takewhile(lambda t: t <= end + 1e-9, near):
             yield at
@@ -127,19 +135,21 @@ class PollSchedule:
         with self._lock:
             known = self._learned.get((speed, resolution)) or self._by_speed.get(speed) or self._first
             plan = Plan(known)
-            if not_ready_s is None and known.learned:
-                # Ready at the first poll: maybe long before. The next job probes early again (FIRST_POLL_S on),
-                # so a service that became faster is found within a job or two.
-                estimate = Estimate(max(0.0, ready_s - plan.step_s), known.deviation_s, learned=False)
+            if not_ready_s is None:
+                # Done at its first poll: it took at most ready_s, maybe much less (a job resumed long after). Only
+                # a faster service is learned from it, and not for sure: the next job probes early again
+                # (FIRST_POLL_S on), so how much faster is found within a job or two.
+                expected = min(known.expected_s, max(0.0, ready_s - plan.step_s))
+                estimate = Estimate(expected, known.deviation_s, learned=False)
             else:
-                earliest = 0.0 if not_ready_s is None else not_ready_s
-                seen = (earliest + ready_s) / 2
+                seen = (not_ready_s + ready_s) / 2
                 if not known.learned or abs(seen - known.expected_s) > 2 * plan.spread_s:
-                    estimate = Estimate(seen, (ready_s - earliest) / 2)  # a new regime: taken as it is
+                    estimate = Estimate(seen, (ready_s - not_ready_s) / 2, seen_s=ready_s)  # a new regime
                 else:
                     estimate = Estimate(
                         known.expected_s + _WEIGHT * (seen - known.expected_s),
                         known.deviation_s + _WEIGHT * (abs(seen - known.expected_s) - known.deviation_s),
+                        seen_s=ready_s,
                     )
             self._learned[(speed, resolution)] = self._by_speed[speed] = estimate
             self._lessons += 1
