@@ -65,7 +65,9 @@ class DynamoDBRequests:
 
     def count(self, params: dict[str, Any], **_: Any) -> None:
         """botocore's ``before-parameter-build`` event: one request about to be built from ``params``."""
-        slot = str(params.get("Key", {}).get("id", {}).get("S", "")).startswith("slot#")
+        # A slot's own reads and writes name it in Key; the waiters' looks read every slot at once.
+        keys = [params.get("Key", {})] + [k for t in params.get("RequestItems", {}).values() for k in t.get("Keys", [])]
+        slot = any(str(key.get("id", {}).get("S", "")).startswith("slot#") for key in keys)
         with self._lock:
             self.counts["dynamodb"] += 1
             self.counts["slot_requests"] += slot

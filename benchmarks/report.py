@@ -19,16 +19,20 @@ MEANING = {
     "the upload, the manifest, and the emulator's encoding of its answer; its fetch of the source is within "
     "the latency since 2026-12-06).",
     3: "Fresh processes (`benchmarks/cold_child.py`), nothing heavy imported before the clock starts. The "
-    "handler, as `sam build` makes it (`functions/reframe/Makefile`: its modules compiled, since Lambda's code "
-    "directory is read-only): import `reframe_pipeline.handler`, build its clients, then two SQS batches of one "
-    "record each, for two fresh sources of 2 targets, with the default settings (Segmind's async API, the "
-    "source check, notices to an EventBridge bus) and the idempotency table, against moto and the emulator "
-    "answering at once; the same with SEGMIND_API_MODE=sync beside it. Its cold start is "
-    "the imports plus the first event minus the second, warm, "
-    "event: whatever is deferred to the first event still counts. The baseline is what any function of this "
-    "kind pays: importing boto3, requests and Powertools' Logger and Metrics, building one S3 client, and its "
-    "first S3 request (a HEAD) minus a second one. Medians of 10 each, interleaved. Tracing is off in all: "
-    "with the template's `Tracing: Active`, Powertools' Tracer adds about 110 ms to any function using it.",
+    "handler runs as `sam build` makes it (`functions/reframe/Makefile`: its modules compiled, since Lambda's code "
+    "directory is read-only), with the default settings (Segmind's async API, the source check, notices to an "
+    "EventBridge bus) and the idempotency table, on SQS batches of one record. The figure is #23's measure: a "
+    "fresh process's first invocation (import `reframe_pipeline.handler`, build its clients, one source of 8 "
+    "targets, 3 s generations) against a minimal function making the same calls in a fresh process of its own "
+    "(import boto3 and requests, build an S3 client, read the sidecar, ask Segmind's synchronous API for every "
+    "target at once with the source as a presigned URL, write each answer and a manifest: no poll, no check, "
+    "no journal); medians of 5 each, interleaved. Beside it, the cold start alone, as strict as it gets: "
+    "imports plus the first event minus the second, warm, event (whatever is deferred to the first event still "
+    "counts), for two sources of 2 targets against an emulator answering at once, the same with "
+    "SEGMIND_API_MODE=sync, against what any function of this kind pays: importing boto3, requests and "
+    "Powertools' Logger and Metrics, building one S3 client, and its first S3 request (a HEAD) minus a second "
+    "one; medians of 10 each, interleaved. Tracing is off in all: with the template's `Tracing: Active`, "
+    "Powertools' Tracer adds about 110 ms to any function using it.",
     4: "A fresh process handles one S3 event for a 4096x4096 JPEG with 8 targets, then reads its peak RSS "
     "(VmHWM, its own peak: `resource.getrusage` would start from the benchmark's own resident size at the "
     "fork); the same for a 1024x1024 JPEG. With a remote provider the source goes to the "
@@ -87,14 +91,12 @@ SHORTFALL = {
     "written at once; the source and the sidecar looked at again, the manifest, again the source and the sidecar. "
     "208 ms in the last run before the emulator's fast render kept the source (every check searched then), 156 ms "
     "in the first after. What would close it here is a faster stand-in for S3, not less work in the pipeline.",
-    3: "With Segmind's asynchronous API (the default) the first event also waits for its jobs' first status poll: "
-    "a fresh process has learned no generation time yet, so it polls first at 0.5 s, then each poll 1.5 times later "
-    "than the one before up to Segmind's documented 11 s, where the warm event polls when the emulator, answering "
-    "at once, has taught it to; the synchronous API's figure beside it has no poll in it. Until 2026-12-06 the first "
-    "polls came at an eighth, a quarter and half of 11 s (1.375, 2.75 and 5.5 s): this figure was 6.71 in the last "
-    "run before the change and 3.42 in the first after (one run each); a 3 s generation in a fresh process is now "
-    "seen at 3.8 s instead of 5.5 s. Deployed, a generation takes longer than that first wait, so it costs nothing "
-    "there. "
+    3: "A fresh process's first invocation pays the imports and clients (about 0.25 s more than the minimal "
+    "function's), each AWS operation's first request, and a schedule that has learned no generation time yet: "
+    "its jobs' early polls start at 0.25 s, each 1.5 times later than the one before, the jobs of one source "
+    "take turns in them, and the first seen done wakes the others. On 2026-12-06, before the turns and the "
+    "wake-up and with the early polls from 0.5 s, the cold start alone was 3.42-3.60 with the emulator "
+    "answering at once. "
     "What the handler adds to the baseline (the split above): pydantic itself (about 55 ms of CPU to "
     "import) and the models built at import (settings, sidecar, manifest, notices, provenance: about 40 ms); "
     "Pillow, which reads every source's header (about 10 ms); the DynamoDB client of the idempotency table and "
@@ -265,6 +267,11 @@ its request, the source's fetch and the rendering included (until 2026-12-06 the
 - **The end of a variant**: a new generation is kept (written to S3) while its variant is rendered; the source's
   thumbnail for the source check is made while the provider works; a JPEG's decode check runs at an eighth of
   its size; the source and its sidecar are looked at again together before and after the manifest.
+- **Async results**: a job's status is polled around the generation time the process has learned (per
+  rendering speed and resolution), a twentieth of it apart, with the latest job's time as seen as one more
+  poll; jobs waiting together take turns in their polls, and a job seen done wakes the others, which plan again
+  (`reframe_pipeline/adapters/providers/poll_schedule.py`). Before anything is learned the polls start at
+  0.25 s and grow by half each time.
 - **Cold start**: the function's modules ship compiled (`functions/reframe/Makefile`); the imports and clients
   load with the garbage collector paused, then frozen (`reframe_pipeline/loading.py`); one boto3 session for
   every AWS client (`reframe_pipeline/adapters/aws.py`); the SQS batch's

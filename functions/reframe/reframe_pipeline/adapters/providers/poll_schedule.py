@@ -2,12 +2,13 @@
 
 A generation takes about as long as the previous ones of the same rendering speed and resolution, so the
 process learns that time (per speed and resolution; a resolution not yet seen takes its speed's latest) and
-polls close together near it (a twentieth of it apart, between ``SHORTEST_STEP_S`` and ``LONGEST_STEP_S``): a
-ready result waits no longer than that for its poll, and the polls per job stay bounded (``max_polls_to``).
+polls close together near it (a twentieth of it apart, between ``SHORTEST_STEP_S`` and ``LONGEST_STEP_S``, and
+at the latest job's time as seen): a ready result waits no longer than that for its poll, and the polls per job
+stay bounded (``max_polls_to``).
 Before anything is learned the expectation is ``FIRST_GUESS_S`` (Segmind documents about 11 s for a reframe),
 with early polls further and further apart before it (``FIRST_POLL_S``, ``EARLY_GROWTH``), in case this
-account's generations are much faster. Jobs waiting together take turns in those early polls (each job's are
-shifted by a fraction of a step, ``phase``), and a job that finishes wakes the others (``pause``): they plan again
+account's generations are much faster. Jobs waiting together take turns in their polls (each job's are shifted
+by a fraction of a step, ``phase``), and a job that finishes wakes the others (``pause``): they plan again
 from what it taught, so jobs submitted together are collected together, soon after the first is seen done.
 The caller brings the clock; ``pause`` waits on the real one unless a test brings its own.
 """
