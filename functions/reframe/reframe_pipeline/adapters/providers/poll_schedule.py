@@ -30,7 +30,7 @@ SMALLEST_SPREAD_S, LARGEST_SPREAD_S = 0.25, 2.0
 # Before anything is learned: the first poll this long after the submission, then each this many times later
 # than the one before (a result ready between two is seen at most half its time late), up to the window.
 FIRST_POLL_S, EARLY_GROWTH = 0.25, 1.5
-# The phases of successive early plans, spread evenly over a step whatever their number (the golden ratio's).
+# The phases of successive jobs, spread evenly over a step whatever their number (the golden ratio's).
 _PHASE_STRIDE = 0.6180339887
 _WEIGHT = 0.5  # of a new observation in the learned averages: a changed service is followed within a few jobs
 
