@@ -251,7 +251,9 @@ fastest compression. On 2 cores the emulator's rendering would otherwise compete
 and figures 1 and 2 would measure the emulator; the source check finds the source where a faithful result has
 it (until 2026-12-06 the fast render was a flat picture, in which every check searched and flagged). Its fixed
 latency (`latency_ms`) stands in for the provider's generation time: a call's whole time in the emulator, from
-its request, the source's fetch and the rendering included (until 2026-12-06 they came on top of it).
+its request, the source's fetch, the rendering and the answer's encoding included (until 2026-12-06 they
+came on top of it: a provider's answer is ready when it says so, and its encoding's CPU landed when the
+pipeline's did).
 
 ## What each figure means
 

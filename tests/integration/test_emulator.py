@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -949,3 +950,21 @@ def test_latency_is_a_calls_whole_time_the_sources_fetch_included(
     elapsed = time.monotonic() - started
     assert response.status_code == 200, response.text
     assert 0.9 <= elapsed < 0.9 + SLOW_SOURCE_S  # the 0.4 s fetch inside the 0.9 s, not on top of it
+
+
+def test_an_answer_is_encoded_within_the_latency_not_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A provider's answer is ready when it says so: encoding it (up to a second for a large PNG) is part of the
+    generation time, or every result would be late by it and its CPU would land when the client's does."""
+    from reframe_local.emulator import api
+    from reframe_local.emulator.state import Call
+
+    steps: list[str] = []
+    encode = api.image_file
+    monkeypatch.setattr(api, "image_file", lambda *args: (steps.append("encode"), encode(*args))[1])
+    waits = SimpleNamespace(monotonic=time.monotonic, sleep=lambda seconds: steps.append("wait"))
+    monkeypatch.setattr(api, "time", waits)  # api's own clock: other threads' sleeps stay as they are
+    state = EmulatorState(EmulatorConfig(api_key="k", latency_ms=500, render="fast"))
+    call = Call("segmind", resolution="1536x640")
+    image, answer = api.generate(state, Image.new("RGB", (600, 400), "orange"), call)
+    assert steps == ["encode", "wait"]
+    assert image.size == (1536, 640) and sniff(answer.body[:32]) == "jpeg"

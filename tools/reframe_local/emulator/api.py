@@ -24,6 +24,7 @@ from reframe_pipeline.domain.pricing import DEFAULT_PRICES
 from reframe_pipeline.domain.resolutions import RESOLUTION_NAMES, Size, parse_size
 from reframe_pipeline.domain.sidecar import ColorPalette, RenderingSpeed, Seed, StyleCode, describe
 
+from .replies import ImageFile, image_file
 from .state import Call, EmulatorConfig, EmulatorState, RenderMode
 
 MAX_FETCH_BYTES = 64 * 1024 * 1024
@@ -244,17 +245,18 @@ def _fast_canvas(source: Image.Image, size: Size) -> Image.Image:
     return canvas
 
 
-def generate(state: EmulatorState, source: Image.Image, call: Call) -> Image.Image:
-    """The model's work: reframe, then take the rest of the time the real service takes. ``latency_ms`` is the
-    call's whole time from its request, as a client sees a generation's: fetching the source and rendering
-    included."""
+def generate(state: EmulatorState, source: Image.Image, call: Call) -> tuple[Image.Image, ImageFile]:
+    """The model's work: reframe and encode the answer, then take the rest of the time the real service takes.
+    ``latency_ms`` is the call's whole time from its request, as a client sees a generation's: fetching the
+    source, rendering and encoding included (a provider's answer is ready when it says so)."""
     assert call.resolution is not None
     size = parse_size(call.resolution)
     if call.fault == "wrong-size":
         size = size._replace(width=size.width - WRONG_SIZE_PX)
     image = render(source, size, state.config.render, call.fault)
+    result = image_file(image, state.config.image_format, call.fault)
     time.sleep(max(0.0, call.started + state.config.latency_ms / 1000 - time.monotonic()))
-    return image
+    return image, result
 
 
 def random_seed(low: int, high: int) -> int:

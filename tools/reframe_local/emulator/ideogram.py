@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import api
-from .replies import Exchange, Reply, image_file
+from .replies import Exchange, Reply
 from .state import SPOILING_FAULTS, Call
 
 PATH = "/v1/ideogram-v3/reframe"
@@ -30,9 +30,8 @@ def reframe(exchange: Exchange, body: bytes, call: Call) -> Reply:
     for index, reference in enumerate(form.style_references):
         api.check_image(reference, f"style_reference_images[{index}]")
         call.style_references += 1
-    image = api.generate(state, source, call)
+    image, result = api.generate(state, source, call)
     safe = call.fault != "unsafe"
-    result = image_file(image, state.config.image_format, call.fault)
     data = []
     for index in range(request.num_images):
         item: dict[str, Any] = {

@@ -23,7 +23,7 @@ from typing import Any
 from PIL import Image
 
 from . import api
-from .replies import Exchange, Reply, error_reply, image_file, json_reply
+from .replies import Exchange, Reply, error_reply, json_reply
 from .state import SPOILING_FAULTS, Call, EmulatorState, Job
 
 PATH = "/v1/ideogram-3-reframe"
@@ -36,10 +36,9 @@ def reframe(exchange: Exchange, body: bytes, call: Call) -> Reply:
     """The v1 call: the image in the answer."""
     state = exchange.state
     request, source = _request_and_source(state, body, call)
-    image = api.generate(state, source, call)
+    _image, result = api.generate(state, source, call)
     if call.fault == "unsafe":
         return error_reply(422, "the image did not pass the safety check")
-    result = image_file(image, state.config.image_format, call.fault)
     if call.fault in SPOILING_FAULTS:
         return Reply(200, result.body, result.content_type)
     headers = _charge(state, request, call)
@@ -108,13 +107,13 @@ def _run_job(exchange: Exchange, source: Image.Image, call: Call) -> None:
     state = exchange.state
     state.start_job(call.request_id)
     try:
-        image = api.generate(state, source, call)
+        _image, result = api.generate(state, source, call)
         if call.fault == "unsafe":
             state.end_job(call.request_id, error="the image did not pass the safety check")
         elif call.fault == "v2-fail":
             state.end_job(call.request_id, error="the generation failed (injected)")
         else:
-            name = exchange.keep(call, image_file(image, state.config.image_format, call.fault))
+            name = exchange.keep(call, result)
             state.end_job(call.request_id, output=exchange.result_url(name))
     except Exception as exc:
         traceback.print_exc()  # an emulator bug: the job fails as a provider's would
