@@ -25,8 +25,8 @@ def next_look_s(now_ms: int, expected_ends_ms: Iterable[int | None], rounds: int
             waits.append(backoff)
         elif end > now_ms:
             waits.append((end - now_ms) / 1000 + AFTER_END_S)
-        else:  # late: looked at again once it has been late as long again
-            waits.append(max(FIRST_S, (now_ms - end) / 1000))
+        else:  # late: looked at again once it has been late as long again, its release a write away at first
+            waits.append(max(AFTER_END_S, (now_ms - end) / 1000))
     return min(LONGEST_S, min(waits, default=backoff))
 
 
