@@ -96,10 +96,10 @@ SHORTFALL = {
     "its jobs' early polls start at 0.25 s, each 1.5 times later than the one before, the jobs of one source "
     "take turns in them, and the first seen done wakes the others. On 2026-12-06, before the turns and the "
     "wake-up and with the early polls from 0.5 s, the cold start alone was 3.42-3.60 with the emulator "
-    "answering at once; after them, 2.22-2.59 in three runs. The first invocation against the minimal function, "
-    "in three runs after them on 2026-12-06: 1.26, 1.26 and 1.32 (the full run above; the machine was about a "
-    "fifth slower then than earlier that day: figure 11's check took 4.7 ms of CPU, 3.9 ms before, for the same "
-    "code). Most of the difference is the event, not the imports: its 8 results land together and each is "
+    "answering at once; after them, 2.09-2.59 in six runs. The first invocation against the minimal function, "
+    "in six runs after them on 2026-12-06: 1.26, 1.26, 1.32, 1.28, 1.29 and 1.28, against 1.52 and 1.51 for the "
+    "code before them in the same session (the table below). Most of what is left is the event, not the "
+    "imports: its 8 results land together and each is "
     "checked, optimized, journaled and written on the same 2 cores as moto and the emulator, as figure 10 "
     "explains. "
     "What the handler adds to the baseline (the split above): pydantic itself (about 55 ms of CPU to "
@@ -144,7 +144,8 @@ SHORTFALL = {
     "91 % (the run above). Counting each waiter's look at the slots (one BatchGetItem of all 4), the shared slots "
     "cost 6-7 DynamoDB requests per variant, most of them looks: until 2026-12-06 the page counted only the "
     "writes (1.9). Kept: a holder just past its expected end is looked at again 20 ms later instead of 50 ms "
-    "(92, 91 and 92 % against 91, 90 and 91 %, three runs each in one session). Tried and dropped: a hold "
+    "(92, 91 and 92 % against 91, 90 and 91 %, three runs each in one session; the full run at 04:02, on a "
+    "slower machine, 88 %). Tried and dropped: a hold "
     "measured with its release write, so that waiters look once the slot is free (88 % and 87 %). What is left "
     "between calls "
     "is the answer's transfer and check and the next request, on the same 2 cores as moto and six instances.",
@@ -219,6 +220,23 @@ Before, a JPEG generation's box was also reported at a quarter of its size. Trie
 waited 0.5 s: the step now follows the generation time and grows by half); learning a job seen at its first
 poll as ready one window earlier (the estimate crept below the real time; such a job now makes the next one
 probe early instead).
+
+Measured 2026-12-06 the same way (the function's code of the commit before against this one, the same harness),
+for the polls' later changes (jobs take turns, the latest time as seen is a poll time, a job seen done wakes the
+others, early polls from 0.25 s) and the shared slots' sooner look at a late holder:
+
+| figure | before | after |
+| --- | --- | --- |
+| 3. a first invocation against the minimal function, 8 targets, 3 s (two runs) | 1.52, 1.51 | 1.29, 1.28 |
+| 3. the cold start alone, answers at once (two runs) | 3.30, 3.18 | 2.40, 2.35 |
+| 10. status polls per variant (three runs) | 5.8-6.0 | 4.1-4.2 |
+| 10. result collected after ready, median (three runs) | 149-178 ms | 133-153 ms |
+| 10. defaults, 8 targets, 1 s / 3 s (three runs) | 1.51-1.54 / 1.17 | 1.48-1.53 / 1.17-1.19 |
+| 7. six instances sharing 4 slots (three runs) | 91, 90, 91 % | 92, 91, 92 % |
+
+The machine was slower that day than the day before, and slower late than early: figure 11's source check, the
+same code, took 3.9 ms of CPU on 2026-12-06 at 01:28, 4.7 ms at 03:24 and 5.6 ms at 04:02; the CPU-bound figures
+(7, 8 and 9 above all) moved with it.
 """
 
 
