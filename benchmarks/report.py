@@ -234,9 +234,8 @@ others, early polls from 0.25 s) and the shared slots' sooner look at a late hol
 | 10. defaults, 8 targets, 1 s / 3 s (three runs) | 1.51-1.54 / 1.17 | 1.48-1.53 / 1.17-1.19 |
 | 7. six instances sharing 4 slots (three runs) | 91, 90, 91 % | 92, 91, 92 % |
 
-The machine was slower that day than the day before, and slower late than early: figure 11's source check, the
-same code, took 3.9 ms of CPU on 2026-12-06 at 01:28, 4.7 ms at 03:24 and 5.6 ms at 04:02; the CPU-bound figures
-(7, 8 and 9 above all) moved with it.
+The machine slowed down through 2026-12-06: figure 11's source check, the same code, took 3.9 ms of CPU at
+01:28, 4.7 ms at 03:24 and 5.6 ms at 04:02; the CPU-bound figures (7, 8 and 9 above all) moved with it.
 """
 
 
