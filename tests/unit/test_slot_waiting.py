@@ -59,9 +59,12 @@ def expires() -> int:
     return NOW + 60_000
 
 
+INVOCATION = object()  # the queue's calls here are of one invocation; handovers are SharedSlots'
+
+
 def test_only_the_first_waiter_looks_and_the_next_is_woken_when_it_leaves():
     queue = SlotQueue()
-    first, second = queue.join("a", expires), queue.join("b", expires)
+    first, second = queue.join("a", expires, INVOCATION), queue.join("b", expires, INVOCATION)
     assert queue.start_looking(first)
     assert not queue.start_looking(second)
     queue.stop_looking(first)
@@ -72,7 +75,7 @@ def test_only_the_first_waiter_looks_and_the_next_is_woken_when_it_leaves():
 
 def test_a_finished_call_hands_its_slot_to_a_waiter_not_looking():
     queue = SlotQueue()
-    first, second = queue.join("a", expires), queue.join("b", expires)
+    first, second = queue.join("a", expires, INVOCATION), queue.join("b", expires, INVOCATION)
     assert queue.start_looking(first)  # reading the table: not handed a slot meanwhile
     heir = queue.heir(3)
     assert heir is second and second.claimed
@@ -84,7 +87,7 @@ def test_a_finished_call_hands_its_slot_to_a_waiter_not_looking():
 
 def test_a_failed_handover_puts_the_heir_back_first_in_line():
     queue = SlotQueue()
-    first, second = queue.join("a", expires), queue.join("b", expires)
+    first, second = queue.join("a", expires, INVOCATION), queue.join("b", expires, INVOCATION)
     assert queue.heir(0) is first
     queue.handed(first, None)
     assert first.slot is None and queue.give_up(second)
@@ -94,20 +97,20 @@ def test_a_failed_handover_puts_the_heir_back_first_in_line():
 def test_a_slot_goes_back_to_everyone_after_some_handovers_in_a_row():
     queue = SlotQueue()
     for index in range(HANDOVERS_IN_A_ROW):
-        waiter = queue.join(str(index), expires)
+        waiter = queue.join(str(index), expires, INVOCATION)
         heir = queue.heir(0)
         assert heir is waiter
         queue.handed(heir, 0)
-    queue.join("next", expires)
+    queue.join("next", expires, INVOCATION)
     assert queue.heir(0) is None  # released: other instances get their turn
-    taker = queue.join("taker", expires)
+    taker = queue.join("taker", expires, INVOCATION)
     queue.took(taker, 0)  # taken from the table again: handed over again from then on
     assert queue.heir(0) is not None
 
 
 def test_a_waiter_that_gives_up_leaves_and_wakes_the_next():
     queue = SlotQueue()
-    first, second = queue.join("a", expires), queue.join("b", expires)
+    first, second = queue.join("a", expires, INVOCATION), queue.join("b", expires, INVOCATION)
     assert queue.give_up(first)
     assert second.woken.is_set() and queue.start_looking(second)
     assert queue.heir(0) is None  # nobody waiting but the one looking

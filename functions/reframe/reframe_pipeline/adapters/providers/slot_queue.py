@@ -19,7 +19,7 @@ HANDOVERS_IN_A_ROW = 3
 class Waiter:
     holder: str  # the lease's owner, once it has one
     expires_ms: Callable[[], int]  # when a lease taken now would expire
-    invocation: object = None  # its invocation's deadline: calls of one invocation have the same lease expiry
+    invocation: object  # its invocation's deadline: calls of one invocation have the same lease expiry
     slot: int | None = None  # set when a finishing call handed it over
     looking: bool = False  # reading or writing the table: no handover to it meanwhile
     claimed: bool = False  # a handover to it is being written: it may not give up meanwhile
@@ -32,7 +32,7 @@ class SlotQueue:
         self._waiting: deque[Waiter] = deque()
         self._handed: dict[int, int] = {}  # slot -> handovers in a row
 
-    def join(self, holder: str, expires_ms: Callable[[], int], invocation: object = None) -> Waiter:
+    def join(self, holder: str, expires_ms: Callable[[], int], invocation: object) -> Waiter:
         waiter = Waiter(holder, expires_ms, invocation)
         with self._lock:
             self._waiting.append(waiter)
