@@ -1,6 +1,7 @@
 """Figure 3's fresh process: ``python -m benchmarks.cold_child handler|baseline|minimal|split EVENTS_FILE``.
 
-EVENTS_FILE holds ``{"events": [first, second], "bucket": ..., "key": ...}``; the environment is that of a
+EVENTS_FILE holds ``{"events": [first, second], "bucket": ..., "key": ..., "keys": [...], "sidecar_suffix": ...}``
+(the two sources' keys, the last one's alone, and the project's sidecar suffix); the environment is that of a
 process that ran ``stack.point_handler`` (endpoint, provider settings). Nothing heavy is imported before
 the clock starts. Prints one JSON line: milliseconds of the imports, of building the clients, of the first
 event and of a second, warm, one.
@@ -84,10 +85,10 @@ def _minimal_imports() -> None:
     import requests  # noqa: F401
 
 
-def _same_calls(s3: Any, bucket: str, key: str) -> None:
+def _same_calls(s3: Any, bucket: str, key: str, sidecar_suffix: str) -> None:
     import requests
 
-    targets = json.loads(s3.get_object(Bucket=bucket, Key=key + ".reframe.json")["Body"].read())["targets"]
+    targets = json.loads(s3.get_object(Bucket=bucket, Key=key + sidecar_suffix)["Body"].read())["targets"]
     image = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=600)
     session = requests.Session()
 
@@ -111,7 +112,8 @@ def _same_calls(s3: Any, bucket: str, key: str) -> None:
 def _minimal(spec: dict[str, Any]) -> list[float]:
     imported, _ = _timed(_minimal_imports)
     built, s3 = _timed(_s3_client)
-    return [imported, built, *(_timed(partial(_same_calls, s3, spec["bucket"], key))[0] for key in spec["keys"])]
+    calls = [partial(_same_calls, s3, spec["bucket"], key, spec["sidecar_suffix"]) for key in spec["keys"]]
+    return [imported, built, *(_timed(event)[0] for event in calls)]
 
 
 def _split(spec: dict[str, Any]) -> list[float]:

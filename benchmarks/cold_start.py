@@ -17,6 +17,7 @@ from pathlib import Path
 from reframe_cli.backfill import notification
 from reframe_local.moto_stack import create_idempotency_table
 from reframe_local.poller import lambda_event
+from reframe_pipeline.domain.events import SIDECAR_SUFFIX
 
 from .figures import ROOT, SAMPLE, Figure, Sizes, targets_spread
 from .stack import BUCKET, Bench, configure_emulator
@@ -37,7 +38,8 @@ def _events_file(bench: Bench, run: str, log_dir: Path, targets: int = TARGETS) 
         events.append(lambda_event([{**message, "Body": json.dumps(notification(BUCKET, source))}], _QUEUE_ARN))
         keys.append(source.key)
     path = log_dir / f"cold-{run}.json"
-    path.write_text(json.dumps({"events": events, "bucket": BUCKET, "key": source.key, "keys": keys}))
+    spec = {"events": events, "bucket": BUCKET, "key": source.key, "keys": keys, "sidecar_suffix": SIDECAR_SUFFIX}
+    path.write_text(json.dumps(spec))
     return path
 
 

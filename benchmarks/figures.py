@@ -116,8 +116,8 @@ def overhead(bench: Bench, sizes: Sizes) -> Figure:
         "<= 50 ms",
         extra_ms <= 50,
         f"median of {len(walls)}; min {(min(walls) - sizes.latency_s) * 1000:.0f} ms, "
-        f"max {(max(walls) - sizes.latency_s) * 1000:.0f} ms; of which the emulator's own work beyond the latency "
-        f"(encoding its answer) {served}",
+        f"max {(max(walls) - sizes.latency_s) * 1000:.0f} ms; of which the emulator's own time beyond the latency "
+        f"{served}",
     )
 
 

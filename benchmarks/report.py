@@ -16,8 +16,8 @@ MEANING = {
     "time divided by the latency. A sequential pipeline scores 8.",
     2: "The same with one target, 20 times: the median wall time minus the 1 s latency is what the pipeline "
     "adds per variant (S3 head, sidecar, ranged header read, listing, presigning, the check of the answer, "
-    "the upload, the manifest, and the emulator's encoding of its answer; its fetch of the source is within "
-    "the latency since 2026-12-06).",
+    "the upload, the manifest; the emulator's fetch of the source and encoding of its answer are within the "
+    "latency since 2026-12-06).",
     3: "Fresh processes (`benchmarks/cold_child.py`), nothing heavy imported before the clock starts. The "
     "handler runs as `sam build` makes it (`functions/reframe/Makefile`: its modules compiled, since Lambda's code "
     "directory is read-only), with the default settings (Segmind's async API, the source check, notices to an "
