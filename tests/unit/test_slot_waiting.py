@@ -8,7 +8,9 @@ from reframe_pipeline.adapters.providers.slot_waiting import (
     AFTER_END_S,
     FIRST_S,
     LONGEST_S,
+    Due,
     TypicalHold,
+    first_due,
     next_look_s,
 )
 
@@ -32,6 +34,13 @@ def test_without_expected_ends_the_waits_double_up_to_the_longest():
 
 def test_a_holder_that_did_not_say_when_it_ends_keeps_the_backoff_short():
     assert next_look_s(NOW, [None, NOW + 800], rounds=1) == FIRST_S
+
+
+def test_the_slot_due_first_is_the_one_whose_holder_ends_first_later_than_now():
+    busy = {0: NOW + 700, 1: NOW + 300, 2: None, 3: NOW - 50}
+    assert first_due(NOW, busy) == Due(1, NOW + 300)
+    # A holder already late, or one that did not say, is not due: it is looked at, not written to.
+    assert first_due(NOW, {2: None, 3: NOW - 50}) is None
 
 
 def test_a_late_holder_is_looked_at_again_once_it_is_as_late_again():

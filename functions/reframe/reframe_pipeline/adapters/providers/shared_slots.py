@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reframe_pipeline.adapters.providers.slot_queue import SlotQueue, Waiter
-from reframe_pipeline.adapters.providers.slot_waiting import LONGEST_S, TypicalHold, next_look_s
+from reframe_pipeline.adapters.providers.slot_waiting import LONGEST_S, Due, TypicalHold, first_due, next_look_s
 from reframe_pipeline.application.deadline import Deadline
 from reframe_pipeline.domain.errors import DeadlineError
 from reframe_pipeline.observability import MetricUnit, count, logger, measure
@@ -41,8 +41,8 @@ class SlotTable:
     def _key(self, slot: int) -> dict[str, Any]:
         return {"id": {"S": f"slot#{self._provider}#{slot}"}}
 
-    def look(self) -> tuple[list[int], list[int | None]]:
-        """The slots that look free, and the expected ends of the busy ones' holders: one consistent read of
+    def look(self) -> tuple[list[int], dict[int, int | None]]:
+        """The slots that look free, and the busy ones with their holders' expected ends: one consistent read of
         them all per round, so a waiting call writes only where it may win (a conditional write per slot and
         round made waiting cost ~50 requests)."""
         now = _now_ms()
@@ -57,7 +57,7 @@ class SlotTable:
                 if item in unread or (lease is not None and int(lease) >= now):
                     end = item.get("expected_end", {}).get("N")
                     taken[int(item["id"]["S"].rsplit("#", 1)[1])] = None if end is None else int(end)
-        return [slot for slot in range(self.size) if slot not in taken], list(taken.values())
+        return [slot for slot in range(self.size) if slot not in taken], taken
 
     def take(self, slot: int, waiter: Waiter, expected_end: int | None) -> bool:
         free = "attribute_not_exists(lease_expires) OR lease_expires < :now"
@@ -141,13 +141,13 @@ class SharedSlots:
             raise
 
     def _wait_in_line(self, waiter: Waiter, deadline: Deadline, reserve_ms: int) -> tuple[int, str]:
-        rounds = 0
+        rounds, due = 0, None
         while waiter.slot is None:
             wait_s = LONGEST_S  # behind another waiter: woken when first, or when handed a slot
             if self._queue.start_looking(waiter):
                 rounds += 1
                 try:
-                    slot, wait_s = self._look_and_take(waiter, rounds)
+                    slot, wait_s, due = self._look_and_take(waiter, rounds, due)
                 finally:
                     self._queue.stop_looking(waiter)
                 if slot is not None:
@@ -161,14 +161,20 @@ class SharedSlots:
             waiter.woken.wait(wait_s)
         return waiter.slot, waiter.holder
 
-    def _look_and_take(self, waiter: Waiter, rounds: int) -> tuple[int | None, float]:
-        """A free slot taken, or None and how long to wait before looking again."""
+    def _look_and_take(self, waiter: Waiter, rounds: int, due: Due | None) -> tuple[int | None, float, Due | None]:
+        """A free slot taken, or None, how long to wait before looking again and the slot due first then. The
+        slot ``due`` first at the last look, once its holder's expected end has passed, is taken without a look
+        (once): its release is likely written, and the look would cost a round trip before the write."""
         now = _now_ms()
-        free, busy_until = self._table.look()
+        expected_end = self._typical.expected_end_ms(now)
+        if due is not None and due.end_ms <= now and self._table.take(due.slot, waiter, expected_end):
+            return due.slot, 0.0, None
+        free, busy = self._table.look()
         for slot in random.sample(free, len(free)):  # no slot is everyone's first try
-            if self._table.take(slot, waiter, self._typical.expected_end_ms(now)):
-                return slot, 0.0
-        return None, next_look_s(_now_ms(), busy_until, rounds)
+            if self._table.take(slot, waiter, expected_end):
+                return slot, 0.0, None
+        now = _now_ms()
+        return None, next_look_s(now, busy.values(), rounds), first_due(now, busy)
 
     def _abandon(self, waiter: Waiter) -> None:
         """Out of the queue after a failure; a slot handed over meanwhile is given back."""
