@@ -125,6 +125,19 @@ def running(log_dir: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
         yield moto, emulator
 
 
+@contextmanager
+def settings_of(bench: Bench, **settings: str) -> Iterator[None]:
+    """The handler of this process with ``settings`` for the block, then without them again."""
+    os.environ.update(settings)
+    point_handler_at(bench.moto.url)
+    try:
+        yield
+    finally:
+        for name in settings:
+            del os.environ[name]
+        point_handler_at(bench.moto.url)
+
+
 def point_handler(moto: ServerProcess, emulator: ServerProcess, **settings: str) -> Bench:
     """This process's handler on moto and the emulator, its cached settings and clients rebuilt."""
     os.environ.update(provider_env(emulator), **settings)
