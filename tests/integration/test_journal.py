@@ -37,5 +37,5 @@ def test_a_ticket_dropped_is_gone_and_the_work_stays_reserved(journal: DynamoDBJ
     journal.hold("work-1", TICKET)
     journal.hold("work-1", None)
     assert journal.load("work-1") is None
-    journal.written("work-1")  # the state moves on without bringing a ticket back
+    journal.advance("work-1", "written")  # the state moves on without bringing a ticket back
     assert journal.load("work-1") is None

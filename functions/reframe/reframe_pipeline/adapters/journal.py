@@ -35,13 +35,9 @@ class MemoryJournal:
             self._tickets[work_id] = ticket
             self.states[work_id] = "submitted" if ticket else "reserved"
 
-    def collected(self, work_id: str) -> None:
+    def advance(self, work_id: str, state: str) -> None:
         with self._lock:
-            self.states[work_id] = "generated"
-
-    def written(self, work_id: str) -> None:
-        with self._lock:
-            self.states[work_id] = "written"
+            self.states[work_id] = state
 
 
 class DynamoDBJournal:
@@ -78,21 +74,12 @@ class DynamoDBJournal:
             self._unwritten[work_id] = json.dumps(dataclasses.asdict(ticket))
         self._write(work_id, "submitted")
 
-    def collected(self, work_id: str) -> None:
-        """Written only to bring a ticket not in the table yet: with the ticket there, a redelivery collects by it
-        whatever the state says, and this write cost every variant a DynamoDB round trip at the busiest moment of
-        its invocation (all results arrive together)."""
-        with self._lock:
-            pending = work_id in self._unwritten
-        if pending:
-            self._write(work_id, "generated")
-
-    def written(self, work_id: str) -> None:
-        self._write(work_id, "written")
+    def advance(self, work_id: str, state: str) -> None:
+        """Progress (``generated``, ``written``), and a ticket not written yet. Never raised: a throttled write
+        must not fail a variant that was made; it is logged and counted, and the ticket kept for the next."""
+        self._write(work_id, state)
 
     def _write(self, work_id: str, state: str) -> None:
-        """The state, and a ticket not written yet. Never raised: a throttled write must not fail a variant that was
-        made; it is logged and counted, and the ticket kept for the next."""
         with self._lock:
             ticket = self._unwritten.get(work_id)
         expression = "SET #state = :state, expiration = :exp" + (", ticket = :ticket" if ticket else "")

@@ -76,8 +76,7 @@ class ReframeProvider(Protocol):
 
 class Journal(Protocol):
     """Where each variant's paid steps are kept (reserved -> submitted -> generated -> written), by the
-    identity of the work, so that a retry, a redelivery or another instance resumes instead of paying. The ticket
-    is what resumes; the states say how far the work went."""
+    identity of the work, so that a retry, a redelivery or another instance resumes instead of paying."""
 
     def load(self, work_id: str) -> Ticket | None:
         """The paid generation the provider holds for this work, if one was recorded."""
@@ -87,13 +86,7 @@ class Journal(Protocol):
         """Record the provider's ticket (state ``submitted``), or forget a lost one."""
         ...
 
-    def collected(self, work_id: str) -> None:
-        """The paid result is in hand (state ``generated``)."""
-        ...
-
-    def written(self, work_id: str) -> None:
-        """The variant is written (state ``written``)."""
-        ...
+    def advance(self, work_id: str, state: str) -> None: ...
 
 
 class Budget(Protocol):

@@ -118,7 +118,7 @@ class VariantProducer:
             generation_key = storing.result()
         if generation_key is not None:  # the bucket keeps it
             self.held.drop(job.work_id)
-        self.journal.written(job.work_id)
+        self.journal.advance(job.work_id, "written")
         note = _note(meter) if kept is None and job.previous_generation == job.gen_id else None
         return Made(
             result,
@@ -171,7 +171,7 @@ class VariantProducer:
             result = self.provider.reframe(request)
         if resume is not None and meter.paid_attempts == paid:  # paid for by an earlier invocation
             meter.collected()
-        self.journal.collected(retry_work_id(job.work_id) if retry else job.work_id)
+        self.journal.advance(retry_work_id(job.work_id) if retry else job.work_id, "generated")
         job.check_source()
         return result
 
