@@ -212,49 +212,45 @@ def test_within_one_invocation_a_handed_slot_is_used_before_anything_is_written(
     assert "lease_expires" not in item  # the second call ended it: free for every instance
 
 
-class ReleasingAfterLook(Counting):
-    """Counting, and once the slots were looked at ``busy_looks`` times, ``release`` runs after that look has
-    answered (every slot busy): the calls made after it are in ``after``."""
+class HolderAroundTheLook(Counting):
+    """Counting, around the waiter's first look at the slots: just before it, ``hold`` leases the slot to a holder
+    in another instance (so its expected end is measured from the look, however slow the machine); just after
+    it has answered (every slot busy), ``release`` ends that lease. The calls made after it are in ``after``."""
 
-    def __init__(self, client: Any, busy_looks: int, release: Any) -> None:
+    def __init__(self, client: Any, hold: Any, release: Any) -> None:
         super().__init__(client)
-        self.busy_looks, self.release, self.after = busy_looks, release, list[str]()
+        self.hold, self.release, self.after = hold, release, list[str]()
 
     def __getattr__(self, name: str) -> Any:
         call = super().__getattr__(name)
 
         def logged(**kwargs: Any) -> Any:
-            if self.release is None:
-                self.after.append(name)
-            answer = call(**kwargs)
-            if name == "batch_get_item" and self.calls[name] == self.busy_looks:
+            if name == "batch_get_item" and name not in self.calls:  # the first look
+                self.hold()
+                answer = call(**kwargs)
                 self.release()
-                self.release = None
-            return answer
+                return answer
+            self.after.append(name)
+            return call(**kwargs)
 
         return logged
 
 
 def test_a_slot_whose_holder_is_due_is_taken_without_another_look(dynamodb: Any):
-    """A holder in another instance says it ends 300 ms from now; it is released right after the waiter's look.
-    Once that end has passed, the waiter writes its lease at once: no second look before the write."""
+    """A holder in another instance says it ends a second after the waiter's look, and is released right after
+    that look. Once that end has passed, the waiter writes its lease at once: no second look before the write."""
     key = {"id": {"S": "slot#segmind#0"}}
-    now_ms = int(time.time() * 1000)
-    dynamodb.put_item(
-        TableName=TABLE,
-        Item=key
-        | {
-            "holder": {"S": "another-instance"},
-            "lease_expires": {"N": str(now_ms + 60_000)},
-            "expected_end": {"N": str(now_ms + 300)},
-        },
-    )
+
+    def hold() -> None:
+        now_ms = int(time.time() * 1000)
+        lease = {"lease_expires": {"N": str(now_ms + 60_000)}, "expected_end": {"N": str(now_ms + 1_000)}}
+        dynamodb.put_item(TableName=TABLE, Item=key | {"holder": {"S": "another-instance"}} | lease)
 
     def release() -> None:
         SlotTable(TABLE, "segmind", 1, dynamodb).end(0, "another-instance")
 
-    client = ReleasingAfterLook(dynamodb, busy_looks=1, release=release)
+    client = HolderAroundTheLook(dynamodb, hold, release)
     with SharedSlots(TABLE, "segmind", 1, client).hold(Deadline(lambda: 60_000), reserve_ms=0):
-        assert client.after == ["update_item"]  # the lease written, no look first
+        assert client.calls["batch_get_item"] == 1 and client.after == ["update_item"]  # written, no look first
         item = dynamodb.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"]
         assert item["holder"]["S"] != "another-instance"
