@@ -127,14 +127,18 @@ def running(log_dir: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
 
 @contextmanager
 def settings_of(bench: Bench, **settings: str) -> Iterator[None]:
-    """The handler of this process with ``settings`` for the block, then without them again."""
+    """The handler of this process with ``settings`` for the block, then with what it had before."""
+    before = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     point_handler_at(bench.moto.url)
     try:
         yield
     finally:
-        for name in settings:
-            del os.environ[name]
+        for name, value in before.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
         point_handler_at(bench.moto.url)
 
 
