@@ -3,8 +3,8 @@
 Each lease carries its holder's expected end (the process's typical hold so far), so a waiter sleeps until the
 first of them instead of on a blind backoff that left slots idle for up to a second, then writes to the slot due
 first without looking (``first_due``). A holder past its expected end is looked at again soon, then less and less
-often; a lease with no expected end (nothing learned yet) falls
-back to the backoff. Pure: the caller brings the clock."""
+often; a lease with no expected end (nothing learned yet) falls back to the backoff. Pure: the caller brings the
+clock."""
 
 from __future__ import annotations
 
